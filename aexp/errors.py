@@ -1,0 +1,35 @@
+"""The errors aexp raises on purpose.
+
+Every error here carries one sentence a researcher can act on. The CLI prints that sentence and
+exits with code 2; the workflow lets it propagate so flow reports the failing job.
+"""
+
+from __future__ import annotations
+
+
+class AexpError(Exception):
+    """Base class: a problem with the user's input or state, explained in one sentence."""
+
+
+class SettingsError(AexpError):
+    """`signac.rc` (or an environment override) is missing, unreadable or malformed."""
+
+
+class ProjectNotFoundError(AexpError):
+    """No signac project (`.signac/config`) in the given directory or above it."""
+
+
+class JobNotFoundError(AexpError):
+    """A job id (or run id) matches no job, or a prefix matches several."""
+
+
+class BindingError(AexpError):
+    """`job.doc["tracker"]` is missing where it is required, or has been corrupted."""
+
+
+class TrackerInitError(AexpError):
+    """A tracker backend cannot be used: its SDK is missing or it refused the request."""
+
+
+class TrackerUsageError(AexpError):
+    """A tracker call got input it cannot record (bad metrics, missing artifact file)."""

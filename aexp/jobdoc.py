@@ -1,0 +1,109 @@
+"""Safe reads and writes of the job document (`<job>/signac_job_document.json`).
+
+signac writes the whole document on every update (read, modify, atomic replace) without an
+inter-process lock, so two processes updating different keys lose each other's writes. Every
+aexp write goes through `update_doc` under a per-job `filelock.FileLock`; reads go through
+`read_doc`, which parses the file once per change (cached by mtime and size), so the workflow's
+conditions cost one parse per job per `status` call however many conditions read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from filelock import FileLock
+
+from aexp.errors import BindingError
+
+LOCK_FILE = ".aexp.lock"
+LOCK_TIMEOUT_S = 120.0
+
+_cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
+def now_iso() -> str:
+    """The current time as ISO-8601 UTC (the format of every timestamp aexp writes)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def age_seconds(timestamp: str | None) -> float | None:
+    """Seconds since an ISO-8601 timestamp written by `now_iso`, or None if absent or unreadable."""
+    if not timestamp:
+        return None
+    try:
+        then = datetime.fromisoformat(timestamp)
+    except (TypeError, ValueError):
+        return None
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - then).total_seconds()
+
+
+def _doc_path(job: Any) -> str:
+    return os.path.join(job.path, job.FN_DOCUMENT)
+
+
+def read_doc(job: Any, *, fresh: bool = False) -> dict[str, Any]:
+    """The job document as a plain dict ({} if the job has none yet).
+
+    The returned dict is shared with the cache: treat it as read-only. `fresh` bypasses the
+    cache (writers use it: a file replaced twice within one timestamp tick can look unchanged).
+    Raises BindingError if the file is not valid JSON.
+    """
+    path = _doc_path(job)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return {}
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    cached = _cache.get(path)
+    if not fresh and cached and cached[0] == key:
+        return cached[1]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BindingError(f"job {job.id}: its document {path} is not valid JSON.") from None
+    if not isinstance(doc, dict):
+        raise BindingError(f"job {job.id}: its document {path} is not a JSON object.")
+    _cache[path] = (key, doc)
+    return doc
+
+
+@contextmanager
+def job_lock(job: Any) -> Iterator[None]:
+    """Hold the job's inter-process lock (released by the OS if the holder dies)."""
+    with FileLock(os.path.join(job.path, LOCK_FILE), timeout=LOCK_TIMEOUT_S):
+        yield
+
+
+def update_doc(
+    job: Any, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> dict[str, Any]:
+    """Apply `change` to a fresh copy of the document under the job lock and store the result.
+
+    `change` receives a deep copy of the current document and returns the top-level keys to
+    store (or None to store nothing). Returns the document as stored. Keys must be valid signac
+    document keys (strings without dots).
+    """
+    with job_lock(job):
+        current = json.loads(json.dumps(read_doc(job, fresh=True)))
+        updates = change(current)
+        if updates:
+            current.update(updates)
+            _write_atomically(_doc_path(job), current)
+        return current
+
+
+def _write_atomically(path: str, doc: dict[str, Any]) -> None:
+    # The same atomic replace signac performs, without its per-key validation: one write per
+    # update, and a reader (signac's job.doc included) never sees a torn file.
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+    os.replace(tmp, path)

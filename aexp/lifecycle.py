@@ -1,0 +1,393 @@
+"""One execution attempt of a job inside its tracker run: `run_lifecycle` and `Tracker`.
+
+    with run_lifecycle(job) as tracker:
+        tracker.log({"loss": 0.1})
+
+An attempt re-opens the bound run (same run id, step axis continued from the last attempt),
+keeps a heartbeat in the job document, turns SIGTERM/SIGUSR1/SIGUSR2 (SLURM's time-limit warning,
+scancel) and Ctrl-C into a recorded preemption, and records the outcome:
+
+    success    status "complete",  tracker state "completed", exit code 0
+    exception  status "failed",    tracker state "failed",    exit code 1, traceback in error.log
+    signal     status "preempted", tracker state "preempted", exit code 128 + signal number
+
+With `close=False` (the workflow's execute) a successful or failed run stays open in this process
+for the `finish` operation; it is closed at the latest when another run opens or the process exits,
+so one attempt writes exactly one W&B offline folder.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from aexp.binding import (
+    BOUND,
+    COMPLETED,
+    FAILED,
+    FINISHED,
+    PREEMPTED,
+    RUNNING,
+    adapter_for,
+    get_binding,
+    handle_for,
+    update_binding,
+)
+from aexp.errors import BindingError
+from aexp.jobdoc import age_seconds, now_iso, update_doc
+from aexp.trackers import RunHandle, TrackerAdapter, clean_metrics
+
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+CHECKPOINT_FILE = "checkpoint.json"
+ERROR_LOG = "error.log"
+
+
+class Preempted(SystemExit):
+    """Raised inside the experiment when the attempt was signalled; exits with 128 + signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+@dataclass
+class _LiveRun:
+    job: Any
+    adapter: TrackerAdapter
+    handle: RunHandle
+    artifacts: tuple[str, ...] = ()
+
+
+_live: dict[str, _LiveRun] = {}
+
+
+@dataclass
+class Tracker:
+    """What an experiment gets: log metrics and artifacts, know the step, checkpoint and resume.
+
+    `step` is the step the next `log` records at. It continues across attempts, so a resumed run
+    has one continuous step axis; log the experiment's own counter (epoch, iteration) as a metric.
+    """
+
+    job: Any
+    run_id: str | None
+    step: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+    _adapter: TrackerAdapter | None = None
+    _handle: RunHandle | None = None
+    _preempt_signal: int | None = None
+    _checkpoints_used: bool = False
+
+    def log(self, metrics: Mapping[str, Any], *, step: int | None = None) -> None:
+        """Record one row of metrics at `step` (default: the next step); see `clean_metrics`."""
+        row = clean_metrics(metrics)
+        if step is not None:
+            if step < self.step:
+                raise BindingError(f"step {step} is behind the run's next step {self.step}.")
+            self.step = step
+        if self._adapter is not None and self._handle is not None:
+            self._adapter.log(self._handle, row, step=self.step)
+        self.summary.update(row)
+        self.step += 1
+
+    def log_artifact(self, name: str, path: str | os.PathLike) -> None:
+        """Attach a file or directory (relative paths are inside the job) to the run."""
+        full = Path(self.job.path, path)
+        if self._adapter is not None and self._handle is not None:
+            self._adapter.log_artifact(self._handle, name, full)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where `checkpoint` stores the experiment's state (inside the job workspace)."""
+        return Path(self.job.path, CHECKPOINT_FILE)
+
+    @property
+    def preempt_requested(self) -> bool:
+        """True once a preemption signal arrived; the next `checkpoint` saves and stops."""
+        return self._preempt_signal is not None
+
+    def checkpoint(self, state: Mapping[str, Any]) -> None:
+        """Save `state` (JSON-serialisable) atomically; stop here if preemption was requested.
+
+        An experiment that checkpoints is stopped only at its checkpoints, so it always resumes
+        from a consistent state. One that never checkpoints is stopped at the signal itself.
+        """
+        self._checkpoints_used = True
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"step": self.step, "state": state}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.checkpoint_path)
+        if self._preempt_signal is not None:
+            raise Preempted(self._preempt_signal)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The state saved by the last `checkpoint` of this job, or None."""
+        try:
+            with open(self.checkpoint_path, encoding="utf-8") as fh:
+                return json.load(fh)["state"]
+        except FileNotFoundError:
+            return None
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        first = self._preempt_signal is None
+        self._preempt_signal = signum
+        if not self._checkpoints_used or not first:
+            raise Preempted(signum)
+
+
+def is_stale(doc: Mapping[str, Any], stale_after: float) -> bool:
+    """True if the job's heartbeat is missing or older than `stale_after` seconds."""
+    age = age_seconds(doc.get("heartbeat_at"))
+    return age is None or age > stale_after
+
+
+def _start_attempt(job: Any, stale_after: float) -> dict[str, Any] | None:
+    """Mark the job running (and its run's attempt count) in one locked update."""
+    started = now_iso()
+    result: dict[str, Any] = {}
+
+    def change(doc: dict[str, Any]) -> dict[str, Any]:
+        binding = get_binding(job, doc)
+        if binding is not None and binding["state"] == RUNNING and not is_stale(doc, stale_after):
+            raise BindingError(
+                f"job {job.id} is already executing elsewhere (heartbeat "
+                f"{age_seconds(doc.get('heartbeat_at')):.0f} s ago)."
+            )
+        updates: dict[str, Any] = {
+            "status": "running",
+            "started_at": started,
+            "heartbeat_at": started,
+            "ended_at": None,
+            "wallclock_s": None,
+        }
+        if binding is not None:
+            if binding["state"] in (COMPLETED, FINISHED):
+                raise BindingError(
+                    f"job {job.id}'s run already {binding['state']}; nothing to run."
+                )
+            binding = {
+                **binding,
+                "state": RUNNING,
+                "attempts": binding.get("attempts", 0) + 1,
+                "exit_code": None,
+                "error": None,
+                "closed": False,
+            }
+            updates["tracker"] = binding
+            result.update(binding)
+        return updates
+
+    update_doc(job, change)
+    return result or None
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, job: Any, tracker: Tracker, interval: float) -> None:
+        super().__init__(daemon=True, name=f"aexp-heartbeat-{job.id[:8]}")
+        self.job, self.tracker, self.interval = job, tracker, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            with suppress(Exception):  # a missed beat only makes the job look stale sooner
+
+                def beat(doc: dict[str, Any]) -> dict[str, Any]:
+                    updates: dict[str, Any] = {"heartbeat_at": now_iso()}
+                    if isinstance(doc.get("tracker"), dict) and self.tracker.run_id:
+                        updates["tracker"] = {**doc["tracker"], "last_step": self.tracker.step - 1}
+                    return updates
+
+                update_doc(self.job, beat)
+
+
+@contextmanager
+def _signals_to(tracker: Tracker) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, tracker._on_signal) for sig in PREEMPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def close_live_run(job: Any) -> bool:
+    """Close the job's run if it is open in this process; True if it was.
+
+    Logs the declared result files as artifacts first, then closes the run with the exit code
+    recorded in the binding, and records `closed: true`.
+    """
+    live = _live.pop(job.id, None)
+    if live is None:
+        return False
+    binding = get_binding(job) or {}
+    exit_code = binding.get("exit_code") or 0
+    for name in live.artifacts:
+        path = Path(job.path, name)
+        if path.exists():
+            live.adapter.log_artifact(live.handle, name, path)
+    live.adapter.finish(
+        live.handle, exit_code=exit_code, preempted=binding.get("state") == PREEMPTED
+    )
+    update_binding(job, closed=True)
+    return True
+
+
+@atexit.register
+def _close_all_live_runs() -> None:
+    for job_id in list(_live):
+        with suppress(Exception):
+            close_live_run(_live[job_id].job)
+
+
+def _record_error(job: Any, attempt: int | None) -> str:
+    exc_type, exc, _ = sys.exc_info()
+    line = f"{exc_type.__name__}: {exc}" if exc_type else "unknown error"
+    with open(Path(job.path, ERROR_LOG), "a", encoding="utf-8") as fh:
+        fh.write(f"--- {now_iso()} attempt {attempt}\n{traceback.format_exc()}\n")
+    return line.splitlines()[0][:500]
+
+
+@contextmanager
+def run_lifecycle(
+    job: Any,
+    *,
+    close: bool = True,
+    heartbeat_interval: float = 30.0,
+    stale_after: float = 300.0,
+    artifacts: tuple[str, ...] = (),
+) -> Iterator[Tracker]:
+    """Run one attempt of `job` inside its bound tracker run; yields the `Tracker`.
+
+    The job's status goes running -> complete | failed | preempted with `started_at`,
+    `ended_at`, `wallclock_s`; `heartbeat_at` is refreshed every `heartbeat_interval` seconds.
+    Exceptions (and `Preempted`, a SystemExit) are recorded, then re-raised. An unbound job runs
+    with lifecycle bookkeeping only. Raises BindingError if another process is running the job
+    (fresh heartbeat) or the run already completed.
+    """
+    binding = _start_attempt(job, stale_after)
+    t0 = time.monotonic()
+    tracker = Tracker(job=job, run_id=binding["run_id"] if binding else None)
+    if binding is not None:
+        tracker.step = binding.get("last_step", -1) + 1
+        tracker.summary = dict(binding.get("summary") or {})
+        for other in [j for j in _live if j != job.id]:
+            close_live_run(_live[other].job)
+        stale = _live.pop(job.id, None)
+        if stale is not None:  # an earlier attempt in this process left it open
+            with suppress(Exception):
+                stale.adapter.finish(stale.handle, exit_code=1)
+        try:
+            adapter = adapter_for(binding)
+            handle = adapter.resume_run(
+                handle_for(job, binding), workdir=job.path, attempt=binding["attempts"]
+            )
+        except BaseException:
+            error = _record_error(job, binding["attempts"])
+            _end(job, tracker, t0, status="failed", state=FAILED, exit_code=1, error=error)
+            raise
+        tracker._adapter, tracker._handle = adapter, handle
+        _live[job.id] = _LiveRun(job, adapter, handle, tuple(artifacts))
+    heartbeat = _Heartbeat(job, tracker, heartbeat_interval)
+    heartbeat.start()
+    try:
+        with _signals_to(tracker):
+            yield tracker
+    except (Preempted, KeyboardInterrupt) as exc:
+        code = exc.code if isinstance(exc, Preempted) else 128 + signal.SIGINT
+        heartbeat.stopped.set()
+        _end(job, tracker, t0, status="preempted", state=PREEMPTED, exit_code=code)
+        close_live_run(job)  # the process is about to exit: close now, marked preempting
+        raise
+    except BaseException:
+        heartbeat.stopped.set()
+        error = _record_error(job, binding["attempts"] if binding else None)
+        _end(job, tracker, t0, status="failed", state=FAILED, exit_code=1, error=error)
+        if close:
+            close_live_run(job)
+        raise
+    else:
+        heartbeat.stopped.set()
+        _end(job, tracker, t0, status="complete", state=COMPLETED, exit_code=0)
+        if close:
+            close_live_run(job)
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join(timeout=5)
+
+
+def _end(
+    job: Any,
+    tracker: Tracker,
+    t0: float,
+    *,
+    status: str,
+    state: str,
+    exit_code: int,
+    error: str | None = None,
+) -> None:
+    ended = now_iso()
+
+    def change(doc: dict[str, Any]) -> dict[str, Any]:
+        updates: dict[str, Any] = {
+            "status": status,
+            "ended_at": ended,
+            "heartbeat_at": ended,
+            "wallclock_s": round(time.monotonic() - t0, 3),
+        }
+        binding = doc.get("tracker")
+        if tracker.run_id and isinstance(binding, dict):
+            updates["tracker"] = {
+                **binding,
+                "state": state,
+                "exit_code": exit_code,
+                "error": error,
+                "last_step": tracker.step - 1,
+                "summary": tracker.summary,
+            }
+        return updates
+
+    update_doc(job, change)
+
+
+def finish_run(job: Any) -> dict[str, Any]:
+    """Close the job's run after its last attempt ended and record the final state.
+
+    completed -> finished (exit 0); failed stays failed with its exit code. Idempotent.
+    Returns the binding.
+    """
+    binding = get_binding(job)
+    if binding is None:
+        raise BindingError(f"job {job.id} is not bound to a tracker run; nothing to finish.")
+    if binding["state"] not in (COMPLETED, FAILED, FINISHED):
+        raise BindingError(f"job {job.id}'s run is {binding['state']}; it has not ended yet.")
+    if not close_live_run(job) and not binding.get("closed"):
+        # The attempt's process died after recording its end: re-open only to close it.
+        adapter = adapter_for(binding)
+        handle = adapter.resume_run(
+            handle_for(job, binding), workdir=job.path, attempt=binding.get("attempts", 1)
+        )
+        adapter.finish(handle, exit_code=binding.get("exit_code") or 0)
+    final = FINISHED if binding["state"] in (COMPLETED, FINISHED) else FAILED
+    return update_binding(
+        job, state=final, closed=True, finished_at=binding.get("finished_at") or now_iso()
+    )
+
+
+__all__ = ["BOUND", "Preempted", "Tracker", "close_live_run", "finish_run", "run_lifecycle"]

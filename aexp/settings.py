@@ -1,0 +1,157 @@
+"""The template's own settings: `signac.rc` at the project root, overridable by environment.
+
+signac 2 never reads `signac.rc` (it reads `.signac/config`), so the file is ours alone. It is INI,
+read with the standard library's configparser. It must never carry a top-level `project` key:
+without `.signac/config`, signac's legacy detection would take the file for an old project.
+
+Environment variables win over the file, so a batch script or CI can switch a setting without
+editing it:
+
+    AEXP_BACKEND   [tracker] backend       AEXP_SYNC_WORKERS  [sync] workers
+    AEXP_PROJECT   [tracker] project       AEXP_SYNC_TIMEOUT  [sync] timeout
+    AEXP_ENTITY    [tracker] entity        AEXP_STALE_AFTER   [workflow] stale_after
+    AEXP_OFFLINE   [tracker] offline       AEXP_HEARTBEAT     [workflow] heartbeat_interval
+    AEXP_TAGS      [tracker] tags
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aexp.errors import SettingsError
+
+SETTINGS_FILE = "signac.rc"
+
+# W&B project names may not contain these characters (the server rejects them).
+_BAD_PROJECT_CHARS = re.compile(r"[/\\#?%:]")
+
+_ENV = {
+    ("tracker", "backend"): "AEXP_BACKEND",
+    ("tracker", "project"): "AEXP_PROJECT",
+    ("tracker", "entity"): "AEXP_ENTITY",
+    ("tracker", "offline"): "AEXP_OFFLINE",
+    ("tracker", "tags"): "AEXP_TAGS",
+    ("workflow", "heartbeat_interval"): "AEXP_HEARTBEAT",
+    ("workflow", "stale_after"): "AEXP_STALE_AFTER",
+    ("sync", "workers"): "AEXP_SYNC_WORKERS",
+    ("sync", "timeout"): "AEXP_SYNC_TIMEOUT",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings with defaults for everything but the tracker project."""
+
+    path: Path | None
+    backend: str = "noop"
+    project: str = "aexp"
+    entity: str | None = None
+    offline: bool = True
+    tags: tuple[str, ...] = ()
+    heartbeat_interval: float = 30.0
+    stale_after: float = 300.0
+    artifacts: tuple[str, ...] = ()
+    sync_workers: int = 4
+    sync_timeout: float = 600.0
+    slurm: dict[str, str] = field(default_factory=dict)
+
+
+def validate_project_name(name: str, *, where: str = "project") -> str:
+    """Return `name` if W&B would accept it as a project name, else raise SettingsError."""
+    if not name or not name.strip():
+        raise SettingsError(f"{where} is empty; give the tracker project a name.")
+    if len(name) > 128 or _BAD_PROJECT_CHARS.search(name):
+        raise SettingsError(
+            f"{where} {name!r} is not a valid tracker project name "
+            "(at most 128 characters, none of / \\ # ? % :)."
+        )
+    return name
+
+
+def load_settings(root: str | os.PathLike | None = None) -> Settings:
+    """Read `<root>/signac.rc` (missing file: defaults) and apply environment overrides.
+
+    Raises SettingsError naming the file and key for anything unreadable or malformed.
+    """
+    path = Path(root or ".") / SETTINGS_FILE
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"), interpolation=None)
+    if path.exists():
+        try:
+            with open(path, encoding="utf-8") as fh:
+                parser.read_file(fh)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"cannot read {path}: {exc}.") from None
+        except configparser.Error as exc:
+            first = str(exc).splitlines()[0].rstrip(".")
+            raise SettingsError(f"{path} is not a valid INI file: {first}.") from None
+    else:
+        path = None  # type: ignore[assignment]
+    shown = str(path) if path else SETTINGS_FILE
+
+    def raw(section: str, key: str) -> str | None:
+        env = _ENV.get((section, key))
+        if env and os.environ.get(env) is not None:
+            return os.environ[env]
+        return parser.get(section, key, fallback=None)
+
+    def origin(section: str, key: str) -> str:
+        env = _ENV.get((section, key))
+        if env and os.environ.get(env) is not None:
+            return f"environment variable {env}"
+        return f"[{section}] {key} in {shown}"
+
+    def boolean(section: str, key: str, default: bool) -> bool:
+        value = raw(section, key)
+        if value is None or value.strip() == "":
+            return default
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{origin(section, key)} must be true or false, not {value!r}.")
+
+    def number(section: str, key: str, default: float, *, integer: bool = False) -> float:
+        value = raw(section, key)
+        if value is None or value.strip() == "":
+            return default
+        try:
+            parsed = int(value) if integer else float(value)
+        except ValueError:
+            kind = "a whole number" if integer else "a number"
+            raise SettingsError(f"{origin(section, key)} must be {kind}, not {value!r}.") from None
+        if parsed <= 0:
+            raise SettingsError(f"{origin(section, key)} must be positive, not {value!r}.")
+        return parsed
+
+    def words(section: str, key: str) -> tuple[str, ...]:
+        value = raw(section, key) or ""
+        return tuple(w for w in re.split(r"[,\s]+", value) if w)
+
+    if parser.has_option(configparser.DEFAULTSECT, "project"):
+        raise SettingsError(
+            f"{shown} has a top-level 'project' key; move it under [tracker] "
+            "(signac mistakes a top-level one for a legacy project)."
+        )
+    backend = (raw("tracker", "backend") or "noop").strip()
+    project = (raw("tracker", "project") or "aexp").strip()
+    validate_project_name(project, where=origin("tracker", "project"))
+    entity = (raw("tracker", "entity") or "").strip() or None
+    return Settings(
+        path=path,
+        backend=backend,
+        project=project,
+        entity=entity,
+        offline=boolean("tracker", "offline", True),
+        tags=words("tracker", "tags"),
+        heartbeat_interval=number("workflow", "heartbeat_interval", 30.0),
+        stale_after=number("workflow", "stale_after", 300.0),
+        artifacts=words("workflow", "artifacts"),
+        sync_workers=int(number("sync", "workers", 4, integer=True)),
+        sync_timeout=number("sync", "timeout", 600.0),
+        slurm=dict(parser.items("slurm")) if parser.has_section("slurm") else {},
+    )

@@ -1,0 +1,224 @@
+"""The noop backend: every run is a JSONL event log on local disk, no network, no SDK.
+
+Layout: `<job workspace>/tracker_log/<run_id>/events.jsonl` (or `<log_root>/<run_id>/events.jsonl`
+when the adapter is used outside a signac job). One JSON object per line, each with an ISO-8601 UTC
+`timestamp` and an `event`:
+
+    init_run      project, group, tags, config, notes, offline
+    resume_run    attempt               (an execution attempt re-opened the run)
+    log           metrics, step
+    log_artifact  name, path, size_bytes
+    finish        exit_code, preempted
+
+Each line is flushed as it is written, so a crash loses at most the line being written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from aexp.trackers.base import (
+    RunHandle,
+    RunRecord,
+    TrackerAdapter,
+    TrackerUsageError,
+    clean_metrics,
+)
+
+EVENTS_FILE = "events.jsonl"
+LOG_DIR = "tracker_log"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class NoopAdapter(TrackerAdapter):
+    """Tracker backend that writes JSONL event logs; always available.
+
+    `log_root` replaces the per-job location (for use outside a signac job, e.g. in unit tests).
+    `workspace` is where `list_runs` looks for per-job logs (default: the signac workspace of the
+    project containing the current directory).
+    """
+
+    name = "noop"
+
+    def __init__(
+        self, log_root: str | os.PathLike | None = None, workspace: str | os.PathLike | None = None
+    ) -> None:
+        self.log_root = Path(log_root) if log_root is not None else None
+        self.workspace = Path(workspace) if workspace is not None else None
+
+    # -- where runs live -------------------------------------------------------------------
+    def _run_dir(self, run_id: str, workdir: str | Path | None) -> Path:
+        if self.log_root is not None:
+            return self.log_root / run_id
+        if workdir is None:
+            raise TrackerUsageError(
+                "the noop backend needs the job's workspace directory or a log_root to write to."
+            )
+        return Path(workdir) / LOG_DIR / run_id
+
+    def _open(self, handle: RunHandle) -> IO[str]:
+        fh = handle.extra.get("_fh")
+        if fh is None or fh.closed:
+            path = Path(handle.extra["events"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run's life
+            handle.extra["_fh"] = fh
+        return fh
+
+    def _write(self, handle: RunHandle, event: dict[str, Any]) -> None:
+        fh = self._open(handle)
+        fh.write(json.dumps({"timestamp": _now(), **event}) + "\n")
+        fh.flush()
+
+    # -- the contract ----------------------------------------------------------------------
+    def init_run(
+        self,
+        *,
+        project: str,
+        group: str,
+        tags: list[str],
+        config: Mapping[str, Any],
+        notes: str | None,
+        offline: bool,
+        workdir: str | Path | None = None,
+    ) -> RunHandle:
+        run_id = uuid.uuid4().hex[:8]
+        events = self._run_dir(run_id, workdir) / EVENTS_FILE
+        handle = RunHandle(
+            id=run_id, url=None, project=project, group=group, extra={"events": str(events)}
+        )
+        self._write(
+            handle,
+            {
+                "event": "init_run",
+                "project": project,
+                "group": group,
+                "tags": list(tags),
+                "config": dict(config),
+                "notes": notes,
+                "offline": offline,
+            },
+        )
+        return handle
+
+    def resume_run(
+        self, handle: RunHandle, *, workdir: str | Path | None = None, attempt: int = 1
+    ) -> RunHandle:
+        # The events path is re-derived rather than trusted: the job may have moved.
+        events = self._run_dir(handle.id, workdir) / EVENTS_FILE
+        if workdir is None and self.log_root is None:
+            events = Path(handle.extra["events"])
+        resumed = RunHandle(
+            id=handle.id,
+            url=handle.url,
+            project=handle.project,
+            group=handle.group,
+            extra={**handle.persistent_extra(), "events": str(events)},
+        )
+        self._write(resumed, {"event": "resume_run", "attempt": attempt})
+        return resumed
+
+    def log(
+        self, handle: RunHandle, metrics: Mapping[str, Any], *, step: int | None = None
+    ) -> None:
+        event: dict[str, Any] = {"event": "log", "metrics": clean_metrics(metrics)}
+        if step is not None:
+            event["step"] = step
+        self._write(handle, event)
+
+    def log_artifact(self, handle: RunHandle, name: str, path: str | Path) -> None:
+        path = Path(path)
+        if not path.exists():
+            raise TrackerUsageError(f"artifact {name!r}: {path} does not exist.")
+        size = (
+            sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            if path.is_dir()
+            else path.stat().st_size
+        )
+        self._write(
+            handle,
+            {
+                "event": "log_artifact",
+                "name": name,
+                "path": str(path.resolve()),
+                "size_bytes": size,
+            },
+        )
+
+    def finish(self, handle: RunHandle, *, exit_code: int = 0, preempted: bool = False) -> None:
+        self._write(handle, {"event": "finish", "exit_code": exit_code, "preempted": preempted})
+        handle.extra.pop("_fh").close()
+
+    def list_runs(self, *, project: str, group_prefix: str = "") -> list[RunRecord]:
+        records = []
+        for events in self._event_files():
+            record = read_event_log(events)
+            if record and record.project == project and record.group.startswith(group_prefix):
+                records.append(record)
+        return sorted(records, key=lambda r: (r.group, r.id))
+
+    def _event_files(self) -> Iterator[Path]:
+        if self.log_root is not None:
+            yield from self.log_root.glob(f"*/{EVENTS_FILE}")
+            return
+        workspace = self.workspace
+        if workspace is None:
+            import signac
+
+            workspace = Path(signac.get_project().workspace)
+        # Look only where runs live (<job>/tracker_log/<run>/): cost grows with jobs, not files.
+        for job_dir in os.scandir(workspace):
+            log_dir = Path(job_dir.path) / LOG_DIR
+            if log_dir.is_dir():
+                yield from log_dir.glob(f"*/{EVENTS_FILE}")
+
+
+def read_event_log(path: str | os.PathLike) -> RunRecord | None:
+    """Summarise one events.jsonl into a RunRecord (None if it has no init_run event).
+
+    A torn last line (crash while writing) is ignored.
+    """
+    path = Path(path)
+    record: RunRecord | None = None
+    last: dict[str, Any] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            kind = event.get("event")
+            if kind == "init_run" and record is None:
+                record = RunRecord(
+                    id=path.parent.name,
+                    project=event.get("project", ""),
+                    group=event.get("group", ""),
+                    state="running",
+                    tags=list(event.get("tags", [])),
+                    config=dict(event.get("config", {})),
+                    path=str(path.parent),
+                )
+            elif record is None:
+                continue
+            elif kind == "log":
+                last.update(event.get("metrics", {}))
+            elif kind == "resume_run":
+                record.state, record.exit_code = "running", None
+            elif kind == "finish":
+                record.exit_code = event.get("exit_code", 0)
+                if event.get("preempted"):
+                    record.state = "preempted"
+                else:
+                    record.state = "finished" if record.exit_code == 0 else "failed"
+    if record is not None:
+        record.last_metrics = last
+    return record

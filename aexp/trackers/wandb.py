@@ -1,0 +1,204 @@
+"""The Weights & Biases backend (optional extra: `pip install 'agentic-experiments[wandb]'`).
+
+wandb is imported when the adapter is constructed, never when aexp is imported. Binding a job
+creates no local files: the W&B run (an offline folder, or an online run) comes into being the
+first time an execution attempt resumes it. Offline, W&B cannot continue a run, so every attempt
+writes one folder ("fragment") `<job>/wandb/offline-run-<time>-<id>/` with the same run id;
+`wandb sync` stitches fragments of one id in start-time order, and the caller passes explicit steps
+so the step axis continues across them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aexp.trackers.base import (
+    RunHandle,
+    RunRecord,
+    TrackerAdapter,
+    TrackerInitError,
+    TrackerUsageError,
+    clean_metrics,
+)
+
+INSTALL_HINT = "install it with: pip install 'agentic-experiments[wandb]'"
+DEFAULT_APP_URL = "https://wandb.ai"
+
+
+def _import_wandb() -> Any:
+    try:
+        import wandb
+    except ImportError:
+        raise TrackerInitError(
+            f"the wandb backend needs the wandb package; {INSTALL_HINT}."
+        ) from None
+    return wandb
+
+
+def keep_wandb_local(workdir: str | Path, *, offline: bool) -> None:
+    """Point W&B's cache, data and artifact-staging directories into `workdir/wandb/`.
+
+    W&B reads these variables when it needs the directories, so setting them before each run
+    keeps a process that works through many jobs from spilling state into HOME. Offline runs also
+    switch W&B's error reporting off: offline means nothing leaves the machine.
+    """
+    local = Path(workdir) / "wandb"
+    os.environ["WANDB_CACHE_DIR"] = str(local / ".cache")
+    os.environ["WANDB_DATA_DIR"] = str(local / ".data")
+    os.environ["WANDB_ARTIFACT_DIR"] = str(local / ".artifacts")
+    if offline:
+        os.environ["WANDB_ERROR_REPORTING"] = "false"
+        os.environ.setdefault("WANDB__DISABLE_STATS", "true")
+
+
+def _new_run_id() -> str:
+    # W&B's own ids are 8 characters of [a-z0-9]; any unique string of that shape is accepted.
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+class WandbAdapter(TrackerAdapter):
+    """Tracker backend for Weights & Biases; `entity` is the team or user (optional)."""
+
+    name = "wandb"
+
+    def __init__(self, entity: str | None = None) -> None:
+        self.wandb = _import_wandb()
+        self.entity = entity or None
+
+    def init_run(
+        self,
+        *,
+        project: str,
+        group: str,
+        tags: list[str],
+        config: Mapping[str, Any],
+        notes: str | None,
+        offline: bool,
+        workdir: str | Path | None = None,
+    ) -> RunHandle:
+        run_id = _new_run_id()
+        url = None
+        if not offline and self.entity:
+            base = os.environ.get("WANDB_APP_URL", DEFAULT_APP_URL).rstrip("/")
+            url = f"{base}/{self.entity}/{project}/runs/{run_id}"
+        # The config is not persisted (the caller re-derives it from the job on resume): signac
+        # document keys may not contain dots, and W&B config keys often do.
+        extra = {
+            "entity": self.entity,
+            "tags": list(tags),
+            "notes": notes,
+            "offline": bool(offline),
+            "_config": dict(config),
+        }
+        return RunHandle(id=run_id, url=url, project=project, group=group, extra=extra)
+
+    def resume_run(
+        self, handle: RunHandle, *, workdir: str | Path | None = None, attempt: int = 1
+    ) -> RunHandle:
+        if workdir is None:
+            raise TrackerUsageError("the wandb backend needs the job's workspace directory.")
+        extra = handle.persistent_extra()
+        offline = bool(extra.get("offline", True))
+        keep_wandb_local(workdir, offline=offline)
+        try:
+            run = self.wandb.init(
+                id=handle.id,
+                project=handle.project,
+                entity=extra.get("entity") or self.entity,
+                group=handle.group,
+                tags=extra.get("tags") or None,
+                config=handle.extra.get("_config") or None,
+                notes=extra.get("notes"),
+                dir=str(workdir),
+                mode="offline" if offline else "online",
+                resume="allow",
+                reinit="create_new",
+                settings=self.wandb.Settings(
+                    silent=True, console="off", x_disable_stats=True, save_code=False
+                ),
+            )
+        except Exception as exc:  # wandb raises many types; the caller needs one
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrackerInitError(f"W&B refused to start run {handle.id}: {first}") from exc
+        extra["_run"] = run
+        return RunHandle(
+            id=handle.id,
+            url=getattr(run, "url", None) or handle.url,
+            project=handle.project,
+            group=handle.group,
+            extra=extra,
+        )
+
+    def _run(self, handle: RunHandle) -> Any:
+        run = handle.extra.get("_run")
+        if run is None:
+            raise TrackerUsageError(
+                f"W&B run {handle.id} is not open in this process; resume it first."
+            )
+        return run
+
+    def log(
+        self, handle: RunHandle, metrics: Mapping[str, Any], *, step: int | None = None
+    ) -> None:
+        self._run(handle).log(clean_metrics(metrics), step=step)
+
+    def log_artifact(self, handle: RunHandle, name: str, path: str | Path) -> None:
+        path = Path(path)
+        if not path.exists():
+            raise TrackerUsageError(f"artifact {name!r}: {path} does not exist.")
+        artifact = self.wandb.Artifact(re.sub(r"[^\w.-]", "-", name), type="result")
+        if path.is_dir():
+            artifact.add_dir(str(path))
+        else:
+            artifact.add_file(str(path))
+        self._run(handle).log_artifact(artifact)
+
+    def finish(self, handle: RunHandle, *, exit_code: int = 0, preempted: bool = False) -> None:
+        run = self._run(handle)
+        if preempted:
+            run.mark_preempting()
+        run.finish(exit_code=exit_code)
+        handle.extra.pop("_run", None)
+
+    def list_runs(self, *, project: str, group_prefix: str = "") -> list[RunRecord]:
+        """Query W&B's API (needs network and credentials) for runs whose group matches."""
+        try:
+            api = self.wandb.Api(timeout=30)
+            path = f"{self.entity}/{project}" if self.entity else project
+            runs = api.runs(path, filters={"group": {"$regex": "^" + re.escape(group_prefix)}})
+            records = [_record_from_api(run, project) for run in runs]
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrackerInitError(f"cannot list W&B runs of {project!r}: {first}") from exc
+        return records
+
+
+_API_STATES = {
+    "finished": "finished",
+    "running": "running",
+    "crashed": "failed",
+    "failed": "failed",
+    "preempted": "preempted",
+    "preempting": "preempted",
+}
+
+
+def _record_from_api(run: Any, project: str) -> RunRecord:
+    summary = dict(getattr(run, "summary", {}) or {})
+    return RunRecord(
+        id=run.id,
+        project=project,
+        group=run.group or "",
+        state=_API_STATES.get(run.state, "unknown"),
+        url=run.url,
+        tags=list(run.tags or []),
+        config=dict(run.config or {}),
+        last_metrics={k: v for k, v in summary.items() if not k.startswith("_")},
+    )

@@ -1,0 +1,127 @@
+"""Shared fixtures: every test runs hermetically inside its own temp dir.
+
+wandb phones home by default (telemetry, error reporting) and writes to HOME and caches. The
+autouse fixture below points HOME, TMPDIR and every W&B directory into the test's tmp_path, sends
+W&B's base URL to a closed loopback port and switches its reporting off, so no test reaches a
+non-loopback address or leaves files outside its temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+# The template's files a user clones (what an end-to-end test copies into its temp dir).
+TEMPLATE_FILES = ("project.py", "experiment.py", "signac.rc", ".signac", "templates", "demo.py")
+# A loopback port nothing listens on: any stray W&B request fails at once, locally.
+CLOSED_URL = "http://127.0.0.1:9"
+
+
+def hermetic_env(root: Path, base_url: str = CLOSED_URL) -> dict[str, str]:
+    """os.environ plus the variables that keep aexp and wandb inside `root` and off the network."""
+    home, tmp = root / "home", root / "tmp"
+    home.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "AEXP_", "SLURM_"))}
+    env.update(
+        HOME=str(home),
+        TMPDIR=str(tmp),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        WANDB_BASE_URL=base_url,
+        WANDB_ERROR_REPORTING="false",
+        WANDB__DISABLE_STATS="true",
+        WANDB_SILENT="true",
+        WANDB_DIR=str(tmp / "wandb"),
+        WANDB_CONFIG_DIR=str(home / ".config" / "wandb"),
+        WANDB_CACHE_DIR=str(home / ".cache" / "wandb"),
+        WANDB_DATA_DIR=str(home / ".local" / "share" / "wandb"),
+        WANDB_ARTIFACT_DIR=str(tmp / "artifacts"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key in list(os.environ):
+        if key.startswith(("WANDB_", "AEXP_", "SLURM_")):
+            monkeypatch.delenv(key)
+    for key, value in hermetic_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    yield
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An empty signac project in tmp_path/project, with the current directory inside it."""
+    import signac
+
+    root = tmp_path / "project"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    return signac.init_project(root)
+
+
+@pytest.fixture
+def template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the template (project.py, experiment.py, signac.rc, ...) in tmp_path."""
+    root = tmp_path / "template"
+    root.mkdir()
+    for name in TEMPLATE_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name)
+        elif src.exists():
+            shutil.copy2(src, root / name)
+    (root / "workspace").mkdir(exist_ok=True)
+    monkeypatch.chdir(root)
+    return root
+
+
+def run_cmd(
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command with the hermetic environment of the current test; output captured."""
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\n"
+            f"stderr:\n{result.stderr}"
+        )
+    return result
+
+
+def set_rc(root: Path, section: str, key: str, value: str) -> None:
+    """Set one key of the template's signac.rc in place (configparser round trip)."""
+    import configparser
+
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"), interpolation=None)
+    path = root / "signac.rc"
+    parser.read(path)
+    if not parser.has_section(section):
+        parser.add_section(section)
+    parser.set(section, key, value)
+    with open(path, "w") as fh:
+        parser.write(fh)
