@@ -31,8 +31,13 @@ STALE_AFTER = SETTINGS.stale_after
 class Project(FlowProject):
     """The template's project; add operations below the four that ship with it."""
 
+    def submit(self, *args, names=None, **kwargs):
+        # One SLURM job per sweep point runs bind, execute and finish in one process (one live
+        # tracker run); sync_offline needs network and never goes to a compute node.
+        return super().submit(*args, names=names or ["run_job"], **kwargs)
 
-# `submit` sends execute and finish as one SLURM job so they share one live tracker run.
+
+# The operations one compute-node allocation runs for a job, in one process.
 run_job = Project.make_group("run_job")
 
 
@@ -63,6 +68,7 @@ def corrupt(job):
 
 
 # -- operations -------------------------------------------------------------------------------
+@run_job
 @Project.pre(wf.is_unbound)
 @Project.post(wf.is_bound)
 @Project.operation

@@ -34,6 +34,7 @@ BOUND, RUNNING, PREEMPTED, COMPLETED, FAILED, FINISHED = (
 )
 STATES = (BOUND, RUNNING, PREEMPTED, COMPLETED, FAILED, FINISHED)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def open_project(path: str | os.PathLike | None = None) -> signac.Project:
@@ -76,7 +77,8 @@ def create_run(
         raise BindingError(
             f"the state point may not set {sorted(clash)[0]!r}; pass it as an argument."
         )
-    project = project or open_project()
+    if project is None:  # not `project or ...`: an empty signac Project is falsy (len 0)
+        project = open_project()
     job = project.open_job(
         {"hypothesis_id": hypothesis_id, "experiment_id": experiment_id, **statepoint}
     )
@@ -102,17 +104,26 @@ def find_job(project: signac.Project, ident: str) -> signac.job.Job:
     ident = ident.strip()
     if not ident:
         raise JobNotFoundError("an empty job id matches no job.")
-    matches = [name for name in os.listdir(project.workspace) if name.startswith(ident)]
-    if len(matches) == 1 and len(matches[0]) == 32:
+    try:
+        names = os.listdir(project.workspace)
+    except FileNotFoundError:  # no workspace directory yet: no jobs
+        names = []
+    matches = [name for name in names if _JOB_ID.match(name) and name.startswith(ident)]
+    if len(matches) == 1:
         return project.open_job(id=matches[0])
+    # A run id (W&B's are 8 characters of [a-z0-9]) can look like a job id prefix: an exact run
+    # id wins over an ambiguous prefix.
+    for job in project if names else ():
+        try:
+            binding = read_doc(job).get("tracker")
+        except BindingError:  # one unreadable document must not hide every other job
+            continue
+        if isinstance(binding, dict) and binding.get("run_id") == ident:
+            return job
     if len(matches) > 1:
         raise JobNotFoundError(
             f"job id prefix {ident!r} matches {len(matches)} jobs; give more characters."
         )
-    for job in project:
-        binding = read_doc(job).get("tracker")
-        if isinstance(binding, dict) and binding.get("run_id") == ident:
-            return job
     raise JobNotFoundError(f"no job or tracker run with id {ident!r} in {project.path}.")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -96,14 +96,30 @@ def update_doc(
         updates = change(current)
         if updates:
             current.update(updates)
-            _write_atomically(_doc_path(job), current)
+            path = _doc_path(job)
+            try:
+                text = json.dumps(current)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"job {job.id}: cannot store {sorted(updates)}: {exc}") from None
+            _write_atomically(path, text)
+            # Remember what was written, so this process reads its own writes even where the
+            # file's (inode, mtime, size) cannot tell two versions apart: inodes are reused at
+            # once and many cluster file systems keep mtime to the second.
+            st = os.stat(path)
+            _cache[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), json.loads(text))
         return current
 
 
-def _write_atomically(path: str, doc: dict[str, Any]) -> None:
+def _write_atomically(path: str, text: str) -> None:
     # The same atomic replace signac performs, without its per-key validation: one write per
-    # update, and a reader (signac's job.doc included) never sees a torn file.
+    # update, and a reader (signac's job.doc included) never sees a torn file. The text is
+    # serialised before the temporary file is opened, so a failure leaves nothing behind.
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

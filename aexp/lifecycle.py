@@ -45,7 +45,7 @@ from aexp.binding import (
     handle_for,
     update_binding,
 )
-from aexp.errors import BindingError
+from aexp.errors import BindingError, TrackerUsageError
 from aexp.jobdoc import age_seconds, now_iso, update_doc
 from aexp.trackers import RunHandle, TrackerAdapter, clean_metrics
 
@@ -95,7 +95,7 @@ class Tracker:
         row = clean_metrics(metrics)
         if step is not None:
             if step < self.step:
-                raise BindingError(f"step {step} is behind the run's next step {self.step}.")
+                raise TrackerUsageError(f"step {step} is behind the run's next step {self.step}.")
             self.step = step
         if self._adapter is not None and self._handle is not None:
             self._adapter.log(self._handle, row, step=self.step)
@@ -179,6 +179,10 @@ def _start_attempt(job: Any, stale_after: float) -> dict[str, Any] | None:
                 raise BindingError(
                     f"job {job.id}'s run already {binding['state']}; nothing to run."
                 )
+            if binding["state"] == FAILED:
+                raise BindingError(
+                    f"job {job.id}'s run failed; re-arm it first with: aexp rearm {job.id}"
+                )
             binding = {
                 **binding,
                 "state": RUNNING,
@@ -205,7 +209,9 @@ class _Heartbeat(threading.Thread):
         while not self.stopped.wait(self.interval):
             with suppress(Exception):  # a missed beat only makes the job look stale sooner
 
-                def beat(doc: dict[str, Any]) -> dict[str, Any]:
+                def beat(doc: dict[str, Any]) -> dict[str, Any] | None:
+                    if self.stopped.is_set():  # the attempt ended while this beat waited
+                        return None
                     updates: dict[str, Any] = {"heartbeat_at": now_iso()}
                     if isinstance(doc.get("tracker"), dict) and self.tracker.run_id:
                         updates["tracker"] = {**doc["tracker"], "last_step": self.tracker.step - 1}
@@ -302,6 +308,9 @@ def run_lifecycle(
             error = _record_error(job, binding["attempts"])
             _end(job, tracker, t0, status="failed", state=FAILED, exit_code=1, error=error)
             raise
+        recorded = adapter.last_step(handle, workdir=job.path)
+        if recorded is not None:  # a killed attempt may have logged past its last heartbeat
+            tracker.step = max(tracker.step, recorded + 1)
         tracker._adapter, tracker._handle = adapter, handle
         _live[job.id] = _LiveRun(job, adapter, handle, tuple(artifacts))
     heartbeat = _Heartbeat(job, tracker, heartbeat_interval)

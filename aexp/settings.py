@@ -17,12 +17,14 @@ editing it:
 from __future__ import annotations
 
 import configparser
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aexp.errors import SettingsError
+from aexp.trackers import ADAPTERS
 
 SETTINGS_FILE = "signac.rc"
 
@@ -40,6 +42,8 @@ _ENV = {
     ("sync", "workers"): "AEXP_SYNC_WORKERS",
     ("sync", "timeout"): "AEXP_SYNC_TIMEOUT",
 }
+# Every key of [tracker]: a misspelt one would otherwise silently fall back to its default.
+TRACKER_KEYS = ("backend", "project", "entity", "offline", "tags")
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,9 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
     if path.exists():
         try:
             with open(path, encoding="utf-8") as fh:
-                parser.read_file(fh)
+                text = fh.read()
+            _check_top_level(text, path)
+            parser.read_string(text, source=str(path))
         except (OSError, UnicodeDecodeError) as exc:
             raise SettingsError(f"cannot read {path}: {exc}.") from None
         except configparser.Error as exc:
@@ -119,11 +125,13 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         value = raw(section, key)
         if value is None or value.strip() == "":
             return default
+        kind = "a whole number" if integer else "a number"
         try:
             parsed = int(value) if integer else float(value)
         except ValueError:
-            kind = "a whole number" if integer else "a number"
             raise SettingsError(f"{origin(section, key)} must be {kind}, not {value!r}.") from None
+        if not math.isfinite(parsed):
+            raise SettingsError(f"{origin(section, key)} must be {kind}, not {value!r}.")
         if parsed <= 0:
             raise SettingsError(f"{origin(section, key)} must be positive, not {value!r}.")
         return parsed
@@ -137,7 +145,19 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
             f"{shown} has a top-level 'project' key; move it under [tracker] "
             "(signac mistakes a top-level one for a legacy project)."
         )
+    if parser.has_section("tracker"):
+        for key in parser.options("tracker"):
+            if key not in TRACKER_KEYS and not parser.has_option(configparser.DEFAULTSECT, key):
+                raise SettingsError(
+                    f"[tracker] {key} in {shown} is not a setting; the [tracker] keys are "
+                    f"{', '.join(TRACKER_KEYS)}."
+                )
     backend = (raw("tracker", "backend") or "noop").strip()
+    if backend not in ADAPTERS:
+        raise SettingsError(
+            f"{origin('tracker', 'backend')} names an unknown tracker backend {backend!r}; "
+            f"known backends: {', '.join(sorted(ADAPTERS))}."
+        )
     project = (raw("tracker", "project") or "aexp").strip()
     validate_project_name(project, where=origin("tracker", "project"))
     entity = (raw("tracker", "entity") or "").strip() or None
@@ -155,3 +175,23 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         sync_timeout=number("sync", "timeout", 600.0),
         slurm=dict(parser.items("slurm")) if parser.has_section("slurm") else {},
     )
+
+
+def _check_top_level(text: str, path: Path) -> None:
+    """Reject keys above the first [section]: configparser's own error would not name them."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        if stripped.startswith("["):
+            return
+        key = re.split(r"\s*[=:]", stripped, maxsplit=1)[0].strip()
+        why = (
+            " (and signac mistakes a top-level 'project' key for a legacy project)"
+            if key.lower() == "project"
+            else ""
+        )
+        raise SettingsError(
+            f"{path} line {number}: top-level key {key!r} is outside any section; move it under "
+            f"its section, e.g. [tracker]{why}."
+        )

@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 # The template's files a user clones (what an end-to-end test copies into its temp dir).
 TEMPLATE_FILES = ("project.py", "experiment.py", "signac.rc", ".signac", "templates", "demo.py")
+# CI sets this so that tests needing SLURM fail instead of skipping when it is missing.
+REQUIRE_SLURM = os.environ.get("AEXP_REQUIRE_SLURM") == "1"
 # A loopback port nothing listens on: any stray W&B request fails at once, locally.
 CLOSED_URL = "http://127.0.0.1:9"
 
@@ -30,7 +32,11 @@ def hermetic_env(root: Path, base_url: str = CLOSED_URL) -> dict[str, str]:
     home, tmp = root / "home", root / "tmp"
     home.mkdir(parents=True, exist_ok=True)
     tmp.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "AEXP_", "SLURM_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WANDB_", "AEXP_", "SLURM_", "SIGNAC_"))
+    }
     env.update(
         HOME=str(home),
         TMPDIR=str(tmp),
@@ -47,6 +53,8 @@ def hermetic_env(root: Path, base_url: str = CLOSED_URL) -> dict[str, str]:
         WANDB_DATA_DIR=str(home / ".local" / "share" / "wandb"),
         WANDB_ARTIFACT_DIR=str(tmp / "artifacts"),
         PYTHONDONTWRITEBYTECODE="1",
+        # flow picks SLURM whenever sbatch exists; tests that want it ask for it explicitly.
+        SIGNAC_FLOW_ENVIRONMENT="StandardEnvironment",
     )
     return env
 
@@ -54,11 +62,24 @@ def hermetic_env(root: Path, base_url: str = CLOSED_URL) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in list(os.environ):
-        if key.startswith(("WANDB_", "AEXP_", "SLURM_")):
+        if key.startswith(("WANDB_", "AEXP_", "SLURM_", "SIGNAC_")):
             monkeypatch.delenv(key)
     for key, value in hermetic_env(tmp_path).items():
         monkeypatch.setenv(key, value)
     yield
+
+
+@pytest.fixture
+def slurm() -> None:
+    """Skip (or, in CI, fail) unless a SLURM cluster answers on this machine."""
+    ok = shutil.which("sbatch") is not None and (
+        subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
+    )
+    if not ok:
+        reason = "no SLURM cluster on this machine (sbatch/sinfo missing or not answering)"
+        if REQUIRE_SLURM:
+            pytest.fail(f"{reason}, but AEXP_REQUIRE_SLURM=1")
+        pytest.skip(reason)
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ class RunRecord:
     id: str
     project: str
     group: str
-    state: str  # "running" | "finished" | "failed" | "preempted" | "unknown"
+    state: str  # "bound" | "running" | "finished" | "failed" | "preempted" | "unknown"
     url: str | None = None
     tags: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
@@ -114,6 +114,14 @@ class TrackerAdapter(ABC):
     @abstractmethod
     def finish(self, handle: RunHandle, *, exit_code: int = 0, preempted: bool = False) -> None:
         """Close the run in this process with `exit_code`; `preempted` marks a signalled end."""
+
+    def last_step(self, handle: RunHandle, *, workdir: str | Path | None = None) -> int | None:
+        """The highest step this run ever recorded, even by a process that was killed.
+
+        Optional (default None): the caller then continues from the step it last saved itself.
+        Backends that can answer let a resumed attempt continue the step axis exactly.
+        """
+        return None
 
     @abstractmethod
     def list_runs(self, *, project: str, group_prefix: str = "") -> list[RunRecord]:

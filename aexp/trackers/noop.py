@@ -15,6 +15,7 @@ Each line is flushed as it is written, so a crash loses at most the line being w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -65,6 +66,12 @@ class NoopAdapter(TrackerAdapter):
             )
         return Path(workdir) / LOG_DIR / run_id
 
+    def _events_path(self, handle: RunHandle, workdir: str | Path | None) -> Path:
+        # Re-derived from the job's directory when known (the job may have moved since binding).
+        if workdir is None and self.log_root is None:
+            return Path(handle.extra["events"])
+        return self._run_dir(handle.id, workdir) / EVENTS_FILE
+
     def _open(self, handle: RunHandle) -> IO[str]:
         fh = handle.extra.get("_fh")
         if fh is None or fh.closed:
@@ -113,10 +120,7 @@ class NoopAdapter(TrackerAdapter):
     def resume_run(
         self, handle: RunHandle, *, workdir: str | Path | None = None, attempt: int = 1
     ) -> RunHandle:
-        # The events path is re-derived rather than trusted: the job may have moved.
-        events = self._run_dir(handle.id, workdir) / EVENTS_FILE
-        if workdir is None and self.log_root is None:
-            events = Path(handle.extra["events"])
+        events = self._events_path(handle, workdir)
         resumed = RunHandle(
             id=handle.id,
             url=handle.url,
@@ -156,7 +160,31 @@ class NoopAdapter(TrackerAdapter):
 
     def finish(self, handle: RunHandle, *, exit_code: int = 0, preempted: bool = False) -> None:
         self._write(handle, {"event": "finish", "exit_code": exit_code, "preempted": preempted})
-        handle.extra.pop("_fh").close()
+        fh = handle.extra.pop("_fh", None)
+        if fh is not None:
+            fh.close()
+
+    def last_step(self, handle: RunHandle, *, workdir: str | Path | None = None) -> int | None:
+        events = self._events_path(handle, workdir)
+        try:
+            with open(events, "rb") as fh:
+                # Only the tail matters: read backwards until a log event with a step appears.
+                size = fh.seek(0, os.SEEK_END)
+                chunk = 1 << 16
+                while True:
+                    start = max(0, size - chunk)
+                    fh.seek(start)
+                    for line in reversed(fh.read().splitlines()):
+                        if b'"event": "log"' in line:
+                            with contextlib.suppress(json.JSONDecodeError):
+                                step = json.loads(line).get("step")
+                                if step is not None:
+                                    return int(step)
+                    if start == 0:
+                        return None
+                    chunk *= 4
+        except FileNotFoundError:
+            return None
 
     def list_runs(self, *, project: str, group_prefix: str = "") -> list[RunRecord]:
         records = []
@@ -202,7 +230,7 @@ def read_event_log(path: str | os.PathLike) -> RunRecord | None:
                     id=path.parent.name,
                     project=event.get("project", ""),
                     group=event.get("group", ""),
-                    state="running",
+                    state="bound",  # created, never executed
                     tags=list(event.get("tags", [])),
                     config=dict(event.get("config", {})),
                     path=str(path.parent),
@@ -211,6 +239,8 @@ def read_event_log(path: str | os.PathLike) -> RunRecord | None:
                 continue
             elif kind == "log":
                 last.update(event.get("metrics", {}))
+                if record.state == "bound":
+                    record.state = "running"
             elif kind == "resume_run":
                 record.state, record.exit_code = "running", None
             elif kind == "finish":

@@ -63,6 +63,12 @@ def _new_run_id() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
+def _step_file(workdir: str | Path, run_id: str) -> Path:
+    local = Path(workdir) / "wandb"
+    local.mkdir(parents=True, exist_ok=True)
+    return local / f"aexp-step-{run_id}"
+
+
 class WandbAdapter(TrackerAdapter):
     """Tracker backend for Weights & Biases; `entity` is the team or user (optional)."""
 
@@ -128,6 +134,9 @@ class WandbAdapter(TrackerAdapter):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TrackerInitError(f"W&B refused to start run {handle.id}: {first}") from exc
         extra["_run"] = run
+        # The offline log cannot be read back cheaply, so the highest step is mirrored into a
+        # small watermark file: one pwrite per log call, and it survives a SIGKILL.
+        extra["_step_fd"] = os.open(_step_file(workdir, handle.id), os.O_RDWR | os.O_CREAT, 0o644)
         return RunHandle(
             id=handle.id,
             url=getattr(run, "url", None) or handle.url,
@@ -148,6 +157,17 @@ class WandbAdapter(TrackerAdapter):
         self, handle: RunHandle, metrics: Mapping[str, Any], *, step: int | None = None
     ) -> None:
         self._run(handle).log(clean_metrics(metrics), step=step)
+        if step is not None and "_step_fd" in handle.extra:
+            os.pwrite(handle.extra["_step_fd"], b"%20d\n" % step, 0)
+
+    def last_step(self, handle: RunHandle, *, workdir: str | Path | None = None) -> int | None:
+        if workdir is None:
+            return None
+        try:
+            with open(_step_file(workdir, handle.id), "rb") as fh:
+                return int(fh.read().strip() or b"-1")
+        except (FileNotFoundError, ValueError):
+            return None
 
     def log_artifact(self, handle: RunHandle, name: str, path: str | Path) -> None:
         path = Path(path)
@@ -166,6 +186,9 @@ class WandbAdapter(TrackerAdapter):
             run.mark_preempting()
         run.finish(exit_code=exit_code)
         handle.extra.pop("_run", None)
+        fd = handle.extra.pop("_step_fd", None)
+        if fd is not None:
+            os.close(fd)
 
     def list_runs(self, *, project: str, group_prefix: str = "") -> list[RunRecord]:
         """Query W&B's API (needs network and credentials) for runs whose group matches."""

@@ -1,0 +1,173 @@
+"""`run_lifecycle`: one execution attempt of a job inside its bound run, and `finish_run`."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from test_trackers import read_events
+
+from aexp import (
+    BindingError,
+    NoopAdapter,
+    bind_tracker,
+    create_run,
+    finish_run,
+    get_binding,
+    run_lifecycle,
+)
+from aexp.jobdoc import read_doc
+
+
+def _job(condition: str = "full"):
+    return create_run(
+        experiment_id="E018", hypothesis_id="H012", statepoint={"condition": condition}
+    )
+
+
+def _bound(condition: str = "full"):
+    job = _job(condition)
+    binding = bind_tracker(job, NoopAdapter(), project="p")
+    return job, Path(binding["extra"]["events"])
+
+
+def _ts(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    assert parsed.utcoffset().total_seconds() == 0
+    return parsed
+
+
+def test_success_goes_running_then_complete(project):
+    job, events = _bound()
+    seen = {}
+    t0 = time.monotonic()
+    with run_lifecycle(job) as run:
+        doc = read_doc(job, fresh=True)
+        seen.update(
+            status=doc["status"],
+            state=doc["tracker"]["state"],
+            attempts=doc["tracker"]["attempts"],
+            started_at=doc["started_at"],
+            heartbeat_at=doc["heartbeat_at"],
+            ended_at=doc["ended_at"],
+        )
+        assert run.run_id == doc["tracker"]["run_id"]
+        run.log({"loss": 1.0})
+        run.log({"loss": 0.5, "acc": 0.75})
+        time.sleep(0.2)
+    elapsed = time.monotonic() - t0
+    assert seen["status"] == "running" and seen["state"] == "running"
+    assert seen["attempts"] == 1 and seen["ended_at"] is None
+    assert seen["heartbeat_at"] == seen["started_at"]
+
+    doc = job.doc()
+    assert doc["status"] == "complete"
+    assert doc["started_at"] == seen["started_at"]
+    assert _ts(doc["started_at"]) <= _ts(doc["ended_at"])
+    assert _ts(doc["heartbeat_at"]) >= _ts(doc["started_at"])
+    assert 0.2 <= doc["wallclock_s"] <= elapsed + 0.01
+    tracker = doc["tracker"]
+    assert (tracker["state"], tracker["exit_code"], tracker["error"]) == ("completed", 0, None)
+    assert (tracker["attempts"], tracker["last_step"], tracker["closed"]) == (1, 1, True)
+    assert tracker["summary"] == {"loss": 0.5, "acc": 0.75}
+    log = read_events(events)
+    assert [e["event"] for e in log] == ["init_run", "resume_run", "log", "log", "finish"]
+    assert [e.get("step") for e in log if e["event"] == "log"] == [0, 1]
+    assert (log[-1]["exit_code"], log[-1]["preempted"]) == (0, False)
+
+
+def test_exception_is_recorded_and_reraised(project):
+    job, events = _bound()
+    with pytest.raises(ValueError, match="diverged at epoch 3") as info, run_lifecycle(job) as run:
+        run.log({"loss": 1.0})
+        raise ValueError("diverged at epoch 3")
+    assert info.type is ValueError  # the experiment's own exception, not a wrapper
+    doc = job.doc()
+    assert doc["status"] == "failed"
+    assert doc["ended_at"] is not None and doc["wallclock_s"] >= 0
+    tracker = doc["tracker"]
+    assert (tracker["state"], tracker["exit_code"]) == ("failed", 1)
+    assert tracker["error"] == "ValueError: diverged at epoch 3"
+    assert tracker["last_step"] == 0 and tracker["summary"] == {"loss": 1.0}
+    error_log = Path(job.path, "error.log").read_text()
+    assert "Traceback (most recent call last)" in error_log
+    assert 'raise ValueError("diverged at epoch 3")' in error_log
+    assert "attempt 1" in error_log
+    last = read_events(events)[-1]
+    assert (last["event"], last["exit_code"]) == ("finish", 1)
+    (record,) = NoopAdapter().list_runs(project="p")
+    assert (record.state, record.exit_code) == ("failed", 1)
+    # finish_run keeps a failed run failed and records when it was closed.
+    finished = finish_run(job)
+    assert (finished["state"], finished["exit_code"]) == ("failed", 1)
+    assert finished["finished_at"]
+
+
+def test_heartbeat_is_refreshed_while_running(project):
+    job, _ = _bound()
+    with run_lifecycle(job, heartbeat_interval=0.05) as run:
+        started = read_doc(job, fresh=True)["started_at"]
+        run.log({"loss": 1.0})
+        deadline = time.monotonic() + 5
+        beats = set()
+        # now_iso has one-second resolution: wait for the heartbeat to move past started_at,
+        # and for it to mirror the step just logged into the binding.
+        while time.monotonic() < deadline:
+            doc = read_doc(job, fresh=True)
+            beats.add(doc["heartbeat_at"])
+            if doc["heartbeat_at"] != started and doc["tracker"]["last_step"] == 0:
+                break
+            time.sleep(0.02)
+        assert doc["status"] == "running"
+        assert _ts(doc["heartbeat_at"]) > _ts(started)
+        assert doc["tracker"]["last_step"] == 0
+        assert len(beats) >= 2
+    assert job.doc["status"] == "complete"
+
+
+def test_unbound_job_gets_the_bookkeeping_only(project):
+    job = _job()
+    with run_lifecycle(job) as run:
+        assert run.run_id is None
+        run.log({"loss": 0.1})  # nowhere to send it; no error
+    doc = job.doc()
+    assert doc["status"] == "complete" and "tracker" not in doc
+    assert doc["wallclock_s"] >= 0
+
+
+def test_finish_run_closes_a_completed_run_once(project):
+    job, events = _bound()
+    with pytest.raises(BindingError, match="has not ended"):
+        finish_run(job)
+    with run_lifecycle(job) as run:
+        run.log({"loss": 0.1})
+    first = finish_run(job)
+    assert (first["state"], first["closed"]) == ("finished", True)
+    assert _ts(first["finished_at"])
+    again = finish_run(job)
+    assert again == first  # idempotent: same timestamp, no second finish event
+    assert [e["event"] for e in read_events(events)].count("finish") == 1
+    with pytest.raises(BindingError, match="already finished"), run_lifecycle(job):
+        pass
+    assert get_binding(job) == first
+
+
+def test_a_completed_run_does_not_run_again(project):
+    job, _ = _bound()
+    with run_lifecycle(job):
+        pass
+    before = Path(job.path, "signac_job_document.json").read_bytes()
+    with pytest.raises(BindingError, match="already completed"), run_lifecycle(job):
+        pytest.fail("the body must not run")
+    assert Path(job.path, "signac_job_document.json").read_bytes() == before
+
+
+def test_a_job_running_elsewhere_is_refused(project):
+    job, _ = _bound()
+    with run_lifecycle(job, heartbeat_interval=0.05):
+        with pytest.raises(BindingError, match="already executing elsewhere"), run_lifecycle(job):
+            pytest.fail("the body must not run")
+        assert read_doc(job, fresh=True)["tracker"]["attempts"] == 1
+    assert job.doc["tracker"]["state"] == "completed"

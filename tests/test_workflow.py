@@ -1,0 +1,248 @@
+"""End to end: the real `python project.py run / status / exec` on a temp copy of the template.
+
+Both backends run for real: the noop backend's event logs, and the wandb client in offline mode
+(its base URL a closed loopback port, so nothing can leave the machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PYTHON, run_cmd, set_rc
+
+import aexp
+from aexp.trackers.noop import EVENTS_FILE, LOG_DIR
+
+
+def sweep(n_seeds: int = 2, **extra: object) -> list:
+    """Create a small sweep in the current project: two conditions x n_seeds."""
+    return [
+        aexp.create_run(
+            experiment_id="E018",
+            hypothesis_id="H012",
+            statepoint={"condition": condition, "seed": seed, "epochs": 4, **extra},
+        )
+        for condition in ("full", "ablated")
+        for seed in range(n_seeds)
+    ]
+
+
+def doc(job) -> dict:
+    with open(Path(job.path, "signac_job_document.json")) as fh:
+        return json.load(fh)
+
+
+def events(job) -> list[dict]:
+    (path,) = Path(job.path, LOG_DIR).glob(f"*/{EVENTS_FILE}")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def flow(template: Path, *args: str, env: dict | None = None, check: bool = True):
+    return run_cmd([PYTHON, "project.py", *args], cwd=template, env=env, check=check)
+
+
+def offline_folders(job) -> list[Path]:
+    return sorted(Path(job.path, "wandb").glob("offline-run-*"))
+
+
+@pytest.fixture
+def noop(template: Path) -> Path:
+    set_rc(template, "tracker", "backend", "noop")
+    return template
+
+
+def test_noop_sweep_runs_to_finished_with_the_four_event_kinds(noop: Path) -> None:
+    jobs = sweep()
+    flow(noop, "run")
+    for job in jobs:
+        binding = doc(job)["tracker"]
+        assert binding["backend"] == "noop"
+        assert binding["state"] == "finished"
+        assert binding["exit_code"] == 0 and binding["closed"] is True
+        assert binding["group"] == f"H012/E018/{job.sp.condition}"
+        assert binding["summary"]["epoch"] == 3
+        assert doc(job)["status"] == "complete"
+        kinds = [e["event"] for e in events(job)]
+        assert kinds[0] == "init_run" and kinds[-1] == "finish"
+        assert {"init_run", "log", "log_artifact", "finish"} <= set(kinds)
+        steps = [e["step"] for e in events(job) if e["event"] == "log"]
+        assert steps == [0, 1, 2, 3]
+        artifact = next(e for e in events(job) if e["event"] == "log_artifact")
+        assert artifact["name"] == "result.json" and artifact["size_bytes"] > 0
+    status = flow(noop, "status", "-d").stdout
+    assert "finished" in status and "noop" in status
+
+
+def test_rerunning_a_finished_sweep_changes_nothing(noop: Path) -> None:
+    jobs = sweep(n_seeds=1)
+    flow(noop, "run")
+    before = {job.id: (doc(job), events(job)) for job in jobs}
+    result = flow(noop, "run")
+    assert "failed" not in result.stderr
+    assert {job.id: (doc(job), events(job)) for job in jobs} == before
+
+
+def test_wandb_offline_sweep_writes_one_folder_per_run(template: Path) -> None:
+    pytest.importorskip("wandb")
+    jobs = sweep(n_seeds=1)
+    flow(template, "run")
+    for job in jobs:
+        binding = doc(job)["tracker"]
+        assert binding["backend"] == "wandb" and binding["offline"] is True
+        assert binding["state"] == "finished"
+        folders = offline_folders(job)
+        assert len(folders) == 1 and folders[0].name.endswith("-" + binding["run_id"])
+        assert (folders[0] / f"run-{binding['run_id']}.wandb").stat().st_size > 0
+    status = flow(template, "status", "-d").stdout
+    assert "unsynced" in status and "wandb-offline" in status
+
+
+def test_a_failed_experiment_is_recorded_not_retried_and_can_be_rearmed(noop: Path) -> None:
+    (job,) = [
+        aexp.create_run(
+            experiment_id="E018",
+            hypothesis_id="H012",
+            statepoint={"condition": "full", "seed": 0, "epochs": 4, "fail_at_epoch": 2},
+        )
+    ]
+    (ok,) = sweep(n_seeds=1)[:1]
+    result = flow(noop, "run")
+    assert f"job {job.id} failed: RuntimeError: injected failure at epoch 2" in result.stderr
+    binding = doc(job)["tracker"]
+    assert binding["state"] == "failed" and binding["exit_code"] == 1
+    assert binding["finished_at"] and binding["closed"]
+    assert "injected failure at epoch 2" in Path(job.path, "error.log").read_text()
+    assert events(job)[-1] == {**events(job)[-1], "event": "finish", "exit_code": 1}
+    assert doc(ok)["tracker"]["state"] == "finished"  # the other job was not held up
+
+    flow(noop, "run")  # not retried automatically
+    assert doc(job)["tracker"]["attempts"] == 1
+    assert "failed" in flow(noop, "status", "-d").stdout
+
+    run_id = binding["run_id"]
+    aexp.rearm(job)
+    assert doc(job)["tracker"]["state"] == "bound"
+    flow(noop, "run")
+    binding = doc(job)["tracker"]
+    assert binding["attempts"] == 2 and binding["run_id"] == run_id
+    steps = [e["step"] for e in events(job) if e["event"] == "log"]
+    assert steps == sorted(set(steps)), "the step axis continues across attempts"
+    assert [e["attempt"] for e in events(job) if e["event"] == "resume_run"] == [1, 2]
+
+
+def test_a_killed_execute_shows_stale_and_resumes_the_same_run(noop: Path) -> None:
+    job = aexp.create_run(
+        experiment_id="E018",
+        hypothesis_id="H012",
+        statepoint={"condition": "full", "seed": 0, "epochs": 8, "epoch_seconds": 0.4},
+    )
+    env = {**os.environ, "AEXP_HEARTBEAT": "0.3", "AEXP_STALE_AFTER": "2"}
+    proc = subprocess.Popen(
+        [PYTHON, "project.py", "run"],
+        cwd=noop,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            tracker = doc(job).get("tracker", {}) if Path(job.path).exists() else {}
+            if tracker.get("state") == "running" and tracker.get("last_step", -1) >= 2:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("execute never got going")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run_id = doc(job)["tracker"]["run_id"]
+    assert doc(job)["tracker"]["state"] == "running"
+    time.sleep(2.5)
+    assert "stale" in flow(noop, "status", "-d", env=env).stdout
+
+    flow(noop, "run", env=env)
+    binding = doc(job)["tracker"]
+    assert binding["run_id"] == run_id and binding["attempts"] == 2
+    assert binding["state"] == "finished" and binding["summary"]["epoch"] == 7
+    steps = [e["step"] for e in events(job) if e["event"] == "log"]
+    assert steps == sorted(set(steps)), "no step was recorded twice"
+    assert len(list(Path(job.path, LOG_DIR).iterdir())) == 1, "one run, not two"
+
+
+def test_sigterm_during_execute_is_a_recorded_preemption_that_resumes(noop: Path) -> None:
+    job = aexp.create_run(
+        experiment_id="E018",
+        hypothesis_id="H012",
+        statepoint={"condition": "full", "seed": 1, "epochs": 6, "epoch_seconds": 0.3},
+    )
+    flow(noop, "run", "-o", "init_tracker")
+    env = {**os.environ, "AEXP_HEARTBEAT": "0.2"}
+    proc = subprocess.Popen(
+        [PYTHON, "project.py", "exec", "execute", job.id],
+        cwd=noop,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while doc(job)["tracker"].get("last_step", -1) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read()
+    binding = doc(job)["tracker"]
+    assert binding["state"] == "preempted" and binding["exit_code"] == 143
+    assert events(job)[-1]["event"] == "finish" and events(job)[-1]["preempted"] is True
+    checkpoint = json.loads(Path(job.path, "checkpoint.json").read_text())
+    assert checkpoint["state"]["epoch"] >= 1
+
+    flow(noop, "run")
+    binding = doc(job)["tracker"]
+    assert binding["state"] == "finished" and binding["attempts"] == 2
+    epochs = [e["metrics"]["epoch"] for e in events(job) if e["event"] == "log"]
+    assert epochs == list(range(6)), "the resumed attempt starts from its checkpoint"
+    steps = [e["step"] for e in events(job) if e["event"] == "log"]
+    assert steps == list(range(6))
+
+
+def test_a_corrupted_binding_names_the_job_and_the_others_still_run(noop: Path) -> None:
+    bad, *good = sweep()
+    flow(noop, "run", "-o", "init_tracker")
+    path = Path(bad.path, "signac_job_document.json")
+    broken = {**doc(bad), "tracker": {"backend": "wandb"}}  # run_id lost by hand
+    path.write_text(json.dumps(broken))
+    result = flow(noop, "run")
+    assert f"job {bad.id}" in result.stderr and "has no run_id" in result.stderr
+    assert all(doc(job)["tracker"]["state"] == "finished" for job in good)
+    assert json.loads(path.read_text()) == broken, "the corrupted job is left untouched"
+    status = flow(noop, "status", "-d")
+    assert "corrupt" in status.stdout
+
+
+def test_status_labels_follow_the_lifecycle(noop: Path) -> None:
+    (job,) = sweep(n_seeds=1)[:1]
+    assert "noop" not in flow(noop, "status", "-d").stdout  # not bound yet
+    flow(noop, "run", "-o", "init_tracker")
+    assert "bound" in flow(noop, "status", "-d").stdout
+    flow(noop, "run")
+    assert doc(job)["tracker"]["state"] == "finished"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="signals as on Linux")
+def test_exec_of_each_operation_in_its_own_process_converges(noop: Path) -> None:
+    (job,) = sweep(n_seeds=1)[:1]
+    for op in ("init_tracker", "execute", "finish"):
+        flow(noop, "exec", op, job.id)
+    binding = doc(job)["tracker"]
+    assert binding["state"] == "finished" and binding["closed"] is True
+    kinds = [e["event"] for e in events(job)]
+    assert kinds.count("finish") == 1, "finish in another process re-uses the closed run"
