@@ -246,3 +246,50 @@ def test_exec_of_each_operation_in_its_own_process_converges(noop: Path) -> None
     assert binding["state"] == "finished" and binding["closed"] is True
     kinds = [e["event"] for e in events(job)]
     assert kinds.count("finish") == 1, "finish in another process re-uses the closed run"
+
+
+def test_wandb_preempted_run_resumes_one_run_id_with_a_continuous_step_axis(
+    template: Path,
+) -> None:
+    pytest.importorskip("wandb")
+    from aexp.wandb_offline import read_fragment
+
+    job = aexp.create_run(
+        experiment_id="E018",
+        hypothesis_id="H012",
+        statepoint={"condition": "full", "seed": 3, "epochs": 6, "epoch_seconds": 0.3},
+    )
+    flow(template, "run", "-o", "init_tracker")
+    assert offline_folders(job) == [], "binding alone creates no W&B folder"
+    env = {**os.environ, "AEXP_HEARTBEAT": "0.2"}
+    proc = subprocess.Popen(
+        [PYTHON, "project.py", "exec", "execute", job.id],
+        cwd=template,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while doc(job)["tracker"].get("last_step", -1) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR1)  # SLURM's time-limit warning signal
+    assert proc.wait(timeout=60) == 128 + signal.SIGUSR1, proc.stderr.read()
+    assert doc(job)["tracker"]["state"] == "preempted"
+
+    flow(template, "run")
+    binding = doc(job)["tracker"]
+    assert binding["state"] == "finished" and binding["attempts"] == 2
+    first, second = (read_fragment(folder) for folder in offline_folders(job))
+    for fragment in (first, second):
+        assert fragment.run_id == binding["run_id"]
+        assert fragment.group == "H012/E018/full" == binding["group"]
+        assert set(fragment.tags) >= {"H012", "E018", "full"}
+        assert fragment.config["job_id"] == job.id
+        assert fragment.config["limina.experiment_id"] == "E018"
+        assert fragment.config["limina.hypothesis_id"] == "H012"
+    assert first.state == "preempted" and first.exit_code == 128 + signal.SIGUSR1
+    assert second.state == "finished" and second.exit_code == 0
+    assert first.first_step == 0
+    assert second.first_step == first.last_step + 1
+    assert second.last_step == binding["last_step"] == 5
