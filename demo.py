@@ -10,6 +10,7 @@ Running it again changes nothing: every job is already finished.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,9 +33,12 @@ def main() -> int:
         for seed in range(3)
     ]
     print(f"sweep: {len(jobs)} jobs in {project.workspace}")
+    # The demo runs here, not through a scheduler: don't let a half-configured SLURM on this
+    # machine (sbatch present, controller down) get in the way of `status`.
+    env = {"SIGNAC_FLOW_ENVIRONMENT": "StandardEnvironment", **os.environ}
     for args in (["run"], ["status", "-d"]):
         print(f"\n$ python project.py {' '.join(args)}", flush=True)
-        code = subprocess.call([sys.executable, "project.py", *args], cwd=ROOT)
+        code = subprocess.call([sys.executable, "project.py", *args], cwd=ROOT, env=env)
         if code:
             return code
     return 0

@@ -139,7 +139,8 @@ class WandbAdapter(TrackerAdapter):
         extra["_step_fd"] = os.open(_step_file(workdir, handle.id), os.O_RDWR | os.O_CREAT, 0o644)
         return RunHandle(
             id=handle.id,
-            url=getattr(run, "url", None) or handle.url,
+            # Offline runs have no URL (and W&B warns when asked for one).
+            url=handle.url if offline else (run.url or handle.url),
             project=handle.project,
             group=handle.group,
             extra=extra,
