@@ -11,36 +11,103 @@
 Importing aexp never imports wandb or signac-flow.
 """
 
-from aexp.binding import (
-    bind_tracker,
-    create_run,
-    find_job,
-    get_binding,
-    open_project,
-    rearm,
-    run_spec,
-    update_binding,
-)
-from aexp.errors import (
-    AexpError,
-    BindingError,
-    JobNotFoundError,
-    ProjectNotFoundError,
-    SettingsError,
-    TrackerInitError,
-    TrackerUsageError,
-)
-from aexp.lifecycle import Preempted, Tracker, finish_run, run_lifecycle
-from aexp.settings import Settings, load_settings
-from aexp.trackers import (
-    ADAPTERS,
-    NoopAdapter,
-    RunHandle,
-    RunRecord,
-    TrackerAdapter,
-    WandbAdapter,
-    get_adapter,
-)
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
+
+# Public names and the module that defines each. They are imported on first use (PEP 562), so
+# `import aexp` costs almost nothing beyond the interpreter (docs/benchmarks.md): a compute
+# node starting thousands of processes, or `status`, pays only for what it touches.
+_EXPORTS = {
+    "aexp.binding": (
+        "bind_tracker",
+        "create_run",
+        "find_job",
+        "get_binding",
+        "open_project",
+        "rearm",
+        "run_spec",
+        "update_binding",
+    ),
+    "aexp.errors": (
+        "AexpError",
+        "BindingError",
+        "JobNotFoundError",
+        "ProjectNotFoundError",
+        "SettingsError",
+        "TrackerInitError",
+        "TrackerUsageError",
+    ),
+    "aexp.lifecycle": ("Preempted", "Tracker", "finish_run", "run_lifecycle"),
+    "aexp.settings": ("Settings", "load_settings"),
+    "aexp.trackers": (
+        "ADAPTERS",
+        "NoopAdapter",
+        "RunHandle",
+        "RunRecord",
+        "TrackerAdapter",
+        "WandbAdapter",
+        "get_adapter",
+    ),
+}
+_ORIGIN = {name: module for module, names in _EXPORTS.items() for name in names}
+
+if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
+    from typing import Any
+
+    from aexp.binding import (
+        bind_tracker,
+        create_run,
+        find_job,
+        get_binding,
+        open_project,
+        rearm,
+        run_spec,
+        update_binding,
+    )
+    from aexp.errors import (
+        AexpError,
+        BindingError,
+        JobNotFoundError,
+        ProjectNotFoundError,
+        SettingsError,
+        TrackerInitError,
+        TrackerUsageError,
+    )
+    from aexp.lifecycle import Preempted, Tracker, finish_run, run_lifecycle
+    from aexp.settings import Settings, load_settings
+    from aexp.trackers import (
+        ADAPTERS,
+        NoopAdapter,
+        RunHandle,
+        RunRecord,
+        TrackerAdapter,
+        WandbAdapter,
+        get_adapter,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (and submodules, as `aexp.binding`)."""
+    module = _ORIGIN.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ORIGIN})
+
 
 __version__ = "0.1.0"
 

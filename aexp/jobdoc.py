@@ -3,8 +3,9 @@
 signac writes the whole document on every update (read, modify, atomic replace) without an
 inter-process lock, so two processes updating different keys lose each other's writes. Every
 aexp write goes through `update_doc` under a per-job `filelock.FileLock`; reads go through
-`read_doc`, which parses the file once per change (cached by mtime and size), so the workflow's
-conditions cost one parse per job per `status` call however many conditions read it.
+`read_doc`, which parses the file once per change (cached by inode, mtime and size), so the
+workflow's conditions cost one parse per job however many conditions read it; `peek_doc` is the
+same read without keeping the parse (for one pass over many jobs, like `status`).
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
-from filelock import FileLock
-
 from aexp.errors import BindingError
 
 LOCK_FILE = ".aexp.lock"
 LOCK_TIMEOUT_S = 120.0
 
-_cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+# The last parse of each document and the (inode, mtime, size) it was parsed at, by path. Two
+# dicts rather than one of (key, doc) pairs: fewer objects for the garbage collector to walk.
+_cache_keys: dict[str, tuple[int, int, int]] = {}
+_cache_docs: dict[str, dict[str, Any]] = {}
 
 
 def now_iso() -> str:
@@ -45,7 +47,9 @@ def age_seconds(timestamp: str | None) -> float | None:
 
 
 def _doc_path(job: Any) -> str:
-    return os.path.join(job.path, job.FN_DOCUMENT)
+    # signac joins job paths with os.sep itself (job.path never ends in a separator); a plain
+    # join is several times cheaper than os.path.join, and conditions call this constantly.
+    return f"{job.path}{os.sep}{job.FN_DOCUMENT}"
 
 
 def read_doc(job: Any, *, fresh: bool = False) -> dict[str, Any]:
@@ -55,29 +59,47 @@ def read_doc(job: Any, *, fresh: bool = False) -> dict[str, Any]:
     cache (writers use it: a file replaced twice within one timestamp tick can look unchanged).
     Raises BindingError if the file is not valid JSON.
     """
-    path = _doc_path(job)
+    return _read_doc(job, _doc_path(job), fresh)
+
+
+def peek_doc(job: Any) -> dict[str, Any]:
+    """`read_doc`, but a document parsed now is not kept in the cache.
+
+    For one pass over many jobs (`status`): the pass does not hold every job's parsed document
+    (about 4 KB each) until it ends. A cached parse that is still current is returned as is.
+    """
+    return _read_doc(job, _doc_path(job), False, keep=False)
+
+
+def _read_doc(job: Any, path: str, fresh: bool, *, keep: bool = True) -> dict[str, Any]:
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return {}
     key = (st.st_ino, st.st_mtime_ns, st.st_size)
-    cached = _cache.get(path)
-    if not fresh and cached and cached[0] == key:
-        return cached[1]
+    if not fresh and _cache_keys.get(path) == key:
+        return _cache_docs[path]
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        # One unbuffered read and one decode: the same result as json.load on a UTF-8 text
+        # file, at about half the cost (this runs once per job in every `status`).
+        with open(path, "rb", buffering=0) as fh:
+            doc = json.loads(fh.read().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BindingError(f"job {job.id}: its document {path} is not valid JSON.") from None
     if not isinstance(doc, dict):
         raise BindingError(f"job {job.id}: its document {path} is not a JSON object.")
-    _cache[path] = (key, doc)
+    if keep:
+        _cache_keys[path] = key
+        _cache_docs[path] = doc
     return doc
 
 
 @contextmanager
 def job_lock(job: Any) -> Iterator[None]:
     """Hold the job's inter-process lock (released by the OS if the holder dies)."""
+    # Imported here: filelock costs ~15 ms to import, and readers (status) never lock.
+    from filelock import FileLock
+
     with FileLock(os.path.join(job.path, LOCK_FILE), timeout=LOCK_TIMEOUT_S):
         yield
 
@@ -106,7 +128,8 @@ def update_doc(
             # file's (inode, mtime, size) cannot tell two versions apart: inodes are reused at
             # once and many cluster file systems keep mtime to the second.
             st = os.stat(path)
-            _cache[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), json.loads(text))
+            _cache_keys[path] = (st.st_ino, st.st_mtime_ns, st.st_size)
+            _cache_docs[path] = json.loads(text)
         return current
 
 

@@ -22,6 +22,7 @@ import atexit
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -125,21 +126,32 @@ class Tracker:
         from a consistent state. One that never checkpoints is stopped at the signal itself.
         """
         self._checkpoints_used = True
+        # Atomic replace without fsync: preemption and crashes kill the process, not the
+        # kernel, and the page cache outlives the process. Only a node losing power can leave a
+        # torn file, which `load_checkpoint` then treats as absent.
         tmp = self.checkpoint_path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump({"step": self.step, "state": state}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, self.checkpoint_path)
         if self._preempt_signal is not None:
             raise Preempted(self._preempt_signal)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        """The state saved by the last `checkpoint` of this job, or None."""
+        """The state saved by the last `checkpoint` of this job, or None.
+
+        A damaged checkpoint (see `checkpoint`) is reported on stderr and treated as absent: the
+        experiment starts over rather than failing on every attempt.
+        """
         try:
             with open(self.checkpoint_path, encoding="utf-8") as fh:
                 return json.load(fh)["state"]
         except FileNotFoundError:
+            return None
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            print(
+                f"warning: job {self.job.id}: {self.checkpoint_path} is damaged; starting over.",
+                file=sys.stderr,
+            )
             return None
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -149,10 +161,46 @@ class Tracker:
             raise Preempted(signum)
 
 
+_HOST = socket.gethostname()
+
+
+def _attempt_identity() -> dict[str, Any]:
+    """Where this attempt runs, so another process can tell whether it is still alive."""
+    return {
+        "host": _HOST,
+        "pid": os.getpid(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_restart_count": os.environ.get("SLURM_RESTART_COUNT", "0"),
+    }
+
+
 def is_stale(doc: Mapping[str, Any], stale_after: float) -> bool:
-    """True if the job's heartbeat is missing or older than `stale_after` seconds."""
+    """True if the attempt the document records as running is known to be dead.
+
+    Dead means: its heartbeat is missing or older than `stale_after` seconds; or it ran on this
+    host and its process is gone; or it ran in the SLURM job this process belongs to and SLURM
+    has restarted that job since (a requeue after a node failure). The last two need no waiting.
+    """
     age = age_seconds(doc.get("heartbeat_at"))
-    return age is None or age > stale_after
+    if age is None or age > stale_after:
+        return True
+    attempt = doc.get("attempt")
+    if not isinstance(attempt, dict):
+        return False
+    pid = attempt.get("pid")
+    if attempt.get("host") == _HOST and isinstance(pid, int) and pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, someone else's
+            pass
+    slurm_job = os.environ.get("SLURM_JOB_ID")
+    return bool(
+        slurm_job
+        and attempt.get("slurm_job_id") == slurm_job
+        and attempt.get("slurm_restart_count") != os.environ.get("SLURM_RESTART_COUNT", "0")
+    )
 
 
 def _start_attempt(job: Any, stale_after: float) -> dict[str, Any] | None:
@@ -169,6 +217,7 @@ def _start_attempt(job: Any, stale_after: float) -> dict[str, Any] | None:
             )
         updates: dict[str, Any] = {
             "status": "running",
+            "attempt": _attempt_identity(),
             "started_at": started,
             "heartbeat_at": started,
             "ended_at": None,
@@ -190,6 +239,7 @@ def _start_attempt(job: Any, stale_after: float) -> dict[str, Any] | None:
                 "exit_code": None,
                 "error": None,
                 "closed": False,
+                "synced_at": None,  # this attempt writes a fragment the last sync did not see
             }
             updates["tracker"] = binding
             result.update(binding)
@@ -233,11 +283,30 @@ def _signals_to(tracker: Tracker) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def close_live_run(job: Any) -> bool:
+@contextmanager
+def _repeats_ignored() -> Iterator[None]:
+    """Ignore further preemption signals while a preempted attempt records its end.
+
+    A signal often comes twice (scancel sends SIGTERM to every process of a SLURM job, and the
+    batch script forwards its own copy): the second must not kill the process mid-record.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in PREEMPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def close_live_run(job: Any, *, record: bool = True) -> bool:
     """Close the job's run if it is open in this process; True if it was.
 
     Logs the declared result files as artifacts first, then closes the run with the exit code
-    recorded in the binding, and records `closed: true`.
+    recorded in the binding, and records `closed: true` (unless `record` is False: the caller
+    records it in its own update).
     """
     live = _live.pop(job.id, None)
     if live is None:
@@ -251,7 +320,8 @@ def close_live_run(job: Any) -> bool:
     live.adapter.finish(
         live.handle, exit_code=exit_code, preempted=binding.get("state") == PREEMPTED
     )
-    update_binding(job, closed=True)
+    if record:
+        update_binding(job, closed=True)
     return True
 
 
@@ -320,9 +390,10 @@ def run_lifecycle(
             yield tracker
     except (Preempted, KeyboardInterrupt) as exc:
         code = exc.code if isinstance(exc, Preempted) else 128 + signal.SIGINT
-        heartbeat.stopped.set()
-        _end(job, tracker, t0, status="preempted", state=PREEMPTED, exit_code=code)
-        close_live_run(job)  # the process is about to exit: close now, marked preempting
+        with _repeats_ignored():
+            heartbeat.stopped.set()
+            _end(job, tracker, t0, status="preempted", state=PREEMPTED, exit_code=code)
+            close_live_run(job)  # the process is about to exit: close now, marked preempting
         raise
     except BaseException:
         heartbeat.stopped.set()
@@ -386,7 +457,7 @@ def finish_run(job: Any) -> dict[str, Any]:
         raise BindingError(f"job {job.id} is not bound to a tracker run; nothing to finish.")
     if binding["state"] not in (COMPLETED, FAILED, FINISHED):
         raise BindingError(f"job {job.id}'s run is {binding['state']}; it has not ended yet.")
-    if not close_live_run(job) and not binding.get("closed"):
+    if not close_live_run(job, record=False) and not binding.get("closed"):
         # The attempt's process died after recording its end: re-open only to close it.
         adapter = adapter_for(binding)
         handle = adapter.resume_run(

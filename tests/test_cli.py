@@ -34,11 +34,6 @@ AEXP = shutil.which("aexp", path=str(Path(sys.executable).parent)) or str(
     Path(sys.executable).parent / "aexp"
 )
 SIGNAC = str(Path(sys.executable).parent / "signac")
-HAVE_SYNC = hasattr(aexp.sync, "sync_offline_runs")
-needs_sync = pytest.mark.skipif(
-    not HAVE_SYNC,
-    reason="aexp.sync.sync_offline_runs is not there yet (issue 5); remove this guard when it is",
-)
 
 
 def aexp(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None):
@@ -761,7 +756,6 @@ def test_offline_reader_handles_blocks_torn_tails_and_bad_headers(
 
 
 # -- sync-offline (delegates to aexp.sync, issue 5) -------------------------------------------
-@needs_sync
 def test_sync_offline_dry_run_changes_nothing(copy: Path) -> None:
     before = snapshot(copy)
     results = json.loads(ok(aexp("sync-offline", "--dry-run", "--json", cwd=copy)))
@@ -785,7 +779,6 @@ def test_sync_offline_dry_run_changes_nothing(copy: Path) -> None:
     assert re.search(r"^dry run, would have synced \d+, skipped \d+, failed 0$", text, re.M), text
 
 
-@needs_sync
 def test_sync_offline_reports_failures_and_exits_1(copy: Path, sweep: SimpleNamespace) -> None:
     env = {**os.environ, "WANDB_API_KEY": "x" * 40}  # the base URL is a closed loopback port
     result = aexp("sync-offline", "--timeout", "5", "--jobs", "2", cwd=copy, env=env)
@@ -795,7 +788,6 @@ def test_sync_offline_reports_failures_and_exits_1(copy: Path, sweep: SimpleName
     assert not list(copy.glob("workspace/*/wandb/offline-run-*/*.wandb.synced"))
 
 
-@needs_sync
 def test_sync_offline_against_a_loopback_server(
     copy: Path, sweep: SimpleNamespace, tmp_path: Path
 ) -> None:
@@ -838,8 +830,6 @@ def test_docs_examples_run(template: Path) -> None:
         assert any(f"aexp {name}" in command for command, _ in examples), name
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for command, expected in examples:
-        if "sync-offline" in command and not HAVE_SYNC:
-            continue  # see needs_sync
         result = subprocess.run(
             ["bash", "-o", "pipefail", "-c", command],
             cwd=template,

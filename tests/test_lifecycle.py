@@ -171,3 +171,49 @@ def test_a_job_running_elsewhere_is_refused(project):
             pytest.fail("the body must not run")
         assert read_doc(job, fresh=True)["tracker"]["attempts"] == 1
     assert job.doc["tracker"]["state"] == "completed"
+
+
+def test_is_stale_recognises_dead_attempts_without_waiting(monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    from aexp.jobdoc import now_iso
+    from aexp.lifecycle import _attempt_identity, is_stale
+
+    fresh = {"heartbeat_at": now_iso(), "attempt": _attempt_identity()}
+    assert not is_stale(fresh, 300), "this very process is alive"
+    assert is_stale({"heartbeat_at": "2000-01-01T00:00:00+00:00"}, 300), "old heartbeat"
+    assert is_stale({}, 300), "no heartbeat at all"
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    gone = {**fresh, "attempt": {**fresh["attempt"], "pid": int(dead.stdout)}}
+    assert is_stale(gone, 300), "its process is gone from this host"
+    elsewhere = {**gone, "attempt": {**gone["attempt"], "host": "another-node"}}
+    assert not is_stale(elsewhere, 300), "another host's process: only the heartbeat tells"
+
+    requeued = {
+        **elsewhere,
+        "attempt": {**elsewhere["attempt"], "slurm_job_id": "42", "slurm_restart_count": "0"},
+    }
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert is_stale(requeued, 300), "SLURM restarted the job the attempt ran in"
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    assert not is_stale(requeued, 300), "same job, same restart: still running"
+
+
+def test_a_damaged_checkpoint_is_treated_as_absent(project, capsys) -> None:
+    import aexp
+
+    job = aexp.create_run(experiment_id="E1", hypothesis_id="H1", statepoint={"seed": 0})
+    with aexp.run_lifecycle(job) as tracker:
+        tracker.checkpoint({"epoch": 3})
+        assert tracker.load_checkpoint() == {"epoch": 3}
+        tracker.checkpoint_path.write_text('{"step": 4, "sta')  # torn by a power loss
+        assert tracker.load_checkpoint() is None
+    assert "is damaged; starting over" in capsys.readouterr().err

@@ -8,7 +8,6 @@ JSON-serialisable fields) and `resume_run` re-opens it anywhere from that data.
 
 from __future__ import annotations
 
-import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -128,6 +127,9 @@ class TrackerAdapter(ABC):
         """Runs of `project` whose group starts with `group_prefix`."""
 
 
+_PLAIN_TYPES = frozenset({int, float, str, bool, type(None)})
+
+
 def clean_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """Validate one row of metrics and convert it to plain JSON-compatible values.
 
@@ -135,7 +137,16 @@ def clean_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     with `.item()`); NaN and +/-inf are kept as floats (W&B accepts them; the JSONL log writes
     them as the JSON extensions NaN/Infinity, which Python's json reads back). Anything else that
     is not a number, string, bool or None raises TrackerUsageError naming the key.
+
+    A plain dict that needs no conversion is returned as is (not copied): logging sits on the
+    hot path of every training step. Copy it before mutating.
     """
+    if type(metrics) is dict:
+        for key, value in metrics.items():
+            if type(key) is not str or not key or type(value) not in _PLAIN_TYPES:
+                break
+        else:
+            return metrics
     if not isinstance(metrics, Mapping):
         raise TrackerUsageError(f"metrics must be a mapping of names to values, not {metrics!r}.")
     row: dict[str, Any] = {}
@@ -156,12 +167,3 @@ def clean_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
                 "recorded; log numbers, strings, booleans or None."
             )
     return row
-
-
-def is_finite_number(value: Any) -> bool:
-    """True for ints and finite floats (bools excluded)."""
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and not (isinstance(value, float) and not math.isfinite(value))
-    )

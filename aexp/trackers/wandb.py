@@ -10,6 +10,7 @@ so the step axis continues across them.
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import secrets
@@ -61,6 +62,19 @@ def _new_run_id() -> str:
     # W&B's own ids are 8 characters of [a-z0-9]; any unique string of that shape is accepted.
     alphabet = string.ascii_lowercase + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+_WATERMARK_SIZE = 21  # "%20d\n"
+
+
+def _open_watermark(path: Path) -> mmap.mmap:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if os.fstat(fd).st_size < _WATERMARK_SIZE:
+            os.pwrite(fd, b"%20d\n" % -1, 0)
+        return mmap.mmap(fd, _WATERMARK_SIZE)
+    finally:
+        os.close(fd)  # the map keeps the file
 
 
 def _step_file(workdir: str | Path, run_id: str) -> Path:
@@ -135,8 +149,9 @@ class WandbAdapter(TrackerAdapter):
             raise TrackerInitError(f"W&B refused to start run {handle.id}: {first}") from exc
         extra["_run"] = run
         # The offline log cannot be read back cheaply, so the highest step is mirrored into a
-        # small watermark file: one pwrite per log call, and it survives a SIGKILL.
-        extra["_step_fd"] = os.open(_step_file(workdir, handle.id), os.O_RDWR | os.O_CREAT, 0o644)
+        # small watermark file, written through a shared memory map: a SIGKILL loses nothing
+        # (the page belongs to the kernel) and a log call pays no system call for it.
+        extra["_step_map"] = _open_watermark(_step_file(workdir, handle.id))
         return RunHandle(
             id=handle.id,
             # Offline runs have no URL (and W&B warns when asked for one).
@@ -157,9 +172,13 @@ class WandbAdapter(TrackerAdapter):
     def log(
         self, handle: RunHandle, metrics: Mapping[str, Any], *, step: int | None = None
     ) -> None:
-        self._run(handle).log(clean_metrics(metrics), step=step)
-        if step is not None and "_step_fd" in handle.extra:
-            os.pwrite(handle.extra["_step_fd"], b"%20d\n" % step, 0)
+        row = clean_metrics(metrics)
+        # Watermark first: if the process dies in between, the next attempt leaves a gap in
+        # the step axis rather than logging this step twice.
+        watermark = handle.extra.get("_step_map")
+        if step is not None and watermark is not None:
+            watermark[0:_WATERMARK_SIZE] = b"%20d\n" % step
+        self._run(handle).log(row, step=step)
 
     def last_step(self, handle: RunHandle, *, workdir: str | Path | None = None) -> int | None:
         if workdir is None:
@@ -187,9 +206,9 @@ class WandbAdapter(TrackerAdapter):
             run.mark_preempting()
         run.finish(exit_code=exit_code)
         handle.extra.pop("_run", None)
-        fd = handle.extra.pop("_step_fd", None)
-        if fd is not None:
-            os.close(fd)
+        watermark = handle.extra.pop("_step_map", None)
+        if watermark is not None:
+            watermark.close()
 
     def list_runs(self, *, project: str, group_prefix: str = "") -> list[RunRecord]:
         """Query W&B's API (needs network and credentials) for runs whose group matches."""

@@ -1,0 +1,177 @@
+"""Benchmark 6: sync throughput of W&B offline runs to a loopback W&B stand-in.
+
+Needs `aexp.sync.sync_offline_runs` (skipped with a note when aexp.sync does not provide it)
+and the wandb package. The offline runs are real: a project of `--sync-runs` jobs is run once
+through the template's workflow (`python project.py run`, W&B offline; one folder per run) and
+kept under bench/.cache/ as the pristine copy. Each repetition copies it twice and uploads one
+copy with ours, the other with the bare client, each to a fresh tests/wandb_server.py
+FakeWandbServer on 127.0.0.1 (W&B's cloud cannot be reached here; nothing leaves the machine):
+
+    ours      `aexp sync-offline --jobs 4` (the CLI: discovery, `wandb sync` driven with 4 workers,
+              success judged per fragment, job documents updated)
+    baseline  `python -m wandb sync -n 4 <every offline-run folder>`
+
+Both must leave W&B's synced marker on every folder. Then ours runs again on its (now synced)
+copy: that second pass must take under 2 % of the first. Targets: ratio <= 1.10; second pass
+<= 0.02 x first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    PYTHON,
+    REPO,
+    Result,
+    hermetic_env,
+    log,
+    make_result,
+    run_timed,
+)
+from bench.generate import DONE, copy_template, set_rc
+
+LIMIT = 1.10
+SECOND_PASS_LIMIT = 0.02
+GENERATOR_VERSION = "1"
+
+
+def available() -> str | None:
+    """None if benchmark 6 can run, else why not."""
+    try:
+        sync = importlib.import_module("aexp.sync")
+    except ImportError as exc:
+        return f"aexp.sync cannot be imported ({exc})"
+    if not hasattr(sync, "sync_offline_runs"):
+        return "aexp.sync has no sync_offline_runs yet"
+    if importlib.util.find_spec("wandb") is None:
+        return "the wandb package is not installed"
+    if not (REPO / "tests" / "wandb_server.py").exists():
+        return "tests/wandb_server.py (the loopback W&B stand-in) is missing"
+    return None
+
+
+def _server_module() -> Any:
+    tests = str(REPO / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    return importlib.import_module("wandb_server")
+
+
+def pristine_project(n_runs: int, cache: Path) -> Path:
+    """`n_runs` finished jobs with one W&B offline folder each (built once, then reused)."""
+    root = cache / f"sync-{n_runs}"
+    stamp = root / DONE
+    want = f"{GENERATOR_VERSION} {n_runs}"
+    if stamp.exists() and stamp.read_text().strip() == want:
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "workspace").mkdir(parents=True)
+    copy_template(root)
+    set_rc(root / "signac.rc", "tracker", "backend", "wandb")
+    set_rc(root / "signac.rc", "tracker", "offline", "true")
+    env = hermetic_env(cache / "sync-env")
+    log(f"  generating {n_runs} real W&B offline runs in {root} (once) ...")
+    make = (
+        "import aexp, json, sys\n"
+        "from bench.generate import sweep_statepoint\n"
+        f"for i in range({n_runs}):\n"
+        "    sp = sweep_statepoint(i)\n"
+        "    aexp.create_run(experiment_id=sp.pop('experiment_id'),\n"
+        "                    hypothesis_id=sp.pop('hypothesis_id'), statepoint=sp)\n"
+    )
+    env_make = dict(env, PYTHONPATH=str(REPO))
+    subprocess.run([PYTHON, "-c", make], cwd=root, env=env_make, check=True)
+    run_timed([PYTHON, "project.py", "run"], root, env, timeout=3600)
+    folders = sorted(root.glob("workspace/*/wandb/offline-run-*"))
+    if len(folders) != n_runs:
+        raise RuntimeError(f"expected {n_runs} offline runs, the workflow made {len(folders)}")
+    stamp.write_text(want + "\n")
+    return root
+
+
+def _markers(root: Path) -> int:
+    return len(list(root.glob("workspace/*/wandb/offline-run-*/run-*.wandb.synced")))
+
+
+def _fresh_copy(pristine: Path, dest: Path) -> Path:
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(pristine, dest, symlinks=True, ignore=shutil.ignore_patterns(DONE))
+    return dest
+
+
+def run(opts: Any) -> list[Result]:
+    why = available()
+    if why:
+        log(f"  benchmark 6 skipped: {why}")
+        return []
+    server_mod = _server_module()
+    n_runs = opts.sync_runs
+    pristine = pristine_project(n_runs, opts.cache)
+    work = opts.cache / "sync-work"
+    aexp_cli = [PYTHON, "-m", "aexp.cli"]
+
+    def one_pass(which: str, copy: Path) -> float:
+        with server_mod.FakeWandbServer() as server:
+            env = server_mod.wandb_env(work / f"env-{which}", server.base_url)
+            env["SIGNAC_FLOW_ENVIRONMENT"] = "StandardEnvironment"
+            if which == "ours":
+                args = [*aexp_cli, "sync-offline", "--jobs", "4"]
+            else:
+                folders = sorted(str(p) for p in copy.glob("workspace/*/wandb/offline-run-*"))
+                args = [PYTHON, "-m", "wandb", "sync", "-n", "4", *folders]
+            return run_timed(args, copy, env, timeout=1800)
+
+    reps = opts.reps
+    log(f"  sync {n_runs} runs: {reps} alternating repetitions (+ second passes)")
+    ours: list[float] = []
+    raw: list[float] = []
+    second: list[float] = []
+    for rep in range(reps):
+        copies = {w: _fresh_copy(pristine, work / w) for w in ("ours", "baseline")}
+        order = ("ours", "baseline") if rep % 2 == 0 else ("baseline", "ours")
+        times = {}
+        for which in order:
+            times[which] = one_pass(which, copies[which])
+            synced = _markers(copies[which])
+            if synced != n_runs:
+                raise RuntimeError(f"{which}: {synced} of {n_runs} runs carry the synced marker")
+        ours.append(times["ours"])
+        raw.append(times["baseline"])
+        second.append(one_pass("ours", copies["ours"]))
+    docs = [
+        json.loads(p.read_text())["tracker"].get("synced_at")
+        for p in (work / "ours").glob("workspace/*/signac_job_document.json")
+    ]
+    if not all(docs):
+        raise RuntimeError("ours left jobs without tracker.synced_at")
+    shutil.rmtree(work, ignore_errors=True)
+    shape = {"runs": n_runs, "workers": 4}
+    return [
+        make_result(
+            f"sync {n_runs} offline runs, 4 workers",
+            6,
+            ours,
+            raw,
+            limit=LIMIT,
+            notes="aexp sync-offline --jobs 4 vs python -m wandb sync -n 4 <folders>, loopback",
+            extra=shape,
+        ),
+        make_result(
+            "sync second pass (all synced)",
+            6,
+            second,
+            ours,
+            limit=SECOND_PASS_LIMIT,
+            notes="aexp sync-offline again on the synced copy; baseline column = first pass",
+            extra=shape,
+        ),
+    ]

@@ -1,0 +1,331 @@
+"""Generated projects for the benchmarks, cached under bench/.cache/ and reused.
+
+Large workspaces are written directly in signac 2's layout (no signac calls per job, so 100,000
+jobs take seconds, not minutes): `workspace/<id>/signac_statepoint.json` with the id signac
+computes (`signac.job.calc_id`: MD5 of the key-sorted JSON), plus the job document aexp writes
+(docs/job-document.md) and, for the isfile baseline, one empty marker file per condition that
+holds. A cached workspace is reused while its generator version and size match; the template's
+files (project.py, experiment.py, signac.rc, .signac) are copied afresh on every use, so the
+benchmark always runs the current project.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from signac.job import calc_id
+
+from bench.common import BENCH, CACHE, REPO, TEMPLATE_FILES, log
+
+GENERATOR_VERSION = "4"
+DONE = ".bench-complete"
+
+# Mixed states, one per index modulo 20 (percentages of the workspace):
+#   created (unbound) 20 %, bound 10 %, running 5 %, preempted 5 %, completed 5 %, failed 5 %,
+#   finished offline not synced 30 %, finished and synced 20 %; and one job in a thousand has
+#   a corrupted binding (a string where the object should be), as if edited by hand.
+_STATES = (
+    ["created"] * 4
+    + ["bound"] * 2
+    + ["running", "preempted", "completed", "failed"]
+    + ["finished"] * 6
+    + ["synced"] * 4
+)
+
+
+def state_of(index: int) -> str:
+    if index % 1000 == 999:
+        return "corrupt"
+    return _STATES[index % len(_STATES)]
+
+
+def statepoint(index: int) -> dict[str, Any]:
+    return {
+        "hypothesis_id": "H012",
+        "experiment_id": "E018",
+        "condition": "ablated" if index % 2 else "full",
+        "seed": index,
+        "epochs": 20,
+    }
+
+
+def _ts(base: datetime, seconds: float) -> str:
+    return (base + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+
+def job_document(index: int, job_id: str, state: str, now: datetime) -> dict[str, Any]:
+    """The document aexp would have written for a job in `state` (docs/job-document.md)."""
+    doc: dict[str, Any] = {
+        "limina": {"experiment_id": "E018", "hypothesis_id": "H012"},
+        "status": "created",
+    }
+    if state == "created":
+        return doc
+    if state == "corrupt":
+        doc["tracker"] = "finished"
+        return doc
+    run_id = f"{index:08x}"[-8:]
+    condition = "ablated" if index % 2 else "full"
+    binding: dict[str, Any] = {
+        "backend": "wandb",
+        "run_id": run_id,
+        "url": None,
+        "project": "aexp-demo",
+        "group": f"H012/E018/{condition}",
+        "offline": True,
+        "state": "bound",
+        "attempts": 0,
+        "last_step": -1,
+        "exit_code": None,
+        "bound_at": _ts(now, -7200),
+        "extra": {
+            "entity": None,
+            "tags": ["H012", "E018", condition, "template"],
+            "notes": None,
+            "offline": True,
+        },
+    }
+    doc["tracker"] = binding
+    if state == "bound":
+        return doc
+    started = _ts(now, -3600)
+    summary = {"epoch": 19, "loss": 0.3123456789, "accuracy": 0.8828125}
+    doc.update(started_at=started, heartbeat_at=started, ended_at=None, wallclock_s=None)
+    binding.update(attempts=1, closed=False, error=None, last_step=19, summary=summary)
+    if state == "running":
+        # Alternate fresh and stale heartbeats, so the stale label has work to do.
+        doc.update(status="running", heartbeat_at=_ts(now, 0 if index % 40 < 20 else -3000))
+        binding.update(state="running")
+        return doc
+    ended = _ts(now, -3000)
+    doc.update(ended_at=ended, heartbeat_at=ended, wallclock_s=600.0)
+    if state == "preempted":
+        doc.update(status="preempted")
+        binding.update(state="preempted", exit_code=138, closed=True)
+    elif state == "completed":
+        doc.update(status="complete")
+        binding.update(state="completed", exit_code=0)
+    elif state == "failed":
+        doc.update(status="failed")
+        binding.update(
+            state="failed",
+            exit_code=1,
+            error="RuntimeError: injected failure at epoch 2",
+            closed=True,
+            finished_at=_ts(now, -2900),
+        )
+    else:  # finished, possibly synced
+        doc.update(status="complete")
+        binding.update(state="finished", exit_code=0, closed=True, finished_at=_ts(now, -2900))
+        if state == "synced":
+            binding.update(synced_at=_ts(now, -1000))
+    return doc
+
+
+def markers(state: str) -> list[str]:
+    """The baseline's marker files for a job in `state` (one per isfile condition that holds)."""
+    names = []
+    if state == "corrupt":
+        return ["corrupt"]
+    if state != "created":
+        names.append("bound")
+    if state in ("completed", "failed", "finished", "synced"):
+        names.append("ended")
+    if state in ("failed", "finished", "synced"):
+        names.append("finished")
+    if state == "finished":
+        names.append("unsynced")
+    if state == "synced":
+        names.append("synced")
+    return names
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def copy_template(root: Path, *, extra_files: dict[str, Path] | None = None) -> None:
+    """Copy the current template files (and baseline project files) into `root`."""
+    for name in TEMPLATE_FILES:
+        src = REPO / name
+        dst = root / name
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, dst)
+    for name, src in (extra_files or {}).items():
+        shutil.copy2(src, root / name)
+
+
+def status_project(n_jobs: int, *, cache: Path = CACHE) -> Path:
+    """A project of `n_jobs` jobs in mixed states (generated once, then reused)."""
+    root = cache / f"status-{n_jobs}"
+    stamp = root / DONE
+    want = f"{GENERATOR_VERSION} {n_jobs}"
+    if not (stamp.exists() and stamp.read_text().strip() == want):
+        if root.exists():
+            shutil.rmtree(root)
+        workspace = root / "workspace"
+        workspace.mkdir(parents=True)
+        log(f"  generating {n_jobs} jobs in {root} ...")
+        now = datetime.now(UTC)
+        for index in range(n_jobs):
+            sp = statepoint(index)
+            job_id = calc_id(sp)
+            job_dir = os.path.join(workspace, job_id)
+            os.mkdir(job_dir)
+            _write(os.path.join(job_dir, "signac_statepoint.json"), json.dumps(sp))
+            state = state_of(index)
+            doc = job_document(index, job_id, state, now)
+            _write(os.path.join(job_dir, "signac_job_document.json"), json.dumps(doc))
+            for name in markers(state):
+                _write(os.path.join(job_dir, name), "")
+        stamp.write_text(want + "\n")
+    copy_template(root, extra_files={"baseline_status.py": BENCH / "baselines" / "status.py"})
+    return root
+
+
+def sweep_statepoint(index: int) -> dict[str, Any]:
+    """One point of benchmark 7's sweep: two conditions x seeds, the experiment's default epochs."""
+    return {
+        "hypothesis_id": "H012",
+        "experiment_id": "E018",
+        "condition": "ablated" if index % 2 else "full",
+        "seed": index // 2,
+    }
+
+
+def fresh_sweep_project(root: Path, n_jobs: int, *, backend: str = "noop") -> Path:
+    """A new project at `root` (replaced if present) with `n_jobs` created, unbound jobs.
+
+    The jobs are what `aexp.create_run` makes (state point, `limina` and `status: created`); the
+    template's files are copied, with signac.rc's backend set to `backend`, plus the baseline.
+    """
+    if root.exists():
+        shutil.rmtree(root)
+    workspace = root / "workspace"
+    workspace.mkdir(parents=True)
+    for index in range(n_jobs):
+        sp = sweep_statepoint(index)
+        job_dir = os.path.join(workspace, calc_id(sp))
+        os.mkdir(job_dir)
+        _write(os.path.join(job_dir, "signac_statepoint.json"), json.dumps(sp))
+        doc = {"limina": {"experiment_id": "E018", "hypothesis_id": "H012"}, "status": "created"}
+        _write(os.path.join(job_dir, "signac_job_document.json"), json.dumps(doc))
+    copy_template(root, extra_files={"baseline_sweep.py": BENCH / "baselines" / "sweep.py"})
+    set_rc(root / "signac.rc", "tracker", "backend", backend)
+    return root
+
+
+def set_rc(path: Path, section: str, key: str, value: str) -> None:
+    """Set one key of a signac.rc in place, keeping its comments (line edit within the section)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    current, done = None, False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            if current == section and not done:
+                lines.insert(i, f"{key} = {value}")
+                done = True
+                break
+            current = stripped[1:-1].strip()
+        elif current == section and stripped.split("=", 1)[0].strip() == key:
+            lines[i] = f"{key} = {value}"
+            done = True
+            break
+    if not done:
+        if current != section:
+            lines.append(f"[{section}]")
+        lines.append(f"{key} = {value}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def discovery_project(
+    n_jobs: int, n_runs: int, files_per_run: int, *, cache: Path = CACHE
+) -> tuple[Path, int]:
+    """A project of `n_jobs` jobs, `n_runs` of them with W&B offline-run folders of
+    `files_per_run` files each (generated once, then reused). Returns (root, folder count).
+
+    The folders are fakes with W&B's layout (nothing reads their content):
+    `<job>/wandb/offline-run-<time>-<id>/` holding `run-<id>.wandb`, `logs/`, `tmp/` and
+    `files/` (W&B's metadata files, then `files/media/images/*.png` up to `files_per_run`),
+    plus W&B's `latest-run` symlink, `debug*.log` and aexp's step watermark in `wandb/`. Every
+    tenth run has a second fragment (a resumed attempt). Every job also holds a few files of its
+    own (state point, document, result, checkpoint).
+    """
+    root = cache / f"discovery-{n_jobs}-{n_runs}-{files_per_run}"
+    stamp = root / DONE
+    want = f"{GENERATOR_VERSION} {n_jobs} {n_runs} {files_per_run}"
+    stride = max(1, n_jobs // max(n_runs, 1))
+    run_jobs = set(range(0, n_jobs, stride)[:n_runs])
+    n_folders = sum(2 if (k % 10 == 0) else 1 for k in range(len(run_jobs)))
+    if stamp.exists() and stamp.read_text().strip() == want:
+        copy_template(root)
+        return root, n_folders
+    if root.exists():
+        shutil.rmtree(root)
+    workspace = root / "workspace"
+    workspace.mkdir(parents=True)
+    log(f"  generating {n_jobs} jobs, {n_runs} offline runs x {files_per_run} files in {root} ...")
+    now = datetime.now(UTC)
+    run_index = 0
+    for index in range(n_jobs):
+        sp = statepoint(index)
+        job_id = calc_id(sp)
+        job_dir = os.path.join(workspace, job_id)
+        os.mkdir(job_dir)
+        _write(os.path.join(job_dir, "signac_statepoint.json"), json.dumps(sp))
+        doc = job_document(index, job_id, "finished", now)
+        _write(os.path.join(job_dir, "signac_job_document.json"), json.dumps(doc))
+        _write(os.path.join(job_dir, "result.json"), '{"loss": 0.3}')
+        _write(os.path.join(job_dir, "checkpoint.json"), '{"step": 19, "state": {}}')
+        if index not in run_jobs:
+            continue
+        run_id = f"r{index:07x}"[-8:]
+        wandb_dir = os.path.join(job_dir, "wandb")
+        os.makedirs(os.path.join(wandb_dir, ".cache"))
+        _write(os.path.join(wandb_dir, f"aexp-step-{run_id}"), f"{19:20d}\n")
+        fragments = 2 if run_index % 10 == 0 else 1
+        run_index += 1
+        for attempt in range(fragments):
+            stamp_time = (now + timedelta(minutes=attempt)).strftime("%Y%m%d_%H%M%S")
+            name = f"offline-run-{stamp_time}-{run_id}"
+            folder = os.path.join(wandb_dir, name)
+            _fake_offline_run(folder, run_id, files_per_run)
+            for link in ("latest-run", "debug.log", "debug-internal.log"):
+                target = name if link == "latest-run" else os.path.join(name, "logs", link)
+                with suppress(FileNotFoundError):
+                    os.unlink(os.path.join(wandb_dir, link))
+                os.symlink(target, os.path.join(wandb_dir, link))
+    stamp.write_text(want + "\n")
+    copy_template(root)
+    return root, n_folders
+
+
+def _fake_offline_run(folder: str, run_id: str, n_files: int) -> None:
+    files = os.path.join(folder, "files")
+    media = os.path.join(files, "media", "images")
+    for sub in ("logs", "tmp", media):
+        os.makedirs(os.path.join(folder, sub), exist_ok=True)
+    _write(os.path.join(folder, f"run-{run_id}.wandb"), ":W&B" + "\0" * 1020)
+    fixed = [
+        os.path.join(folder, "logs", "debug.log"),
+        os.path.join(folder, "logs", "debug-internal.log"),
+        os.path.join(folder, "logs", "debug-core.log"),
+        os.path.join(files, "config.yaml"),
+        os.path.join(files, "output.log"),
+        os.path.join(files, "wandb-summary.json"),
+        os.path.join(files, "wandb-metadata.json"),
+        os.path.join(files, "requirements.txt"),
+    ]
+    for path in fixed[: max(0, n_files - 1)]:
+        _write(path, "x")
+    for k in range(max(0, n_files - 1 - len(fixed))):
+        _write(os.path.join(media, f"sample_{k}_{k:04x}.png"), "")

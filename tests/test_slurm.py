@@ -1,0 +1,328 @@
+"""`python project.py submit` on a real SLURM cluster (scripts/slurm_cluster.sh starts one).
+
+Every test submits through flow's DefaultSlurmEnvironment from a copy of the template in the
+test's temp dir (the compute node is this machine, so it sees the same files), waits for the
+queue to drain with a bounded wait, and checks the job documents, the tracker's records, SLURM's
+own view (`scontrol show job`) and the batch output in logs/. On failure the batch output is
+printed. Most tests use the noop backend (fast); the first and the last run W&B offline.
+
+Timing on this cluster (scripts/slurm_cluster.sh): time limits and warning signals are checked
+about every 30 s, so the warning arrives between warning_seconds and warning_seconds + 30 s
+before the limit; a requeued job starts again about 13-26 s after its requeue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import PYTHON, run_cmd, set_rc
+
+import aexp
+from aexp.trackers.noop import EVENTS_FILE, LOG_DIR
+
+pytestmark = pytest.mark.slurm
+
+SLURM_ENV = "DefaultSlurmEnvironment"
+
+
+class Cluster:
+    """The template copy of one test, submitting to the real cluster."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.names: list[str] = []  # SLURM job names (flow's ids) this test submitted
+        self.env = {
+            **os.environ,
+            "SIGNAC_FLOW_ENVIRONMENT": SLURM_ENV,
+            "AEXP_HEARTBEAT": "1",  # last_step in job.doc follows the run closely
+        }
+
+    def flow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = run_cmd([PYTHON, "project.py", *args], cwd=self.root, env=self.env, timeout=120)
+        if check and result.returncode != 0:
+            pytest.fail(f"project.py {' '.join(args)} exited {result.returncode}:\n"
+                        f"{result.stdout}\n{result.stderr}\n{self.logs()}")  # fmt: skip
+        return result
+
+    def submit(self, *args: str) -> list[str]:
+        result = self.flow("submit", *args)
+        names = re.findall(r"Submitting cluster job '([^']+)'", result.stderr)
+        assert names, result.stderr
+        self.names += names
+        return names
+
+    def queue(self) -> dict[str, tuple[str, str]]:
+        """Our jobs still in the queue: name -> (SLURM job id, state code)."""
+        out = subprocess.run(
+            ["squeue", "-h", "-o", "%i|%t|%j"], capture_output=True, text=True, timeout=30
+        ).stdout
+        rows = (line.split("|", 2) for line in out.splitlines() if line.count("|") >= 2)
+        return {name: (jid, st) for jid, st, name in rows if name in self.names}
+
+    def slurm_id(self, name: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if name in self.queue():
+                return self.queue()[name][0]
+            time.sleep(0.5)
+        pytest.fail(f"{name} never showed up in squeue\n{self.logs()}")
+
+    def wait_until_drained(self, timeout: float) -> float:
+        """Wait until none of our jobs is queued or running; returns the seconds waited."""
+        t0 = time.monotonic()
+        while self.queue():
+            if time.monotonic() - t0 > timeout:
+                pytest.fail(f"jobs still queued after {timeout:.0f} s: {self.queue()}\n"
+                            f"{self.logs()}")  # fmt: skip
+            time.sleep(1)
+        return time.monotonic() - t0
+
+    def show(self, slurm_id: str) -> dict[str, str]:
+        """`scontrol show job` as a dict (finished jobs stay visible for MinJobAge)."""
+        out = subprocess.run(
+            ["scontrol", "-o", "show", "job", slurm_id], capture_output=True, text=True, timeout=30
+        ).stdout
+        return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+
+    def log_text(self, slurm_id: str) -> str:
+        return (self.root / "logs" / f"slurm-{slurm_id}.out").read_text()
+
+    def logs(self) -> str:
+        parts = [f"----- {p} -----\n{p.read_text()}" for p in sorted(self.root.glob("logs/*"))]
+        return "\n".join(parts) or "(no batch output in logs/)"
+
+    def cancel_leftovers(self) -> None:
+        ids = [jid for jid, _ in self.queue().values()]
+        if ids:
+            subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def cluster(slurm, template: Path):
+    c = Cluster(template)
+    yield c
+    c.cancel_leftovers()
+    print(c.logs())  # shown by pytest only when the test failed
+
+
+def noop(cluster: Cluster) -> Cluster:
+    set_rc(cluster.root, "tracker", "backend", "noop")
+    return cluster
+
+
+def sweep(n: int, **statepoint: object) -> list:
+    # A nonce keeps job ids (and so SLURM job names) apart from any other run of these tests.
+    nonce = uuid.uuid4().hex[:8]
+    return [
+        aexp.create_run(
+            experiment_id="E018",
+            hypothesis_id="H012",
+            statepoint={"condition": "full", "seed": seed, "nonce": nonce, **statepoint},
+        )
+        for seed in range(n)
+    ]
+
+
+def doc(job) -> dict:
+    path = Path(job.path, "signac_job_document.json")
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def events(job) -> list[dict]:
+    (path,) = Path(job.path, LOG_DIR).glob(f"*/{EVENTS_FILE}")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def logged(job, key: str = "step") -> list:
+    return [
+        e[key] if key == "step" else e["metrics"][key] for e in events(job) if e["event"] == "log"
+    ]
+
+
+def wait_running(cluster: Cluster, jobs: list, min_step: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        trackers = [doc(job).get("tracker", {}) for job in jobs]
+        if all(
+            t.get("state") == "running" and t.get("last_step", -1) >= min_step for t in trackers
+        ):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"not running after {timeout} s: {[doc(j) for j in jobs]}\n{cluster.logs()}")
+
+
+def stamp(line: str) -> datetime:
+    return datetime.strptime(line.split(" ", 1)[1][:19], "%Y-%m-%d %H:%M:%S")
+
+
+# -- (1) a sweep ---------------------------------------------------------------------------------
+def test_a_submitted_wandb_sweep_finishes_every_job_with_its_offline_run(cluster: Cluster) -> None:
+    pytest.importorskip("wandb")
+    jobs = sweep(3, epochs=3)
+    names = cluster.submit()
+    assert len(names) == 3 and all(any(job.id in n for n in names) for job in jobs)
+    cluster.wait_until_drained(timeout=180)
+
+    for job in jobs:
+        binding = doc(job)["tracker"]
+        assert binding["backend"] == "wandb" and binding["offline"] is True
+        assert binding["state"] == "finished" and binding["exit_code"] == 0, cluster.logs()
+        assert binding["closed"] is True and binding["attempts"] == 1
+        (folder,) = Path(job.path, "wandb").glob("offline-run-*")
+        assert folder.name.endswith("-" + binding["run_id"])
+        assert (folder / f"run-{binding['run_id']}.wandb").stat().st_size > 0
+    outputs = sorted(cluster.root.glob("logs/slurm-*.out"))
+    assert len(outputs) == 3
+    for path in outputs:
+        assert "exited with 0" in path.read_text()
+        assert cluster.show(path.stem.split("-")[1]).get("JobState") == "COMPLETED"
+
+    status = cluster.flow("status", "-d").stdout
+    assert status.count("finished") >= 3 and "unsynced" in status
+    again = cluster.flow("submit")
+    assert "Submitting cluster job" not in again.stderr, "finished jobs are not resubmitted"
+
+
+# -- (2) scancel -----------------------------------------------------------------------------------
+def test_scancel_records_the_run_preempted_keeps_its_data_and_does_not_requeue(
+    cluster: Cluster,
+) -> None:
+    noop(cluster)
+    (job,) = sweep(1, epochs=60, epoch_seconds=1)
+    (name,) = cluster.submit()
+    slurm_id = cluster.slurm_id(name)
+    wait_running(cluster, [job], min_step=2)
+    subprocess.run(["scancel", slurm_id], check=True, timeout=30)
+    cluster.wait_until_drained(timeout=60)
+
+    binding = doc(job)["tracker"]
+    assert binding["state"] == "preempted" and binding["exit_code"] == 143, cluster.logs()
+    assert binding["closed"] is True and binding["attempts"] == 1
+    steps = logged(job)
+    assert len(steps) >= 3 and steps == list(range(len(steps))), "data so far is kept"
+    assert events(job)[-1] == {**events(job)[-1], "event": "finish", "exit_code": 143,
+                               "preempted": True}  # fmt: skip
+    checkpoint = json.loads(Path(job.path, "checkpoint.json").read_text())
+    assert checkpoint["state"]["epoch"] >= len(steps) - 1
+
+    out = cluster.log_text(slurm_id)
+    assert "SIGTERM received" in out and "exited with 143" in out and "requeue" not in out
+    time.sleep(2)
+    info = cluster.show(slurm_id)
+    assert info["JobState"] == "CANCELLED" and info["Restarts"] == "0"
+    assert not cluster.queue(), "scancel is final: not requeued"
+
+    # Nothing requeues it, but its post-conditions do not hold: the next submit sends it again.
+    again = cluster.flow("submit", "--pretend")
+    assert f"run_job({job.id})" in again.stderr
+
+
+# -- (3) the time limit --------------------------------------------------------------------------
+def test_a_job_hitting_its_time_limit_is_requeued_and_resumes_the_same_run(
+    cluster: Cluster,
+) -> None:
+    """--time=2 with the warning 60 s ahead: the signal comes 60-90 s before the limit."""
+    noop(cluster)
+    set_rc(cluster.root, "slurm", "warning_seconds", "60")
+    epochs = 35
+    (job,) = sweep(1, epochs=epochs, epoch_seconds=2)  # 70 s of work, more than one attempt
+    (name,) = cluster.submit("--", "--time=2")
+    slurm_id = cluster.slurm_id(name)
+    wait_running(cluster, [job], min_step=0)
+    run_id = doc(job)["tracker"]["run_id"]
+    waited = cluster.wait_until_drained(timeout=360)
+
+    info = cluster.show(slurm_id)
+    restarts = int(info["Restarts"])
+    assert info["JobState"] == "COMPLETED" and restarts >= 1, (info, cluster.logs())
+    binding = doc(job)["tracker"]
+    assert binding["run_id"] == run_id and binding["state"] == "finished", cluster.logs()
+    assert binding["attempts"] == restarts + 1
+    assert len(list(Path(job.path, LOG_DIR).iterdir())) == 1, "one run, not one per attempt"
+    assert logged(job) == list(range(epochs)), "one continuous step axis"
+    assert logged(job, "epoch") == list(range(epochs)), "each attempt resumed at its checkpoint"
+    finishes = [e for e in events(job) if e["event"] == "finish"]
+    assert [e["exit_code"] for e in finishes] == [138] * restarts + [0]  # 128 + SIGUSR1
+    assert all(e["preempted"] for e in finishes[:-1])
+
+    # The batch output (appended across attempts): when the signal came, when the job restarted.
+    lines = cluster.log_text(slurm_id).splitlines()
+    starts = [stamp(x) for x in lines if re.match(r"aexp: .* job \d+ on .*, restart \d+$", x)]
+    signals = [stamp(x) for x in lines if "SIGUSR1 received" in x]
+    requeues = [stamp(x) for x in lines if "requeueing job" in x]
+    assert len(starts) == restarts + 1 and len(signals) == len(requeues) == restarts
+    leads = [
+        (start - sig).total_seconds() + 120 for start, sig in zip(starts[:-1], signals, strict=True)
+    ]
+    delays = [
+        (start - req).total_seconds() for req, start in zip(requeues, starts[1:], strict=True)
+    ]
+    print(f"warning lead times {leads} s, requeue delays {delays} s, total {waited:.0f} s")
+    assert all(55 <= lead < 120 for lead in leads), leads
+
+
+# -- (4) status while jobs are in flight ---------------------------------------------------------
+def test_status_shows_queued_running_and_finished_jobs(cluster: Cluster) -> None:
+    noop(cluster)
+    jobs = sweep(3, epochs=8, epoch_seconds=1)  # 2 cores, 1 each: one job waits in the queue
+    cluster.submit()
+    seen: dict[str, set[str]] = {job.id: set() for job in jobs}
+    resubmitted = None
+    deadline = time.monotonic() + 120
+    while cluster.queue() and time.monotonic() < deadline:
+        status = cluster.flow("status", "-d").stdout
+        for job in jobs:
+            row = next((x for x in status.splitlines() if x.startswith(job.id)), "")
+            if "run_job (3 ops) [Q]" in row:
+                seen[job.id].add("queued")
+            if "run_job (3 ops) [A]" in row and "running" in row:
+                seen[job.id].add("running")
+        if resubmitted is None:
+            resubmitted = cluster.flow("submit").stderr
+    cluster.wait_until_drained(timeout=60)
+
+    assert any("queued" in s for s in seen.values()), seen
+    assert any("running" in s for s in seen.values()), seen
+    assert "Submitting cluster job" not in resubmitted, "jobs in the queue are not sent twice"
+    status = cluster.flow("status", "-d").stdout
+    for job in jobs:
+        row = next(x for x in status.splitlines() if x.startswith(job.id))
+        assert "finished" in row and "[Q]" not in row and "[A]" not in row, status
+
+
+# -- (5) a bundle, W&B -----------------------------------------------------------------------
+def test_a_parallel_bundle_forwards_the_warning_to_every_operation(cluster: Cluster) -> None:
+    """The warning sent to the batch shell alone (as --signal=B: does, here via scancel -b)."""
+    pytest.importorskip("wandb")
+    from aexp.wandb_offline import find_fragments, read_fragment
+
+    jobs = sweep(2, epochs=16, epoch_seconds=1)
+    (name,) = cluster.submit("--bundle", "2", "--parallel")
+    slurm_id = cluster.slurm_id(name)
+    wait_running(cluster, jobs, min_step=2)
+    run_ids = [doc(job)["tracker"]["run_id"] for job in jobs]
+    subprocess.run(["scancel", "--batch", "--signal=USR1", slurm_id], check=True, timeout=30)
+    cluster.wait_until_drained(timeout=120)
+
+    out = cluster.log_text(slurm_id)
+    assert re.search(r"SIGUSR1 received; forwarding it to: \d+ \d+$", out, re.M), out
+    assert out.count("exited with 138") == 2 and "restart 1" in out
+    assert cluster.show(slurm_id)["Restarts"] == "1"
+    for job, run_id in zip(jobs, run_ids, strict=True):
+        binding = doc(job)["tracker"]
+        assert binding["state"] == "finished" and binding["run_id"] == run_id
+        assert binding["attempts"] == 2 and binding["last_step"] == 15
+        first, second = (read_fragment(f) for f in find_fragments(job.path))
+        assert first.run_id == second.run_id == run_id, "one W&B run, one fragment per attempt"
+        assert first.state == "preempted" and first.exit_code == 138
+        assert second.state == "finished" and second.exit_code == 0
+        assert first.first_step == 0 and second.first_step == first.last_step + 1
+        assert second.last_step == 15

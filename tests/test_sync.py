@@ -1,0 +1,556 @@
+"""Offline sync (aexp.sync) with the real wandb client and the real `wandb sync` against a
+loopback stand-in for W&B's cloud (tests/wandb_server.py; W&B's service cannot run here).
+
+A module fixture runs the template's real workflow once (`python project.py run`, W&B offline):
+three finished jobs, one of which was preempted by SIGTERM mid-way and resumed, so its run has
+two offline folders ("fragments"). Each test syncs a private copy of that project. wandb is never
+imported by this process: it runs in subprocesses (the workflow, `wandb sync`), every one of them
+with a timeout, and everything lives in tmp_path.
+
+Success is judged as aexp.sync judges it (W&B's synced marker plus no error in W&B's own log of
+that sync) and checked against what the server received, never against an exit code.
+"""
+
+from __future__ import annotations
+
+import _thread
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import PYTHON, REPO, TEMPLATE_FILES, hermetic_env, run_cmd
+
+import aexp.sync
+from aexp.sync import SyncResult, can_sync_here, find_offline_runs, sync_jobs, sync_offline_runs
+
+pytestmark = [
+    pytest.mark.wandb,
+    pytest.mark.skipif(
+        __import__("importlib").util.find_spec("wandb") is None, reason="needs wandb"
+    ),
+]
+
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from wandb_server import FAKE_API_KEY, FakeWandbServer, wandb_env  # noqa: E402
+
+STEP_TIMEOUT = 120  # every subprocess of the fixture
+
+MAKE_JOBS = """
+import json, aexp
+jobs = {
+    "full": aexp.create_run(experiment_id="E018", hypothesis_id="H012",
+                            statepoint={"condition": "full", "seed": 0, "epochs": 3}),
+    "ablated": aexp.create_run(experiment_id="E018", hypothesis_id="H012",
+                               statepoint={"condition": "ablated", "seed": 0, "epochs": 3}),
+    "preempted": aexp.create_run(experiment_id="E018", hypothesis_id="H012",
+                                 statepoint={"condition": "full", "seed": 1, "epochs": 6,
+                                             "epoch_seconds": 0.3}),
+}
+print(json.dumps({name: job.id for name, job in jobs.items()}))
+"""
+
+
+def doc(root: Path, job_id: str) -> dict:
+    return json.loads((root / "workspace" / job_id / "signac_job_document.json").read_text())
+
+
+def binding(root: Path, job_id: str) -> dict:
+    return doc(root, job_id)["tracker"]
+
+
+def markers(root: Path) -> list[Path]:
+    return sorted(root.glob("workspace/*/wandb/offline-run-*/run-*.wandb.synced"))
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file (content hash), directory and symlink under `root`."""
+    state = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            state[rel] = "link:" + os.readlink(path)
+        elif path.is_dir():
+            state[rel] = "dir"
+        else:
+            state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
+def wandb_processes(marker: str) -> list[str]:
+    """Command lines of live (not zombie) processes that mention `marker` (a test's temp dir)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            found.append(cmdline)
+    return found
+
+
+# -- the project, built once -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    base = tmp_path_factory.mktemp("sync")
+    root = base / "template"
+    root.mkdir()
+    for name in TEMPLATE_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name)
+        elif src.exists():
+            shutil.copy2(src, root / name)
+    (root / "workspace").mkdir(exist_ok=True)
+    env = hermetic_env(base / "env")
+    ids = json.loads(run_cmd([PYTHON, "-c", MAKE_JOBS], root, env, STEP_TIMEOUT, check=True).stdout)
+    run_cmd([PYTHON, "project.py", "run", "-o", "init_tracker"], root, env, STEP_TIMEOUT, True)
+
+    # Preempt one job mid-way, as SLURM's warning signal would; the next `run` resumes it.
+    proc = subprocess.Popen(
+        [PYTHON, "project.py", "exec", "execute", ids["preempted"]],
+        cwd=root,
+        env={**env, "AEXP_HEARTBEAT": "0.2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while binding(root, ids["preempted"]).get("last_step", -1) < 1:
+            assert time.monotonic() < deadline, "execute never got going"
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=STEP_TIMEOUT) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert binding(root, ids["preempted"])["state"] == "preempted"
+    run_cmd([PYTHON, "project.py", "run"], root, env, STEP_TIMEOUT, check=True)
+
+    runs = {name: binding(root, job_id)["run_id"] for name, job_id in ids.items()}
+    for job_id in ids.values():
+        assert binding(root, job_id)["state"] == "finished"
+    fragments = sorted((root / "workspace" / ids["preempted"] / "wandb").glob("offline-run-*"))
+    assert len(fragments) == 2, fragments
+    assert not markers(root)
+    return SimpleNamespace(root=root, ids=ids, runs=runs)
+
+
+@pytest.fixture
+def copy(built: SimpleNamespace, tmp_path: Path) -> Path:
+    root = tmp_path / "p"
+    shutil.copytree(built.root, root, symlinks=True)
+    return root
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The fake W&B server, with this process's environment pointing wandb at it."""
+    with FakeWandbServer() as srv:
+        for key, value in wandb_env(tmp_path, srv.base_url).items():
+            monkeypatch.setenv(key, value)
+        yield srv
+
+
+def by_run(results: list[SyncResult]) -> dict[str, list[SyncResult]]:
+    grouped: dict[str, list[SyncResult]] = {}
+    for r in results:
+        grouped.setdefault(r.run_id or "", []).append(r)
+    return grouped
+
+
+def reason(result: SyncResult) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+# -- discovery ---------------------------------------------------------------------------------
+def test_find_offline_runs_lists_every_fragment_in_order_looking_only_where_runs_live(
+    copy: Path, built: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real_scandir = os.scandir
+
+    def counting_scandir(path: object = "."):
+        if str(path).startswith(str(copy / "workspace")):
+            calls.append(str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aexp.sync.os, "scandir", counting_scandir)
+    monkeypatch.setattr(aexp.sync.os, "walk", lambda *a, **k: pytest.fail("walked the tree"))
+    paths = find_offline_runs(copy / "workspace")  # any directory inside the project
+    assert len(calls) == 1 + 3, calls  # the workspace, then each job's wandb/ directory
+    assert all(p.parent.name == "wandb" and p.name.startswith("offline-run-") for p in paths)
+    assert len(paths) == 4
+    assert paths == sorted(paths, key=lambda p: (p.parent.parent.name, p.name))
+    preempted = [p for p in paths if p.parent.parent.name == built.ids["preempted"]]
+    assert [p.name.endswith(built.runs["preempted"]) for p in preempted] == [True, True]
+
+
+# -- the round trip --------------------------------------------------------------------------------
+def test_offline_runs_arrive_with_their_id_group_tags_config_and_one_step_axis(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer
+) -> None:
+    results = sync_offline_runs(copy)
+
+    assert len(results) == 4 and all(r.ok and not r.skipped for r in results), results
+    runs = server.runs()
+    assert set(runs) == set(built.runs.values())
+    for name, job_id in built.ids.items():
+        run_id = built.runs[name]
+        run = runs[run_id]
+        condition = "ablated" if name == "ablated" else "full"
+        assert run["group"] == f"H012/E018/{condition}"
+        assert run["tags"] == ["H012", "E018", condition, "template"]
+        assert run["project"] == "aexp-demo"
+        config = run["config"]
+        assert config["job_id"] == job_id
+        assert config["limina.experiment_id"] == "E018"
+        assert config["limina.hypothesis_id"] == "H012"
+        assert config["condition"] == condition
+        assert run["exitcode"] == 0 and run["complete"]
+        assert [a["name"] for a in run["artifacts"]] == ["result.json"]
+        assert run["artifacts"][0]["committed"]
+        # The binding records the upload: when, and where the run is now.
+        tracker = binding(copy, job_id)
+        assert tracker["run_id"] == run_id
+        assert tracker["synced_at"]
+        assert tracker["url"] == f"{server.base_url}/{server.entity}/aexp-demo/runs/{run_id}"
+
+    # The preempted run: two fragments, uploaded one after the other in start-time order, one
+    # continuous step axis 0..N-1 (steps logged explicitly, continuing across attempts).
+    preempted = runs[built.runs["preempted"]]
+    assert preempted["uploads"] == 2
+    steps = [row["_step"] for row in preempted["history"]]
+    assert steps == list(range(6))
+    assert [row["epoch"] for row in preempted["history"]] == steps
+    assert preempted["history_file"] == preempted["history"]
+    (first, second) = by_run(results)[built.runs["preempted"]]
+    assert Path(first.path).name < Path(second.path).name
+    mine = [r for r in server.requests if r.run_id == built.runs["preempted"]]
+    completed = [i for i, r in enumerate(mine) if (r.json or {}).get("complete")]
+    second_start = [i for i, r in enumerate(mine) if r.operation == "RunResumeStatus"][1]
+    assert completed[0] < second_start < completed[1], "one after the other"
+    for r in results:
+        assert r.returncode == 0 and r.duration > 0
+        assert f"/{r.run_id}]" in r.stderr  # W&B's own lines about this run
+        assert FAKE_API_KEY not in r.stdout + r.stderr
+    assert len(markers(copy)) == 4
+    assert not list(Path(os.environ["TMPDIR"]).glob("aexp-sync-*")), "temporary logs removed"
+
+
+def test_a_second_sync_uploads_nothing(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer
+) -> None:
+    assert all(r.ok for r in sync_offline_runs(copy))
+    documents = {job_id: doc(copy, job_id) for job_id in built.ids.values()}
+    server.clear()
+
+    start = time.monotonic()
+    again = sync_offline_runs(copy)
+    elapsed = time.monotonic() - start
+
+    assert server.requests == [], "nothing was sent"
+    assert [r.skipped for r in again] == ["already synced"] * 4
+    assert all(r.ok and r.returncode is None for r in again)
+    assert {job_id: doc(copy, job_id) for job_id in built.ids.values()} == documents
+    assert elapsed < 1.0, elapsed  # no wandb process was started
+
+
+# -- failures ------------------------------------------------------------------------------------
+def test_a_partial_failure_syncs_the_rest_and_reports_the_failed_run(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer
+) -> None:
+    bad = built.runs["ablated"]
+    server.set_mode("error500", for_run_ids={bad})
+
+    results = sync_offline_runs(copy, timeout=60)
+
+    failed = [r for r in results if not r.ok]
+    assert [(r.run_id, r.job_id) for r in failed] == [(bad, built.ids["ablated"])]
+    assert failed[0].returncode == 0, "wandb sync exits 0 even so: not a success signal"
+    assert "W&B reported an error" in reason(failed[0]) and "500" in failed[0].stderr
+    assert all(r.ok and not r.skipped for r in results if r.run_id != bad)
+    assert bad not in server.runs()
+    assert not list((copy / "workspace" / built.ids["ablated"]).glob("wandb/*/*.synced"))
+    assert "synced_at" not in binding(copy, built.ids["ablated"])
+    assert binding(copy, built.ids["full"])["synced_at"]
+
+    # The server recovers: the next sync finishes the job and touches nothing else.
+    server.set_mode("ok")
+    server.clear()
+    again = {r.run_id: r for r in sync_offline_runs(copy)}
+    assert again[bad].ok and not again[bad].skipped
+    assert {r.skipped for run_id, r in again.items() if run_id != bad} == {"already synced"}
+    assert set(server.runs()) == {bad}
+    assert binding(copy, built.ids["ablated"])["synced_at"]
+
+
+def test_a_marker_written_for_an_incomplete_upload_counts_as_a_failure(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer
+) -> None:
+    """wandb writes its .synced marker (and exits 0) although every history request failed;
+    its own log of the sync has the ERROR. aexp reports the failure and takes the marker back,
+    so the next sync uploads the run again."""
+    victim = built.runs["full"]
+    server.set_mode("error500", for_run_ids={victim}, when=lambda r: r.path.endswith("file_stream"))
+
+    results = {r.run_id: r for r in sync_offline_runs(copy, job_ids=[built.ids["full"]])}
+
+    assert not results[victim].ok
+    assert results[victim].returncode == 0
+    assert "filestream" in reason(results[victim])
+    assert server.runs()[victim]["history"] == [], "the server has the run, not its data"
+    assert not list((copy / "workspace" / built.ids["full"]).glob("wandb/*/*.synced"))
+    assert "synced_at" not in binding(copy, built.ids["full"])
+
+    server.set_mode("ok")
+    assert all(r.ok for r in sync_offline_runs(copy, job_ids=[built.ids["full"]]))
+    assert [row["epoch"] for row in server.runs()[victim]["history"]] == [0, 1, 2]
+    assert server.runs()[victim]["exitcode"] == 0
+
+
+def test_a_hung_server_is_cut_off_by_the_timeout_and_the_next_sync_finishes(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer, tmp_path: Path
+) -> None:
+    server.set_mode("hang")
+    start = time.monotonic()
+    results = sync_offline_runs(copy, timeout=3, workers=4)
+    elapsed = time.monotonic() - start
+
+    assert elapsed < 20, elapsed
+    uploads = [r for r in results if not r.skipped]
+    assert uploads and not any(r.ok for r in uploads)
+    assert {reason(r) for r in uploads} == {"timed out after 3 s"}
+    assert all(r.returncode is None for r in uploads), "killed, not exited"
+    later = [r for r in results if r.skipped]
+    assert [r.run_id for r in later] == [built.runs["preempted"]]  # waits for its first part
+    assert not markers(copy)
+    assert not wandb_processes(str(tmp_path)), "the whole process tree was killed"
+    assert not any("synced_at" in binding(copy, j) for j in built.ids.values())
+
+    server.set_mode("ok")
+    assert all(r.ok and not r.skipped for r in sync_offline_runs(copy, timeout=60))
+    assert all(binding(copy, j)["synced_at"] for j in built.ids.values())
+    assert len(markers(copy)) == 4
+
+
+def test_ctrl_c_leaves_every_run_synced_or_cleanly_unsynced(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer, tmp_path: Path
+) -> None:
+    hung = built.runs["ablated"]
+    server.set_mode("hang", for_run_ids={hung})
+    done = copy / "workspace" / built.ids["full"] / "wandb"
+
+    def interrupt_once_the_others_are_through() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(done.glob("*/*.synced")):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_once_the_others_are_through, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        sync_offline_runs(copy, timeout=60)
+
+    assert not wandb_processes(str(tmp_path)), "W&B was stopped"
+    assert binding(copy, built.ids["full"])["synced_at"], "the finished run was recorded"
+    assert not list((copy / "workspace" / built.ids["ablated"]).glob("wandb/*/*.synced"))
+    assert "synced_at" not in binding(copy, built.ids["ablated"])
+    for job_id in built.ids.values():
+        folders = sorted((copy / "workspace" / job_id / "wandb").glob("offline-run-*"))
+        synced = [bool(list(f.glob("*.synced"))) for f in folders]
+        assert synced == sorted(synced, reverse=True), "never a later fragment before an earlier"
+        assert bool(binding(copy, job_id).get("synced_at")) == all(synced)
+
+    server.set_mode("ok")
+    assert all(r.ok for r in sync_offline_runs(copy, timeout=60))
+    assert all(binding(copy, j)["synced_at"] for j in built.ids.values())
+
+
+def test_sigterm_during_a_sync_stops_wandb_and_exits_143(
+    copy: Path, server: FakeWandbServer, tmp_path: Path
+) -> None:
+    server.set_mode("hang")
+    code = "import aexp.sync as s; s.sync_offline_runs('.', timeout=60)"
+    proc = subprocess.Popen(
+        [PYTHON, "-c", code],
+        cwd=copy,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.requests, "the upload never started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    assert not wandb_processes(str(tmp_path))
+    assert not markers(copy)
+
+
+# -- what is not uploaded ------------------------------------------------------------------------
+def test_dry_run_changes_nothing_and_contacts_no_server(
+    copy: Path, server: FakeWandbServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = snapshot(copy)
+    monkeypatch.setattr(
+        aexp.sync.subprocess, "Popen", lambda *a, **k: pytest.fail("a dry run started a process")
+    )
+
+    results = sync_offline_runs(copy, dry_run=True)
+
+    assert len(results) == 4
+    assert all(r.ok and not r.skipped and r.returncode is None for r in results)
+    assert all("would sync" in r.stdout for r in results)
+    assert snapshot(copy) == before
+    assert server.requests == []
+
+
+def test_a_job_that_is_still_executing_is_skipped(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer
+) -> None:
+    from aexp.jobdoc import now_iso
+
+    path = copy / "workspace" / built.ids["full"] / "signac_job_document.json"
+    document = json.loads(path.read_text())
+    # As a compute node executing it would leave the document: running, a fresh heartbeat.
+    document["tracker"]["state"] = "running"
+    document["heartbeat_at"] = now_iso()
+    document["attempt"] = {**document.get("attempt", {}), "host": "node-17", "pid": 4242}
+    path.write_text(json.dumps(document))
+
+    results = sync_offline_runs(copy, job_ids=[built.ids["full"]])
+    assert [(r.ok, r.skipped) for r in results] == [(True, "still executing")]
+    assert server.requests == []
+
+    # A stale heartbeat means the attempt died: its fragment is uploaded, but the run is not
+    # finished, so the binding does not call it synced.
+    document["heartbeat_at"] = "2000-01-01T00:00:00+00:00"
+    path.write_text(json.dumps(document))
+    results = sync_offline_runs(copy, job_ids=[built.ids["full"]])
+    assert [(r.ok, r.skipped) for r in results] == [(True, None)]
+    assert "synced_at" not in binding(copy, built.ids["full"])
+
+
+# -- the workflow ------------------------------------------------------------------------------
+def test_the_sync_offline_operation_runs_only_where_it_can_and_status_follows(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer, tmp_path: Path
+) -> None:
+    env = dict(os.environ)  # the fake server's environment (fixture), with WANDB_API_KEY
+
+    def flow(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return run_cmd([PYTHON, "project.py", *args], copy, {**env, **extra}, 120, check=True)
+
+    status = flow("status", "-d").stdout
+    assert "unsynced" in status
+
+    # Inside a SLURM allocation, or without credentials, the operation is not eligible.
+    flow("run", SLURM_JOB_ID="4242")
+    without_key = {k: v for k, v in env.items() if k != "WANDB_API_KEY"}
+    run_cmd([PYTHON, "project.py", "run"], copy, without_key, 120, check=True)
+    assert server.requests == []
+    assert not markers(copy)
+
+    result = flow("run")
+    assert "not synced" not in result.stderr
+    assert len(markers(copy)) == 4
+    for job_id in built.ids.values():
+        assert binding(copy, job_id)["synced_at"]
+    status = flow("status", "-d").stdout
+    assert "unsynced" not in status and "synced" in status
+
+    server.clear()
+    flow("run")  # nothing left to do
+    assert server.requests == []
+
+
+def test_sync_jobs_reports_a_failure_in_one_line_and_does_not_raise(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer, capsys: pytest.CaptureFixture
+) -> None:
+    import signac
+
+    from aexp.settings import load_settings
+
+    server.set_mode("error500")
+    project = signac.get_project(str(copy))
+    job = project.open_job(id=built.ids["full"])
+    results = sync_jobs([job], load_settings(copy), timeout=60)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [r.ok for r in results] == [False]
+    assert len(err) == 1 and err[0].startswith(
+        f"sync_offline: job {built.ids['full']} run {built.runs['full']} not synced"
+    )
+
+
+# -- credentials ---------------------------------------------------------------------------------
+def test_can_sync_here_needs_credentials_and_no_slurm_allocation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = Path(os.environ["HOME"])
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:8080")
+    assert not can_sync_here()
+
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert can_sync_here()
+    monkeypatch.setenv("SLURM_JOB_ID", "17")
+    assert not can_sync_here()
+    monkeypatch.delenv("SLURM_JOB_ID")
+    monkeypatch.delenv("WANDB_API_KEY")
+
+    netrc = home / ".netrc"
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
+    netrc.chmod(0o600)
+    assert not can_sync_here(), "an entry for another host"
+    netrc.write_text("machine 127.0.0.1:8080\n  login user\n  password " + "k" * 40 + "\n")
+    assert can_sync_here(), "wandb 0.31 looks the base URL's host:port up"
+    netrc.write_text("machine 127.0.0.1:8080 login user password\n")
+    assert not can_sync_here(), "an entry without a key"
+    monkeypatch.delenv("WANDB_BASE_URL")  # W&B's cloud by default
+    netrc.write_text("machine api.wandb.ai login user password " + "k" * 40 + "\n")
+    assert can_sync_here()
+    monkeypatch.setenv("NETRC", str(tmp_path / "elsewhere"))
+    assert not can_sync_here()
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert can_sync_here()
+
+
+def test_can_sync_here_never_imports_wandb(tmp_path: Path) -> None:
+    code = (
+        "import sys, aexp.sync; aexp.sync.can_sync_here(); aexp.sync.find_offline_runs('.');"
+        "assert 'wandb' not in sys.modules, 'imported wandb'"
+    )
+    import signac
+
+    project = tmp_path / "empty"
+    signac.init_project(project)
+    run_cmd([PYTHON, "-c", code], project, check=True)
