@@ -290,7 +290,7 @@ def test_a_partial_failure_syncs_the_rest_and_reports_the_failed_run(
     assert all(r.ok and not r.skipped for r in results if r.run_id != bad)
     assert bad not in server.runs()
     assert not list((copy / "workspace" / built.ids["ablated"]).glob("wandb/*/*.synced"))
-    assert "synced_at" not in binding(copy, built.ids["ablated"])
+    assert not binding(copy, built.ids["ablated"]).get("synced_at")
     assert binding(copy, built.ids["full"])["synced_at"]
 
     # The server recovers: the next sync finishes the job and touches nothing else.
@@ -319,7 +319,7 @@ def test_a_marker_written_for_an_incomplete_upload_counts_as_a_failure(
     assert "filestream" in reason(results[victim])
     assert server.runs()[victim]["history"] == [], "the server has the run, not its data"
     assert not list((copy / "workspace" / built.ids["full"]).glob("wandb/*/*.synced"))
-    assert "synced_at" not in binding(copy, built.ids["full"])
+    assert not binding(copy, built.ids["full"]).get("synced_at")
 
     server.set_mode("ok")
     assert all(r.ok for r in sync_offline_runs(copy, job_ids=[built.ids["full"]]))
@@ -344,7 +344,7 @@ def test_a_hung_server_is_cut_off_by_the_timeout_and_the_next_sync_finishes(
     assert [r.run_id for r in later] == [built.runs["preempted"]]  # waits for its first part
     assert not markers(copy)
     assert not wandb_processes(str(tmp_path)), "the whole process tree was killed"
-    assert not any("synced_at" in binding(copy, j) for j in built.ids.values())
+    assert not any(binding(copy, j).get("synced_at") for j in built.ids.values())
 
     server.set_mode("ok")
     assert all(r.ok and not r.skipped for r in sync_offline_runs(copy, timeout=60))
@@ -373,7 +373,7 @@ def test_ctrl_c_leaves_every_run_synced_or_cleanly_unsynced(
     assert not wandb_processes(str(tmp_path)), "W&B was stopped"
     assert binding(copy, built.ids["full"])["synced_at"], "the finished run was recorded"
     assert not list((copy / "workspace" / built.ids["ablated"]).glob("wandb/*/*.synced"))
-    assert "synced_at" not in binding(copy, built.ids["ablated"])
+    assert not binding(copy, built.ids["ablated"]).get("synced_at")
     for job_id in built.ids.values():
         folders = sorted((copy / "workspace" / job_id / "wandb").glob("offline-run-*"))
         synced = [bool(list(f.glob("*.synced"))) for f in folders]
@@ -457,7 +457,7 @@ def test_a_job_that_is_still_executing_is_skipped(
     path.write_text(json.dumps(document))
     results = sync_offline_runs(copy, job_ids=[built.ids["full"]])
     assert [(r.ok, r.skipped) for r in results] == [(True, None)]
-    assert "synced_at" not in binding(copy, built.ids["full"])
+    assert not binding(copy, built.ids["full"]).get("synced_at")
 
 
 # -- the workflow ------------------------------------------------------------------------------
