@@ -12,6 +12,7 @@ experiment itself lives in experiment.py; settings in signac.rc; the machinery i
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from flow import FlowProject
 
 from aexp import AexpError, load_settings
 from aexp import workflow as wf
-from aexp.lifecycle import PREEMPT_SIGNALS
 from aexp.sync import can_sync_here, sync_jobs
 from experiment import experiment
 
@@ -28,6 +28,8 @@ try:
 except AexpError as exc:
     sys.exit(f"error: {exc}")
 STALE_AFTER = SETTINGS.stale_after
+# SLURM batch output goes to logs/slurm-<SLURM job id>.out (unless `submit --job-output`).
+SLURM_LOG_DIR = "logs"
 # Whether this host may upload is a property of the process (credentials, SLURM allocation):
 # asked once, not once per job, so `status` on thousands of jobs reads ~/.netrc once.
 can_sync_here = cache(can_sync_here)
@@ -54,7 +56,10 @@ class Project(FlowProject):
         # templates/script.sh (the batch script, docs/hpc.md) reads signac.rc's [slurm] section
         # as `slurm`; flow builds this context for both `submit` and `script`.
         context = super()._get_standard_template_context()
-        context["slurm"] = slurm_options(SETTINGS.slurm, Path(self.path, SLURM_LOG_DIR))
+        context["slurm"] = {
+            **asdict(SETTINGS.slurm),
+            "log_dir": str(Path(self.path, SLURM_LOG_DIR)),
+        }
         return context
 
 
@@ -125,35 +130,6 @@ def finish(job):
 def sync_offline(job):
     """Upload the finished offline W&B run (login node only; compute nodes have no network)."""
     sync_jobs([job], SETTINGS)
-
-
-# -- SLURM submission (templates/script.sh, docs/hpc.md) --------------------------------------
-# Batch output goes to logs/slurm-<SLURM job id>.out (unless `submit --job-output`).
-SLURM_LOG_DIR = "logs"
-
-
-def slurm_options(raw: dict[str, str], log_dir: Path) -> dict:
-    """signac.rc's [slurm] section, typed and checked, for templates/script.sh."""
-    signal = (raw.get("warning_signal") or "USR1").strip().upper().removeprefix("SIG")
-    known = sorted(s.name.removeprefix("SIG") for s in PREEMPT_SIGNALS)
-    seconds = (raw.get("warning_seconds") or "120").strip()
-    requeue = (raw.get("requeue") or "true").strip().lower()
-    if signal not in known:  # any other signal would kill the run instead of checkpointing it
-        sys.exit(
-            f"error: [slurm] warning_signal must be one of {', '.join(known)}, not {signal!r}."
-        )
-    if not seconds.isdigit() or not 0 < int(seconds) <= 65535:
-        sys.exit(f"error: [slurm] warning_seconds must be 1..65535, not {seconds!r}.")
-    if requeue not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
-        sys.exit(f"error: [slurm] requeue must be true or false, not {requeue!r}.")
-    return {
-        "partition": (raw.get("partition") or "").strip(),
-        "account": (raw.get("account") or "").strip(),
-        "warning_signal": signal,
-        "warning_seconds": int(seconds),
-        "requeue": requeue in ("true", "yes", "on", "1"),
-        "log_dir": str(log_dir),
-    }
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ _EXPORTS = {
     ),
     "aexp.lifecycle": ("Preempted", "Tracker", "finish_run", "run_lifecycle"),
     "aexp.settings": ("Settings", "load_settings"),
+    "aexp.sync": ("SyncResult", "find_offline_runs", "sync_offline_runs"),
     "aexp.trackers": (
         "ADAPTERS",
         "NoopAdapter",
@@ -78,6 +79,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     )
     from aexp.lifecycle import Preempted, Tracker, finish_run, run_lifecycle
     from aexp.settings import Settings, load_settings
+    from aexp.sync import SyncResult, find_offline_runs, sync_offline_runs
     from aexp.trackers import (
         ADAPTERS,
         NoopAdapter,
@@ -123,6 +125,7 @@ __all__ = [
     "RunRecord",
     "Settings",
     "SettingsError",
+    "SyncResult",
     "Tracker",
     "TrackerAdapter",
     "TrackerInitError",
@@ -132,6 +135,7 @@ __all__ = [
     "bind_tracker",
     "create_run",
     "find_job",
+    "find_offline_runs",
     "finish_run",
     "get_adapter",
     "get_binding",
@@ -140,5 +144,6 @@ __all__ = [
     "rearm",
     "run_lifecycle",
     "run_spec",
+    "sync_offline_runs",
     "update_binding",
 ]

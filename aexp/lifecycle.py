@@ -48,9 +48,10 @@ from aexp.binding import (
 )
 from aexp.errors import BindingError, TrackerUsageError
 from aexp.jobdoc import age_seconds, now_iso, update_doc
+from aexp.settings import PREEMPT_SIGNAL_NAMES
 from aexp.trackers import RunHandle, TrackerAdapter, clean_metrics
 
-PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+PREEMPT_SIGNALS = tuple(signal.Signals[f"SIG{name}"] for name in PREEMPT_SIGNAL_NAMES)
 CHECKPOINT_FILE = "checkpoint.json"
 ERROR_LOG = "error.log"
 

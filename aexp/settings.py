@@ -46,6 +46,21 @@ _ENV = {
 TRACKER_KEYS = ("backend", "project", "entity", "offline", "tags")
 
 
+# Signals the run lifecycle turns into a recorded preemption; SLURM's warning signal must be one.
+PREEMPT_SIGNAL_NAMES = ("TERM", "USR1", "USR2")
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """The [slurm] section, as templates/script.sh uses it (see docs/hpc.md)."""
+
+    partition: str = ""
+    account: str = ""
+    warning_signal: str = "USR1"  # sent warning_seconds before the time limit
+    warning_seconds: int = 120
+    requeue: bool = True
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated settings with defaults for everything but the tracker project."""
@@ -61,7 +76,7 @@ class Settings:
     artifacts: tuple[str, ...] = ()
     sync_workers: int = 4
     sync_timeout: float = 600.0
-    slurm: dict[str, str] = field(default_factory=dict)
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
 
 def validate_project_name(name: str, *, where: str = "project") -> str:
@@ -161,6 +176,25 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
     project = (raw("tracker", "project") or "aexp").strip()
     validate_project_name(project, where=origin("tracker", "project"))
     entity = (raw("tracker", "entity") or "").strip() or None
+    signal_name = (raw("slurm", "warning_signal") or "USR1").strip().upper().removeprefix("SIG")
+    if signal_name not in PREEMPT_SIGNAL_NAMES:
+        raise SettingsError(
+            f"{origin('slurm', 'warning_signal')} must be one of "
+            f"{', '.join(PREEMPT_SIGNAL_NAMES)}, not {signal_name!r} (any other signal kills the "
+            "run instead of checkpointing it)."
+        )
+    warning_seconds = int(number("slurm", "warning_seconds", 120, integer=True))
+    if warning_seconds > 65535:  # sbatch's limit for --signal
+        raise SettingsError(
+            f"{origin('slurm', 'warning_seconds')} must be at most 65535, not {warning_seconds}."
+        )
+    slurm = SlurmSettings(
+        partition=(raw("slurm", "partition") or "").strip(),
+        account=(raw("slurm", "account") or "").strip(),
+        warning_signal=signal_name,
+        warning_seconds=warning_seconds,
+        requeue=boolean("slurm", "requeue", True),
+    )
     return Settings(
         path=path,
         backend=backend,
@@ -173,7 +207,7 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         artifacts=words("workflow", "artifacts"),
         sync_workers=int(number("sync", "workers", 4, integer=True)),
         sync_timeout=number("sync", "timeout", 600.0),
-        slurm=dict(parser.items("slurm")) if parser.has_section("slurm") else {},
+        slurm=slurm,
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO
 
 from aexp import Settings, SettingsError, load_settings
-from aexp.settings import _ENV
+from aexp.settings import _ENV, SlurmSettings
 
 
 def write_rc(root: Path, text: str) -> Path:
@@ -26,7 +26,9 @@ def test_no_file_means_defaults(tmp_path):
     assert settings.offline is True and settings.tags == ()
     assert (settings.heartbeat_interval, settings.stale_after) == (30.0, 300.0)
     assert (settings.sync_workers, settings.sync_timeout) == (4, 600.0)
-    assert settings.artifacts == () and settings.slurm == {}
+    assert settings.artifacts == () and settings.slurm == SlurmSettings()
+    assert (settings.slurm.warning_signal, settings.slurm.warning_seconds) == ("USR1", 120)
+    assert settings.slurm.requeue is True
 
 
 def test_the_templates_own_signac_rc_is_valid():
@@ -38,7 +40,7 @@ def test_the_templates_own_signac_rc_is_valid():
     assert settings.offline is True
     assert settings.tags == ("template",)
     assert settings.artifacts == ("result.json",)
-    assert "warning_signal" in settings.slurm
+    assert settings.slurm.warning_signal == "USR1" and settings.slurm.requeue is True
 
 
 def test_every_key_is_read_from_the_file(tmp_path):
@@ -77,7 +79,7 @@ def test_every_key_is_read_from_the_file(tmp_path):
         artifacts=("result.json", "model.pt"),
         sync_workers=8,
         sync_timeout=30.0,
-        slurm={"partition": "gpu", "requeue": "false"},
+        slurm=SlurmSettings(partition="gpu", requeue=False),
     )
 
 
@@ -196,3 +198,40 @@ def test_a_valid_signac_rc_does_not_disturb_signac(tmp_path):
     project = signac.get_project(tmp_path)
     assert Path(project.path) == tmp_path
     assert load_settings(tmp_path).backend == "wandb"
+
+
+def test_the_slurm_section_is_typed(tmp_path):
+    write_rc(
+        tmp_path,
+        """
+        [slurm]
+        partition = gpu-short
+        account = proj42
+        warning_signal = SIGUSR2
+        warning_seconds = 300
+        requeue = off
+        """,
+    )
+    assert load_settings(tmp_path).slurm == SlurmSettings(
+        partition="gpu-short",
+        account="proj42",
+        warning_signal="USR2",
+        warning_seconds=300,
+        requeue=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("warning_signal", "HUP", "must be one of TERM, USR1, USR2, not 'HUP'"),
+        ("warning_seconds", "soon", "must be a whole number"),
+        ("warning_seconds", "70000", "must be at most 65535"),
+        ("requeue", "maybe", "must be true or false"),
+    ],
+)
+def test_a_bad_slurm_setting_names_key_and_file(tmp_path, key, value, message):
+    path = write_rc(tmp_path, f"[slurm]\n{key} = {value}\n")
+    with pytest.raises(SettingsError) as error:
+        load_settings(tmp_path)
+    assert f"[slurm] {key} in {path}" in str(error.value) and message in str(error.value)

@@ -132,7 +132,9 @@ def test_a_bad_warning_signal_is_refused_with_a_clear_message(template: Path) ->
     set_rc(template, "slurm", "warning_signal", "HUP")
     result = submit(template, check=False)
     assert result.returncode != 0
-    assert "[slurm] warning_signal must be one of TERM, USR1, USR2, not 'HUP'" in result.stderr
+    assert "[slurm] warning_signal in " in result.stderr
+    assert "must be one of TERM, USR1, USR2, not 'HUP'" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_resource_directives_render_including_a_gpu_line(template: Path) -> None:
