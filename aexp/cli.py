@@ -42,7 +42,7 @@ from aexp.binding import bind_tracker as bind_job
 from aexp.binding import create_run as create_job
 from aexp.errors import AexpError, BindingError, JobNotFoundError, TrackerInitError
 from aexp.jobdoc import read_doc
-from aexp.settings import load_settings, validate_project_name
+from aexp.settings import Settings, load_settings, validate_project_name
 from aexp.trackers import ADAPTERS, TrackerAdapter, get_adapter
 
 PROG = "aexp"
@@ -321,14 +321,19 @@ def cmd_new_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bind_tracker(args: argparse.Namespace) -> int:
-    project = _project(args)
-    settings = load_settings(project.path)
+def _tracker_target(args: argparse.Namespace, settings: Settings) -> tuple[str, str, str | None]:
+    """Backend, tracker project and entity: the flags where given, else signac.rc's values."""
     backend = _check_backend(args.backend or settings.backend)
     if args.project is not None:
         validate_project_name(args.project, where="--project")
-    name = args.project or settings.project
     entity = settings.entity if args.entity is None else (args.entity or None)
+    return backend, args.project or settings.project, entity
+
+
+def cmd_bind_tracker(args: argparse.Namespace) -> int:
+    project = _project(args)
+    settings = load_settings(project.path)
+    backend, name, entity = _tracker_target(args, settings)
     offline = settings.offline if args.offline is None else args.offline
     tags = list(dict.fromkeys([*settings.tags, *args.tag]))
     jobs = _jobs(project, args.job_ids)
@@ -525,11 +530,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_list_runs(args: argparse.Namespace) -> int:
     project = _project(args)
     settings = load_settings(project.path)
-    backend = _check_backend(args.backend or settings.backend)
-    if args.project is not None:
-        validate_project_name(args.project, where="--project")
-    name = args.project or settings.project
-    entity = settings.entity if args.entity is None else (args.entity or None)
+    backend, name, entity = _tracker_target(args, settings)
     online = (not settings.offline) if args.online is None else args.online
     workspace = project.workspace
     extras: dict[str, dict[str, Any]] = {}

@@ -22,49 +22,20 @@ REPO = BENCH.parent
 CACHE = BENCH / ".cache"
 RESULTS = BENCH / "results"
 PYTHON = sys.executable
-# A loopback port nothing listens on: any stray W&B request fails at once, locally.
-CLOSED_URL = "http://127.0.0.1:9"
-# The template's files a user clones (what a generated project copies).
-TEMPLATE_FILES = ("project.py", "experiment.py", "signac.rc", ".signac")
+# The benchmarks run the template as the tests do: the same hermetic environment and files.
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import CLOSED_URL  # noqa: E402
+from conftest import hermetic_env as _test_env  # noqa: E402
 
 
 def hermetic_env(root: Path, base_url: str = CLOSED_URL, **extra: str) -> dict[str, str]:
-    """os.environ plus what keeps aexp and wandb inside `root` and off the network.
-
-    The same variables as tests/conftest.py's `hermetic_env`: HOME/TMPDIR and every W&B
-    directory in `root`, W&B's base URL a closed loopback port, its telemetry and error
-    reporting off, and flow's environment forced to StandardEnvironment (this machine has SLURM
-    installed but not necessarily running). Unlike the tests, bytecode caching stays on.
+    """tests/conftest.py's `hermetic_env` (HOME/TMPDIR and every W&B directory in `root`, W&B's
+    base URL a closed loopback port, its reporting off, flow forced to StandardEnvironment),
+    plus `extra`, but with bytecode caching on: measure what users get, modules loading from
+    their cache as signac's and flow's installed modules do.
     """
-    home, tmp = root / "home", root / "tmp"
-    home.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir(parents=True, exist_ok=True)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("WANDB_", "AEXP_", "SLURM_", "SIGNAC_"))
-        # Measure what users get: modules load from their bytecode cache (written on first
-        # import), as signac's and flow's installed modules do. Without this, every aexp
-        # import would be compiled from source again.
-        and k != "PYTHONDONTWRITEBYTECODE"
-    }
-    env.update(
-        HOME=str(home),
-        TMPDIR=str(tmp),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_DATA_HOME=str(home / ".local" / "share"),
-        WANDB_BASE_URL=base_url,
-        WANDB_ERROR_REPORTING="false",
-        WANDB__DISABLE_STATS="true",
-        WANDB_SILENT="true",
-        WANDB_DIR=str(tmp / "wandb"),
-        WANDB_CONFIG_DIR=str(home / ".config" / "wandb"),
-        WANDB_CACHE_DIR=str(home / ".cache" / "wandb"),
-        WANDB_DATA_DIR=str(home / ".local" / "share" / "wandb"),
-        WANDB_ARTIFACT_DIR=str(tmp / "artifacts"),
-        SIGNAC_FLOW_ENVIRONMENT="StandardEnvironment",
-    )
+    env = _test_env(root, base_url)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(extra)
     return env
 

@@ -8,6 +8,7 @@ non-loopback address or leaves files outside its temp dir.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -93,10 +94,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return signac.init_project(root)
 
 
-@pytest.fixture
-def template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh copy of the template (project.py, experiment.py, signac.rc, ...) in tmp_path."""
-    root = tmp_path / "template"
+def copy_template(root: Path) -> Path:
+    """Copy the template a user clones (TEMPLATE_FILES) into the new directory `root`."""
     root.mkdir()
     for name in TEMPLATE_FILES:
         src = REPO / name
@@ -105,6 +104,27 @@ def template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         elif src.exists():
             shutil.copy2(src, root / name)
     (root / "workspace").mkdir(exist_ok=True)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file (content hash), directory and symlink under `root`: compare to prove no change."""
+    state = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            state[rel] = "link:" + os.readlink(path)
+        elif path.is_dir():
+            state[rel] = "dir"
+        else:
+            state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
+@pytest.fixture
+def template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the template (project.py, experiment.py, signac.rc, ...) in tmp_path."""
+    root = copy_template(tmp_path / "template")
     monkeypatch.chdir(root)
     return root
 

@@ -12,7 +12,6 @@ with a stand-in, since no W&B server runs here: that API is the only thing mocke
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, hermetic_env
+from conftest import REPO, hermetic_env, snapshot
 
 import aexp.sync
 from aexp.cli import MAX_SWEEP, UsageError, parse_sp
@@ -66,20 +65,6 @@ def fails(result: subprocess.CompletedProcess, fragment: str) -> str:
     assert result.stdout == ""
     assert fragment in lines[0], lines[0]
     return lines[0]
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file (content hash), directory and symlink under `root`."""
-    state = {}
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        if path.is_symlink():
-            state[rel] = "link:" + os.readlink(path)
-        elif path.is_dir():
-            state[rel] = "dir"
-        else:
-            state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return state
 
 
 # -- a project with jobs in every state, built once --------------------------------------------

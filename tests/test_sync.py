@@ -14,7 +14,6 @@ that sync) and checked against what the server received, never against an exit c
 from __future__ import annotations
 
 import _thread
-import hashlib
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import PYTHON, REPO, TEMPLATE_FILES, hermetic_env, run_cmd
+from conftest import PYTHON, copy_template, hermetic_env, run_cmd, snapshot
 
 import aexp.sync
 from aexp.sync import SyncResult, can_sync_here, find_offline_runs, sync_jobs, sync_offline_runs
@@ -73,20 +72,6 @@ def markers(root: Path) -> list[Path]:
     return sorted(root.glob("workspace/*/wandb/offline-run-*/run-*.wandb.synced"))
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file (content hash), directory and symlink under `root`."""
-    state = {}
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        if path.is_symlink():
-            state[rel] = "link:" + os.readlink(path)
-        elif path.is_dir():
-            state[rel] = "dir"
-        else:
-            state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return state
-
-
 def wandb_processes(marker: str) -> list[str]:
     """Command lines of live (not zombie) processes that mention `marker` (a test's temp dir)."""
     found = []
@@ -107,15 +92,7 @@ def wandb_processes(marker: str) -> list[str]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     base = tmp_path_factory.mktemp("sync")
-    root = base / "template"
-    root.mkdir()
-    for name in TEMPLATE_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name)
-        elif src.exists():
-            shutil.copy2(src, root / name)
-    (root / "workspace").mkdir(exist_ok=True)
+    root = copy_template(base / "template")
     env = hermetic_env(base / "env")
     ids = json.loads(run_cmd([PYTHON, "-c", MAKE_JOBS], root, env, STEP_TIMEOUT, check=True).stdout)
     run_cmd([PYTHON, "project.py", "run", "-o", "init_tracker"], root, env, STEP_TIMEOUT, True)
