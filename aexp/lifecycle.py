@@ -132,7 +132,7 @@ class Tracker:
         # torn file, which `load_checkpoint` then treats as absent.
         tmp = self.checkpoint_path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"step": self.step, "state": state}, fh)
+            fh.write(json.dumps({"step": self.step, "state": state}))
         os.replace(tmp, self.checkpoint_path)
         if self._preempt_signal is not None:
             raise Preempted(self._preempt_signal)

@@ -24,7 +24,7 @@ RESULTS = BENCH / "results"
 PYTHON = sys.executable
 # The benchmarks run the template as the tests do: the same hermetic environment and files.
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import CLOSED_URL  # noqa: E402
+from conftest import CLOSED_URL, TEMPLATE_FILES  # noqa: E402, F401 (re-exported)
 from conftest import hermetic_env as _test_env  # noqa: E402
 
 
