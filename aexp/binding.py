@@ -291,15 +291,24 @@ def handle_for(job: Any, binding: Mapping[str, Any]) -> RunHandle:
     )
 
 
-def rearm(job: Any) -> dict[str, Any]:
-    """Make a failed job's run eligible for `execute` again (same run id, step axis continues)."""
-    binding = get_binding(job)
+def check_rearmable(job: Any, doc: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The job's binding if its run failed (and can be re-armed), else BindingError saying why."""
+    binding = get_binding(job, doc)
     if binding is None:
         raise BindingError(f"job {job.id} is not bound to a tracker run; nothing to re-arm.")
     if binding["state"] != FAILED:
         raise BindingError(
             f"job {job.id} is {binding['state']}, not failed; only failed runs are re-armed."
         )
-    updated = update_binding(job, state=BOUND, exit_code=None, error=None, finished_at=None)
-    update_doc(job, lambda doc: {"status": "created"})
-    return updated
+    return binding
+
+
+def rearm(job: Any) -> dict[str, Any]:
+    """Make a failed job's run eligible for `execute` again (same run id, step axis continues)."""
+
+    def change(doc: dict[str, Any]) -> dict[str, Any]:
+        binding = check_rearmable(job, doc)
+        rearmed = {**binding, "state": BOUND, "exit_code": None, "error": None, "finished_at": None}
+        return {"tracker": rearmed, "status": "created"}
+
+    return update_doc(job, change)["tracker"]

@@ -29,9 +29,9 @@ import signac.errors
 
 from aexp import __version__
 from aexp.binding import (
-    FAILED,
     STATES,
     _check_id,
+    check_rearmable,
     find_job,
     get_binding,
     open_project,
@@ -594,13 +594,7 @@ def cmd_rearm(args: argparse.Namespace) -> int:
     project = _project(args)
     jobs = _jobs(project, args.job_ids)
     for job in jobs:  # check all before changing any
-        binding = get_binding(job)
-        if binding is None:
-            raise BindingError(f"job {job.id} is not bound to a tracker run; nothing to re-arm.")
-        if binding["state"] != FAILED:
-            raise BindingError(
-                f"job {job.id} is {binding['state']}, not failed; only failed runs are re-armed."
-            )
+        check_rearmable(job)
     for job in jobs:
         binding = rearm(job)
         print(f"re-armed {job.id} (run {binding['run_id']}): eligible for execute again")

@@ -52,6 +52,22 @@ def offline_folders(job) -> list[Path]:
     return sorted(Path(job.path, "wandb").glob("offline-run-*"))
 
 
+def execute_in_background(template: Path, job) -> subprocess.Popen:
+    """Start `exec execute` for `job` and return once it has logged two steps."""
+    proc = subprocess.Popen(
+        [PYTHON, "project.py", "exec", "execute", job.id],
+        cwd=template,
+        env={**os.environ, "AEXP_HEARTBEAT": "0.2"},  # last_step is recorded by the heartbeat
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while doc(job)["tracker"].get("last_step", -1) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
 @pytest.fixture
 def noop(template: Path) -> Path:
     set_rc(template, "tracker", "backend", "noop")
@@ -186,18 +202,7 @@ def test_sigterm_during_execute_is_a_recorded_preemption_that_resumes(noop: Path
         statepoint={"condition": "full", "seed": 1, "epochs": 6, "epoch_seconds": 0.3},
     )
     flow(noop, "run", "-o", "init_tracker")
-    env = {**os.environ, "AEXP_HEARTBEAT": "0.2"}
-    proc = subprocess.Popen(
-        [PYTHON, "project.py", "exec", "execute", job.id],
-        cwd=noop,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while doc(job)["tracker"].get("last_step", -1) < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc = execute_in_background(noop, job)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read()
     binding = doc(job)["tracker"]
@@ -262,18 +267,7 @@ def test_wandb_preempted_run_resumes_one_run_id_with_a_continuous_step_axis(
     )
     flow(template, "run", "-o", "init_tracker")
     assert offline_folders(job) == [], "binding alone creates no W&B folder"
-    env = {**os.environ, "AEXP_HEARTBEAT": "0.2"}
-    proc = subprocess.Popen(
-        [PYTHON, "project.py", "exec", "execute", job.id],
-        cwd=template,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while doc(job)["tracker"].get("last_step", -1) < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc = execute_in_background(template, job)
     proc.send_signal(signal.SIGUSR1)  # SLURM's time-limit warning signal
     assert proc.wait(timeout=60) == 128 + signal.SIGUSR1, proc.stderr.read()
     assert doc(job)["tracker"]["state"] == "preempted"
