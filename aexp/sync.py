@@ -78,6 +78,11 @@ from aexp.errors import AexpError, BindingError, TrackerInitError
 from aexp.jobdoc import now_iso, read_doc, update_doc
 from aexp.lifecycle import is_stale
 from aexp.settings import Settings, load_settings
+from aexp.wandb_offline import (
+    WANDB_DIR,
+    FragmentFolder,
+    workspace_fragment_folders,
+)
 
 __all__ = [
     "RETRY_DEFAULTS",
@@ -88,9 +93,6 @@ __all__ = [
     "sync_offline_runs",
 ]
 
-WANDB_DIR = "wandb"
-FRAGMENT_PREFIX = "offline-run-"
-SYNCED_SUFFIX = ".synced"
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 INSTALL_HINT = "pip install 'agentic-experiments[wandb]'"
 
@@ -111,9 +113,6 @@ POLL_SECONDS = 0.05
 # Time `wandb sync` may take to start its first upload, on top of the timeout.
 STARTUP_GRACE_SECONDS = 30.0
 
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-_FOLDER = re.compile(r"^offline-run-(\d{8}_\d{6})-(.+)$")
-_SUFFIX = re.compile(r"^(.+)-(\d+)$")
 # "wandb: [entity/project/run_id] View run <name> at <url>"
 _VIEW_RUN = re.compile(r"\[(?:[^\]\s]*/)?([^/\]\s]+)\] View run .* at (\S+)")
 
@@ -138,96 +137,6 @@ class SyncResult:
 
 
 # -- finding offline runs -----------------------------------------------------------------------
-@dataclass
-class _Fragment:
-    folder: Path
-    job_id: str
-    run_id: str
-    log: Path | None  # run-<id>.wandb
-    order: tuple[str, int, str]
-
-    @property
-    def marker(self) -> Path | None:
-        return self.log.with_name(self.log.name + SYNCED_SUFFIX) if self.log else None
-
-    def synced(self) -> bool:
-        marker = self.marker
-        return marker is not None and marker.exists()
-
-
-def _parse_folder(folder: Path) -> tuple[str, int, Path | None]:
-    """(run id, W&B's same-second suffix, the .wandb log or None) of an offline-run folder.
-
-    The id is read from the folder name and confirmed by one stat of `run-<id>.wandb`; only a
-    name that cannot be read that way costs a listing of the folder (never a walk below it).
-    """
-    match = _FOLDER.match(folder.name)
-    rest = match.group(2) if match else folder.name[len(FRAGMENT_PREFIX) :]
-    candidates = [(rest, 0)]
-    suffixed = _SUFFIX.match(rest)
-    if suffixed:
-        candidates.append((suffixed.group(1), int(suffixed.group(2))))
-    for run_id, suffix in candidates:
-        log = folder / f"run-{run_id}.wandb"
-        if log.is_file():
-            return run_id, suffix, log
-    with contextlib.suppress(OSError):
-        with os.scandir(folder) as entries:
-            logs = sorted(
-                e.name for e in entries if e.name.startswith("run-") and e.name.endswith(".wandb")
-            )
-        if logs:
-            run_id = logs[0][len("run-") : -len(".wandb")]
-            suffix = int(suffixed.group(2)) if suffixed and suffixed.group(1) == run_id else 0
-            return run_id, suffix, folder / logs[0]
-    return candidates[-1][0], candidates[-1][1], None
-
-
-def _job_fragments(job_dir: str, job_id: str) -> list[_Fragment]:
-    # Plain strings until a fragment is found: most jobs of a big sweep have none (yet), and
-    # pathlib would cost more than the directory listing itself.
-    try:
-        with os.scandir(f"{job_dir}{os.sep}{WANDB_DIR}") as entries:
-            folders = [
-                Path(e.path)
-                for e in entries
-                if e.name.startswith(FRAGMENT_PREFIX) and e.is_dir(follow_symlinks=False)
-            ]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    fragments = []
-    for folder in folders:
-        run_id, suffix, log = _parse_folder(folder)
-        match = _FOLDER.match(folder.name)
-        order = (match.group(1) if match else "", suffix, folder.name)
-        fragments.append(_Fragment(folder, job_id, run_id, log, order))
-    return sorted(fragments, key=lambda f: f.order)
-
-
-def _workspace_fragments(
-    workspace: Path, job_ids: Iterable[str] | None = None
-) -> dict[str, list[_Fragment]]:
-    """{job id: its fragments in start-time order}, for jobs that have any (sorted by job id)."""
-    wanted = None if job_ids is None else {str(j) for j in job_ids}
-    try:
-        with os.scandir(workspace) as entries:
-            jobs = sorted(
-                (e.name, e.path)
-                for e in entries
-                if (wanted is None or e.name in wanted)
-                and _JOB_ID.match(e.name)
-                and e.is_dir(follow_symlinks=False)
-            )
-    except FileNotFoundError:
-        return {}
-    found = {}
-    for name, path in jobs:
-        fragments = _job_fragments(path, name)
-        if fragments:
-            found[name] = fragments
-    return found
-
-
 def find_offline_runs(root: str | os.PathLike = ".") -> list[Path]:
     """Every W&B offline-run folder of the project at or above `root`, sorted by job id and then
     start time: `<project>/workspace/<job_id>/wandb/offline-run-*`.
@@ -239,7 +148,7 @@ def find_offline_runs(root: str | os.PathLike = ".") -> list[Path]:
     project = open_project(root)
     return [
         f.folder
-        for fragments in _workspace_fragments(Path(project.workspace)).values()
+        for fragments in workspace_fragment_folders(Path(project.workspace)).values()
         for f in fragments
     ]
 
@@ -445,7 +354,7 @@ def _child_env(wandb_dir: Path) -> dict[str, str]:
 
 @dataclass
 class _Outcome:
-    fragment: _Fragment
+    fragment: FragmentFolder
     ok: bool
     reason: str | None = None  # the failure, last line of stderr
     requeue: bool = False  # cut short in flight by someone else's timeout: try again
@@ -461,7 +370,7 @@ class _Launch:
 
     def __init__(
         self,
-        fragments: list[_Fragment],
+        fragments: list[FragmentFolder],
         *,
         workers: int,
         timeout: float,
@@ -593,7 +502,7 @@ class _Launch:
     def _judge(
         self,
         path: str,
-        frag: _Fragment,
+        frag: FragmentFolder,
         stdout: str,
         stderr: str,
         returncode: int | None,
@@ -676,7 +585,7 @@ def _read(fh: Any) -> str:
 
 
 def _run_batch(
-    fragments: list[_Fragment],
+    fragments: list[FragmentFolder],
     *,
     workers: int,
     timeout: float,
@@ -745,14 +654,14 @@ class _Run:
 
     job_id: str
     run_id: str
-    fragments: list[_Fragment]
+    fragments: list[FragmentFolder]
     binding: dict[str, Any] | None  # the job's binding if it is bound to this run id
     project: str | None = None
     entity: str | None = None
 
 
 def _result(
-    frag: _Fragment,
+    frag: FragmentFolder,
     *,
     ok: bool,
     skipped: str | None = None,
@@ -838,7 +747,7 @@ def sync_offline_runs(
         settings = load_settings(project.path)
     workers = int(workers or settings.sync_workers)
     timeout = float(timeout or settings.sync_timeout)
-    found = _workspace_fragments(Path(project.workspace), job_ids)
+    found = workspace_fragment_folders(Path(project.workspace), job_ids)
 
     results: dict[Path, SyncResult] = {}
     runs: list[_Run] = []
@@ -858,7 +767,7 @@ def sync_offline_runs(
             for frag in fragments:
                 results[frag.folder] = _result(frag, ok=True, skipped=STILL_EXECUTING)
             continue
-        by_run: dict[str, list[_Fragment]] = {}
+        by_run: dict[str, list[FragmentFolder]] = {}
         for frag in fragments:
             if frag.log is None:
                 results[frag.folder] = _result(
@@ -883,7 +792,7 @@ def sync_offline_runs(
     # What is left to upload, per run, in order.
     # (A fragment with a marker counts as synced wherever it is in the order: it is on the
     # server, and uploading it again would only duplicate it.)
-    todo: dict[tuple[str, str], list[_Fragment]] = {}
+    todo: dict[tuple[str, str], list[FragmentFolder]] = {}
     for run in runs:
         left = []
         for frag in run.fragments:
@@ -974,14 +883,14 @@ def sync_offline_runs(
 
 
 def _rounds(
-    todo: dict[tuple[str, str], list[_Fragment]],
+    todo: dict[tuple[str, str], list[FragmentFolder]],
     run_of: Mapping[tuple[str, str], _Run],
     **options: Any,
 ) -> None:
     """Upload round after round: each round the first fragment left of every run."""
     while any(todo.values()):
         wave = [left[0] for left in todo.values() if left]
-        groups: dict[tuple[str | None, str | None], list[_Fragment]] = {}
+        groups: dict[tuple[str | None, str | None], list[FragmentFolder]] = {}
         for frag in wave:
             run = run_of[(frag.job_id, frag.run_id)]
             groups.setdefault((run.project, run.entity), []).append(frag)
@@ -1022,7 +931,7 @@ def _terminate_cleanly() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _result_order(found: Mapping[str, list[_Fragment]]) -> Any:
+def _result_order(found: Mapping[str, list[FragmentFolder]]) -> Any:
     position = {
         frag.folder: (job_id, i) for job_id, frags in found.items() for i, frag in enumerate(frags)
     }
