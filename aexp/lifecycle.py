@@ -272,34 +272,17 @@ class _Heartbeat(threading.Thread):
 
 
 @contextmanager
-def _signals_to(tracker: Tracker) -> Iterator[None]:
+def _preempt_signals(handler: Any) -> Iterator[None]:
+    """Install `handler` for the preemption signals (main thread only), restore them after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, tracker._on_signal) for sig in PREEMPT_SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in PREEMPT_SIGNALS}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextmanager
-def _repeats_ignored() -> Iterator[None]:
-    """Ignore further preemption signals while a preempted attempt records its end.
-
-    A signal often comes twice (scancel sends SIGTERM to every process of a SLURM job, and the
-    batch script forwards its own copy): the second must not kill the process mid-record.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in PREEMPT_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, restored in previous.items():
+            signal.signal(sig, restored)
 
 
 def close_live_run(job: Any, *, record: bool = True) -> bool:
@@ -387,11 +370,13 @@ def run_lifecycle(
     heartbeat = _Heartbeat(job, tracker, heartbeat_interval)
     heartbeat.start()
     try:
-        with _signals_to(tracker):
+        with _preempt_signals(tracker._on_signal):
             yield tracker
     except (Preempted, KeyboardInterrupt) as exc:
         code = exc.code if isinstance(exc, Preempted) else 128 + signal.SIGINT
-        with _repeats_ignored():
+        # A signal often comes twice (scancel signals every process of the SLURM job, and the
+        # batch script forwards its own copy): the second must not kill the process mid-record.
+        with _preempt_signals(signal.SIG_IGN):
             heartbeat.stopped.set()
             _end(job, tracker, t0, status="preempted", state=PREEMPTED, exit_code=code)
             close_live_run(job)  # the process is about to exit: close now, marked preempting
