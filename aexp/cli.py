@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import itertools
 import json
-import logging
 import os
 import re
 import sys
@@ -25,14 +24,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import signac.errors
-
 from aexp import __version__
 from aexp.binding import (
     STATES,
     _check_id,
     check_rearmable,
     find_job,
+    find_project_root,
     get_binding,
     open_project,
     rearm,
@@ -203,14 +201,32 @@ def parse_sp(specs: Sequence[str]) -> list[dict[str, Any]]:
 
 
 # == helpers ===================================================================================
-def _project(args: argparse.Namespace) -> Any:
-    """The signac project containing -C DIR (default: the current directory)."""
+def _signac_error(name: str) -> tuple[type[Exception], ...]:
+    """`signac.errors.<name>` for an except clause, or () (matches nothing) if signac was never
+    imported, in which case none of its errors can have been raised. An except clause evaluates
+    this only when an exception reaches it, so commands that do not need signac (`sync-offline`)
+    never pay for importing it (~40 ms)."""
+    errors = sys.modules.get("signac.errors")
+    return () if errors is None else (getattr(errors, name),)
+
+
+def _project_dir(args: argparse.Namespace) -> str | None:
     where = args.project_dir
     if where is not None and not os.path.isdir(where):
         raise UsageError(f"-C {where}: no such directory.")
+    return where
+
+
+def _project(args: argparse.Namespace) -> Any:
+    """The signac project containing -C DIR (default: the current directory)."""
+    where = _project_dir(args)
+    # signac logs what it then raises; main's error says it once, in aexp's words.
+    import logging
+
+    logging.getLogger("signac").addHandler(logging.NullHandler())
     try:
         return open_project(where)
-    except signac.errors.Error as exc:
+    except _signac_error("Error") as exc:
         first = str(exc).strip().splitlines()[0].rstrip(".:")
         raise AexpError(f"cannot open the signac project: {first}.") from None
 
@@ -423,7 +439,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for job in jobs:
         try:
             sp = job.cached_statepoint
-        except signac.errors.JobsCorruptedError:
+        except _signac_error("JobsCorruptedError"):
             _warn(f"job {job.id}: its state point file is missing or corrupted; skipped.")
             continue
         if args.experiment and sp.get("experiment_id") != args.experiment:
@@ -620,11 +636,12 @@ def _reason(result: Any) -> str:
 
 
 def cmd_sync_offline(args: argparse.Namespace) -> int:
-    project = _project(args)
-    settings = load_settings(project.path)
+    # Without job ids, sync needs job directories only, not signac (see sync_offline_runs).
+    root = find_project_root(_project_dir(args))
+    settings = load_settings(root)
     job_ids = None
     if args.job_ids:
-        jobs = _jobs(project, args.job_ids)
+        jobs = _jobs(_project(args), args.job_ids)
         for job in jobs:
             binding = get_binding(job)
             if binding is None:
@@ -637,7 +654,7 @@ def cmd_sync_offline(args: argparse.Namespace) -> int:
         job_ids = [job.id for job in jobs]
     sync = _sync_function()
     results = sync(
-        str(project.path),
+        root,
         dry_run=args.dry_run,
         job_ids=job_ids,
         workers=args.jobs or settings.sync_workers,
@@ -923,8 +940,6 @@ def _fail(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `aexp` console script; returns the exit code."""
-    # signac logs what it then raises; the error below says it once, in aexp's words.
-    logging.getLogger("signac").addHandler(logging.NullHandler())
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
@@ -941,14 +956,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AexpError as exc:
         _fail(str(exc))
         return 2
-    except signac.errors.JobsCorruptedError as exc:
+    except _signac_error("JobsCorruptedError") as exc:
         jobs = ", ".join(map(str, exc.job_ids))
         _fail(
             f"the state point file of job {jobs} is missing or corrupted; restore "
             "signac_statepoint.json or remove the job's directory."
         )
         return 2
-    except signac.errors.Error as exc:
+    except _signac_error("Error") as exc:
         _fail(f"signac: {str(exc).strip().splitlines()[0]}")
         return 2
     except KeyboardInterrupt:

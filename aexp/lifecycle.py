@@ -19,7 +19,6 @@ so one attempt writes exactly one W&B offline folder.
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import signal
 import socket
@@ -46,13 +45,13 @@ from aexp.binding import (
     handle_for,
     update_binding,
 )
+from aexp.checkpoint import Checkpoint, CheckpointDamaged, read_checkpoint, write_checkpoint
 from aexp.errors import BindingError, TrackerUsageError
 from aexp.jobdoc import age_seconds, now_iso, update_doc
 from aexp.settings import PREEMPT_SIGNAL_NAMES
 from aexp.trackers import RunHandle, TrackerAdapter, clean_metrics
 
 PREEMPT_SIGNALS = tuple(signal.Signals[f"SIG{name}"] for name in PREEMPT_SIGNAL_NAMES)
-CHECKPOINT_FILE = "checkpoint.json"
 ERROR_LOG = "error.log"
 
 
@@ -91,6 +90,7 @@ class Tracker:
     _handle: RunHandle | None = None
     _preempt_signal: int | None = None
     _checkpoints_used: bool = False
+    _checkpoint_seq: int | None = None  # of the newest stored checkpoint (-1: none), once known
 
     def log(self, metrics: Mapping[str, Any], *, step: int | None = None) -> None:
         """Record one row of metrics at `step` (default: the next step); see `clean_metrics`."""
@@ -111,49 +111,45 @@ class Tracker:
             self._adapter.log_artifact(self._handle, name, full)
 
     @property
-    def checkpoint_path(self) -> Path:
-        """Where `checkpoint` stores the experiment's state (inside the job workspace)."""
-        return Path(self.job.path, CHECKPOINT_FILE)
-
-    @property
     def preempt_requested(self) -> bool:
         """True once a preemption signal arrived; the next `checkpoint` saves and stops."""
         return self._preempt_signal is not None
 
     def checkpoint(self, state: Mapping[str, Any]) -> None:
-        """Save `state` (JSON-serialisable) atomically; stop here if preemption was requested.
+        """Save `state` (JSON-serialisable) to the job's workspace; stop here if preemption was
+        requested.
 
         An experiment that checkpoints is stopped only at its checkpoints, so it always resumes
         from a consistent state. One that never checkpoints is stopped at the signal itself.
+        A checkpoint interrupted by a kill or torn by a power loss leaves the previous one in
+        place (aexp/checkpoint.py).
         """
         self._checkpoints_used = True
-        # Atomic replace without fsync: preemption and crashes kill the process, not the
-        # kernel, and the page cache outlives the process. Only a node losing power can leave a
-        # torn file, which `load_checkpoint` then treats as absent.
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps({"step": self.step, "state": state}))
-        os.replace(tmp, self.checkpoint_path)
+        if self._checkpoint_seq is None:
+            self._load()
+        seq = self._checkpoint_seq + 1
+        write_checkpoint(self.job.path, seq, self.step, state)
+        self._checkpoint_seq = seq
         if self._preempt_signal is not None:
             raise Preempted(self._preempt_signal)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The state saved by the last `checkpoint` of this job, or None.
 
-        A damaged checkpoint (see `checkpoint`) is reported on stderr and treated as absent: the
+        If no checkpoint is intact, that is reported on stderr and treated as absent: the
         experiment starts over rather than failing on every attempt.
         """
+        checkpoint = self._load()
+        return None if checkpoint is None else checkpoint.state
+
+    def _load(self) -> Checkpoint | None:
         try:
-            with open(self.checkpoint_path, encoding="utf-8") as fh:
-                return json.load(fh)["state"]
-        except FileNotFoundError:
-            return None
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-            print(
-                f"warning: job {self.job.id}: {self.checkpoint_path} is damaged; starting over.",
-                file=sys.stderr,
-            )
-            return None
+            checkpoint = read_checkpoint(self.job.path)
+        except CheckpointDamaged as exc:
+            print(f"warning: job {self.job.id}: {exc}; starting over.", file=sys.stderr)
+            checkpoint = None
+        self._checkpoint_seq = -1 if checkpoint is None else checkpoint.seq
+        return checkpoint
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         first = self._preempt_signal is None

@@ -73,9 +73,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aexp.binding import RUNNING, get_binding, open_project
+from aexp.binding import RUNNING, find_project_root, get_binding
 from aexp.errors import AexpError, BindingError, TrackerInitError
-from aexp.jobdoc import now_iso, read_doc, update_doc
+from aexp.jobdoc import JobDir, now_iso, read_doc, update_doc
 from aexp.lifecycle import is_stale
 from aexp.settings import Settings, load_settings
 from aexp.wandb_offline import (
@@ -145,11 +145,9 @@ def find_offline_runs(root: str | os.PathLike = ".") -> list[Path]:
     the number of jobs, not with the files inside runs. Raises ProjectNotFoundError outside a
     signac project.
     """
-    project = open_project(root)
+    workspace = Path(find_project_root(root), "workspace")
     return [
-        f.folder
-        for fragments in workspace_fragment_folders(Path(project.workspace)).values()
-        for f in fragments
+        f.folder for fragments in workspace_fragment_folders(workspace).values() for f in fragments
     ]
 
 
@@ -742,17 +740,20 @@ def sync_offline_runs(
     the wandb package is not installed, and KeyboardInterrupt after cleaning up (see the module
     docstring).
     """
-    project = open_project(root)
+    # Job directories and documents are all this needs of the project: no signac import, so
+    # a pass with nothing left to upload costs little more than the interpreter's start.
+    project_root = find_project_root(root)
     if settings is None:
-        settings = load_settings(project.path)
+        settings = load_settings(project_root)
     workers = int(workers or settings.sync_workers)
     timeout = float(timeout or settings.sync_timeout)
-    found = workspace_fragment_folders(Path(project.workspace), job_ids)
+    workspace = os.path.join(project_root, "workspace")
+    found = workspace_fragment_folders(Path(workspace), job_ids)
 
     results: dict[Path, SyncResult] = {}
     runs: list[_Run] = []
     for job_id, fragments in found.items():
-        job = project.open_job(id=job_id)
+        job = JobDir(job_id, os.path.join(workspace, job_id))
         try:
             doc = read_doc(job)
             binding = get_binding(job, doc)
@@ -865,7 +866,7 @@ def sync_offline_runs(
         if run.binding.get("synced_at") and not uploaded.get(key):
             return
         url = urls.get(key) or _derived_url(run)
-        _record_synced(project.open_job(id=run.job_id), run, url)
+        _record_synced(JobDir(run.job_id, os.path.join(workspace, run.job_id)), run, url)
 
     # Runs already fully synced (by an earlier call, or a bare `wandb sync`) but not recorded.
     for key, left in todo.items():

@@ -21,9 +21,10 @@ from typing import Any
 
 from signac.job import calc_id
 
+from aexp.checkpoint import write_checkpoint
 from bench.common import BENCH, CACHE, REPO, TEMPLATE_FILES, log
 
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 DONE = ".bench-complete"
 
 # Mixed states, one per index modulo 20 (percentages of the workspace):
@@ -285,7 +286,7 @@ def discovery_project(
         doc = job_document(index, job_id, "finished", now)
         _write(os.path.join(job_dir, "signac_job_document.json"), json.dumps(doc))
         _write(os.path.join(job_dir, "result.json"), '{"loss": 0.3}')
-        _write(os.path.join(job_dir, "checkpoint.json"), '{"step": 19, "state": {}}')
+        write_checkpoint(job_dir, 19, step=19, state={"epoch": 20})
         if index not in run_jobs:
             continue
         run_id = f"r{index:07x}"[-8:]

@@ -16,10 +16,19 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from conftest import PYTHON
 
-from aexp import NoopAdapter, bind_tracker, create_run, get_binding, update_binding
-from aexp.jobdoc import read_doc, update_doc
+from aexp import (
+    BindingError,
+    NoopAdapter,
+    bind_tracker,
+    create_run,
+    get_binding,
+    jobdoc,
+    update_binding,
+)
+from aexp.jobdoc import job_lock, read_doc, update_doc
 
 WORKERS = 4
 UPDATES = 60  # per worker and per kind
@@ -141,8 +150,6 @@ def test_concurrent_binders_create_one_run(project, tmp_path):
 def test_a_process_reads_its_own_writes_when_stat_cannot_tell_versions_apart(project, monkeypatch):
     """On file systems with coarse mtimes and reused inodes, two versions of the document can
     share (inode, mtime, size); the read cache must still return what this process wrote."""
-    import aexp.jobdoc as jobdoc
-
     job = create_run(experiment_id="E1", hypothesis_id="H1")
     bind_tracker(job, NoopAdapter(), project="p")
     real_stat = os.stat
@@ -175,3 +182,43 @@ def test_a_failed_write_leaves_the_document_and_no_temporary_file(project):
         raise AssertionError("an unserialisable value was stored")
     assert path.read_bytes() == before
     assert not [p for p in Path(job.path).iterdir() if p.name.endswith(".tmp")]
+
+
+_HOLD = textwrap.dedent(
+    """
+    import sys, time
+    from aexp import find_job, open_project
+    from aexp.jobdoc import job_lock
+
+    with job_lock(find_job(open_project(), sys.argv[1])):
+        print("holding", flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def test_a_held_lock_times_out_with_a_sentence_and_a_killed_holder_frees_it(project, monkeypatch):
+    job = create_run(experiment_id="E1", hypothesis_id="H1")
+    holder = subprocess.Popen(
+        [PYTHON, "-c", _HOLD, job.id], cwd=os.getcwd(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 0.3)
+        with pytest.raises(BindingError, match="another process has held its lock"):
+            update_doc(job, lambda doc: {"n": 1})
+        assert "n" not in read_doc(job, fresh=True), "nothing written without the lock"
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs, the kernel drops the lock
+        holder.wait(timeout=30)
+    update_doc(job, lambda doc: {"n": 1})
+    assert read_doc(job, fresh=True)["n"] == 1
+
+
+def test_the_lock_is_reentrant_within_a_thread(project):
+    job = create_run(experiment_id="E1", hypothesis_id="H1")
+    with job_lock(job):
+        # A change that itself updates the document (nested lock) must not deadlock.
+        update_doc(job, lambda doc: {"n": 1})
+        update_doc(job, lambda doc: {"m": doc["n"] + 1})
+    assert read_doc(job, fresh=True)["m"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from datetime import datetime
 from pathlib import Path
@@ -209,11 +210,33 @@ def test_is_stale_recognises_dead_attempts_without_waiting(monkeypatch) -> None:
 
 def test_a_damaged_checkpoint_is_treated_as_absent(project, capsys) -> None:
     import aexp
+    from aexp.checkpoint import SLOTS
 
     job = aexp.create_run(experiment_id="E1", hypothesis_id="H1", statepoint={"seed": 0})
     with aexp.run_lifecycle(job) as tracker:
         tracker.checkpoint({"epoch": 3})
-        assert tracker.load_checkpoint() == {"epoch": 3}
-        tracker.checkpoint_path.write_text('{"step": 4, "sta')  # torn by a power loss
+        tracker.checkpoint({"epoch": 4})
+        assert tracker.load_checkpoint() == {"epoch": 4}
+        for name in SLOTS:  # both slots torn by a power loss
+            Path(job.path, name).write_text('{"seq": 1, "step": 4, "sta')
         assert tracker.load_checkpoint() is None
-    assert "is damaged; starting over" in capsys.readouterr().err
+        tracker.checkpoint({"epoch": 0})  # starting over writes a fresh, readable checkpoint
+        assert tracker.load_checkpoint() == {"epoch": 0}
+    assert "no intact checkpoint" in capsys.readouterr().err
+
+
+def test_checkpoints_continue_across_attempts(project) -> None:
+    import aexp
+    from aexp.checkpoint import read_checkpoint
+
+    job, _ = _bound()
+    with pytest.raises(aexp.Preempted), aexp.run_lifecycle(job) as tracker:
+        tracker.log({"loss": 1.0})
+        tracker.checkpoint({"epoch": 1})
+        raise aexp.Preempted(signal.SIGTERM)
+    with aexp.run_lifecycle(job) as tracker:
+        # No load_checkpoint first: the new attempt still writes after the stored checkpoint.
+        tracker.log({"loss": 0.5})
+        tracker.checkpoint({"epoch": 2})
+    stored = read_checkpoint(job.path)
+    assert (stored.seq, stored.step, stored.state) == (1, 2, {"epoch": 2})

@@ -26,6 +26,7 @@ import pytest
 from conftest import PYTHON, run_cmd, set_rc
 
 import aexp
+from aexp.checkpoint import read_checkpoint
 from aexp.trackers.noop import EVENTS_FILE, LOG_DIR
 
 pytestmark = pytest.mark.slurm
@@ -210,8 +211,8 @@ def test_scancel_records_the_run_preempted_keeps_its_data_and_does_not_requeue(
     assert len(steps) >= 3 and steps == list(range(len(steps))), "data so far is kept"
     assert events(job)[-1] == {**events(job)[-1], "event": "finish", "exit_code": 143,
                                "preempted": True}  # fmt: skip
-    checkpoint = json.loads(Path(job.path, "checkpoint.json").read_text())
-    assert checkpoint["state"]["epoch"] >= len(steps) - 1
+    checkpoint = read_checkpoint(job.path)
+    assert checkpoint.state["epoch"] >= len(steps) - 1
 
     out = cluster.log_text(slurm_id)
     assert "SIGTERM received" in out and "exited with 143" in out and "requeue" not in out

@@ -19,6 +19,7 @@ import pytest
 from conftest import PYTHON, run_cmd, set_rc
 
 import aexp
+from aexp.checkpoint import read_checkpoint
 
 TEST_ENV = "TestEnvironment"
 
@@ -263,8 +264,8 @@ def test_the_warning_signal_to_the_batch_shell_reaches_python(template: Path) ->
     tracker = binding(job)
     assert tracker["state"] == "preempted" and tracker["exit_code"] == 128 + signal.SIGUSR1
     assert tracker["closed"] is True
-    checkpoint = json.loads(Path(job.path, "checkpoint.json").read_text())
-    assert checkpoint["state"]["epoch"] == tracker["last_step"] + 1, "stopped at a checkpoint"
+    checkpoint = read_checkpoint(job.path)
+    assert checkpoint.state["epoch"] == tracker["last_step"] + 1, "stopped at a checkpoint"
 
 
 def test_sigterm_to_the_whole_job_as_scancel_does_is_recorded_once(template: Path) -> None:

@@ -251,6 +251,21 @@ def test_a_second_sync_uploads_nothing(
     assert elapsed < 1.0, elapsed  # no wandb process was started
 
 
+
+def test_a_pass_with_nothing_to_upload_loads_neither_signac_nor_wandb(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer
+) -> None:
+    # Login nodes run `aexp sync-offline` from cron or a loop: an idle pass must stay cheap.
+    assert all(r.ok for r in sync_offline_runs(copy))
+    code = (
+        "import sys; from aexp.cli import main; rc = main(['sync-offline']);"
+        "loaded = sorted({'signac', 'flow', 'wandb'} & set(sys.modules));"
+        "print('loaded:', loaded); sys.exit(rc)"
+    )
+    result = run_cmd([PYTHON, "-c", code], copy, check=True)
+    assert "synced 0, skipped 4, failed 0" in result.stdout + result.stderr
+    assert "loaded: []" in result.stdout
+
 # -- failures ------------------------------------------------------------------------------------
 def test_a_partial_failure_syncs_the_rest_and_reports_the_failed_run(
     copy: Path, built: SimpleNamespace, server: FakeWandbServer

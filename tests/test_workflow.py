@@ -18,6 +18,7 @@ import pytest
 from conftest import PYTHON, run_cmd, set_rc
 
 import aexp
+from aexp.checkpoint import read_checkpoint
 from aexp.trackers.noop import EVENTS_FILE, LOG_DIR
 
 
@@ -208,8 +209,8 @@ def test_sigterm_during_execute_is_a_recorded_preemption_that_resumes(noop: Path
     binding = doc(job)["tracker"]
     assert binding["state"] == "preempted" and binding["exit_code"] == 143
     assert events(job)[-1]["event"] == "finish" and events(job)[-1]["preempted"] is True
-    checkpoint = json.loads(Path(job.path, "checkpoint.json").read_text())
-    assert checkpoint["state"]["epoch"] >= 1
+    checkpoint = read_checkpoint(job.path)
+    assert checkpoint.state["epoch"] >= 1
 
     flow(noop, "run")
     binding = doc(job)["tracker"]

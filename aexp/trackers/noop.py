@@ -76,8 +76,11 @@ class NoopAdapter(TrackerAdapter):
         fh = handle.extra.get("_fh")
         if fh is None or fh.closed:
             path = Path(handle.extra["events"])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run's life
+            try:
+                fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run's life
+            except FileNotFoundError:  # the run's first event: make its directory (once)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
             handle.extra["_fh"] = fh
         return fh
 

@@ -1,12 +1,12 @@
 """Baseline of benchmark 7: the template's experiment in a bare FlowProject, without tracking.
 
 One operation runs experiment.py's `experiment` for each job; its `tracker` argument is the least
-an untracked script needs: `log` does nothing, a checkpoint is a plain JSON file. Nothing of aexp
-is imported: no binding, no job-document bookkeeping, no heartbeat, no event log.
+an untracked script needs: `log` does nothing, a checkpoint is a plain JSON file written with
+`json.dump` (what an experiment without aexp would do). Nothing of aexp is imported: no binding,
+no job-document bookkeeping, no heartbeat, no event log.
 
-With BENCH_ATOMIC_CHECKPOINTS=1 a checkpoint is written the way aexp's `Tracker.checkpoint`
-writes it (temporary file, atomic rename): the informational variant that separates the
-cost of atomic checkpoints from the cost of tracking.
+With BENCH_AEXP_CHECKPOINTS=1 a checkpoint is written by aexp's own `write_checkpoint` (in place,
+two slots): the informational variant that leaves tracking as the only difference.
 """
 
 import json
@@ -16,7 +16,7 @@ from flow import FlowProject
 
 from experiment import experiment
 
-ATOMIC = os.environ.get("BENCH_ATOMIC_CHECKPOINTS") == "1"
+AEXP_CHECKPOINTS = os.environ.get("BENCH_AEXP_CHECKPOINTS") == "1"
 
 
 class Untracked:
@@ -32,15 +32,14 @@ class Untracked:
         pass
 
     def checkpoint(self, state):
-        path = self.job.fn("checkpoint.json")
-        if not ATOMIC:
-            with open(path, "w", encoding="utf-8") as fh:
-                json.dump({"state": state}, fh)
+        if AEXP_CHECKPOINTS:
+            from aexp.checkpoint import write_checkpoint
+
+            self.seq = getattr(self, "seq", -1) + 1
+            write_checkpoint(self.job.path, self.seq, 0, state)
             return
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(self.job.fn("checkpoint.json"), "w", encoding="utf-8") as fh:
             json.dump({"state": state}, fh)
-        os.replace(tmp, path)
 
     def load_checkpoint(self):
         try:
