@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -158,7 +157,7 @@ class Tracker:
             raise Preempted(signum)
 
 
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename  # socket.gethostname(), without importing socket
 
 
 def _attempt_identity() -> dict[str, Any]:

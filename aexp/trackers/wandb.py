@@ -13,7 +13,6 @@ from __future__ import annotations
 import mmap
 import os
 import re
-import secrets
 import string
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,6 +59,8 @@ def keep_wandb_local(workdir: str | Path, *, offline: bool) -> None:
 
 def _new_run_id() -> str:
     # W&B's own ids are 8 characters of [a-z0-9]; any unique string of that shape is accepted.
+    import secrets  # here: with hashlib it costs ~5 ms, and most processes never bind a run
+
     alphabet = string.ascii_lowercase + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(8))
 
