@@ -251,7 +251,6 @@ def test_a_second_sync_uploads_nothing(
     assert elapsed < 1.0, elapsed  # no wandb process was started
 
 
-
 def test_a_pass_with_nothing_to_upload_loads_neither_signac_nor_wandb(
     copy: Path, built: SimpleNamespace, server: FakeWandbServer
 ) -> None:
@@ -265,6 +264,7 @@ def test_a_pass_with_nothing_to_upload_loads_neither_signac_nor_wandb(
     result = run_cmd([PYTHON, "-c", code], copy, check=True)
     assert "synced 0, skipped 4, failed 0" in result.stdout + result.stderr
     assert "loaded: []" in result.stdout
+
 
 # -- failures ------------------------------------------------------------------------------------
 def test_a_partial_failure_syncs_the_rest_and_reports_the_failed_run(
