@@ -10,6 +10,7 @@ same read without keeping the parse (for one pass over many jobs, like `status`)
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -113,6 +114,9 @@ def _read_doc(job: Any, path: str, fresh: bool, *, keep: bool = True) -> dict[st
 
 # Job locks this thread holds, by lock path, and how deeply: re-entering is free.
 _held = threading.local()
+# flock failing with one of these means the file system has no flock (Lustre mounted without
+# `-o flock`, some FUSE mounts), not that the lock is taken.
+_NO_FLOCK = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
 
 
 @contextmanager
@@ -120,8 +124,9 @@ def job_lock(job: Any) -> Iterator[None]:
     """Hold the job's inter-process lock (`flock` on `<job>/.aexp.lock`) for the block.
 
     Excludes other processes and other threads of this one; re-entrant within a thread. The OS
-    drops the lock when its holder dies, so a killed process never leaves a job locked. Raises
-    BindingError after LOCK_TIMEOUT_S seconds of waiting.
+    drops the lock when its holder dies, so a killed process never leaves a job locked. On a
+    file system without flock, filelock's soft lock `<job>/.aexp.lock.filelock` takes its place.
+    Raises BindingError after LOCK_TIMEOUT_S seconds of waiting.
     """
     # A plain flock rather than filelock.FileLock: filelock 4 spends ~120 us of Python per
     # acquire and release, against ~4 us for the system calls, and every job takes the lock
@@ -135,14 +140,28 @@ def job_lock(job: Any) -> Iterator[None]:
         finally:
             depth[path] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        _acquire(fd, job)
+    with _locked(path, job):
         depth[path] = 1
         try:
             yield
         finally:
             del depth[path]
+
+
+@contextmanager
+def _locked(path: str, job: Any) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, job)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in _NO_FLOCK:
+            raise
+        with _filelock(f"{path}.filelock", job):
+            yield
+        return
+    try:
+        yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
@@ -156,12 +175,33 @@ def _acquire(fd: int, job: Any) -> None:
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                raise BindingError(
-                    f"job {job.id}: another process has held its lock "
-                    f"{job.path}{os.sep}{LOCK_FILE} for {LOCK_TIMEOUT_S:.0f} s; is it hung?"
-                ) from None
+                raise _timeout(job) from None
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+
+@contextmanager
+def _filelock(path: str, job: Any) -> Iterator[None]:
+    # filelock's soft lock works where flock is missing: a lock file created exclusively, with
+    # its owner recorded so that a lock left by a killed process is taken over.
+    from filelock import SoftFileLock, Timeout
+
+    lock = SoftFileLock(path, timeout=LOCK_TIMEOUT_S)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise _timeout(job) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _timeout(job: Any) -> BindingError:
+    return BindingError(
+        f"job {job.id}: another process has held its lock {job.path}{os.sep}{LOCK_FILE} for "
+        f"{LOCK_TIMEOUT_S:.0f} s; is it hung?"
+    )
 
 
 def update_doc(

@@ -222,3 +222,55 @@ def test_the_lock_is_reentrant_within_a_thread(project):
         update_doc(job, lambda doc: {"n": 1})
         update_doc(job, lambda doc: {"m": doc["n"] + 1})
     assert read_doc(job, fresh=True)["m"] == 2
+
+
+_NO_FLOCK = textwrap.dedent(
+    """
+    import errno, types
+    import aexp.jobdoc
+
+    def flock(fd, op):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    # What a Lustre client mounted without -o flock answers.
+    aexp.jobdoc.fcntl = types.SimpleNamespace(flock=flock, LOCK_EX=2, LOCK_NB=4)
+    """
+)
+
+
+def test_without_flock_the_soft_lock_still_excludes_and_survives_a_killed_holder(
+    project, monkeypatch
+):
+    monkeypatch.setattr(jobdoc, "fcntl", jobdoc.fcntl)  # restored after the test
+    exec(_NO_FLOCK, {})  # the patch the holder below applies to itself
+    job = create_run(experiment_id="E1", hypothesis_id="H1")
+
+    def hammer(name: str) -> None:
+        for _ in range(25):
+            update_doc(job, lambda doc: {"n": doc.get("n", 0) + 1, name: doc.get(name, 0) + 1})
+
+    threads = [threading.Thread(target=hammer, args=(f"t{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert read_doc(job, fresh=True)["n"] == 100
+
+    holder = subprocess.Popen(
+        [PYTHON, "-c", _NO_FLOCK + _HOLD, job.id],
+        cwd=os.getcwd(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert Path(job.path, ".aexp.lock.filelock").exists()
+        monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 0.5)
+        with pytest.raises(BindingError, match="another process has held its lock"):
+            update_doc(job, lambda doc: {"n": 0})
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 30)
+    update_doc(job, lambda doc: {"n": 0})  # the dead holder's lock is taken over
+    assert read_doc(job, fresh=True)["n"] == 0
