@@ -33,8 +33,8 @@ def main() -> int:
         for seed in range(3)
     ]
     print(f"sweep: {len(jobs)} jobs in {project.workspace}")
-    # The demo runs here, not through a scheduler: don't let a half-configured SLURM on this
-    # machine (sbatch present, controller down) get in the way of `status`.
+    # The demo runs here, not through a scheduler: `status` need not ask SLURM (a SLURM whose
+    # controller is down would only add a warning).
     env = {"SIGNAC_FLOW_ENVIRONMENT": "StandardEnvironment", **os.environ}
     for args in (["run"], ["status", "-d"]):
         print(f"\n$ python project.py {' '.join(args)}", flush=True)

@@ -11,12 +11,14 @@ experiment itself lives in experiment.py; settings in signac.rc; the machinery i
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 
 from flow import FlowProject
+from flow.errors import SubmitError
 
 from aexp import AexpError, load_settings
 from aexp import workflow as wf
@@ -42,6 +44,19 @@ class Project(FlowProject):
         # Every condition and label of a job reads its document: one read per job per status.
         with wf.snapshot():
             return super().print_status(*args, **kwargs)
+
+    def scheduler_jobs(self, scheduler):
+        # With SLURM installed but its controller unreachable, squeue fails and flow ends
+        # `status` (and `submit`) in a traceback. Jobs' own states live in their documents:
+        # show those, and say once that queue states are missing.
+        try:
+            yield from super().scheduler_jobs(scheduler)
+        except subprocess.CalledProcessError as exc:
+            print(
+                f"warning: {exc.cmd[0]} exited with {exc.returncode}: the scheduler did not "
+                "answer, so queue states are not shown.",
+                file=sys.stderr,
+            )
 
     def submit(self, *args, names=None, **kwargs):
         # One SLURM job per sweep point runs bind, execute and finish in one process (one live
@@ -133,4 +148,8 @@ def sync_offline(job):
 
 
 if __name__ == "__main__":
-    Project().main()
+    try:
+        Project().main()
+    except SubmitError as exc:  # sbatch refused (controller down, bad partition or account)
+        reason = str(exc).strip().splitlines()[-1].removeprefix("sbatch: error: ")
+        sys.exit(f"error: sbatch refused a submission ({reason}); earlier ones stay queued.")

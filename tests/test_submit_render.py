@@ -288,3 +288,38 @@ def test_sigterm_to_the_whole_job_as_scancel_does_is_recorded_once(template: Pat
     tracker = binding(job)
     assert tracker["state"] == "preempted" and tracker["exit_code"] == 143
     assert tracker["closed"] is True, "the repeated SIGTERM did not cut the recording short"
+
+
+def test_an_unreachable_slurm_controller_gives_sentences_not_tracebacks(
+    template: Path, tmp_path: Path
+) -> None:
+    # SLURM's client tools installed, its controller down: squeue and sbatch fail as they do.
+    bin_dir = tmp_path / "fake-slurm"
+    bin_dir.mkdir()
+    for tool, message in {
+        "squeue": "slurm_load_jobs error: Unable to contact slurm controller (connect failure)",
+        "sbatch": "sbatch: error: Batch job submission failed: Unable to contact slurm "
+        "controller (connect failure)",
+    }.items():
+        (bin_dir / tool).write_text(f"#!/bin/sh\necho '{message}' >&2\nexit 1\n")
+        (bin_dir / tool).chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "SIGNAC_FLOW_ENVIRONMENT": "DefaultSlurmEnvironment",
+    }
+    (job,) = make_jobs()
+
+    status = run_cmd([PYTHON, "project.py", "status", "-d"], cwd=template, env=env)
+    assert status.returncode == 0, status.stderr
+    assert "Traceback" not in status.stderr
+    assert "the scheduler did not answer, so queue states are not shown" in status.stderr
+    assert job.id[:6] in status.stdout, "the jobs' own states are still shown"
+
+    submitted = run_cmd([PYTHON, "project.py", "submit"], cwd=template, env=env)
+    assert submitted.returncode == 1
+    assert "Traceback" not in submitted.stderr
+    assert submitted.stderr.strip().splitlines()[-1] == (
+        "error: sbatch refused a submission (Batch job submission failed: Unable to contact "
+        "slurm controller (connect failure)); earlier ones stay queued."
+    )
