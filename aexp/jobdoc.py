@@ -152,11 +152,12 @@ def job_lock(job: Any) -> Iterator[None]:
 def _locked(path: str, job: Any) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _acquire(fd, job)
-    except OSError as exc:
+        has_flock = _acquire(fd, job)
+    except BaseException:
         os.close(fd)
-        if exc.errno not in _NO_FLOCK:
-            raise
+        raise
+    if not has_flock:
+        os.close(fd)
         with _filelock(f"{path}.filelock", job):
             yield
         return
@@ -166,18 +167,23 @@ def _locked(path: str, job: Any) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _acquire(fd: int, job: Any) -> None:
+def _acquire(fd: int, job: Any) -> bool:
+    """flock `fd`, waiting up to LOCK_TIMEOUT_S; False if the file system has no flock."""
     deadline = time.monotonic() + LOCK_TIMEOUT_S
     pause = 0.001
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 raise _timeout(job) from None
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+        except OSError as exc:
+            if exc.errno in _NO_FLOCK:
+                return False
+            raise
 
 
 @contextmanager

@@ -124,8 +124,8 @@ class Tracker:
         place (aexp/checkpoint.py).
         """
         self._checkpoints_used = True
-        if self._checkpoint_seq is None:
-            self._load()
+        if self._checkpoint_seq is None:  # the experiment did not load: learn the newest seq
+            self._load(report=False)
         seq = self._checkpoint_seq + 1
         write_checkpoint(self.job.path, seq, self.step, state)
         self._checkpoint_seq = seq
@@ -141,11 +141,12 @@ class Tracker:
         checkpoint = self._load()
         return None if checkpoint is None else checkpoint.state
 
-    def _load(self) -> Checkpoint | None:
+    def _load(self, *, report: bool = True) -> Checkpoint | None:
         try:
             checkpoint = read_checkpoint(self.job.path)
         except CheckpointDamaged as exc:
-            print(f"warning: job {self.job.id}: {exc}; starting over.", file=sys.stderr)
+            if report:
+                print(f"warning: job {self.job.id}: {exc}; starting over.", file=sys.stderr)
             checkpoint = None
         self._checkpoint_seq = -1 if checkpoint is None else checkpoint.seq
         return checkpoint
