@@ -103,20 +103,24 @@ def test_many_processes_lose_no_update(project, tmp_path):
     assert elapsed < 30
 
 
-def test_threads_of_one_process_lose_no_update(project):
-    """The heartbeat thread writes while the main thread does: the lock serves threads too."""
-    job = create_run(experiment_id="E1", hypothesis_id="H1")
+def _hammer_from_threads(job, threads: int = 4, updates: int = 50) -> dict:
+    """Each thread counts `updates` times into a key of its own and a shared one."""
 
     def hammer(name: str) -> None:
-        for _ in range(50):
+        for _ in range(updates):
             update_doc(job, lambda doc: {"n": doc.get("n", 0) + 1, name: doc.get(name, 0) + 1})
 
-    threads = [threading.Thread(target=hammer, args=(f"t{i}",)) for i in range(4)]
-    for thread in threads:
+    workers = [threading.Thread(target=hammer, args=(f"t{i}",)) for i in range(threads)]
+    for thread in workers:
         thread.start()
-    for thread in threads:
+    for thread in workers:
         thread.join()
-    doc = read_doc(job, fresh=True)
+    return read_doc(job, fresh=True)
+
+
+def test_threads_of_one_process_lose_no_update(project):
+    """The heartbeat thread writes while the main thread does: the lock serves threads too."""
+    doc = _hammer_from_threads(create_run(experiment_id="E1", hypothesis_id="H1"))
     assert doc["n"] == 200
     assert [doc[f"t{i}"] for i in range(4)] == [50] * 4
 
@@ -244,17 +248,7 @@ def test_without_flock_the_soft_lock_still_excludes_and_survives_a_killed_holder
     monkeypatch.setattr(jobdoc, "fcntl", jobdoc.fcntl)  # restored after the test
     exec(_NO_FLOCK, {})  # the patch the holder below applies to itself
     job = create_run(experiment_id="E1", hypothesis_id="H1")
-
-    def hammer(name: str) -> None:
-        for _ in range(25):
-            update_doc(job, lambda doc: {"n": doc.get("n", 0) + 1, name: doc.get(name, 0) + 1})
-
-    threads = [threading.Thread(target=hammer, args=(f"t{i}",)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert read_doc(job, fresh=True)["n"] == 100
+    assert _hammer_from_threads(job, updates=25)["n"] == 100
 
     holder = subprocess.Popen(
         [PYTHON, "-c", _NO_FLOCK + _HOLD, job.id],
