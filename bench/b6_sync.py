@@ -35,7 +35,14 @@ from bench.common import (
     make_result,
     run_timed,
 )
-from bench.generate import DONE, copy_template, set_rc
+from bench.generate import (
+    DONE,
+    copy_template,
+    is_generated,
+    mark_generated,
+    new_workspace,
+    set_rc,
+)
 
 LIMIT = 1.10
 SECOND_PASS_LIMIT = 0.02
@@ -67,13 +74,10 @@ def _server_module() -> Any:
 def pristine_project(n_runs: int, cache: Path) -> Path:
     """`n_runs` finished jobs with one W&B offline folder each (built once, then reused)."""
     root = cache / f"sync-{n_runs}"
-    stamp = root / DONE
-    want = f"{GENERATOR_VERSION} {n_runs}"
-    if stamp.exists() and stamp.read_text().strip() == want:
+    key = f"{GENERATOR_VERSION} {n_runs}"
+    if is_generated(root, key):
         return root
-    if root.exists():
-        shutil.rmtree(root)
-    (root / "workspace").mkdir(parents=True)
+    new_workspace(root)
     copy_template(root)
     set_rc(root / "signac.rc", "tracker", "backend", "wandb")
     set_rc(root / "signac.rc", "tracker", "offline", "true")
@@ -93,7 +97,7 @@ def pristine_project(n_runs: int, cache: Path) -> Path:
     folders = sorted(root.glob("workspace/*/wandb/offline-run-*"))
     if len(folders) != n_runs:
         raise RuntimeError(f"expected {n_runs} offline runs, the workflow made {len(folders)}")
-    stamp.write_text(want + "\n")
+    mark_generated(root, key)
     return root
 
 

@@ -165,16 +165,32 @@ def copy_template(root: Path, *, extra_files: dict[str, Path] | None = None) -> 
         shutil.copy2(src, root / name)
 
 
+def is_generated(root: Path, key: str) -> bool:
+    """True if `root` holds a finished generation for `key` (generator version and sizes)."""
+    stamp = root / DONE
+    return stamp.exists() and stamp.read_text().strip() == key
+
+
+def mark_generated(root: Path, key: str) -> None:
+    """Record that `root` now holds a finished generation for `key` (see `is_generated`)."""
+    (root / DONE).write_text(f"{key}\n")
+
+
+def new_workspace(root: Path) -> Path:
+    """An empty `root/workspace`; whatever was at `root` before is removed."""
+    if root.exists():
+        shutil.rmtree(root)
+    workspace = root / "workspace"
+    workspace.mkdir(parents=True)
+    return workspace
+
+
 def status_project(n_jobs: int, *, cache: Path = CACHE) -> Path:
     """A project of `n_jobs` jobs in mixed states (generated once, then reused)."""
     root = cache / f"status-{n_jobs}"
-    stamp = root / DONE
-    want = f"{GENERATOR_VERSION} {n_jobs}"
-    if not (stamp.exists() and stamp.read_text().strip() == want):
-        if root.exists():
-            shutil.rmtree(root)
-        workspace = root / "workspace"
-        workspace.mkdir(parents=True)
+    key = f"{GENERATOR_VERSION} {n_jobs}"
+    if not is_generated(root, key):
+        workspace = new_workspace(root)
         log(f"  generating {n_jobs} jobs in {root} ...")
         now = datetime.now(UTC)
         for index in range(n_jobs):
@@ -188,7 +204,7 @@ def status_project(n_jobs: int, *, cache: Path = CACHE) -> Path:
             _write(os.path.join(job_dir, "signac_job_document.json"), json.dumps(doc))
             for name in markers(state):
                 _write(os.path.join(job_dir, name), "")
-        stamp.write_text(want + "\n")
+        mark_generated(root, key)
     copy_template(root, extra_files={"baseline_status.py": BENCH / "baselines" / "status.py"})
     return root
 
@@ -209,10 +225,7 @@ def fresh_sweep_project(root: Path, n_jobs: int, *, backend: str = "noop") -> Pa
     The jobs are what `aexp.create_run` makes (state point, `limina` and `status: created`); the
     template's files are copied, with signac.rc's backend set to `backend`, plus the baseline.
     """
-    if root.exists():
-        shutil.rmtree(root)
-    workspace = root / "workspace"
-    workspace.mkdir(parents=True)
+    workspace = new_workspace(root)
     for index in range(n_jobs):
         sp = sweep_statepoint(index)
         job_dir = os.path.join(workspace, calc_id(sp))
@@ -262,18 +275,14 @@ def discovery_project(
     own (state point, document, result, checkpoint).
     """
     root = cache / f"discovery-{n_jobs}-{n_runs}-{files_per_run}"
-    stamp = root / DONE
-    want = f"{GENERATOR_VERSION} {n_jobs} {n_runs} {files_per_run}"
+    key = f"{GENERATOR_VERSION} {n_jobs} {n_runs} {files_per_run}"
     stride = max(1, n_jobs // max(n_runs, 1))
     run_jobs = set(range(0, n_jobs, stride)[:n_runs])
     n_folders = sum(2 if (k % 10 == 0) else 1 for k in range(len(run_jobs)))
-    if stamp.exists() and stamp.read_text().strip() == want:
+    if is_generated(root, key):
         copy_template(root)
         return root, n_folders
-    if root.exists():
-        shutil.rmtree(root)
-    workspace = root / "workspace"
-    workspace.mkdir(parents=True)
+    workspace = new_workspace(root)
     log(f"  generating {n_jobs} jobs, {n_runs} offline runs x {files_per_run} files in {root} ...")
     now = datetime.now(UTC)
     run_index = 0
@@ -305,7 +314,7 @@ def discovery_project(
                 with suppress(FileNotFoundError):
                     os.unlink(os.path.join(wandb_dir, link))
                 os.symlink(target, os.path.join(wandb_dir, link))
-    stamp.write_text(want + "\n")
+    mark_generated(root, key)
     copy_template(root)
     return root, n_folders
 

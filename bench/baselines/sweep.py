@@ -24,6 +24,7 @@ class Untracked:
 
     def __init__(self, job):
         self.job = job
+        self.seq = -1  # checkpoints written (with BENCH_AEXP_CHECKPOINTS)
 
     def log(self, metrics, *, step=None):
         pass
@@ -35,7 +36,7 @@ class Untracked:
         if AEXP_CHECKPOINTS:
             from aexp.checkpoint import write_checkpoint
 
-            self.seq = getattr(self, "seq", -1) + 1
+            self.seq += 1
             write_checkpoint(self.job.path, self.seq, 0, state)
             return
         with open(self.job.fn("checkpoint.json"), "w", encoding="utf-8") as fh:
