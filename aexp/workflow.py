@@ -135,15 +135,6 @@ def _usable(job: Any) -> Facts | None:
     return facts if facts[_BOUND] else None
 
 
-def binding_of(job: Any) -> dict[str, Any] | None:
-    """The job's binding, or None if unbound or corrupted (warned about once per process)."""
-    try:
-        return get_binding(job)
-    except BindingError as exc:
-        _warn(job, str(exc))
-        return None
-
-
 def _state(job: Any) -> str | None:
     facts = _usable(job)
     return facts[_STATE] if facts else None
