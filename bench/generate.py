@@ -60,12 +60,14 @@ def _ts(base: datetime, seconds: float) -> str:
     return (base + timedelta(seconds=seconds)).isoformat(timespec="seconds")
 
 
-def job_document(index: int, job_id: str, state: str, now: datetime) -> dict[str, Any]:
+def created_document() -> dict[str, Any]:
+    """The document `aexp.create_run` gives a new job."""
+    return {"limina": {"experiment_id": "E018", "hypothesis_id": "H012"}, "status": "created"}
+
+
+def job_document(index: int, state: str, now: datetime) -> dict[str, Any]:
     """The document aexp would have written for a job in `state` (docs/job-document.md)."""
-    doc: dict[str, Any] = {
-        "limina": {"experiment_id": "E018", "hypothesis_id": "H012"},
-        "status": "created",
-    }
+    doc = created_document()
     if state == "created":
         return doc
     if state == "corrupt":
@@ -165,6 +167,15 @@ def copy_template(root: Path, *, extra_files: dict[str, Path] | None = None) -> 
         shutil.copy2(src, root / name)
 
 
+def write_job(workspace: Path, sp: dict[str, Any], doc: dict[str, Any]) -> str:
+    """One job directory in signac's layout (state point and document); returns its path."""
+    job_dir = os.path.join(workspace, calc_id(sp))
+    os.mkdir(job_dir)
+    _write(os.path.join(job_dir, "signac_statepoint.json"), json.dumps(sp))
+    _write(os.path.join(job_dir, "signac_job_document.json"), json.dumps(doc))
+    return job_dir
+
+
 def is_generated(root: Path, key: str) -> bool:
     """True if `root` holds a finished generation for `key` (generator version and sizes)."""
     stamp = root / DONE
@@ -194,14 +205,8 @@ def status_project(n_jobs: int, *, cache: Path = CACHE) -> Path:
         log(f"  generating {n_jobs} jobs in {root} ...")
         now = datetime.now(UTC)
         for index in range(n_jobs):
-            sp = statepoint(index)
-            job_id = calc_id(sp)
-            job_dir = os.path.join(workspace, job_id)
-            os.mkdir(job_dir)
-            _write(os.path.join(job_dir, "signac_statepoint.json"), json.dumps(sp))
             state = state_of(index)
-            doc = job_document(index, job_id, state, now)
-            _write(os.path.join(job_dir, "signac_job_document.json"), json.dumps(doc))
+            job_dir = write_job(workspace, statepoint(index), job_document(index, state, now))
             for name in markers(state):
                 _write(os.path.join(job_dir, name), "")
         mark_generated(root, key)
@@ -227,12 +232,7 @@ def fresh_sweep_project(root: Path, n_jobs: int, *, backend: str = "noop") -> Pa
     """
     workspace = new_workspace(root)
     for index in range(n_jobs):
-        sp = sweep_statepoint(index)
-        job_dir = os.path.join(workspace, calc_id(sp))
-        os.mkdir(job_dir)
-        _write(os.path.join(job_dir, "signac_statepoint.json"), json.dumps(sp))
-        doc = {"limina": {"experiment_id": "E018", "hypothesis_id": "H012"}, "status": "created"}
-        _write(os.path.join(job_dir, "signac_job_document.json"), json.dumps(doc))
+        write_job(workspace, sweep_statepoint(index), created_document())
     copy_template(root, extra_files={"baseline_sweep.py": BENCH / "baselines" / "sweep.py"})
     set_rc(root / "signac.rc", "tracker", "backend", backend)
     return root
@@ -287,13 +287,7 @@ def discovery_project(
     now = datetime.now(UTC)
     run_index = 0
     for index in range(n_jobs):
-        sp = statepoint(index)
-        job_id = calc_id(sp)
-        job_dir = os.path.join(workspace, job_id)
-        os.mkdir(job_dir)
-        _write(os.path.join(job_dir, "signac_statepoint.json"), json.dumps(sp))
-        doc = job_document(index, job_id, "finished", now)
-        _write(os.path.join(job_dir, "signac_job_document.json"), json.dumps(doc))
+        job_dir = write_job(workspace, statepoint(index), job_document(index, "finished", now))
         _write(os.path.join(job_dir, "result.json"), '{"loss": 0.3}')
         write_checkpoint(job_dir, 19, step=19, state={"epoch": 20})
         if index not in run_jobs:
