@@ -31,7 +31,7 @@ from aexp.binding import (
 )
 from aexp.errors import AexpError, BindingError
 from aexp.jobdoc import peek_doc, read_doc
-from aexp.lifecycle import Preempted, finish_run, is_stale, run_lifecycle
+from aexp.lifecycle import ERROR_LOG, Preempted, finish_run, is_stale, run_lifecycle
 from aexp.settings import Settings
 from aexp.trackers import TrackerAdapter, get_adapter
 
@@ -79,13 +79,17 @@ def snapshot() -> Iterator[None]:
         _snapshot.reset(token)
 
 
+def _unreadable(exc: BindingError) -> Facts:
+    return (str(exc), False, None, False, None, False, False, None)
+
+
 def _derive(job: Any, doc: dict[str, Any] | None) -> Facts:
     try:
         if doc is None:
             doc = peek_doc(job)  # raises BindingError for a document that is not JSON
         binding = get_binding(job, doc)
     except BindingError as exc:
-        return (str(exc), False, None, False, None, False, False, None)
+        return _unreadable(exc)
     if binding is None:
         return (None, False, None, False, None, False, False, None)
     return (
@@ -111,7 +115,7 @@ def _facts_of(job: Any) -> Facts:
     try:
         doc = read_doc(job)
     except BindingError as exc:
-        return (str(exc), False, None, False, None, False, False, None)
+        return _unreadable(exc)
     if _facts_docs.get(path) is doc:
         return _facts[path]
     facts = _derive(job, doc)
@@ -257,7 +261,7 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
     except Exception as exc:
         print(
             f"job {job.id} failed: {type(exc).__name__}: {exc} (traceback in "
-            f"{job.fn('error.log')}; re-arm with: aexp rearm {job.id})",
+            f"{job.fn(ERROR_LOG)}; re-arm with: aexp rearm {job.id})",
             file=sys.stderr,
         )
 
