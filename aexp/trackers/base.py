@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aexp.errors import TrackerInitError, TrackerUsageError
 
+if TYPE_CHECKING:
+    from aexp.journal import Journal
+
 __all__ = [
+    "ReplayResult",
     "RunHandle",
     "RunRecord",
     "TrackerAdapter",
@@ -66,11 +70,25 @@ class RunRecord:
 class TrackerAdapter(ABC):
     """Contract between aexp and one tracking backend.
 
+    Five methods make an adapter (the recipe users know): `init_run`, `log`, `log_artifact`,
+    `finish` and `list_runs`. `init_run` creates the run and opens it in this process; the
+    other methods take the handle it returns. Everything else has a default:
+
+    - `resume_run` re-opens a run from a handle rebuilt in another process (default: the handle
+      as it is, which serves backends whose handle is plain data, e.g. a REST API keyed by id);
+    - `run_url` says the run's web page before the run exists (default: None);
+    - `check_run` refuses, before anything is written, what the backend would refuse later;
+    - `feed` says how the workflow feeds the backend: "live" (called during each execution
+      attempt, like W&B), "replay" (never called on the compute node; `replay` feeds it the
+      run's journal at sync time, like MLflow), or "journal" (the backend is the journal
+      itself: the noop backend).
+
     Subclasses set `name` (the registry key), import their SDK lazily (in `__init__` or the
     methods, never at module import) and raise `TrackerInitError` when it is missing.
     """
 
     name: ClassVar[str]
+    feed: ClassVar[str] = "live"
 
     @abstractmethod
     def init_run(
@@ -78,27 +96,31 @@ class TrackerAdapter(ABC):
         *,
         project: str,
         group: str,
-        tags: list[str],
-        config: Mapping[str, Any],
-        notes: str | None,
-        offline: bool,
+        tags: Sequence[str] = (),
+        config: Mapping[str, Any] | None = None,
+        notes: str | None = None,
+        offline: bool = False,
         workdir: str | Path | None = None,
+        run_id: str | None = None,
     ) -> RunHandle:
-        """Create a new run and return its handle; `workdir` is the job's workspace directory.
+        """Create a run, open it in this process and return its handle.
 
-        Backends may defer creating local files until the run is first resumed (W&B does: binding
-        alone leaves no offline folder).
+        `offline` asks for a run written locally and uploaded later; `workdir` is the directory
+        the backend keeps its local files in (the job's workspace in the workflow); `run_id`
+        asks for that id (the workflow gives one id to every backend of a run), else the
+        backend chooses. Raises TrackerInitError when the backend refuses.
         """
 
-    @abstractmethod
     def resume_run(
         self, handle: RunHandle, *, workdir: str | Path | None = None, attempt: int = 1
     ) -> RunHandle:
         """Re-open the run `handle.id` in this process so that `log`/`finish` work on it.
 
-        `handle` may come from another process (rebuilt from the binding). The run id never
-        changes. `attempt` counts execution attempts of the run, starting at 1.
+        `handle` may come from another process (rebuilt from the job document). The run id never
+        changes. `attempt` counts execution attempts of the run, from 1. The default returns
+        `handle` unchanged.
         """
+        return handle
 
     @abstractmethod
     def log(
@@ -114,17 +136,40 @@ class TrackerAdapter(ABC):
     def finish(self, handle: RunHandle, *, exit_code: int = 0, preempted: bool = False) -> None:
         """Close the run in this process with `exit_code`; `preempted` marks a signalled end."""
 
-    def last_step(self, handle: RunHandle, *, workdir: str | Path | None = None) -> int | None:
-        """The highest step this run ever recorded, even by a process that was killed.
-
-        Optional (default None): the caller then continues from the step it last saved itself.
-        Backends that can answer let a resumed attempt continue the step axis exactly.
-        """
-        return None
-
     @abstractmethod
     def list_runs(self, *, project: str, group_prefix: str = "") -> list[RunRecord]:
         """Runs of `project` whose group starts with `group_prefix`."""
+
+    def run_url(self, *, project: str, run_id: str, offline: bool) -> str | None:
+        """The run's web page, when it can be known before the run exists (default None)."""
+        return None
+
+    def check_run(
+        self, *, project: str, group: str, tags: Sequence[str], config: Mapping[str, Any]
+    ) -> None:
+        """Raise TrackerUsageError (one sentence naming the value and the rule) for anything of
+        this run the backend would refuse later. Called before anything is written."""
+        return None
+
+    def replay(self, journal: Journal, *, job_path: str, state: Mapping[str, Any]) -> ReplayResult:
+        """Bring the backend's copy of the run up to `journal` (backends fed by "replay").
+
+        Idempotent: what the backend already holds is not sent again, and an interrupted
+        replay completes on the next call. `state` is what the last replay returned (stored in
+        the job document). Raises TrackerInitError when the backend cannot be reached.
+        """
+        raise NotImplementedError(f"the {self.name} backend is not fed by replay")
+
+
+@dataclass
+class ReplayResult:
+    """What one replay sent and where the run now lives in the backend."""
+
+    url: str | None = None
+    rows: int = 0  # rows sent by this replay (0: the backend was up to date)
+    artifacts: int = 0  # artifacts sent by this replay
+    state: dict[str, Any] = field(default_factory=dict)  # kept for the next replay (JSON)
+    complete: bool = False  # the backend holds the whole run, final state included
 
 
 _PLAIN_TYPES = frozenset({int, float, str, bool, type(None)})
