@@ -14,7 +14,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import asdict
-from functools import cache
 from pathlib import Path
 
 from flow import FlowProject
@@ -22,7 +21,7 @@ from flow.errors import SubmitError
 
 from aexp import AexpError, load_settings
 from aexp import workflow as wf
-from aexp.sync import can_sync_here, sync_jobs
+from aexp.sync import sync_jobs
 from experiment import experiment
 
 try:
@@ -32,9 +31,6 @@ except AexpError as exc:
 STALE_AFTER = SETTINGS.stale_after
 # SLURM batch output goes to logs/slurm-<SLURM job id>.out (unless `submit --job-output`).
 SLURM_LOG_DIR = "logs"
-# Whether this host may upload is a property of the process (credentials, SLURM allocation):
-# asked once, not once per job, so `status` on thousands of jobs reads ~/.netrc once.
-can_sync_here = cache(can_sync_here)
 
 
 class Project(FlowProject):
@@ -130,20 +126,20 @@ def execute(job):
 
 
 @run_job
-@Project.pre(wf.execute_ended)
+@Project.pre(wf.needs_finish)
 @Project.post(wf.is_finished)
 @Project.operation
 def finish(job):
-    """Close the run with its exit code, log result files, record the final state."""
+    """Record the end of a run whose attempt ended without recording it (a killed process)."""
     wf.finish(job)
 
 
 @Project.pre(wf.needs_sync)
-@Project.pre(lambda job: can_sync_here())
+@Project.pre(lambda job: wf.outside_allocation())
 @Project.post(wf.is_synced)
 @Project.operation
 def sync_offline(job):
-    """Upload the finished offline W&B run (login node only; compute nodes have no network)."""
+    """Send the finished run to the backends that need a login node: W&B offline, MLflow."""
     sync_jobs([job], SETTINGS)
 
 

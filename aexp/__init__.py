@@ -34,12 +34,15 @@ _EXPORTS = {
     "aexp.errors": (
         "AexpError",
         "BindingError",
+        "JobBusyError",
         "JobNotFoundError",
         "ProjectNotFoundError",
         "SettingsError",
+        "StatepointError",
         "TrackerInitError",
         "TrackerUsageError",
     ),
+    "aexp.journal": ("Journal", "read_journal"),
     "aexp.lifecycle": ("Preempted", "Tracker", "finish_run", "run_lifecycle"),
     "aexp.settings": ("Settings", "load_settings"),
     "aexp.sync": ("SyncResult", "find_offline_runs", "sync_offline_runs"),
@@ -71,12 +74,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from aexp.errors import (
         AexpError,
         BindingError,
+        JobBusyError,
         JobNotFoundError,
         ProjectNotFoundError,
         SettingsError,
+        StatepointError,
         TrackerInitError,
         TrackerUsageError,
     )
+    from aexp.journal import Journal, read_journal
     from aexp.lifecycle import Preempted, Tracker, finish_run, run_lifecycle
     from aexp.settings import Settings, load_settings
     from aexp.sync import SyncResult, find_offline_runs, sync_offline_runs
@@ -117,7 +123,9 @@ __all__ = [
     "ADAPTERS",
     "AexpError",
     "BindingError",
+    "JobBusyError",
     "JobNotFoundError",
+    "Journal",
     "NoopAdapter",
     "Preempted",
     "ProjectNotFoundError",
@@ -125,6 +133,7 @@ __all__ = [
     "RunRecord",
     "Settings",
     "SettingsError",
+    "StatepointError",
     "SyncResult",
     "Tracker",
     "TrackerAdapter",
@@ -141,6 +150,7 @@ __all__ = [
     "get_binding",
     "load_settings",
     "open_project",
+    "read_journal",
     "rearm",
     "run_lifecycle",
     "run_spec",

@@ -1,173 +1,74 @@
-"""Runs as signac jobs, and the binding of a job to its tracker run (`job.doc["tracker"]`).
+"""The binding of a job to its tracker run: `job.doc["tracker"]`.
 
-The job owns the truth; the tracker mirrors it. docs/job-document.md is the schema of every key
-aexp writes. In short:
+The job owns the truth; trackers mirror it. docs/job-document.md is the schema of every key aexp
+writes (aexp/schema.py checks it). In short:
 
     job.doc["limina"]   {"experiment_id", "hypothesis_id"}          the research link
     job.doc["status"]   created | running | complete | failed | preempted   (run_lifecycle)
-    job.doc["tracker"]  the TrackerBinding: backend, run_id, url, project, group, plus the
-                        lifecycle fields the workflow's conditions read (state, attempts, ...)
+    job.doc["tracker"]  the TrackerBinding (backend, run_id, url, project, group), the lifecycle
+                        fields the workflow's conditions read (state, attempts, ...), and each
+                        backend's own part under "backends" (its URL, whether it is synced, ...)
+
+One run id serves every backend of a run; the run's events are in its journal
+(`<job>/tracker_log/<run_id>/events.jsonl`, aexp.journal).
 """
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from aexp.errors import BindingError, JobNotFoundError, ProjectNotFoundError
+from aexp.errors import BindingError, TrackerInitError
 from aexp.jobdoc import now_iso, read_doc, update_doc
+from aexp.jobs import (  # re-exported: the public names of aexp.binding before aexp.jobs existed
+    check_id,
+    create_run,
+    find_job,
+    find_project_root,
+    open_project,
+)
+from aexp.journal import JournalWriter, journal_path
+from aexp.schema import (
+    BOUND,
+    COMPLETED,
+    FAILED,
+    FINISHED,
+    PREEMPTED,
+    RUNNING,
+    STATES,
+    binding_problem,
+    document_problem,
+)
 from aexp.settings import validate_project_name
 from aexp.trackers import ADAPTERS, RunHandle, TrackerAdapter, get_adapter
-
-if TYPE_CHECKING:
-    import signac
-
-# Values of job.doc["tracker"]["state"].
-BOUND, RUNNING, PREEMPTED, COMPLETED, FAILED, FINISHED = (
-    "bound",
-    "running",
-    "preempted",
-    "completed",
-    "failed",
-    "finished",
-)
-STATES = (BOUND, RUNNING, PREEMPTED, COMPLETED, FAILED, FINISHED)
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+from aexp.validate import GROUP_MAX, TAG_MAX, shorten
 
 
-def find_project_root(path: str | os.PathLike | None = None) -> str:
-    """The directory of the signac project at or above `path` (default: the current directory).
+def new_run_id() -> str:
+    """A new run id: 8 characters of [a-z0-9], the shape of W&B's own ids (every backend takes
+    it, so one id names the run everywhere)."""
+    import secrets  # here: with hashlib it costs ~5 ms, and most processes never bind a run
 
-    Found as signac finds it (the nearest directory with a `.signac/config` file), but without
-    importing signac (~40 ms): for commands that only touch job directories and documents
-    (`aexp sync-offline`). Its workspace is `<root>/workspace`. Raises ProjectNotFoundError.
-    """
-    start = os.path.abspath(path or os.getcwd())
-    here = start
-    while not os.path.isfile(os.path.join(here, ".signac", "config")):
-        up = os.path.dirname(here)
-        if up == here:  # let signac have the last word (it also recognises older schemas)
-            return open_project(start).path
-        here = up
-    return here
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
-def open_project(path: str | os.PathLike | None = None) -> signac.Project:
-    """The signac project containing `path` (default: the current directory)."""
-    import signac
-
-    try:
-        return signac.get_project(path or os.getcwd(), search=True)
-    except LookupError:
-        where = os.path.abspath(path or os.getcwd())
-        raise ProjectNotFoundError(
-            f"no signac project at or above {where} (a project has a .signac/config file)."
-        ) from None
-
-
-def _check_id(kind: str, value: Any) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
-        raise BindingError(
-            f"{kind} must be a name of letters, digits, '_', '.' or '-' (not {value!r})."
-        )
-    return value
-
-
-def create_run(
-    *,
-    experiment_id: str,
-    hypothesis_id: str,
-    statepoint: Mapping[str, Any] | None = None,
-    project: signac.Project | None = None,
-) -> signac.job.Job:
-    """Open or create the job for one point of a sweep and return it.
-
-    The state point is `{"hypothesis_id", "experiment_id", **statepoint}` (the job's identity);
-    `job.doc["limina"]` links it to the research record and `job.doc["status"]` starts as
-    "created". Calling it again with the same arguments returns the same job and changes nothing.
-    """
-    _check_id("experiment_id", experiment_id)
-    _check_id("hypothesis_id", hypothesis_id)
-    statepoint = dict(statepoint or {})
-    clash = {"experiment_id", "hypothesis_id"} & set(statepoint)
-    if clash:
-        raise BindingError(
-            f"the state point may not set {sorted(clash)[0]!r}; pass it as an argument."
-        )
-    if project is None:  # not `project or ...`: an empty signac Project is falsy (len 0)
-        project = open_project()
-    job = project.open_job(
-        {"hypothesis_id": hypothesis_id, "experiment_id": experiment_id, **statepoint}
-    )
-    job.init()
-
-    def created(doc: dict[str, Any]) -> dict[str, Any] | None:
-        updates: dict[str, Any] = {}
-        if "limina" not in doc:
-            updates["limina"] = {"experiment_id": experiment_id, "hypothesis_id": hypothesis_id}
-        if "status" not in doc:
-            updates["status"] = "created"
-        return updates
-
-    update_doc(job, created)
-    return job
-
-
-def find_job(project: signac.Project, ident: str) -> signac.job.Job:
-    """The job whose id starts with `ident`, or whose tracker run id is `ident`.
-
-    Raises JobNotFoundError if nothing matches or a prefix matches several jobs.
-    """
-    ident = ident.strip()
-    if not ident:
-        raise JobNotFoundError("an empty job id matches no job.")
-    try:
-        names = os.listdir(project.workspace)
-    except FileNotFoundError:  # no workspace directory yet: no jobs
-        names = []
-    matches = [name for name in names if _JOB_ID.match(name) and name.startswith(ident)]
-    if len(matches) == 1:
-        return project.open_job(id=matches[0])
-    # A run id (W&B's are 8 characters of [a-z0-9]) can look like a job id prefix: an exact run
-    # id wins over an ambiguous prefix.
-    for job in project if names else ():
-        try:
-            binding = read_doc(job).get("tracker")
-        except BindingError:  # one unreadable document must not hide every other job
-            continue
-        if isinstance(binding, dict) and binding.get("run_id") == ident:
-            return job
-    if len(matches) > 1:
-        raise JobNotFoundError(
-            f"job id prefix {ident!r} matches {len(matches)} jobs; give more characters."
-        )
-    raise JobNotFoundError(f"no job or tracker run with id {ident!r} in {project.path}.")
-
-
-# -- the binding ------------------------------------------------------------------------------
+# -- reading the binding ----------------------------------------------------------------------
 def get_binding(job: Any, doc: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """`job.doc["tracker"]` validated, or None when the job is not bound.
 
-    Raises BindingError (naming the job and what is wrong) when the binding was corrupted.
+    Raises BindingError (naming the job and what is wrong) when the document or the binding is
+    damaged: any aexp field of the wrong type, an unknown backend or state (aexp/schema.py).
     """
     doc = read_doc(job) if doc is None else doc
+    problem = document_problem(doc)
+    if problem:
+        raise BindingError(f"job {job.id}: {problem}; repair it (docs/job-document.md).")
     binding = doc.get("tracker")
     if binding is None:
         return None
-    problem = None
-    if not isinstance(binding, dict):
-        problem = "is not an object"
-    elif binding.get("backend") not in ADAPTERS:
-        problem = f"names an unknown backend {binding.get('backend')!r}"
-    elif not isinstance(binding.get("run_id"), str) or not binding["run_id"]:
-        problem = "has no run_id"
-    elif binding.get("state") not in STATES:
-        problem = f"has an unknown state {binding.get('state')!r}"
-    elif not isinstance(binding.get("extra", {}), dict):
-        problem = "has an 'extra' that is not an object"
+    problem = binding_problem(binding, ADAPTERS)
     if problem:
         raise BindingError(
             f"job {job.id}: job.doc['tracker'] {problem}; repair it or remove the key to re-bind "
@@ -176,31 +77,70 @@ def get_binding(job: Any, doc: Mapping[str, Any] | None = None) -> dict[str, Any
     return binding
 
 
-def run_spec(job: Any) -> dict[str, Any]:
-    """Group, tags and config of the job's run, derived from its state point and Limina link.
+def backend_parts(binding: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{backend name: its part of the binding}, in the binding's order.
 
-    group  "<hypothesis>/<experiment>/<condition>" (condition: the state point's "condition",
-           else "default"); tags name the three; config is the flattened state point plus
-           `job_id`, `limina.experiment_id` and `limina.hypothesis_id`.
+    A binding written before several backends existed has one backend and keeps its state in
+    `extra`, `url` and `synced_at`; it is read as the same thing.
     """
-    sp = job.cached_statepoint
-    limina = read_doc(job).get("limina") or {}
-    hypothesis = str(limina.get("hypothesis_id") or sp.get("hypothesis_id") or "H")
-    experiment = str(limina.get("experiment_id") or sp.get("experiment_id") or "E")
-    condition = str(sp.get("condition", "default"))
+    parts = binding.get("backends")
+    if parts:
+        return parts
+    return {
+        binding["backend"]: {
+            "url": binding.get("url"),
+            "synced_at": binding.get("synced_at"),
+            "options": _legacy_options(binding),
+            "extra": dict(binding.get("extra") or {}),
+        }
+    }
+
+
+def _legacy_options(binding: Mapping[str, Any]) -> dict[str, Any]:
+    entity = (binding.get("extra") or {}).get("entity")
+    return {"entity": entity} if binding["backend"] == "wandb" and entity else {}
+
+
+# -- what a run is made of --------------------------------------------------------------------
+def spec_of(
+    statepoint: Mapping[str, Any],
+    limina: Mapping[str, Any] | None = None,
+    job_id: str | None = None,
+) -> dict[str, Any]:
+    """Group, tags and config of a run, derived from a job's state point and Limina link.
+
+    group  "<hypothesis>/<experiment>/<condition>" ("<experiment>/<condition>" without a
+           hypothesis; condition: the state point's "condition", else "default"), at most 128
+           characters; tags name the parts, each at most 64 characters (aexp.validate.shorten);
+    config the flattened state point (nested keys joined with ".") plus `job_id`,
+           `limina.experiment_id` and `limina.hypothesis_id` (when there is one).
+    """
+    limina = limina or {}
+    hypothesis = limina.get("hypothesis_id") or statepoint.get("hypothesis_id")
+    experiment = str(limina.get("experiment_id") or statepoint.get("experiment_id") or "E")
+    condition = str(statepoint.get("condition", "default")) or "default"
+    parts = [str(hypothesis)] if hypothesis else []
+    parts += [experiment, condition]
     config = {
         key: value
-        for key, value in _flatten(sp).items()
+        for key, value in _flatten(statepoint).items()
         if key not in ("hypothesis_id", "experiment_id")
     }
-    config.update(
-        {"job_id": job.id, "limina.experiment_id": experiment, "limina.hypothesis_id": hypothesis}
-    )
+    if job_id is not None:
+        config["job_id"] = job_id
+    config["limina.experiment_id"] = experiment
+    if hypothesis:
+        config["limina.hypothesis_id"] = str(hypothesis)
     return {
-        "group": f"{hypothesis}/{experiment}/{condition}",
-        "tags": [hypothesis, experiment, condition],
+        "group": shorten("/".join(parts), GROUP_MAX),
+        "tags": [shorten(part, TAG_MAX) for part in parts],
         "config": config,
     }
+
+
+def run_spec(job: Any) -> dict[str, Any]:
+    """`spec_of` the job: group, tags and config of its run."""
+    return spec_of(job.cached_statepoint, read_doc(job).get("limina"), job.id)
 
 
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -214,20 +154,128 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def run_tags(spec: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
+    """The spec's tags, then the extra ones (shortened like them), each once."""
+    return list(dict.fromkeys([*spec["tags"], *(shorten(str(t), TAG_MAX) for t in extra if t)]))
+
+
+def check_backends(
+    adapters: Sequence[type[TrackerAdapter] | TrackerAdapter],
+    *,
+    project: str,
+    spec: Mapping[str, Any],
+    tags: Sequence[str],
+) -> None:
+    """Ask each backend whether it would take this run (its `check_run`); raises its error."""
+    validate_project_name(project)
+    for adapter in adapters:
+        adapter.check_run(project=project, group=spec["group"], tags=tags, config=spec["config"])
+
+
+# -- binding ----------------------------------------------------------------------------------
+def adapters_of(adapter: Any) -> list[TrackerAdapter]:
+    """One adapter, a backend name, or a sequence of either, as a list of adapters (each
+    backend once). Raises TrackerInitError for an unknown name or a missing SDK."""
+    items = [adapter] if isinstance(adapter, TrackerAdapter | str) else list(adapter or [])
+    if not items:
+        raise TrackerInitError("bind a job to at least one tracker backend.")
+    adapters = [get_adapter(item) if isinstance(item, str) else item for item in items]
+    names = [a.name for a in adapters]
+    if len(set(names)) != len(names):
+        raise TrackerInitError(f"a backend is named twice in {', '.join(names)}.")
+    return adapters
+
+
+def new_binding(
+    job: Any,
+    adapters: Sequence[TrackerAdapter],
+    *,
+    project: str,
+    offline: bool,
+    tags: Iterable[str],
+    notes: str | None,
+) -> dict[str, Any]:
+    """A fresh binding of `job` to a new run of `adapters` (nothing written).
+
+    Raises what `check_backends` raises: the run is refused before anything is stored.
+    """
+    spec = run_spec(job)
+    all_tags = run_tags(spec, tags)
+    check_backends(adapters, project=project, spec={**spec, "tags": all_tags}, tags=all_tags)
+    run_id = new_run_id()
+    parts = {
+        adapter.name: {
+            "url": adapter.run_url(project=project, run_id=run_id, offline=offline),
+            "synced_at": None,
+            "error": None,
+            "options": adapter.options(),
+        }
+        for adapter in adapters
+    }
+    primary = adapters[0].name
+    return {
+        "backend": primary,
+        "run_id": run_id,
+        "url": parts[primary]["url"],
+        "project": project,
+        "group": spec["group"],
+        "offline": bool(offline),
+        "tags": all_tags,
+        "notes": notes,
+        "state": BOUND,
+        "attempts": 0,
+        "last_step": -1,
+        "exit_code": None,
+        "error": None,
+        "closed": False,
+        "summary": {},
+        "bound_at": now_iso(),
+        "finished_at": None,
+        "synced_at": None,
+        "backends": parts,
+    }
+
+
+def write_init_event(job: Any, binding: Mapping[str, Any]) -> None:
+    """Start the run's journal with its `init_run` event (what every backend is told)."""
+    spec = run_spec(job)
+    writer = JournalWriter(journal_path(job.path, binding["run_id"]))
+    try:
+        writer.init_run(
+            run_id=binding["run_id"],
+            project=binding.get("project", ""),
+            group=binding.get("group", ""),
+            tags=list(binding.get("tags") or spec["tags"]),
+            config=spec["config"],
+            notes=binding.get("notes"),
+            offline=bool(binding.get("offline")),
+            backends=list(backend_parts(binding)),
+        )
+    finally:
+        writer.close()
+
+
 def bind_tracker(
     job: Any,
-    adapter: TrackerAdapter,
+    adapter: Any = None,
     *,
     project: str,
     offline: bool = True,
     tags: Iterable[str] = (),
     notes: str | None = None,
 ) -> dict[str, Any]:
-    """Bind `job` to a new run of `adapter` and return the binding stored in `job.doc["tracker"]`.
+    """Bind `job` to a new run and return the binding stored in `job.doc["tracker"]`.
+
+    `adapter` is a TrackerAdapter, a backend name, or a list of them (several backends mirror
+    one run, with one run id); the first is the primary one (`backend`, `url`). Nothing of the
+    backends runs here: live backends open the run when an execution attempt starts (so binding
+    alone leaves no W&B folder), replayed ones at sync. The run's journal gets its `init_run`.
 
     Idempotent: a job already bound keeps its run (same id) and its binding is returned as is.
-    The adapter is called under the job lock, so concurrent binders create one run, not two.
+    Raises before anything is written: TrackerInitError (unknown backend, missing SDK),
+    SettingsError (bad project name), TrackerUsageError (a backend refuses the run).
     """
+    adapters = adapters_of(adapter)
     validate_project_name(project)
     result: dict[str, Any] = {}
 
@@ -236,45 +284,16 @@ def bind_tracker(
         if existing is not None:
             result.update(existing)
             return None
-        spec = run_spec(job)
-        all_tags = list(dict.fromkeys([*spec["tags"], *tags]))
-        handle = adapter.init_run(
-            project=project,
-            group=spec["group"],
-            tags=all_tags,
-            config=spec["config"],
-            notes=notes,
-            offline=offline,
-            workdir=job.path,
+        binding = new_binding(
+            job, adapters, project=project, offline=offline, tags=tags, notes=notes
         )
-        binding = {
-            "backend": adapter.name,
-            "run_id": handle.id,
-            "url": handle.url,
-            "project": handle.project,
-            "group": handle.group,
-            "offline": bool(offline),
-            "state": BOUND,
-            "attempts": 0,
-            "last_step": -1,
-            "exit_code": None,
-            "bound_at": now_iso(),
-            "extra": handle.persistent_extra(),
-        }
-        _close_quietly(adapter, handle)
         result.update(binding)
         return {"tracker": binding}
 
     update_doc(job, bind)
+    if not journal_path(job.path, result["run_id"]).exists():
+        write_init_event(job, result)
     return result
-
-
-def _close_quietly(adapter: TrackerAdapter, handle: RunHandle) -> None:
-    # init_run may open process-local resources (the noop log file); binding does not keep them.
-    for key in [k for k in handle.extra if k.startswith("_")]:
-        resource = handle.extra.pop(key)
-        if hasattr(resource, "close"):
-            resource.close()
 
 
 def update_binding(job: Any, **fields: Any) -> dict[str, Any]:
@@ -289,25 +308,46 @@ def update_binding(job: Any, **fields: Any) -> dict[str, Any]:
     return update_doc(job, change)["tracker"]
 
 
-def adapter_for(binding: Mapping[str, Any]) -> TrackerAdapter:
-    """Construct the adapter that serves `binding` (its backend, with its stored options)."""
-    options: dict[str, Any] = {}
-    if binding["backend"] == "wandb" and binding.get("extra", {}).get("entity"):
-        options["entity"] = binding["extra"]["entity"]
-    return get_adapter(binding["backend"], **options)
+def update_backend(binding: Mapping[str, Any], name: str, **fields: Any) -> dict[str, Any]:
+    """A copy of `binding` with `fields` set in backend `name`'s part (nothing written)."""
+    parts = {key: dict(part) for key, part in backend_parts(binding).items()}
+    parts.setdefault(name, {}).update(fields)
+    updated = {**binding, "backends": parts}
+    if name == binding["backend"] and "url" in fields:
+        updated["url"] = fields["url"] or binding.get("url")
+    return updated
 
 
-def handle_for(job: Any, binding: Mapping[str, Any]) -> RunHandle:
-    """A RunHandle rebuilt from a stored binding (for `TrackerAdapter.resume_run`).
+def adapter_for(binding: Mapping[str, Any], name: str | None = None) -> TrackerAdapter:
+    """Construct the adapter that serves backend `name` (default: the primary) of `binding`,
+    with the options stored at binding time (W&B: the entity)."""
+    name = name or binding["backend"]
+    options = backend_parts(binding).get(name, {}).get("options") or {}
+    return get_adapter(name, **options)
 
-    The run's config is re-derived from the job (`extra["_config"]`) rather than stored.
+
+def handle_for(job: Any, binding: Mapping[str, Any], name: str | None = None) -> RunHandle:
+    """A RunHandle of backend `name` (default: the primary) rebuilt from a stored binding.
+
+    `extra` holds the backend's stored state, the run's tags, notes and offline flag, and the
+    run's config under `_config` (re-derived from the job rather than stored: signac forbids
+    dots in document keys, and configs are full of them).
     """
+    name = name or binding["backend"]
+    part = backend_parts(binding).get(name, {})
+    spec = run_spec(job)
     return RunHandle(
         id=binding["run_id"],
-        url=binding.get("url"),
+        url=part.get("url"),
         project=binding.get("project", ""),
         group=binding.get("group", ""),
-        extra={**(binding.get("extra") or {}), "_config": run_spec(job)["config"]},
+        extra={
+            "tags": list(binding.get("tags") or spec["tags"]),
+            "notes": binding.get("notes"),
+            "offline": bool(binding.get("offline")),
+            **(part.get("extra") or {}),
+            "_config": spec["config"],
+        },
     )
 
 
@@ -328,7 +368,47 @@ def rearm(job: Any) -> dict[str, Any]:
 
     def change(doc: dict[str, Any]) -> dict[str, Any]:
         binding = check_rearmable(job, doc)
-        rearmed = {**binding, "state": BOUND, "exit_code": None, "error": None, "finished_at": None}
+        rearmed = {
+            **binding,
+            "state": BOUND,
+            "exit_code": None,
+            "error": None,
+            "finished_at": None,
+            "synced_at": None,  # the next attempt adds to the run: it must be synced again
+        }
         return {"tracker": rearmed, "status": "created"}
 
     return update_doc(job, change)["tracker"]
+
+
+__all__ = [
+    "BOUND",
+    "COMPLETED",
+    "FAILED",
+    "FINISHED",
+    "PREEMPTED",
+    "RUNNING",
+    "STATES",
+    "adapter_for",
+    "adapters_of",
+    "backend_parts",
+    "bind_tracker",
+    "check_backends",
+    "check_id",
+    "check_rearmable",
+    "create_run",
+    "find_job",
+    "find_project_root",
+    "get_binding",
+    "handle_for",
+    "new_binding",
+    "new_run_id",
+    "open_project",
+    "rearm",
+    "run_spec",
+    "run_tags",
+    "spec_of",
+    "update_backend",
+    "update_binding",
+    "write_init_event",
+]

@@ -23,8 +23,16 @@ class JobNotFoundError(AexpError):
     """A job id (or run id) matches no job, or a prefix matches several."""
 
 
+class StatepointError(AexpError):
+    """A state point signac would refuse, or that strict JSON cannot store."""
+
+
 class BindingError(AexpError):
     """`job.doc["tracker"]` is missing where it is required, or has been corrupted."""
+
+
+class JobBusyError(AexpError):
+    """Another process is working on the job (executing, finishing or uploading its run)."""
 
 
 class TrackerInitError(AexpError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import math
 import os
 import threading
 import time
@@ -22,9 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from aexp.errors import BindingError
+from aexp.errors import BindingError, JobBusyError
 
 LOCK_FILE = ".aexp.lock"
+CLAIM_FILE = ".aexp.claim"
+_HOST = os.uname().nodename  # socket.gethostname(), without importing socket
 LOCK_TIMEOUT_S = 120.0
 
 # The last parse of each document and the (inode, mtime, size) it was parsed at, by path. Two
@@ -112,7 +115,7 @@ def _read_doc(job: Any, path: str, fresh: bool, *, keep: bool = True) -> dict[st
     return doc
 
 
-# Job locks this thread holds, by lock path, and how deeply: re-entering is free.
+# Locks this thread holds, by lock path, and how deeply: re-entering is free.
 _held = threading.local()
 # flock failing with one of these means the file system has no flock (Lustre mounted without
 # `-o flock`, some FUSE mounts), not that the lock is taken.
@@ -121,7 +124,7 @@ _NO_FLOCK = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
 
 @contextmanager
 def job_lock(job: Any) -> Iterator[None]:
-    """Hold the job's inter-process lock (`flock` on `<job>/.aexp.lock`) for the block.
+    """Hold the job's document lock (`flock` on `<job>/.aexp.lock`) for the block.
 
     Excludes other processes and other threads of this one; re-entrant within a thread. The OS
     drops the lock when its holder dies, so a killed process never leaves a job locked. On a
@@ -130,46 +133,74 @@ def job_lock(job: Any) -> Iterator[None]:
     """
     # A plain flock rather than filelock.FileLock: filelock 4 spends ~120 us of Python per
     # acquire and release, against ~4 us for the system calls, and every job takes the lock
-    # four or five times per attempt (docs/benchmarks.md, benchmark 7).
-    path = f"{job.path}{os.sep}{LOCK_FILE}"
-    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
-    if depth.get(path):
-        depth[path] += 1
-        try:
-            yield
-        finally:
-            depth[path] -= 1
-        return
-    with _locked(path, job):
-        depth[path] = 1
-        try:
-            yield
-        finally:
-            del depth[path]
+    # several times per attempt (docs/benchmarks.md).
+    with _held_lock(f"{job.path}{os.sep}{LOCK_FILE}", job, LOCK_TIMEOUT_S):
+        yield
 
 
 @contextmanager
-def _locked(path: str, job: Any) -> Iterator[None]:
+def job_claim(job: Any) -> Iterator[int | None]:
+    """Hold the job's operation claim (`<job>/.aexp.claim`) for the block, or raise JobBusyError.
+
+    One process at a time works on a job (executes, finishes or uploads its run): whatever any
+    number of concurrent `run` or sync processes do, each attempt is opened and closed once.
+    Never waits: a claim held elsewhere raises JobBusyError naming the holder (pid and host).
+    Re-entrant within a thread. Yields the claim's file descriptor (None on a file system
+    without flock): a child process that inherits it keeps the claim until it exits too.
+    """
+    path = f"{job.path}{os.sep}{CLAIM_FILE}"
+    with _held_lock(path, job, 0.0, busy=_busy) as fd:
+        if fd is not None and _held.__dict__["depth"][path] == 1:
+            _write_holder(fd)
+        yield fd
+
+
+@contextmanager
+def _held_lock(
+    path: str, job: Any, timeout: float, busy: Callable[..., Exception] | None = None
+) -> Iterator[int | None]:
+    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+    fds: dict[str, int | None] = _held.__dict__.setdefault("fds", {})
+    if depth.get(path):
+        depth[path] += 1
+        try:
+            yield fds.get(path)
+        finally:
+            depth[path] -= 1
+        return
+    with _locked(path, job, timeout, busy or _timeout) as fd:
+        depth[path], fds[path] = 1, fd
+        try:
+            yield fd
+        finally:
+            del depth[path]
+            fds.pop(path, None)
+
+
+@contextmanager
+def _locked(
+    path: str, job: Any, timeout: float, busy: Callable[..., Exception]
+) -> Iterator[int | None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        has_flock = _acquire(fd, job)
+        has_flock = _acquire(fd, job, path, timeout, busy)
     except BaseException:
         os.close(fd)
         raise
     if not has_flock:
         os.close(fd)
-        with _filelock(f"{path}.filelock", job):
-            yield
+        with _filelock(f"{path}.filelock", job, path, timeout, busy):
+            yield None
         return
     try:
-        yield
+        yield fd
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        os.close(fd)  # closing the descriptor releases the lock (once no child holds it too)
 
 
-def _acquire(fd: int, job: Any) -> bool:
-    """flock `fd`, waiting up to LOCK_TIMEOUT_S; False if the file system has no flock."""
-    deadline = time.monotonic() + LOCK_TIMEOUT_S
+def _acquire(fd: int, job: Any, path: str, timeout: float, busy: Callable[..., Exception]) -> bool:
+    """flock `fd`, waiting up to `timeout` seconds; False if the file system has no flock."""
+    deadline = time.monotonic() + timeout
     pause = 0.001
     while True:
         try:
@@ -177,7 +208,7 @@ def _acquire(fd: int, job: Any) -> bool:
             return True
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                raise _timeout(job) from None
+                raise busy(job, path, timeout) from None
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
         except OSError as exc:
@@ -187,27 +218,44 @@ def _acquire(fd: int, job: Any) -> bool:
 
 
 @contextmanager
-def _filelock(path: str, job: Any) -> Iterator[None]:
+def _filelock(
+    lock_path: str, job: Any, path: str, timeout: float, busy: Callable[..., Exception]
+) -> Iterator[None]:
     # filelock's soft lock works where flock is missing: a lock file created exclusively, with
     # its owner recorded so that a lock left by a killed process is taken over.
     from filelock import SoftFileLock, Timeout
 
-    lock = SoftFileLock(path, timeout=LOCK_TIMEOUT_S)
+    lock = SoftFileLock(lock_path, timeout=timeout)
     try:
         lock.acquire()
     except Timeout:
-        raise _timeout(job) from None
+        raise busy(job, path, timeout) from None
     try:
         yield
     finally:
         lock.release()
 
 
-def _timeout(job: Any) -> BindingError:
+def _timeout(job: Any, path: str, timeout: float) -> BindingError:
     return BindingError(
-        f"job {job.id}: another process has held its lock {job.path}{os.sep}{LOCK_FILE} for "
-        f"{LOCK_TIMEOUT_S:.0f} s; is it hung?"
+        f"job {job.id}: another process has held its lock {path} for {timeout:.0f} s; is it hung?"
     )
+
+
+def _write_holder(fd: int) -> None:
+    # Who holds the claim, for the message another process prints (best effort).
+    with suppress(OSError):
+        text = f"{os.getpid()} {_HOST}\n".encode()
+        os.pwrite(fd, text, 0)
+        os.ftruncate(fd, len(text))
+
+
+def _busy(job: Any, path: str, timeout: float) -> JobBusyError:
+    holder = ""
+    with suppress(OSError, ValueError), open(path, encoding="utf-8") as fh:
+        pid, host = fh.read().split()
+        holder = f" (pid {pid} on {host})"
+    return JobBusyError(f"job {job.id} is being worked on by another process{holder}.")
 
 
 def update_doc(
@@ -226,8 +274,11 @@ def update_doc(
             current.update(updates)
             path = _doc_path(job)
             try:
-                text = json.dumps(current)
-            except (TypeError, ValueError) as exc:
+                text = _dumps(current)
+            except ValueError:  # NaN or infinity somewhere: the document stays strict JSON
+                current = strict_json(current)
+                text = _dumps(current)
+            except TypeError as exc:
                 raise TypeError(f"job {job.id}: cannot store {sorted(updates)}: {exc}") from None
             _write_atomically(path, text)
             # Remember what was written, so this process reads its own writes even where the
@@ -237,6 +288,24 @@ def update_doc(
             _cache_keys[path] = (st.st_ino, st.st_mtime_ns, st.st_size)
             _cache_docs[path] = json.loads(text)
         return current
+
+
+# Strict JSON: jq, browsers and other strict readers reject NaN and Infinity literals.
+_dumps = json.JSONEncoder(allow_nan=False).encode
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with every non-finite float replaced by "NaN", "Infinity" or "-Infinity".
+
+    How aexp keeps job documents strict JSON (the run journal does the same for metrics).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    return value
 
 
 def _write_atomically(path: str, text: str) -> None:

@@ -384,16 +384,18 @@ def read_journal(path: str | os.PathLike) -> Journal:
     return journal
 
 
-def tail_step(path: str | os.PathLike) -> int | None:
-    """The step of the last `log` event that has one, read from the end of the file.
+def read_tail(path: str | os.PathLike) -> tuple[dict[str, Any] | None, int | None]:
+    """The journal's last readable event and its highest step, read from the end of the file.
 
-    The journal's steps only grow (re-dos are behind the axis), so this is the highest step
-    recorded, at the cost of reading the file's tail. None: no journal, or no step yet.
+    Steps only grow along the history (re-dos are behind it), so the step of the last `log`
+    event that is not a re-do is the highest. Costs a read of the file's tail. (None, None):
+    no journal yet.
     """
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
-        return None
+        return None, None
+    last: dict[str, Any] | None = None
     with fh:
         size = fh.seek(0, os.SEEK_END)
         chunk = 1 << 14
@@ -404,16 +406,25 @@ def tail_step(path: str | os.PathLike) -> int | None:
             if start > 0:
                 lines = lines[1:]  # may start mid-line
             for line in reversed(lines):
-                if b'"event": "log"' not in line and b'"event":"log"' not in line:
-                    continue
-                with contextlib.suppress(ValueError):
+                try:
                     event = json.loads(line)
-                    step = event.get("step") if isinstance(event, dict) else None
-                    if type(step) is int and not event.get("redo"):
-                        return step
+                except ValueError:  # a torn line: a write cut short by a kill
+                    continue
+                if not isinstance(event, dict):
+                    continue
+                if last is None:
+                    last = event
+                step = event.get("step")
+                if event.get("event") == "log" and type(step) is int and not event.get("redo"):
+                    return last, step
             if start == 0:
-                return None
+                return last, None
             chunk *= 4
+
+
+def tail_step(path: str | os.PathLike) -> int | None:
+    """The highest step a journal records (None: no journal, or no step yet)."""
+    return read_tail(path)[1]
 
 
 __all__ = [
@@ -430,5 +441,6 @@ __all__ = [
     "journal_path",
     "now",
     "read_journal",
+    "read_tail",
     "tail_step",
 ]

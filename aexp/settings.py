@@ -25,11 +25,10 @@ from pathlib import Path
 
 from aexp.errors import SettingsError
 from aexp.trackers import ADAPTERS
+from aexp.validate import validate_project_name
 
 SETTINGS_FILE = "signac.rc"
 
-# W&B project names may not contain these characters (the server rejects them).
-_BAD_PROJECT_CHARS = re.compile(r"[/\\#?%:]")
 
 _ENV = {
     ("tracker", "backend"): "AEXP_BACKEND",
@@ -66,7 +65,8 @@ class Settings:
     """Validated settings with defaults for everything but the tracker project."""
 
     path: Path | None
-    backend: str = "noop"
+    backend: str = "noop"  # the primary backend: the first of `backends`
+    backends: tuple[str, ...] = ("noop",)
     project: str = "aexp"
     entity: str | None = None
     offline: bool = True
@@ -76,19 +76,8 @@ class Settings:
     artifacts: tuple[str, ...] = ()
     sync_workers: int = 4
     sync_timeout: float = 600.0
+    mlflow_tracking_uri: str | None = None  # [mlflow] tracking_uri as written (None: default)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
-
-
-def validate_project_name(name: str, *, where: str = "project") -> str:
-    """Return `name` if W&B would accept it as a project name, else raise SettingsError."""
-    if not name or not name.strip():
-        raise SettingsError(f"{where} is empty; give the tracker project a name.")
-    if len(name) > 128 or _BAD_PROJECT_CHARS.search(name):
-        raise SettingsError(
-            f"{where} {name!r} is not a valid tracker project name "
-            "(at most 128 characters, none of / \\ # ? % :)."
-        )
-    return name
 
 
 def load_settings(root: str | os.PathLike | None = None) -> Settings:
@@ -167,12 +156,15 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
                     f"[tracker] {key} in {shown} is not a setting; the [tracker] keys are "
                     f"{', '.join(TRACKER_KEYS)}."
                 )
-    backend = (raw("tracker", "backend") or "noop").strip()
-    if backend not in ADAPTERS:
-        raise SettingsError(
-            f"{origin('tracker', 'backend')} names an unknown tracker backend {backend!r}; "
-            f"known backends: {', '.join(sorted(ADAPTERS))}."
-        )
+    backends = words("tracker", "backend") or ("noop",)
+    for backend in backends:
+        if backend not in ADAPTERS:
+            raise SettingsError(
+                f"{origin('tracker', 'backend')} names an unknown tracker backend {backend!r}; "
+                f"known backends: {', '.join(sorted(ADAPTERS))}."
+            )
+    if len(set(backends)) != len(backends):
+        raise SettingsError(f"{origin('tracker', 'backend')} names a backend twice.")
     project = (raw("tracker", "project") or "aexp").strip()
     validate_project_name(project, where=origin("tracker", "project"))
     entity = (raw("tracker", "entity") or "").strip() or None
@@ -197,7 +189,8 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
     )
     return Settings(
         path=path,
-        backend=backend,
+        backend=backends[0],
+        backends=backends,
         project=project,
         entity=entity,
         offline=boolean("tracker", "offline", True),
@@ -207,6 +200,7 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         artifacts=words("workflow", "artifacts"),
         sync_workers=int(number("sync", "workers", 4, integer=True)),
         sync_timeout=number("sync", "timeout", 600.0),
+        mlflow_tracking_uri=(raw("mlflow", "tracking_uri") or "").strip() or None,
         slurm=slurm,
     )
 

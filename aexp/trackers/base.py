@@ -122,6 +122,17 @@ class TrackerAdapter(ABC):
         """
         return handle
 
+    def repair(
+        self, handle: RunHandle, journal: Journal, *, workdir: str | Path | None = None
+    ) -> int:
+        """Write into the backend what `journal` holds and the backend's own copy lost.
+
+        Called before an execution attempt re-opens a run whose previous attempt did not end
+        cleanly (killed), and before a sync. Returns the number of rows written. The default
+        (a backend that loses nothing) does nothing.
+        """
+        return 0
+
     @abstractmethod
     def log(
         self, handle: RunHandle, metrics: Mapping[str, Any], *, step: int | None = None
@@ -144,8 +155,14 @@ class TrackerAdapter(ABC):
         """The run's web page, when it can be known before the run exists (default None)."""
         return None
 
+    def options(self) -> dict[str, Any]:
+        """The constructor arguments (JSON) that rebuild this adapter in another process; stored
+        in the binding (W&B: the entity). Default: none."""
+        return {}
+
+    @classmethod
     def check_run(
-        self, *, project: str, group: str, tags: Sequence[str], config: Mapping[str, Any]
+        cls, *, project: str, group: str, tags: Sequence[str], config: Mapping[str, Any]
     ) -> None:
         """Raise TrackerUsageError (one sentence naming the value and the rule) for anything of
         this run the backend would refuse later. Called before anything is written."""

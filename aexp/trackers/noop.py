@@ -1,28 +1,22 @@
-"""The noop backend: every run is a JSONL event log on local disk, no network, no SDK.
+"""The noop backend: the run's journal and nothing else. No network, no SDK.
 
-Layout: `<job workspace>/tracker_log/<run_id>/events.jsonl` (or `<log_root>/<run_id>/events.jsonl`
-when the adapter is used outside a signac job). One JSON object per line, each with an ISO-8601 UTC
-`timestamp` and an `event`:
-
-    init_run      project, group, tags, config, notes, offline
-    resume_run    attempt               (an execution attempt re-opened the run)
-    log           metrics, step
-    log_artifact  name, path, size_bytes
-    finish        exit_code, preempted
-
+Every run is its journal, `<job workspace>/tracker_log/<run_id>/events.jsonl` (or
+`<log_root>/<run_id>/events.jsonl` when the adapter is used outside a signac job), one JSON event
+per line as aexp.journal describes: `init_run`, `resume_run`, `log`, `log_artifact`, `finish`.
 Each line is flushed as it is written, so a crash loses at most the line being written.
+
+In the workflow every backend's run already has this journal, so the noop backend adds nothing to
+it (`feed = "journal"`); used on its own, the adapter writes the journal itself.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from aexp.journal import JOURNAL_DIR, JOURNAL_FILE, Journal, JournalWriter, read_journal
 from aexp.trackers.base import (
     RunHandle,
     RunRecord,
@@ -31,24 +25,21 @@ from aexp.trackers.base import (
     clean_metrics,
 )
 
-EVENTS_FILE = "events.jsonl"
-LOG_DIR = "tracker_log"
+# The names of the layout before the journal had its own module.
+EVENTS_FILE = JOURNAL_FILE
+LOG_DIR = JOURNAL_DIR
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-# Values `clean_metrics` passes through unchanged when they have exactly these types.
 class NoopAdapter(TrackerAdapter):
-    """Tracker backend that writes JSONL event logs; always available.
+    """Tracker backend that is the run's JSONL journal; always available.
 
     `log_root` replaces the per-job location (for use outside a signac job, e.g. in unit tests).
-    `workspace` is where `list_runs` looks for per-job logs (default: the signac workspace of the
-    project containing the current directory).
+    `workspace` is where `list_runs` looks for per-job journals (default: the signac workspace of
+    the project containing the current directory).
     """
 
     name = "noop"
+    feed = "journal"
 
     def __init__(
         self, log_root: str | os.PathLike | None = None, workspace: str | os.PathLike | None = None
@@ -56,38 +47,21 @@ class NoopAdapter(TrackerAdapter):
         self.log_root = Path(log_root) if log_root is not None else None
         self.workspace = Path(workspace) if workspace is not None else None
 
-    # -- where runs live -------------------------------------------------------------------
-    def _run_dir(self, run_id: str, workdir: str | Path | None) -> Path:
+    def _events_path(self, run_id: str, workdir: str | Path | None) -> Path:
         if self.log_root is not None:
-            return self.log_root / run_id
+            return self.log_root / run_id / JOURNAL_FILE
         if workdir is None:
             raise TrackerUsageError(
                 "the noop backend needs the job's workspace directory or a log_root to write to."
             )
-        return Path(workdir) / LOG_DIR / run_id
+        return Path(workdir, JOURNAL_DIR, run_id, JOURNAL_FILE)
 
-    def _events_path(self, handle: RunHandle, workdir: str | Path | None) -> Path:
-        # Re-derived from the job's directory when known (the job may have moved since binding).
-        if workdir is None and self.log_root is None:
-            return Path(handle.extra["events"])
-        return self._run_dir(handle.id, workdir) / EVENTS_FILE
-
-    def _open(self, handle: RunHandle) -> IO[str]:
-        fh = handle.extra.get("_fh")
-        if fh is None or fh.closed:
-            path = Path(handle.extra["events"])
-            try:
-                fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run's life
-            except FileNotFoundError:  # the run's first event: make its directory (once)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
-            handle.extra["_fh"] = fh
-        return fh
-
-    def _write(self, handle: RunHandle, event: dict[str, Any]) -> None:
-        fh = self._open(handle)
-        fh.write(json.dumps({"timestamp": _now(), **event}) + "\n")
-        fh.flush()
+    @staticmethod
+    def _writer(handle: RunHandle) -> JournalWriter:
+        writer = handle.extra.get("_journal")
+        if writer is None:
+            writer = handle.extra["_journal"] = JournalWriter(handle.extra["events"])
+        return writer
 
     # -- the contract ----------------------------------------------------------------------
     def init_run(
@@ -95,35 +69,38 @@ class NoopAdapter(TrackerAdapter):
         *,
         project: str,
         group: str,
-        tags: list[str],
-        config: Mapping[str, Any],
-        notes: str | None,
-        offline: bool,
+        tags: Sequence[str] = (),
+        config: Mapping[str, Any] | None = None,
+        notes: str | None = None,
+        offline: bool = False,
         workdir: str | Path | None = None,
+        run_id: str | None = None,
     ) -> RunHandle:
-        run_id = os.urandom(4).hex()  # 8 random hex digits, as uuid4().hex[:8] (no uuid import)
-        events = self._run_dir(run_id, workdir) / EVENTS_FILE
+        run_id = run_id or os.urandom(4).hex()  # 8 random hex digits
+        events = self._events_path(run_id, workdir)
         handle = RunHandle(
             id=run_id, url=None, project=project, group=group, extra={"events": str(events)}
         )
-        self._write(
-            handle,
-            {
-                "event": "init_run",
-                "project": project,
-                "group": group,
-                "tags": list(tags),
-                "config": dict(config),
-                "notes": notes,
-                "offline": offline,
-            },
+        self._writer(handle).init_run(
+            run_id=run_id,
+            project=project,
+            group=group,
+            tags=list(tags),
+            config=dict(config or {}),
+            notes=notes,
+            offline=offline,
+            backends=[self.name],
         )
         return handle
 
     def resume_run(
         self, handle: RunHandle, *, workdir: str | Path | None = None, attempt: int = 1
     ) -> RunHandle:
-        events = self._events_path(handle, workdir)
+        # Re-derived from the job's directory when known (the job may have moved since binding).
+        if workdir is not None or self.log_root is not None:
+            events = self._events_path(handle.id, workdir)
+        else:
+            events = Path(handle.extra["events"])
         resumed = RunHandle(
             id=handle.id,
             url=handle.url,
@@ -131,23 +108,13 @@ class NoopAdapter(TrackerAdapter):
             group=handle.group,
             extra={**handle.persistent_extra(), "events": str(events)},
         )
-        self._write(resumed, {"event": "resume_run", "attempt": attempt})
+        self._writer(resumed).resume_run(attempt=attempt)
         return resumed
 
     def log(
         self, handle: RunHandle, metrics: Mapping[str, Any], *, step: int | None = None
     ) -> None:
-        # The hottest path of the backend: one line, built and flushed without intermediate dicts.
-        row = clean_metrics(metrics)
-        fh = handle.extra.get("_fh")
-        if fh is None or fh.closed:
-            fh = self._open(handle)
-        if step is None:
-            line = json.dumps({"timestamp": _now(), "event": "log", "metrics": row})
-        else:
-            line = json.dumps({"timestamp": _now(), "event": "log", "metrics": row, "step": step})
-        fh.write(line + "\n")
-        fh.flush()
+        self._writer(handle).log(clean_metrics(metrics), step)
 
     def log_artifact(self, handle: RunHandle, name: str, path: str | Path) -> None:
         path = Path(path)
@@ -158,66 +125,61 @@ class NoopAdapter(TrackerAdapter):
             if path.is_dir()
             else path.stat().st_size
         )
-        self._write(
-            handle,
-            {
-                "event": "log_artifact",
-                "name": name,
-                "path": str(path.resolve()),
-                "size_bytes": size,
-            },
-        )
+        # The journal sits at <job>/tracker_log/<run>/events.jsonl: the job is three levels up.
+        events = Path(handle.extra["events"])
+        job_path = None if self.log_root is not None else str(events.parents[2])
+        self._writer(handle).log_artifact(name, path, size, job_path=job_path)
 
     def finish(self, handle: RunHandle, *, exit_code: int = 0, preempted: bool = False) -> None:
-        self._write(handle, {"event": "finish", "exit_code": exit_code, "preempted": preempted})
-        fh = handle.extra.pop("_fh", None)
-        if fh is not None:
-            fh.close()
-
-    def last_step(self, handle: RunHandle, *, workdir: str | Path | None = None) -> int | None:
-        events = self._events_path(handle, workdir)
+        writer = self._writer(handle)
         try:
-            with open(events, "rb") as fh:
-                # Only the tail matters: read backwards until a log event with a step appears.
-                size = fh.seek(0, os.SEEK_END)
-                chunk = 1 << 16
-                while True:
-                    start = max(0, size - chunk)
-                    fh.seek(start)
-                    for line in reversed(fh.read().splitlines()):
-                        if b'"event": "log"' in line:
-                            with contextlib.suppress(json.JSONDecodeError):
-                                step = json.loads(line).get("step")
-                                if step is not None:
-                                    return int(step)
-                    if start == 0:
-                        return None
-                    chunk *= 4
-        except FileNotFoundError:
-            return None
+            writer.finish(exit_code, preempted=preempted)
+        finally:
+            writer.close()
+            handle.extra.pop("_journal", None)
 
     def list_runs(self, *, project: str, group_prefix: str = "") -> list[RunRecord]:
         records = []
         for events in self._event_files():
-            record = read_event_log(events)
+            record = record_of(read_journal(events))
             if record and record.project == project and record.group.startswith(group_prefix):
                 records.append(record)
         return sorted(records, key=lambda r: (r.group, r.id))
 
     def _event_files(self) -> Iterator[Path]:
         if self.log_root is not None:
-            yield from self.log_root.glob(f"*/{EVENTS_FILE}")
+            yield from self.log_root.glob(f"*/{JOURNAL_FILE}")
             return
         workspace = self.workspace
         if workspace is None:
-            import signac
+            from aexp.jobs import open_project
 
-            workspace = Path(signac.get_project().workspace)
+            workspace = Path(open_project().workspace)
+        if not workspace.is_dir():
+            return
         # Look only where runs live (<job>/tracker_log/<run>/): cost grows with jobs, not files.
         for job_dir in os.scandir(workspace):
-            log_dir = Path(job_dir.path) / LOG_DIR
+            log_dir = Path(job_dir.path) / JOURNAL_DIR
             if log_dir.is_dir():
-                yield from log_dir.glob(f"*/{EVENTS_FILE}")
+                yield from log_dir.glob(f"*/{JOURNAL_FILE}")
+
+
+def record_of(journal: Journal) -> RunRecord | None:
+    """One journal as a RunRecord (None if it has no `init_run` event)."""
+    if not journal.init:
+        return None
+    last = journal.last_attempt
+    return RunRecord(
+        id=journal.run_id,
+        project=journal.project,
+        group=journal.group,
+        state=journal.state,
+        tags=[str(t) for t in journal.init.get("tags") or []],
+        config=journal.config,
+        last_metrics=journal.summary,
+        exit_code=last.exit_code if last else None,
+        path=str(journal.path.parent),
+    )
 
 
 def read_event_log(path: str | os.PathLike) -> RunRecord | None:
@@ -225,40 +187,7 @@ def read_event_log(path: str | os.PathLike) -> RunRecord | None:
 
     A torn last line (crash while writing) is ignored.
     """
-    path = Path(path)
-    record: RunRecord | None = None
-    last: dict[str, Any] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            kind = event.get("event")
-            if kind == "init_run" and record is None:
-                record = RunRecord(
-                    id=path.parent.name,
-                    project=event.get("project", ""),
-                    group=event.get("group", ""),
-                    state="bound",  # created, never executed
-                    tags=list(event.get("tags", [])),
-                    config=dict(event.get("config", {})),
-                    path=str(path.parent),
-                )
-            elif record is None:
-                continue
-            elif kind == "log":
-                last.update(event.get("metrics", {}))
-                if record.state == "bound":
-                    record.state = "running"
-            elif kind == "resume_run":
-                record.state, record.exit_code = "running", None
-            elif kind == "finish":
-                record.exit_code = event.get("exit_code", 0)
-                if event.get("preempted"):
-                    record.state = "preempted"
-                else:
-                    record.state = "finished" if record.exit_code == 0 else "failed"
-    if record is not None:
-        record.last_metrics = last
-    return record
+    return record_of(read_journal(path))
+
+
+__all__ = ["EVENTS_FILE", "LOG_DIR", "NoopAdapter", "read_event_log", "record_of"]

@@ -10,11 +10,10 @@ so the step axis continues across them.
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from aexp.trackers.base import (
     TrackerUsageError,
     clean_metrics,
 )
+from aexp.validate import TAG_MAX, shorten, validate_project_name
 
 INSTALL_HINT = "install it with: pip install 'agentic-experiments[wandb]'"
 DEFAULT_APP_URL = "https://wandb.ai"
@@ -57,31 +57,23 @@ def keep_wandb_local(workdir: str | Path, *, offline: bool) -> None:
         os.environ.setdefault("WANDB__DISABLE_STATS", "true")
 
 
+def _reason(exc: BaseException) -> str:
+    """W&B's error in one line: pydantic's validation errors put the field and the rule on
+    the lines after "1 validation error for Settings", so those are joined in."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if "validation error" in lines[0] and len(lines) > 1:
+        return "; ".join(lines[:3])[:500]
+    return lines[0][:500]
+
+
 def _new_run_id() -> str:
     # W&B's own ids are 8 characters of [a-z0-9]; any unique string of that shape is accepted.
     import secrets  # here: with hashlib it costs ~5 ms, and most processes never bind a run
 
     alphabet = string.ascii_lowercase + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(8))
-
-
-_WATERMARK_SIZE = 21  # "%20d\n"
-
-
-def _open_watermark(path: Path) -> mmap.mmap:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if os.fstat(fd).st_size < _WATERMARK_SIZE:
-            os.pwrite(fd, b"%20d\n" % -1, 0)
-        return mmap.mmap(fd, _WATERMARK_SIZE)
-    finally:
-        os.close(fd)  # the map keeps the file
-
-
-def _step_file(workdir: str | Path, run_id: str) -> Path:
-    local = Path(workdir) / "wandb"
-    local.mkdir(parents=True, exist_ok=True)
-    return local / f"aexp-step-{run_id}"
 
 
 class WandbAdapter(TrackerAdapter):
@@ -93,38 +85,64 @@ class WandbAdapter(TrackerAdapter):
         self.wandb = _import_wandb()
         self.entity = entity or None
 
+    def options(self) -> dict[str, Any]:
+        return {"entity": self.entity} if self.entity else {}
+
+    @classmethod
+    def check_run(
+        cls, *, project: str, group: str, tags: Sequence[str], config: Mapping[str, Any]
+    ) -> None:
+        validate_project_name(project)
+
+    def run_url(self, *, project: str, run_id: str, offline: bool) -> str | None:
+        # Offline runs get their URL when synced (the server says where they landed).
+        if offline or not self.entity:
+            return None
+        base = os.environ.get("WANDB_APP_URL", DEFAULT_APP_URL).rstrip("/")
+        return f"{base}/{self.entity}/{project}/runs/{run_id}"
+
     def init_run(
         self,
         *,
         project: str,
         group: str,
-        tags: list[str],
-        config: Mapping[str, Any],
-        notes: str | None,
-        offline: bool,
+        tags: Sequence[str] = (),
+        config: Mapping[str, Any] | None = None,
+        notes: str | None = None,
+        offline: bool = False,
         workdir: str | Path | None = None,
+        run_id: str | None = None,
     ) -> RunHandle:
-        run_id = _new_run_id()
-        url = None
-        if not offline and self.entity:
-            base = os.environ.get("WANDB_APP_URL", DEFAULT_APP_URL).rstrip("/")
-            url = f"{base}/{self.entity}/{project}/runs/{run_id}"
-        # The config is not persisted (the caller re-derives it from the job on resume): signac
-        # document keys may not contain dots, and W&B config keys often do.
-        extra = {
-            "entity": self.entity,
-            "tags": list(tags),
-            "notes": notes,
-            "offline": bool(offline),
-            "_config": dict(config),
-        }
-        return RunHandle(id=run_id, url=url, project=project, group=group, extra=extra)
+        """Start a W&B run with `wandb.init` (offline: `mode="offline"`) and return its handle.
+
+        `dir=workdir` (default: the current directory) keeps every W&B file of the run there;
+        `run_id` (default: a new id) is the W&B run id. Tags longer than W&B's 64 characters are
+        shortened as aexp.validate.shorten does. Raises TrackerInitError when W&B refuses.
+        """
+        handle = RunHandle(
+            id=run_id or _new_run_id(),
+            url=None,
+            project=project,
+            group=group,
+            extra={
+                "entity": self.entity,
+                "tags": [shorten(str(tag), TAG_MAX) for tag in tags],
+                "notes": notes,
+                "offline": bool(offline),
+                "_config": dict(config or {}),
+            },
+        )
+        return self.resume_run(handle, workdir=workdir or os.getcwd())
 
     def resume_run(
         self, handle: RunHandle, *, workdir: str | Path | None = None, attempt: int = 1
     ) -> RunHandle:
-        if workdir is None:
-            raise TrackerUsageError("the wandb backend needs the job's workspace directory.")
+        """Open run `handle.id` in this process (`wandb.init(id=..., resume="allow")`).
+
+        Offline, W&B cannot continue a run: each call writes a new folder ("fragment") under
+        `<workdir>/wandb/` with the same run id; `wandb sync` uploads them in order.
+        """
+        workdir = workdir or os.getcwd()
         extra = handle.persistent_extra()
         offline = bool(extra.get("offline", True))
         keep_wandb_local(workdir, offline=offline)
@@ -146,13 +164,8 @@ class WandbAdapter(TrackerAdapter):
                 ),
             )
         except Exception as exc:  # wandb raises many types; the caller needs one
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TrackerInitError(f"W&B refused to start run {handle.id}: {first}") from exc
+            raise TrackerInitError(f"W&B refused to start run {handle.id}: {_reason(exc)}") from exc
         extra["_run"] = run
-        # The offline log cannot be read back cheaply, so the highest step is mirrored into a
-        # small watermark file, written through a shared memory map: a SIGKILL loses nothing
-        # (the page belongs to the kernel) and a log call pays no system call for it.
-        extra["_step_map"] = _open_watermark(_step_file(workdir, handle.id))
         return RunHandle(
             id=handle.id,
             # Offline runs have no URL (and W&B warns when asked for one).
@@ -173,22 +186,7 @@ class WandbAdapter(TrackerAdapter):
     def log(
         self, handle: RunHandle, metrics: Mapping[str, Any], *, step: int | None = None
     ) -> None:
-        row = clean_metrics(metrics)
-        # Watermark first: if the process dies in between, the next attempt leaves a gap in
-        # the step axis rather than logging this step twice.
-        watermark = handle.extra.get("_step_map")
-        if step is not None and watermark is not None:
-            watermark[0:_WATERMARK_SIZE] = b"%20d\n" % step
-        self._run(handle).log(row, step=step)
-
-    def last_step(self, handle: RunHandle, *, workdir: str | Path | None = None) -> int | None:
-        if workdir is None:
-            return None
-        try:
-            with open(_step_file(workdir, handle.id), "rb") as fh:
-                return int(fh.read().strip() or b"-1")
-        except (FileNotFoundError, ValueError):
-            return None
+        self._run(handle).log(clean_metrics(metrics), step=step)
 
     def log_artifact(self, handle: RunHandle, name: str, path: str | Path) -> None:
         path = Path(path)
@@ -207,9 +205,6 @@ class WandbAdapter(TrackerAdapter):
             run.mark_preempting()
         run.finish(exit_code=exit_code)
         handle.extra.pop("_run", None)
-        watermark = handle.extra.pop("_step_map", None)
-        if watermark is not None:
-            watermark.close()
 
     def list_runs(self, *, project: str, group_prefix: str = "") -> list[RunRecord]:
         """Query W&B's API (needs network and credentials) for runs whose group matches."""
@@ -219,8 +214,7 @@ class WandbAdapter(TrackerAdapter):
             runs = api.runs(path, filters={"group": {"$regex": "^" + re.escape(group_prefix)}})
             records = [_record_from_api(run, project) for run in runs]
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TrackerInitError(f"cannot list W&B runs of {project!r}: {first}") from exc
+            raise TrackerInitError(f"cannot list W&B runs of {project!r}: {_reason(exc)}") from exc
         return records
 
 

@@ -1,62 +1,50 @@
-"""What project.py's operations, conditions and labels call (plain functions of a job).
+"""The workflow's conditions and labels: plain functions of a job that read its document.
 
 Conditions and labels see a job through a small tuple of facts taken from its document (bound?
-state, backend, offline, finished, synced, or the reason it cannot be read; and the document
-itself while the job is running, for `is_stale`). Outside
-`snapshot()` the facts are re-derived only when the document changed (`read_doc` is cached per
-file change); inside `snapshot()`, which project.py wraps around `status`, each job document is
-read exactly once for all of its conditions and labels and the parsed document is not kept, so
-a status over 100,000 jobs holds a few hundred bytes per job, not the documents. A job whose
-binding was corrupted by hand is never eligible for anything; it shows the `corrupt` label and
-one warning naming the job, and every other job carries on.
+state, backends, offline, finished, synced, needs a sync, or the reason it cannot be read; and
+the document itself while the job is running, for `is_stale`). Outside `snapshot()` the facts are
+re-derived only when the document changed (`read_doc` is cached per file change); inside
+`snapshot()`, which project.py wraps around `status`, each job document is read exactly once for
+all of its conditions and labels and the parsed document is not kept, so a status over 100,000
+jobs holds a few hundred bytes per job, not the documents. A job whose document was damaged
+(aexp/schema.py) is never eligible for anything; it shows the `corrupt` label and one warning
+naming the job, and every other job carries on.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from aexp.binding import (
-    BOUND,
-    COMPLETED,
-    FAILED,
-    FINISHED,
-    PREEMPTED,
-    RUNNING,
-    bind_tracker,
-    get_binding,
-)
-from aexp.errors import AexpError, BindingError
+from aexp.binding import backend_parts, get_binding
+from aexp.errors import BindingError
 from aexp.jobdoc import peek_doc, read_doc
-from aexp.lifecycle import ERROR_LOG, Preempted, finish_run, is_stale, run_lifecycle
-from aexp.settings import Settings
-from aexp.trackers import TrackerAdapter, get_adapter
+from aexp.lifecycle import is_stale
+from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
+from aexp.trackers import ADAPTERS
 
 _warned: set[str] = set()
 
 # What the conditions and labels know about a job, as a plain tuple (of atomic values but for
 # the running doc: the garbage collector stops tracking those, which matters when a status holds
 # 100,000 of them):
-#   (error, bound, backend, offline, state, finished, synced, running_doc)
+#   (error, bound, backend label, state, finished, synced, needs sync, running_doc)
 # error is the BindingError message when the document or binding cannot be read, else None;
 # running_doc is the document of a job whose run is running (what `is_stale` judges), else None.
-_ERROR, _BOUND, _BACKEND, _OFFLINE, _STATE, _FINISHED, _SYNCED, _RUNNING_DOC = range(8)
+_ERROR, _BOUND, _BACKEND, _STATE, _FINISHED, _SYNCED, _NEEDS_SYNC, _RUNNING_DOC = range(8)
 Facts = tuple[Any, ...]
+_UNBOUND: Facts = (None, False, None, None, False, False, False, None)
 # Outside a snapshot: the facts of each job by path, and the parsed document they came from
 # (`read_doc` returns the same dict until the file changes). Two dicts, not one of pairs.
 _facts_docs: dict[str, dict[str, Any]] = {}
 _facts: dict[str, Facts] = {}
 # Inside a snapshot: {path: facts} of the jobs seen so far in it.
 _snapshot: ContextVar[dict[str, Facts] | None] = ContextVar("aexp_status_snapshot", default=None)
-
-
-def adapter_from_settings(settings: Settings) -> TrackerAdapter:
-    """The adapter `signac.rc` asks for, constructed with its options."""
-    options = {"entity": settings.entity} if settings.backend == "wandb" else {}
-    return get_adapter(settings.backend, **options)
+_labels: dict[tuple[Any, ...], str] = {}
 
 
 @contextmanager
@@ -79,8 +67,40 @@ def snapshot() -> Iterator[None]:
         _snapshot.reset(token)
 
 
+def needs_sync_of(binding: dict[str, Any]) -> bool:
+    """A finished run that some backend still has to receive from a login node: a W&B offline
+    run (or a live backend that failed during an attempt), or a backend fed by replay (MLflow).
+    """
+    if not binding.get("finished_at") or binding.get("synced_at"):
+        return False
+    offline = bool(binding.get("offline"))
+    for name, part in backend_parts(binding).items():
+        feed = getattr(ADAPTERS.get(name), "feed", "live")
+        if part.get("synced_at"):
+            continue
+        if feed == "replay" or (feed == "live" and (offline or part.get("error"))):
+            return True
+    return False
+
+
+def backend_label_of(binding: dict[str, Any]) -> str:
+    """The backends of a binding as `status` shows them: "wandb-offline", "wandb+mlflow", ..."""
+    offline = bool(binding.get("offline"))
+    key = (offline, *backend_parts(binding))
+    label = _labels.get(key)
+    if label is None:
+        names = [
+            f"{name}-offline"
+            if offline and getattr(ADAPTERS.get(name), "feed", "live") == "live"
+            else name
+            for name in key[1:]
+        ]
+        label = _labels[key] = sys.intern("+".join(names))
+    return label
+
+
 def _unreadable(exc: BindingError) -> Facts:
-    return (str(exc), False, None, False, None, False, False, None)
+    return (str(exc), False, None, None, False, False, False, None)
 
 
 def _derive(job: Any, doc: dict[str, Any] | None) -> Facts:
@@ -91,16 +111,17 @@ def _derive(job: Any, doc: dict[str, Any] | None) -> Facts:
     except BindingError as exc:
         return _unreadable(exc)
     if binding is None:
-        return (None, False, None, False, None, False, False, None)
+        return _UNBOUND
+    state = sys.intern(binding["state"])
     return (
         None,
         True,
-        sys.intern(binding["backend"]),
-        bool(binding.get("offline")),
-        sys.intern(binding["state"]),
+        backend_label_of(binding),
+        state,
         bool(binding.get("finished_at")),
         bool(binding.get("synced_at")),
-        doc if binding["state"] == RUNNING else None,
+        needs_sync_of(binding),
+        doc if state == RUNNING else None,
     )
 
 
@@ -124,7 +145,8 @@ def _facts_of(job: Any) -> Facts:
     return facts
 
 
-def _warn(job: Any, message: str) -> None:
+def warn_once(job: Any, message: str) -> None:
+    """One warning line per job and process (a corrupt job is reported once, not per check)."""
     if job.id not in _warned:
         _warned.add(job.id)
         print(f"warning: {message}", file=sys.stderr)
@@ -134,7 +156,7 @@ def _usable(job: Any) -> Facts | None:
     """The facts of a bound job; None if unbound, or corrupted (warned about once per process)."""
     facts = _facts_of(job)
     if facts[_ERROR] is not None:
-        _warn(job, facts[_ERROR])
+        warn_once(job, facts[_ERROR])
         return None
     return facts if facts[_BOUND] else None
 
@@ -142,10 +164,6 @@ def _usable(job: Any) -> Facts | None:
 def _state(job: Any) -> str | None:
     facts = _usable(job)
     return facts[_STATE] if facts else None
-
-
-def _stale(facts: Facts, stale_after: float) -> bool:
-    return is_stale(facts[_RUNNING_DOC], stale_after)
 
 
 # -- conditions -------------------------------------------------------------------------------
@@ -158,7 +176,7 @@ def is_unbound(job: Any) -> bool:
     """Not bound yet, and nothing corrupted in the way of binding it."""
     facts = _facts_of(job)
     if facts[_ERROR] is not None:
-        _warn(job, facts[_ERROR])
+        warn_once(job, facts[_ERROR])
         return False
     return not facts[_BOUND]
 
@@ -175,7 +193,7 @@ def can_execute(job: Any, stale_after: float) -> bool:
     state = facts[_STATE]
     if state in (BOUND, PREEMPTED):
         return True
-    return state == RUNNING and _stale(facts, stale_after)
+    return state == RUNNING and is_stale(facts[_RUNNING_DOC], stale_after)
 
 
 def execute_ended(job: Any) -> bool:
@@ -183,8 +201,15 @@ def execute_ended(job: Any) -> bool:
     return _state(job) in (COMPLETED, FAILED, FINISHED)
 
 
+def needs_finish(job: Any) -> bool:
+    """The last attempt ended but the run's end was not recorded (its process died, or an older
+    aexp left it `completed`)."""
+    facts = _usable(job)
+    return bool(facts and facts[_STATE] in (COMPLETED, FAILED, FINISHED) and not facts[_FINISHED])
+
+
 def is_finished(job: Any) -> bool:
-    """`finish` has closed the run (successfully or as failed)."""
+    """The run's end is recorded (successfully or as failed)."""
     facts = _usable(job)
     return bool(facts and facts[_FINISHED])
 
@@ -195,23 +220,20 @@ def is_synced(job: Any) -> bool:
 
 
 def needs_sync(job: Any) -> bool:
-    """A finished W&B offline run not uploaded yet."""
+    """A finished run that a backend still has to receive (see `needs_sync_of`)."""
     facts = _usable(job)
-    return bool(
-        facts
-        and facts[_BACKEND] == "wandb"
-        and facts[_OFFLINE]
-        and facts[_FINISHED]
-        and not facts[_SYNCED]
-    )
+    return bool(facts and facts[_NEEDS_SYNC])
+
+
+def outside_allocation() -> bool:
+    """Not inside a SLURM allocation (compute nodes have no network; SLURM sets SLURM_JOB_ID)."""
+    return not os.environ.get("SLURM_JOB_ID")
 
 
 # -- labels -----------------------------------------------------------------------------------
 def backend_label(job: Any) -> str | None:
     facts = _usable(job)
-    if not facts:
-        return None
-    return f"{facts[_BACKEND]}-offline" if facts[_OFFLINE] else facts[_BACKEND]
+    return facts[_BACKEND] if facts else None
 
 
 def state_label(job: Any) -> str | None:
@@ -223,49 +245,25 @@ def state_label(job: Any) -> str | None:
 
 def stale_label(job: Any, stale_after: float) -> bool:
     facts = _usable(job)
-    return bool(facts and facts[_STATE] == RUNNING and _stale(facts, stale_after))
+    return bool(facts and facts[_STATE] == RUNNING and is_stale(facts[_RUNNING_DOC], stale_after))
 
 
-# -- operations -------------------------------------------------------------------------------
-def init_tracker(job: Any, settings: Settings) -> None:
-    """Bind the job to a run of the backend `signac.rc` names (idempotent)."""
-    bind_tracker(
-        job,
-        adapter_from_settings(settings),
-        project=settings.project,
-        offline=settings.offline,
-        tags=settings.tags,
-    )
-
-
-def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings) -> None:
-    """Run one attempt of `experiment(job, tracker)` inside the job's run.
-
-    A failure is recorded (state failed, traceback in the job's error.log) and reported in one
-    line, not raised: flow goes on with the other jobs and `finish` closes the run as failed.
-    A preemption exits the process with 128 + signal after recording it, so SLURM requeues.
-    """
-    try:
-        with run_lifecycle(
-            job,
-            close=False,
-            heartbeat_interval=settings.heartbeat_interval,
-            stale_after=settings.stale_after,
-            artifacts=settings.artifacts,
-        ) as tracker:
-            experiment(job, tracker)
-    except (Preempted, KeyboardInterrupt):
-        raise
-    except AexpError as exc:  # already running elsewhere, backend refused: nothing to retry now
-        print(f"error: {exc}", file=sys.stderr)
-    except Exception as exc:
-        print(
-            f"job {job.id} failed: {type(exc).__name__}: {exc} (traceback in "
-            f"{job.fn(ERROR_LOG)}; re-arm with: aexp rearm {job.id})",
-            file=sys.stderr,
-        )
-
-
-def finish(job: Any) -> None:
-    """Close the job's run with its exit code and record the final state (idempotent)."""
-    finish_run(job)
+__all__ = [
+    "backend_label",
+    "backend_label_of",
+    "can_execute",
+    "execute_ended",
+    "is_bound",
+    "is_corrupt",
+    "is_finished",
+    "is_synced",
+    "is_unbound",
+    "needs_finish",
+    "needs_sync",
+    "needs_sync_of",
+    "outside_allocation",
+    "snapshot",
+    "stale_label",
+    "state_label",
+    "warn_once",
+]

@@ -1,0 +1,161 @@
+"""What project.py's operations do, each contained to its job.
+
+flow stops a whole `run` at the first operation that raises, so a bad job would hold up every
+other job. Every operation here therefore turns a failure into one line on stderr (naming the
+job and what to do), records it in the job where it belongs (an experiment's traceback goes to
+the job's error.log), and returns: the pass goes on with every other job. Only a preemption
+(SLURM's warning signal, scancel, Ctrl-C) stops the process, after recording it, so that SLURM
+requeues the job or the user gets the prompt back.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aexp.binding import adapters_of, bind_tracker, new_binding
+from aexp.errors import AexpError, JobBusyError
+from aexp.jobdoc import now_iso
+from aexp.lifecycle import ERROR_LOG, AttemptEnded, Preempted, finish_run, run_lifecycle
+from aexp.settings import Settings
+from aexp.trackers import TrackerAdapter, get_adapter
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def adapters_from_settings(settings: Settings) -> list[TrackerAdapter]:
+    """The adapters `signac.rc` asks for, in its order, constructed with their options."""
+    adapters = []
+    for name in settings.backends:
+        options = {"entity": settings.entity} if name == "wandb" else {}
+        adapters.append(get_adapter(name, **options))
+    return adapters
+
+
+def adapter_from_settings(settings: Settings) -> TrackerAdapter:
+    """The primary adapter `signac.rc` asks for."""
+    return adapters_from_settings(settings)[0]
+
+
+def _say(job: Any, message: str) -> None:
+    print(f"job {job.id}: {' '.join(message.split())}", file=sys.stderr)
+
+
+def contained(operation: F) -> F:
+    """Run `operation(job, ...)` so that its failure stays with its job (module docstring).
+
+    Returns what the operation returns, or None after a failure (reported in one line).
+    """
+
+    @functools.wraps(operation)
+    def run(job: Any, *args: Any, **kwargs: Any) -> Any:
+        name = operation.__name__
+        try:
+            return operation(job, *args, **kwargs)
+        except (Preempted, KeyboardInterrupt):
+            raise
+        except JobBusyError as exc:  # another process has it: nothing to do here
+            _say(job, f"{name} skipped: {exc}")
+        except AexpError as exc:
+            _say(job, f"{name}: {exc}")
+        except OSError as exc:  # read-only workspace, full disk, a file that vanished
+            where = f" ({exc.filename})" if exc.filename else ""
+            _say(job, f"{name} could not write{where}: {exc.strerror or exc}.")
+        except (Exception, SystemExit) as exc:  # a bug: keep the traceback, report one line
+            log = Path(job.path, ERROR_LOG)
+            try:
+                with open(log, "a", encoding="utf-8") as fh:
+                    fh.write(f"--- {now_iso()} {name}\n{traceback.format_exc()}\n")
+                detail = f"traceback in {log}"
+            except OSError:
+                detail = "traceback not written: the workspace is not writable"
+            _say(job, f"{name} failed: {type(exc).__name__}: {exc} ({detail}).")
+        return None
+
+    return run  # type: ignore[return-value]
+
+
+@contained
+def init_tracker(job: Any, settings: Settings) -> None:
+    """Bind the job to a run of the backends `signac.rc` names (idempotent)."""
+    bind_tracker(
+        job,
+        adapters_from_settings(settings),
+        project=settings.project,
+        offline=settings.offline,
+        tags=settings.tags,
+    )
+
+
+@contained
+def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings) -> str:
+    """Run one attempt of `experiment(job, tracker)` inside the job's run; returns its outcome
+    ("finished", "failed", "preempted", or "skipped").
+
+    A failed experiment is recorded (state failed, traceback in the job's error.log), reported in
+    one line and not raised: flow goes on with the other jobs. A preemption is recorded, reported
+    in one line, and ends the process with 128 + signal (SLURM requeues; Ctrl-C stops `run`).
+    """
+    binder = None
+    if settings.backends:
+
+        def binder(doc: dict[str, Any]) -> dict[str, Any]:
+            return new_binding(
+                job,
+                adapters_of(adapters_from_settings(settings)),
+                project=settings.project,
+                offline=settings.offline,
+                tags=settings.tags,
+                notes=None,
+            )
+
+    tracker = None
+    try:
+        with run_lifecycle(
+            job,
+            heartbeat_interval=settings.heartbeat_interval,
+            stale_after=settings.stale_after,
+            artifacts=settings.artifacts,
+            bind=binder,
+        ) as tracker:
+            experiment(job, tracker)
+    except AttemptEnded as exc:
+        _say(job, str(exc))
+        return "skipped"
+    except Preempted as exc:
+        _say(
+            job,
+            f"preempted by signal {exc.signum} at step {tracker.step if tracker else 0}; "
+            "recorded, and the next run resumes it from its last checkpoint.",
+        )
+        raise
+    except (AexpError, OSError):
+        raise  # contained() says it in one line
+    except Exception as exc:
+        _say(
+            job,
+            f"failed: {type(exc).__name__}: {exc} (traceback in {job.fn(ERROR_LOG)}; "
+            f"re-arm with: aexp rearm {job.id})",
+        )
+        return "failed"
+    return "finished"
+
+
+@contained
+def finish(job: Any) -> None:
+    """Record the end of a run whose last attempt ended without recording it (idempotent)."""
+    finish_run(job)
+
+
+__all__ = [
+    "adapter_from_settings",
+    "adapters_from_settings",
+    "contained",
+    "execute",
+    "finish",
+    "init_tracker",
+]
