@@ -44,6 +44,8 @@ from aexp.settings import validate_project_name
 from aexp.trackers import ADAPTERS, RunHandle, TrackerAdapter, get_adapter
 from aexp.validate import GROUP_MAX, TAG_MAX, shorten
 
+_check_id = check_id  # the name aexp.cli used before aexp.jobs existed
+
 
 def new_run_id() -> str:
     """A new run id: 8 characters of [a-z0-9], the shape of W&B's own ids (every backend takes
@@ -71,7 +73,7 @@ def get_binding(job: Any, doc: Mapping[str, Any] | None = None) -> dict[str, Any
     problem = binding_problem(binding, ADAPTERS)
     if problem:
         raise BindingError(
-            f"job {job.id}: job.doc['tracker'] {problem}; repair it or remove the key to re-bind "
+            f"job {job.id}: {problem}; repair it or remove the key to re-bind "
             "(a new run is created)."
         )
     return binding

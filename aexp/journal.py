@@ -169,12 +169,12 @@ class JournalWriter:
     ) -> None:
         """A file or directory attached to the run; stored relative to `job_path` when inside it,
         so the journal stays right when the project is moved or copied."""
-        stored = str(path)
+        stored = str(Path(path).resolve())
         if job_path is not None:
             with contextlib.suppress(ValueError):
-                stored = os.path.relpath(Path(path).resolve(), Path(job_path).resolve())
-                if stored.startswith(os.pardir):
-                    stored = str(Path(path).resolve())
+                inside = os.path.relpath(stored, Path(job_path).resolve())
+                if not inside.startswith(os.pardir):
+                    stored = inside
         self.event("log_artifact", name=name, path=stored, size_bytes=int(size_bytes))
 
     def finish(self, exit_code: int, *, preempted: bool = False) -> None:
@@ -329,6 +329,16 @@ def read_journal(path: str | os.PathLike) -> Journal:
     path = Path(path)
     journal = Journal(path=path, run_id=path.parent.name)
     current: Attempt | None = None
+
+    def opened() -> Attempt:
+        # Used outside the workflow, init_run opens the run: its events before any resume_run
+        # belong to attempt 1.
+        nonlocal current
+        if current is None:
+            current = Attempt(1, started_at=str(journal.init.get("timestamp") or "") or None)
+            journal.attempts.append(current)
+        return current
+
     with open(path, "rb") as fh:
         for line in fh:
             try:
@@ -342,18 +352,16 @@ def read_journal(path: str | os.PathLike) -> Journal:
             kind = event.get("event")
             stamp = str(event.get("timestamp") or "")
             if kind == "log":
+                attempt = opened()
                 step = event.get("step")
                 step = step if type(step) is int else None
-                number = current.number if current else 1
-                journal.rows.append(
-                    Row(step, decode_metrics(event), number, stamp, bool(event.get("redo")))
-                )
-                if current is not None:
-                    current.rows += 1
-                    if step is not None:
-                        if current.first_step is None:
-                            current.first_step = step
-                        current.last_step = max(step, current.last_step or step)
+                redo = bool(event.get("redo"))
+                journal.rows.append(Row(step, decode_metrics(event), attempt.number, stamp, redo))
+                attempt.rows += 1
+                if step is not None and not redo:
+                    if attempt.first_step is None:
+                        attempt.first_step = step
+                    attempt.last_step = max(step, attempt.last_step or step)
             elif kind == "resume_run":
                 number = event.get("attempt")
                 if type(number) is not int:
@@ -361,20 +369,18 @@ def read_journal(path: str | os.PathLike) -> Journal:
                 current = Attempt(number, started_at=stamp, host=event.get("host"))
                 journal.attempts.append(current)
             elif kind == "finish":
-                if current is None:  # used outside the workflow: init_run opened attempt 1
-                    current = Attempt(1, started_at=journal.init.get("timestamp"))
-                    journal.attempts.append(current)
+                attempt = opened()
                 code = event.get("exit_code")
-                current.exit_code = code if type(code) is int else 0
-                current.preempted = bool(event.get("preempted"))
-                current.ended_at = stamp
+                attempt.exit_code = code if type(code) is int else 0
+                attempt.preempted = bool(event.get("preempted"))
+                attempt.ended_at = stamp
             elif kind == "log_artifact":
                 journal.artifacts.append(
                     Artifact(
                         name=str(event.get("name", "")),
                         path=str(event.get("path", "")),
                         size_bytes=int(event.get("size_bytes") or 0),
-                        attempt=current.number if current else 1,
+                        attempt=opened().number,
                         timestamp=stamp,
                     )
                 )

@@ -92,7 +92,7 @@ def _fields_problem(
     for key, (types, required) in fields.items():
         if key not in mapping:
             if required:
-                return f"{where} has no {key!r}"
+                return f"{where} has no {key}"
             continue
         value = mapping[key]
         if _wrong(value, types):
@@ -102,25 +102,26 @@ def _fields_problem(
 
 def binding_problem(binding: Any, known_backends: Mapping[str, Any]) -> str | None:
     """What is wrong with a binding (job.doc["tracker"]), in words; None when it is intact."""
+    where = "job.doc['tracker']"
     if not isinstance(binding, dict):
-        return "is not an object"
-    problem = _fields_problem("job.doc['tracker']", binding, BINDING_FIELDS)
+        return f"{where} is not an object"
+    problem = _fields_problem(where, binding, BINDING_FIELDS)
     if problem:
-        return problem.removeprefix("job.doc['tracker']").lstrip() or problem
+        return problem
     if binding["backend"] not in known_backends:
-        return f"names an unknown backend {binding['backend']!r}"
+        return f"{where} names an unknown backend {binding['backend']!r}"
     if not binding["run_id"]:
-        return "has an empty run_id"
+        return f"{where} has an empty run_id"
     if binding["state"] not in STATES:
-        return f"has an unknown state {binding['state']!r}"
+        return f"{where} has an unknown state {binding['state']!r}"
     if binding.get("attempts", 0) < 0 or binding.get("last_step", -1) < -1:
-        return "has a negative attempt count or step"
+        return f"{where} has a negative attempt count or step"
     for name, part in (binding.get("backends") or {}).items():
         if name not in known_backends:
-            return f"names an unknown backend {name!r} in 'backends'"
+            return f"{where}['backends'] names an unknown backend {name!r}"
         if not isinstance(part, dict):
-            return f"['backends'][{name!r}] is not an object"
-        problem = _fields_problem(f"['backends'][{name!r}]", part, BACKEND_FIELDS)
+            return f"{where}['backends'][{name!r}] is not an object"
+        problem = _fields_problem(f"{where}['backends'][{name!r}]", part, BACKEND_FIELDS)
         if problem:
             return problem
     return None

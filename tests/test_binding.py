@@ -37,6 +37,7 @@ from aexp import (
 )
 from aexp.binding import STATES, adapter_for, handle_for
 from aexp.jobdoc import read_doc, update_doc
+from aexp.journal import journal_path
 
 
 def doc_bytes(job) -> bytes:
@@ -174,13 +175,18 @@ def test_bind_tracker_writes_the_binding(project):
     assert binding["exit_code"] is None
     assert binding["bound_at"].endswith("+00:00")
     assert binding["state"] in STATES
-    events = read_events(binding["extra"]["events"])
-    assert Path(binding["extra"]["events"]).parent.name == binding["run_id"]
-    assert Path(binding["extra"]["events"]).is_relative_to(job.path)
+    assert binding["backends"] == {
+        "noop": {"url": None, "synced_at": None, "error": None, "options": {}}
+    }
+    # The run's journal starts with what every backend is told about the run.
+    events = read_events(journal_path(job.path, binding["run_id"]))
     (init,) = events
+    assert init["run_id"] == binding["run_id"]
     assert init["tags"] == ["H012", "E018", "full", "sweep"]  # the extra tags, deduplicated
+    assert binding["tags"] == init["tags"]
     assert init["config"] == run_spec(job)["config"]
     assert init["offline"] is False
+    assert init["backends"] == ["noop"]
     # Everything else in the document is untouched.
     assert job.doc["limina"] == {"experiment_id": "E018", "hypothesis_id": "H012"}
     assert job.doc["status"] == "created"
@@ -194,7 +200,7 @@ def test_bind_tracker_is_idempotent(project):
     assert again == first
     assert doc_bytes(job) == before
     assert [d.name for d in Path(job.path, "tracker_log").iterdir()] == [first["run_id"]]
-    assert len(read_events(first["extra"]["events"])) == 1  # one init_run, one run
+    assert len(read_events(journal_path(job.path, first["run_id"]))) == 1  # one init_run
 
 
 @pytest.mark.wandb
@@ -206,16 +212,14 @@ def test_wandb_bind_is_idempotent_and_creates_no_folder(project):
     first = bind_tracker(job, WandbAdapter(), project="p", offline=True)
     second = bind_tracker(job, WandbAdapter(), project="p", offline=True)
     assert second["run_id"] == first["run_id"]
-    assert first["extra"] == {
-        "entity": None,
-        "tags": ["H012", "E018", "full"],
-        "notes": None,
-        "offline": True,
-    }
+    assert first["tags"] == ["H012", "E018", "full"]
+    assert first["backends"]["wandb"]["options"] == {}
+    # Binding writes the journal's first event and nothing of W&B's.
     assert sorted(os.listdir(job.path)) == [
         ".aexp.lock",
         "signac_job_document.json",
         "signac_statepoint.json",
+        "tracker_log",
     ]
 
 
@@ -229,7 +233,7 @@ def test_handle_for_rebuilds_the_run_from_the_binding(project):
         "p",
         "H012/E018/full",
     )
-    assert handle.extra["events"] == binding["extra"]["events"]
+    assert handle.extra["tags"] == binding["tags"]
     assert handle.extra["_config"] == run_spec(job)["config"]
     assert "_config" not in handle.persistent_extra()
     assert isinstance(adapter_for(binding), NoopAdapter)
@@ -249,7 +253,7 @@ def test_round_trip_through_a_wandb_offline_run(project):
         run.log({"loss": 0.1})
         run.log({"loss": 0.05})
     binding = get_binding(job)
-    assert binding["state"] == "completed"
+    assert binding["state"] == "finished"
 
     # job.doc["tracker"] -> the run: exactly one offline folder for the bound run id.
     (folder,) = offline_folders(job.path, binding["run_id"])
@@ -257,7 +261,7 @@ def test_round_trip_through_a_wandb_offline_run(project):
     assert seen["run_id"] == binding["run_id"]
     assert seen["project"] == binding["project"] == "ecg-inquiry-eval"
     assert seen["group"] == binding["group"] == "H012/E018/full"
-    assert seen["tags"] == binding["extra"]["tags"] == ["H012", "E018", "full"]
+    assert seen["tags"] == binding["tags"] == ["H012", "E018", "full"]
     config = seen["config"]
     assert config == run_spec(job)["config"]
     assert seen["steps"] == [0, 1]
@@ -338,7 +342,8 @@ def test_open_project_finds_the_project_from_below_and_fails_outside(project, tm
         ("not a binding", "is not an object"),
         ({"backend": "mlflow", "run_id": "x", "state": "bound"}, "unknown backend 'mlflow'"),
         ({"backend": "noop", "state": "bound"}, "has no run_id"),
-        ({"backend": "noop", "run_id": "", "state": "bound"}, "has no run_id"),
+        ({"backend": "noop", "run_id": "", "state": "bound"}, "has an empty run_id"),
+        ({"backend": "noop", "run_id": 7, "state": "bound"}, "['run_id'] is 7, not a string"),
         ({"backend": "noop", "run_id": "x", "state": "exploded"}, "unknown state 'exploded'"),
         ({"backend": "noop", "run_id": "x", "state": "bound", "extra": []}, "'extra'"),
     ],
@@ -397,10 +402,11 @@ def test_bad_input_gives_a_clear_error_and_leaves_the_document_unchanged(project
 
     binding = bind_tracker(job, NoopAdapter(), project="p")
     before = doc_bytes(job)
-    events = Path(binding["extra"]["events"])
+    events = journal_path(job.path, binding["run_id"])
     events_before = events.read_bytes()
-    adapter = adapter_for(binding)
-    handle = handle_for(job, binding)
+    adapter = NoopAdapter()
+    handle = adapter.resume_run(handle_for(job, binding), workdir=job.path)
+    events_before = events.read_bytes()
     with pytest.raises(TrackerUsageError, match="'weights'"):
         adapter.log(handle, {"loss": 0.1, "weights": object()})
     with pytest.raises(TrackerUsageError, match="does not exist"):
@@ -429,6 +435,7 @@ def test_rearm_makes_a_failed_run_executable_again(project):
     with run_lifecycle(job) as run:
         run.log({"loss": 0.5})
     after = get_binding(job)
-    assert (after["state"], after["attempts"], after["last_step"]) == ("completed", 2, 1)
-    steps = [e.get("step") for e in read_events(binding["extra"]["events"]) if e["event"] == "log"]
+    assert (after["state"], after["attempts"], after["last_step"]) == ("finished", 2, 1)
+    journal = journal_path(job.path, binding["run_id"])
+    steps = [e.get("step") for e in read_events(journal) if e["event"] == "log"]
     assert steps == [0, 1]  # the step axis continues in the same run

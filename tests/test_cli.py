@@ -91,7 +91,7 @@ for spec in sys.argv[1:]:
         finish_run(job)
         continue
     try:
-        with run_lifecycle(job, close=False) as tracker:
+        with run_lifecycle(job) as tracker:
             for i in range(3):
                 tracker.log({"loss": 1.0 / (tracker.step + 1), "epoch": i})
             if mode == "big":  # one record larger than a 32 KiB block of the .wandb log
@@ -654,11 +654,11 @@ BAD_INPUT = [
         "corrupt binding (show)",
         "show {full0}",
         _corrupt_tracker,
-        "job.doc['tracker'] has no run_id",
+        "job.doc['tracker']['run_id'] is 17, not a string",
     ),
-    ("corrupt binding (bind)", "bind-tracker {full0}", _corrupt_tracker, "has no run_id"),
-    ("corrupt binding (rearm)", "rearm {full0}", _corrupt_tracker, "has no run_id"),
-    ("corrupt binding (sync)", "sync-offline {full0}", _corrupt_tracker, "has no run_id"),
+    ("corrupt binding (bind)", "bind-tracker {full0}", _corrupt_tracker, "['run_id'] is 17"),
+    ("corrupt binding (rearm)", "rearm {full0}", _corrupt_tracker, "['run_id'] is 17"),
+    ("corrupt binding (sync)", "sync-offline {full0}", _corrupt_tracker, "['run_id'] is 17"),
     ("broken job document", "show {full0}", _break_document, "is not valid JSON"),
     ("broken state point", "show {full0}", _break_statepoint, "missing or corrupted"),
     ("no wandb (bind)", "bind-tracker {abl1} --backend wandb", "hide-wandb", "needs the wandb"),

@@ -12,6 +12,7 @@ from test_trackers import read_events
 
 from aexp import (
     BindingError,
+    JobBusyError,
     NoopAdapter,
     bind_tracker,
     create_run,
@@ -20,6 +21,7 @@ from aexp import (
     run_lifecycle,
 )
 from aexp.jobdoc import read_doc
+from aexp.journal import journal_path
 
 
 def _job(condition: str = "full"):
@@ -31,7 +33,7 @@ def _job(condition: str = "full"):
 def _bound(condition: str = "full"):
     job = _job(condition)
     binding = bind_tracker(job, NoopAdapter(), project="p")
-    return job, Path(binding["extra"]["events"])
+    return job, journal_path(job.path, binding["run_id"])
 
 
 def _ts(value: str) -> datetime:
@@ -70,7 +72,8 @@ def test_success_goes_running_then_complete(project):
     assert _ts(doc["heartbeat_at"]) >= _ts(doc["started_at"])
     assert 0.2 <= doc["wallclock_s"] <= elapsed + 0.01
     tracker = doc["tracker"]
-    assert (tracker["state"], tracker["exit_code"], tracker["error"]) == ("completed", 0, None)
+    assert (tracker["state"], tracker["exit_code"], tracker["error"]) == ("finished", 0, None)
+    assert tracker["finished_at"] == doc["ended_at"]
     assert (tracker["attempts"], tracker["last_step"], tracker["closed"]) == (1, 1, True)
     assert tracker["summary"] == {"loss": 0.5, "acc": 0.75}
     log = read_events(events)
@@ -138,17 +141,18 @@ def test_unbound_job_gets_the_bookkeeping_only(project):
     assert doc["wallclock_s"] >= 0
 
 
-def test_finish_run_closes_a_completed_run_once(project):
+def test_an_attempt_closes_its_run_and_finish_run_changes_nothing_after_it(project):
     job, events = _bound()
     with pytest.raises(BindingError, match="has not ended"):
         finish_run(job)
     with run_lifecycle(job) as run:
         run.log({"loss": 0.1})
-    first = finish_run(job)
+    first = get_binding(job)
     assert (first["state"], first["closed"]) == ("finished", True)
     assert _ts(first["finished_at"])
-    again = finish_run(job)
-    assert again == first  # idempotent: same timestamp, no second finish event
+    before = Path(job.path, "signac_job_document.json").read_bytes()
+    assert finish_run(job) == first  # idempotent: same timestamp, no second finish event
+    assert Path(job.path, "signac_job_document.json").read_bytes() == before
     assert [e["event"] for e in read_events(events)].count("finish") == 1
     with pytest.raises(BindingError, match="already finished"), run_lifecycle(job):
         pass
@@ -160,7 +164,7 @@ def test_a_completed_run_does_not_run_again(project):
     with run_lifecycle(job):
         pass
     before = Path(job.path, "signac_job_document.json").read_bytes()
-    with pytest.raises(BindingError, match="already completed"), run_lifecycle(job):
+    with pytest.raises(BindingError, match="already finished"), run_lifecycle(job):
         pytest.fail("the body must not run")
     assert Path(job.path, "signac_job_document.json").read_bytes() == before
 
@@ -168,10 +172,10 @@ def test_a_completed_run_does_not_run_again(project):
 def test_a_job_running_elsewhere_is_refused(project):
     job, _ = _bound()
     with run_lifecycle(job, heartbeat_interval=0.05):
-        with pytest.raises(BindingError, match="already executing elsewhere"), run_lifecycle(job):
+        with pytest.raises(JobBusyError, match="already executing elsewhere"), run_lifecycle(job):
             pytest.fail("the body must not run")
         assert read_doc(job, fresh=True)["tracker"]["attempts"] == 1
-    assert job.doc["tracker"]["state"] == "completed"
+    assert job.doc["tracker"]["state"] == "finished"
 
 
 def test_is_stale_recognises_dead_attempts_without_waiting(monkeypatch) -> None:

@@ -32,8 +32,10 @@ from aexp import (
     get_binding,
     run_lifecycle,
 )
+from aexp.journal import decode_metrics
 from aexp.trackers import ADAPTERS, NoopAdapter, RunHandle, get_adapter
 from aexp.trackers.noop import read_event_log
+from aexp.validate import shorten
 
 INSTALL_HINT = "pip install 'agentic-experiments[wandb]'"
 
@@ -199,13 +201,15 @@ def test_noop_init_run_writes_the_init_event(tmp_path):
     assert (handle.url, handle.project, handle.group) == (None, "proj", "H1/E1/full")
     events_path = tmp_path / "runs" / handle.id / "events.jsonl"
     assert handle.extra["events"] == str(events_path)
-    assert "_fh" not in handle.persistent_extra()
+    assert "_journal" not in handle.persistent_extra()
     json.dumps(handle.persistent_extra())  # what the binding stores must be JSON
 
     (event,) = read_events(events_path)
     assert_utc_iso(event.pop("timestamp"))
     assert event == {
         "event": "init_run",
+        "run_id": handle.id,
+        "backends": ["noop"],
         "project": "proj",
         "group": "H1/E1/full",
         "tags": ["H1", "E1", "full"],
@@ -238,12 +242,12 @@ def test_noop_every_event_is_flushed_when_written(tmp_path):
     reader = "import json, sys; print([json.loads(l)['event'] for l in open(sys.argv[1])])"
     result = run_cmd([PYTHON, "-c", reader, str(events_path)], tmp_path, check=True)
     assert result.stdout.strip() == "['init_run', 'log', 'log', 'log_artifact']"
-    assert not handle.extra["_fh"].closed  # still open: the reads above did not rely on a close
+    assert not handle.extra["_journal"]._fh.closed  # the reads above did not rely on a close
 
     adapter.finish(handle, exit_code=0)
     events = read_events(events_path)
     assert [e["event"] for e in events] == ["init_run", "log", "log", "log_artifact", "finish"]
-    assert "_fh" not in handle.extra
+    assert "_journal" not in handle.extra
     stamps = [assert_utc_iso(e["timestamp"]) for e in events]
     assert stamps == sorted(stamps)
     assert "step" not in events[1]  # no step given: none recorded
@@ -294,7 +298,11 @@ def test_noop_metrics_are_converted_as_documented(tmp_path):
             "missing": None,
         },
     )
-    metrics = read_events(handle.extra["events"])[-1]["metrics"]
+    # The journal is strict JSON: non-finite floats are written as strings and named.
+    raw = Path(handle.extra["events"]).read_text().splitlines()[-1]
+    event = json.loads(raw, parse_constant=lambda name: pytest.fail(f"{name} literal in {raw}"))
+    assert sorted(event["nonfinite"]) == ["inf", "nan"]
+    metrics = decode_metrics(event)
     assert math.isnan(metrics["nan"])
     assert metrics["inf"] == float("-inf")
     assert metrics["f32"] == 0.25 and isinstance(metrics["f32"], float)
@@ -373,7 +381,7 @@ def test_noop_resume_run_appends_to_the_same_log(tmp_path):
     # Without log_root or workdir the stored events path is used.
     again = NoopAdapter().resume_run(rebuilt, attempt=3)
     assert again.extra["events"] == handle.extra["events"]
-    again.extra.pop("_fh").close()
+    again.extra.pop("_journal").close()
 
 
 # -- noop: list_runs ---------------------------------------------------------------------------
@@ -391,7 +399,7 @@ def test_noop_list_runs_filters_and_reports_state_and_last_metrics(tmp_path):
         if end is not None:
             adapter.finish(handle, **end)
         else:
-            handle.extra.pop("_fh").close()  # still running (or its process died)
+            handle.extra.pop("_journal").close()  # still running (or its process died)
         return handle.id
 
     done = run("A", "H1/E1/full", [{"loss": 1.0, "acc": 0.5}, {"loss": 0.5}], {"exit_code": 0})
@@ -427,7 +435,7 @@ def test_noop_list_runs_filters_and_reports_state_and_last_metrics(tmp_path):
 def test_noop_list_runs_ignores_a_torn_last_line(tmp_path):
     adapter, handle = _noop_run(tmp_path)
     adapter.log(handle, {"loss": 0.3})
-    handle.extra.pop("_fh").close()
+    handle.extra.pop("_journal").close()
     with open(handle.extra["events"], "a", encoding="utf-8") as fh:
         fh.write('{"timestamp": "2026-01-01T00:00:00+00:00", "event": "fin')  # crash mid-line
     (record,) = adapter.list_runs(project="proj")
@@ -575,45 +583,34 @@ def _wandb_handle(adapter, **overrides: Any) -> RunHandle:
 
 
 @pytest.mark.wandb
-def test_wandb_init_run_creates_nothing_on_disk(wandb_adapter, tmp_path):
-    job_dir = tmp_path / "job"
-    job_dir.mkdir()
-    handle = _wandb_handle(wandb_adapter, workdir=job_dir)
-    assert re.fullmatch(r"[a-z0-9]{8}", handle.id)
-    assert (handle.url, handle.project, handle.group) == (None, "proj", "H1/E1/full")
-    stored = handle.persistent_extra()
-    assert json.loads(json.dumps(stored)) == stored
-    assert stored["offline"] is True and stored["tags"] == ["H1", "E1", "full"]
-    assert "_config" not in stored  # re-derived from the job, never stored
-    assert list(job_dir.iterdir()) == []
-    assert not (tmp_path / "tmp" / "wandb").exists()
-    assert _wandb_handle(wandb_adapter).id != handle.id
-
-
-@pytest.mark.wandb
-def test_wandb_online_handle_has_a_url_when_the_entity_is_known(tmp_path):
+def test_wandb_run_url_needs_no_run(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     from aexp import WandbAdapter
 
-    handle = _wandb_handle(WandbAdapter(entity="team"), offline=False, workdir=tmp_path)
-    assert handle.url == f"https://wandb.ai/team/proj/runs/{handle.id}"
-    assert handle.extra["entity"] == "team" and handle.extra["offline"] is False
-    assert _wandb_handle(WandbAdapter(), offline=False).url is None  # no entity: unknown yet
-    assert not (tmp_path / "wandb").exists()
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    url = WandbAdapter(entity="team").run_url(project="proj", run_id="abc12345", offline=False)
+    assert url == "https://wandb.ai/team/proj/runs/abc12345"
+    assert WandbAdapter().run_url(project="proj", run_id="abc12345", offline=False) is None
+    assert WandbAdapter(entity="t").run_url(project="p", run_id="abc12345", offline=True) is None
+    assert list(here.iterdir()) == []  # nothing of W&B started
+    assert not (tmp_path / "tmp" / "wandb").exists()
 
 
 @pytest.mark.wandb
-def test_wandb_offline_run_log_artifact_finish(wandb_adapter, tmp_path):
+def test_wandb_init_run_log_artifact_finish_in_one_process(wandb_adapter, tmp_path):
+    """The reference flow, no binding and no workflow: init_run opens the run (offline:
+    mode="offline", dir=workdir) and returns the handle the other methods take."""
     job_dir = tmp_path / "job"
     job_dir.mkdir()
-    handle = _wandb_handle(wandb_adapter, workdir=job_dir)
-    with pytest.raises(TrackerUsageError, match="resume it first"):
-        wandb_adapter.log(handle, {"loss": 1.0})
-    with pytest.raises(TrackerUsageError, match="workspace"):
-        wandb_adapter.resume_run(handle)
-
-    run = wandb_adapter.resume_run(handle, workdir=job_dir, attempt=1)
-    assert run.id == handle.id
+    run = _wandb_handle(wandb_adapter, workdir=job_dir, tags=["H1", "E1", "x" * 70])
+    assert re.fullmatch(r"[a-z0-9]{8}", run.id)
+    assert (run.url, run.project, run.group) == (None, "proj", "H1/E1/full")
+    stored = run.persistent_extra()
+    assert json.loads(json.dumps(stored)) == stored
+    assert stored["offline"] is True
+    assert "_config" not in stored and "_run" not in stored
     assert os.environ["WANDB_ERROR_REPORTING"] == "false"  # offline sends nothing, errors too
     wandb_adapter.log(run, {"loss": 0.5, "acc": FakeScalar(0.25)}, step=0)
     wandb_adapter.log(run, {"loss": float("nan"), "epoch": FakeScalar(1)}, step=1)
@@ -626,12 +623,16 @@ def test_wandb_offline_run_log_artifact_finish(wandb_adapter, tmp_path):
     wandb_adapter.log_artifact(run, "result file", result)
     wandb_adapter.finish(run, exit_code=0)
     assert "_run" not in run.extra
+    with pytest.raises(TrackerUsageError, match="resume it first"):
+        wandb_adapter.log(run, {"loss": 1.0})
 
-    (folder,) = offline_folders(job_dir, handle.id)
+    (folder,) = offline_folders(job_dir, run.id)
     seen = read_offline_run(folder)
-    assert seen["run_id"] == handle.id
+    assert seen["run_id"] == run.id
     assert (seen["project"], seen["group"]) == ("proj", "H1/E1/full")
-    assert seen["tags"] == ["H1", "E1", "full"]
+    # A tag over W&B's 64 characters is shortened, deterministically.
+    assert seen["tags"] == ["H1", "E1", shorten("x" * 70, 64)]
+    assert len(seen["tags"][2]) == 64
     assert seen["config"] == {
         "seed": 0,
         "opt.lr": 0.1,
@@ -651,18 +652,23 @@ def test_wandb_offline_run_log_artifact_finish(wandb_adapter, tmp_path):
 
 @pytest.mark.wandb
 def test_wandb_finish_records_failure_and_preemption(wandb_adapter, tmp_path):
-    handle = _wandb_handle(wandb_adapter)
-    first = wandb_adapter.resume_run(handle, workdir=tmp_path, attempt=1)
+    first = _wandb_handle(wandb_adapter, workdir=tmp_path)
     wandb_adapter.log(first, {"loss": 1.0}, step=0)
     wandb_adapter.finish(first, exit_code=143, preempted=True)
-    second = wandb_adapter.resume_run(handle, workdir=tmp_path, attempt=2)
+    rebuilt = RunHandle(
+        id=first.id,
+        project=first.project,
+        group=first.group,
+        extra=json.loads(json.dumps(first.persistent_extra())),
+    )
+    second = wandb_adapter.resume_run(rebuilt, workdir=tmp_path, attempt=2)
     wandb_adapter.log(second, {"loss": 0.5}, step=1)
     wandb_adapter.finish(second, exit_code=1)
 
-    folders = offline_folders(tmp_path, handle.id)
+    folders = offline_folders(tmp_path, first.id)
     assert len(folders) == 2  # one fragment per attempt, same run id
     runs = sorted((read_offline_run(f) for f in folders), key=lambda r: r["history"][0][0])
-    assert [r["run_id"] for r in runs] == [handle.id, handle.id]
+    assert [r["run_id"] for r in runs] == [first.id, first.id]
     assert runs[0]["exit_code"] == 143 and "preempting" in runs[0]["kinds"]
     assert runs[1]["exit_code"] == 1 and "preempting" not in runs[1]["kinds"]
     assert [r["history"][0][0] for r in runs] == [0, 1]  # the explicit step axis continues
@@ -674,18 +680,26 @@ def test_wandb_refusal_is_a_tracker_init_error(wandb_adapter, tmp_path):
         raise RuntimeError("project name invalid\nmore detail")
 
     wandb_adapter.wandb = SimpleNamespace(init=refuse, Settings=lambda **kwargs: None)
-    handle = _wandb_handle(wandb_adapter)
     with pytest.raises(TrackerInitError) as info:
-        wandb_adapter.resume_run(handle, workdir=tmp_path)
-    assert str(info.value) == f"W&B refused to start run {handle.id}: project name invalid"
+        _wandb_handle(wandb_adapter, workdir=tmp_path, run_id="abcd1234")
+    assert str(info.value) == "W&B refused to start run abcd1234: project name invalid"
+
+    def invalid(**kwargs):  # what pydantic says for a setting W&B refuses
+        raise ValueError(
+            "1 validation error for Settings\nrun_tags\n  Value error, tag too long [type=x]"
+        )
+
+    wandb_adapter.wandb = SimpleNamespace(init=invalid, Settings=lambda **kwargs: None)
+    with pytest.raises(TrackerInitError, match="run_tags; Value error, tag too long"):
+        _wandb_handle(wandb_adapter, workdir=tmp_path)
 
 
 @pytest.mark.wandb
 def test_wandb_decoder_agrees_with_wandb_leet_inspect(wandb_adapter, tmp_path):
-    handle = _wandb_handle(wandb_adapter)
-    run = wandb_adapter.resume_run(handle, workdir=tmp_path)
+    run = _wandb_handle(wandb_adapter, workdir=tmp_path)
     wandb_adapter.log(run, {"loss": 0.5}, step=3)
     wandb_adapter.finish(run)
+    handle = run
     (folder,) = offline_folders(tmp_path, handle.id)
     result = run_cmd([PYTHON, "-m", "wandb", "leet", "inspect", "--json", str(folder)], tmp_path)
     if result.returncode != 0:

@@ -131,7 +131,7 @@ def test_a_failed_experiment_is_recorded_not_retried_and_can_be_rearmed(noop: Pa
     ]
     (ok,) = sweep(n_seeds=1)[:1]
     result = flow(noop, "run")
-    assert f"job {job.id} failed: RuntimeError: injected failure at epoch 2" in result.stderr
+    assert f"job {job.id}: failed: RuntimeError: injected failure at epoch 2" in result.stderr
     binding = doc(job)["tracker"]
     assert binding["state"] == "failed" and binding["exit_code"] == 1
     assert binding["finished_at"] and binding["closed"]

@@ -141,7 +141,11 @@ class NoopAdapter(TrackerAdapter):
     def list_runs(self, *, project: str, group_prefix: str = "") -> list[RunRecord]:
         records = []
         for events in self._event_files():
-            record = record_of(read_journal(events))
+            journal = read_journal(events)
+            # Every run has a journal; the noop backend's runs are those it was chosen for.
+            if self.name not in journal.init.get("backends", [self.name]):
+                continue
+            record = record_of(journal)
             if record and record.project == project and record.group.startswith(group_prefix):
                 records.append(record)
         return sorted(records, key=lambda r: (r.group, r.id))
