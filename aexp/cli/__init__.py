@@ -1,0 +1,138 @@
+"""The `aexp` command line: create runs, bind them to trackers, sync, and find a run from a job
+and back. docs/cli.md is the manual; every example in it is run by tests/test_cli.py.
+
+    aexp new-run --experiment E018 --hypothesis H012 --sp 'condition=full|ablated,seed=0..4'
+    aexp bind-tracker <job_id> --backend wandb --project ecg-inquiry-eval --offline
+    aexp runs                      aexp show <job id, prefix or run id>
+    aexp list-runs --backend wandb --group-prefix H012/
+    aexp sync-offline              aexp rearm <job_id>
+
+Exit codes: 0 success; 1 something failed while doing the work (a sync failed, a file could not
+be written); 2 bad input (one sentence on stderr, nothing changed on disk); 130 interrupted.
+
+Layout: command `aexp foo-bar` lives in `aexp/cli/foo_bar.py`, which defines the command's
+function and `register(commands)`, adding its sub-parser (help, options, examples). This module
+holds `main` (errors to exit codes) and `build_parser`. Shared pieces: `parsing` (argparse
+plumbing, `UsageError`), `resolve` (project, jobs and tracker named on the command line),
+`output` (tables, JSON, warnings), `sweep` (the `--sp` grammar).
+
+A new command is one module plus its registration: write `aexp/cli/foo_bar.py` with `register`,
+then import it below and add it to `COMMAND_MODULES` where `aexp --help` should list it (ruff
+reports either half done alone: an unused import, or an undefined name).
+
+Imports: every module of this package is imported for every command, so none may import signac,
+flow, wandb or mlflow at its top level (import them inside the function that needs them); an idle
+`aexp sync-offline` pass loads none of them. tests/test_cli.py and tests/test_sync.py check both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Sequence
+
+from aexp import __version__
+from aexp.cli import bind_tracker, list_runs, new_run, rearm, runs, show, sync_offline
+from aexp.cli.parsing import PROG, Commands, UsageError, _ArgumentError, _Parser
+from aexp.cli.resolve import _signac_error
+from aexp.cli.sweep import MAX_SWEEP, parse_sp
+from aexp.errors import AexpError
+
+__all__ = ["MAX_SWEEP", "PROG", "UsageError", "build_parser", "main", "parse_sp"]
+
+# The commands, in the order `aexp --help` lists them; each module's `register` adds its own.
+COMMAND_MODULES = (new_run, bind_tracker, sync_offline, runs, show, list_runs, rearm)
+
+
+def build_parser() -> _Parser:
+    """The `aexp` argument parser (every command, with its help and example)."""
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "-C",
+        "--project-dir",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="use the signac project containing DIR (default: the current directory)",
+    )
+    parser = _Parser(
+        prog=PROG,
+        description="Bind signac jobs to experiment-tracker runs (W&B, noop), sync offline runs, "
+        "and find a run from a job and back.",
+        epilog="examples:\n"
+        "  aexp new-run --experiment E018 --hypothesis H012 --sp condition=full,seed=0\n"
+        "  aexp runs --state failed\n\n"
+        "'aexp COMMAND --help' explains one command; docs/cli.md is the manual.\n"
+        "Exit codes: 0 ok, 1 failed while working (e.g. a sync), 2 bad input, 130 interrupted.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "-C",
+        "--project-dir",
+        metavar="DIR",
+        default=None,
+        help="use the signac project containing DIR (default: the current directory)",
+    )
+    commands = Commands(
+        parser.add_subparsers(dest="command", metavar="COMMAND", title="commands"), common
+    )
+    for module in COMMAND_MODULES:
+        module.register(commands)
+    parser.command_names = commands.names
+    return parser
+
+
+def _usage_message(exc: _ArgumentError, commands: Sequence[str]) -> str:
+    message = str(exc)
+    match = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+    if match:
+        return f"unknown command {match.group(1)!r}; commands: {', '.join(commands)}."
+    message = message.replace("the following arguments are required", "missing required argument")
+    return f"{message}; see '{exc.prog} --help'."
+
+
+def _fail(message: str) -> None:
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `aexp` console script; returns the exit code."""
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            prog = getattr(args, "command_prog", PROG)
+            noun = "arguments" if len(extra) > 1 else "argument"
+            raise _ArgumentError(f"unrecognized {noun}: {' '.join(extra)}", prog)
+        if args.command is None:
+            raise _ArgumentError("no command given", PROG)
+        return args.func(args)
+    except _ArgumentError as exc:
+        _fail(_usage_message(exc, parser.command_names))
+        return 2
+    except AexpError as exc:
+        _fail(str(exc))
+        return 2
+    except _signac_error("JobsCorruptedError") as exc:
+        jobs = ", ".join(map(str, exc.job_ids))
+        _fail(
+            f"the state point file of job {jobs} is missing or corrupted; restore "
+            "signac_statepoint.json or remove the job's directory."
+        )
+        return 2
+    except _signac_error("Error") as exc:
+        _fail(f"signac: {str(exc).strip().splitlines()[0]}")
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `aexp runs | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}:{where}." if where else f"{exc.strerror or exc}.")
+        return 1

@@ -1,0 +1,64 @@
+"""`aexp new-run`: create (or find) the job of each state point of a sweep and print its id."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from aexp.binding import _check_id
+from aexp.binding import create_run as create_job
+from aexp.cli.parsing import Commands
+from aexp.cli.resolve import _project
+from aexp.cli.sweep import parse_sp
+
+
+def cmd_new_run(args: argparse.Namespace) -> int:
+    points = parse_sp(args.sp)
+    _check_id("experiment_id", args.experiment)  # before the first job, --dry-run included
+    _check_id("hypothesis_id", args.hypothesis)
+    project = _project(args)
+    for point in points:
+        if args.dry_run:
+            sp = {"hypothesis_id": args.hypothesis, "experiment_id": args.experiment, **point}
+            print(f"{project.open_job(sp).id}\t{json.dumps(sp)}")
+            continue
+        job = create_job(
+            experiment_id=args.experiment,
+            hypothesis_id=args.hypothesis,
+            statepoint=point,
+            project=project,
+        )
+        print(job.id, flush=True)
+    return 0
+
+
+def register(commands: Commands) -> None:
+    """Add `aexp new-run`: its options, help text and examples."""
+    sub = commands.add(
+        "new-run",
+        "create (or find) the job of each state point and print its id",
+        "  aexp new-run --experiment E018 --hypothesis H012 --sp condition=full,seed=0\n"
+        "  aexp new-run --experiment E018 --hypothesis H012 --sp 'condition=full|ablated' "
+        "--sp seed=0..4\n\n"
+        "--sp grammar: key=value pairs separated by ','; values are typed: 3 (int), 0.5 or 1e-3\n"
+        "(float), true/false, null, \"quoted\" or 'quoted' (always a string), anything else is\n"
+        "a string. A|B|C sweeps over alternatives, START..END over whole numbers (inclusive);\n"
+        "a.b=1 sets a nested key. Repeated --sp flags add keys; the sweep is their cross\n"
+        "product, one job id printed per line. Quote the argument in the shell when it holds\n"
+        "'|' or quotes.",
+        cmd_new_run,
+    )
+    sub.add_argument("--experiment", required=True, metavar="E", help="experiment id (Limina)")
+    sub.add_argument("--hypothesis", required=True, metavar="H", help="hypothesis id (Limina)")
+    sub.add_argument(
+        "--sp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,...]",
+        help="state point keys (repeatable; see the grammar below)",
+    )
+    sub.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print each job id and state point without creating anything",
+    )

@@ -1,0 +1,100 @@
+"""`aexp show`: everything about one job (state point, document, binding, run files), found by
+job id, unique prefix or tracker run id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from aexp.binding import get_binding, run_spec
+from aexp.cli.output import _dump, _plain, _section
+from aexp.cli.parsing import Commands, UsageError
+from aexp.cli.resolve import _jobs, _project
+from aexp.jobdoc import read_doc
+
+
+def _run_files(job: Any, binding: dict[str, Any] | None) -> list[dict[str, Any]]:
+    files: list[dict[str, Any]] = []
+    if binding is None:
+        return files
+    if binding["backend"] == "noop":
+        events = Path(job.path, "tracker_log", binding["run_id"], "events.jsonl")
+        if events.exists():
+            files.append({"path": str(events), "kind": "noop event log"})
+    elif binding["backend"] == "wandb":
+        from aexp.wandb_offline import find_fragments, fragment_log
+
+        for folder in find_fragments(job.path):
+            log = fragment_log(folder)
+            synced = log is not None and log.with_name(log.name + ".synced").exists()
+            kind = "W&B offline run, synced" if synced else "W&B offline run, not synced"
+            files.append({"path": str(folder), "kind": kind})
+    return files
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    project = _project(args)
+    (job,) = _jobs(project, [args.job], stdin=False)
+    doc = read_doc(job)
+    binding = get_binding(job, doc)
+    files = _run_files(job, binding)
+    other = {k: v for k, v in doc.items() if k != "tracker"}
+    everything = _plain(
+        {
+            "job_id": job.id,
+            "path": job.path,
+            "statepoint": job.cached_statepoint,
+            "document": other,
+            "tracker": binding,
+            "run_files": files,
+        }
+    )
+    if args.field:
+        value: Any = everything
+        for part in args.field.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise UsageError(
+                    f"--field {args.field}: job {job.id} has no {part!r} there; "
+                    "see 'aexp show --json' for the fields."
+                )
+            value = value[part]
+        print(value if isinstance(value, str) else json.dumps(value))
+        return 0
+    if args.json:
+        print(_dump(everything))
+        return 0
+    group = binding["group"] if binding else run_spec(job)["group"]
+    lines = [f"job {job.id}", f"  path   {job.path}", f"  group  {group}", ""]
+    lines += _section("state point", _plain(job.cached_statepoint))
+    lines += ["", *_section("job document", other)]
+    if binding is None:
+        lines += ["", "tracker", f"  not bound (bind it with: aexp bind-tracker {job.id})"]
+    else:
+        lines += ["", *_section("tracker", binding)]
+    if files:
+        lines += ["", "run files"] + [f"  {f['path']}  ({f['kind']})" for f in files]
+    print("\n".join(lines))
+    return 0
+
+
+def register(commands: Commands) -> None:
+    """Add `aexp show`: its options, help text and examples."""
+    sub = commands.add(
+        "show",
+        "show everything about one job: state point, document, binding, run files",
+        "  aexp show 5d1f4c3e                       (a job id or a unique prefix of one)\n"
+        "  aexp show k3j5x9q2                       (a tracker run id finds its job)\n"
+        "  aexp show 5d1f4c3e --field tracker.url   (one value, for scripts)",
+        cmd_show,
+    )
+    sub.add_argument("job", metavar="JOB", help="job id, unique prefix, or tracker run id")
+    out = sub.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON")
+    out.add_argument(
+        "--field",
+        metavar="PATH",
+        help="print one value of the JSON, e.g. tracker.run_id, tracker.url, statepoint.seed",
+    )

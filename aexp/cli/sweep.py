@@ -1,0 +1,149 @@
+"""The `--sp` grammar of `aexp new-run`: `parse_sp` turns `key=value[,...]` arguments into the
+state points of a sweep (their cross product). docs/cli.md ("The `--sp` grammar") is its manual.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from aexp.cli.parsing import UsageError
+
+MAX_SWEEP = 10_000  # jobs one `new-run` may create; a typo in a range should not make millions
+
+_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
+_RANGE = re.compile(r"^([+-]?\d+)\.\.([+-]?\d+)$")
+_QUOTES = "\"'"
+_RESERVED = ("experiment_id", "hypothesis_id")
+
+
+def _split(spec: str, text: str, sep: str) -> list[str]:
+    """Split `text` at `sep` where it is not inside a quoted string."""
+    parts, current, quote = [], [], None
+    for char in text:
+        if quote:
+            current.append(char)
+            if char == quote:
+                quote = None
+        elif char in _QUOTES:
+            quote = char
+            current.append(char)
+        elif char == sep:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if quote:
+        raise UsageError(f"--sp {spec!r}: a {quote} quote is not closed.")
+    parts.append("".join(current))
+    return parts
+
+
+def _values(spec: str, key: str, text: str) -> list[Any]:
+    """The value(s) of one alternative: a typed scalar, a quoted string, or a range."""
+    value = text.strip()
+    if not value:
+        raise UsageError(
+            f'--sp {spec!r}: {key} has an empty value; write {key}="" for an empty string.'
+        )
+    if value[0] in _QUOTES:
+        if len(value) < 2 or value[-1] != value[0] or value[0] in value[1:-1]:
+            raise UsageError(f"--sp {spec!r}: the quotes of {key}'s value {value} do not match.")
+        return [value[1:-1]]
+    if any(q in value for q in _QUOTES):
+        raise UsageError(
+            f"--sp {spec!r}: {key}'s value {value} has a quote inside it; quote the whole value."
+        )
+    if ".." in value:
+        match = _RANGE.match(value)
+        if not match:
+            raise UsageError(
+                f"--sp {spec!r}: {key}={value} is not a range START..END of whole numbers "
+                f'(quote it, {key}="{value}", if you meant a string).'
+            )
+        start, end = int(match.group(1)), int(match.group(2))
+        if start > end:
+            raise UsageError(
+                f"--sp {spec!r}: the range {value} is empty (START must not exceed END)."
+            )
+        if end - start >= MAX_SWEEP:
+            raise UsageError(
+                f"--sp {spec!r}: the range {value} has more than {MAX_SWEEP} values; "
+                "split the sweep into several commands."
+            )
+        return list(range(start, end + 1))
+    if value in ("true", "false"):
+        return [value == "true"]
+    if value == "null":
+        return [None]
+    if _INT.match(value):
+        return [int(value)]
+    if _FLOAT.match(value):
+        return [float(value)]
+    return [value]
+
+
+def parse_sp(specs: Sequence[str]) -> list[dict[str, Any]]:
+    """The state points (cross product) described by the `--sp` arguments; see docs/cli.md.
+
+    Each argument is `key=value[,key=value...]`; a value is a number, true/false, null, a
+    quoted string or a bare string; `A|B|C` lists alternatives and `START..END` an inclusive
+    range of whole numbers; `a.b=1` sets the nested key {"a": {"b": 1}}. Raises UsageError.
+    """
+    axes: dict[str, list[Any]] = {}
+    for spec in specs:
+        if not spec.strip():
+            raise UsageError("--sp '' is empty; write key=value[,key=value...].")
+        for pair in _split(spec, spec, ","):
+            pair = pair.strip()
+            if not pair:
+                raise UsageError(f"--sp {spec!r} has an empty key=value pair (check the commas).")
+            if "=" not in pair:
+                raise UsageError(f"--sp {spec!r}: {pair!r} has no '='; write key=value.")
+            key, _, value = pair.partition("=")
+            key = key.strip()
+            if not key:
+                raise UsageError(f"--sp {spec!r}: {pair!r} has an empty key.")
+            if not all(_KEY.match(part) for part in key.split(".")):
+                raise UsageError(
+                    f"--sp {spec!r}: key {key!r} may only hold letters, digits, '_' and '-' "
+                    "('.' nests keys)."
+                )
+            if key in _RESERVED:
+                flag = "--" + key.split("_")[0]
+                raise UsageError(f"--sp {spec!r}: set {key} with {flag}, not --sp.")
+            if key in axes:
+                raise UsageError(f"--sp {spec!r}: {key} is given twice.")
+            alternatives = _split(spec, value, "|")
+            values: dict[str, Any] = {}  # by JSON text: 1, 1.0, true and "1" stay distinct
+            for alternative in alternatives:
+                for item in _values(spec, key, alternative):
+                    values.setdefault(json.dumps(item), item)
+            axes[key] = list(values.values())
+    for key in axes:
+        for other in axes:
+            if other.startswith(key + "."):
+                raise UsageError(f"--sp: {key} is given both a value and a nested key {other}.")
+    count = 1
+    for values in axes.values():
+        count *= len(values)
+    if count > MAX_SWEEP:
+        raise UsageError(
+            f"--sp describes more than {MAX_SWEEP} jobs; split the sweep into several commands."
+        )
+    points = []
+    for combo in itertools.product(*axes.values()):
+        point: dict[str, Any] = {}
+        for key, value in zip(axes, combo, strict=True):
+            *parents, leaf = key.split(".")
+            node = point
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[leaf] = value
+        points.append(point)
+    return points

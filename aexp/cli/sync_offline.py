@@ -1,0 +1,138 @@
+"""`aexp sync-offline`: upload finished W&B offline runs (from a login node).
+
+The sync itself is `aexp.sync.sync_offline_runs`; this module picks the jobs and reports. An idle
+pass without job ids must stay cheap (login nodes run it from cron): it loads none of signac,
+flow or wandb, which tests/test_sync.py checks (see "Imports" in aexp/cli/__init__.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from aexp.binding import find_project_root, get_binding
+from aexp.cli.output import _dump
+from aexp.cli.parsing import Commands
+from aexp.cli.resolve import _jobs, _project, _project_dir
+from aexp.errors import AexpError, BindingError
+from aexp.settings import load_settings
+
+
+def _sync_function() -> Callable[..., list[Any]]:
+    from aexp import sync
+
+    function = getattr(sync, "sync_offline_runs", None)
+    if function is None:
+        raise AexpError("offline sync is not available in this build of aexp.")
+    return function
+
+
+def _reason(result: Any) -> str:
+    for text in (getattr(result, "stderr", None), getattr(result, "stdout", None)):
+        lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+        if lines:
+            return lines[-1][:300]
+    code = getattr(result, "returncode", None)
+    return f"exit code {code}" if code is not None else "no reason given"
+
+
+def cmd_sync_offline(args: argparse.Namespace) -> int:
+    # Without job ids, sync needs job directories only, not signac (see sync_offline_runs).
+    root = find_project_root(_project_dir(args))
+    settings = load_settings(root)
+    job_ids = None
+    if args.job_ids:
+        jobs = _jobs(_project(args), args.job_ids)
+        for job in jobs:
+            binding = get_binding(job)
+            if binding is None:
+                raise BindingError(f"job {job.id} is not bound to a tracker run; nothing to sync.")
+            if binding["backend"] != "wandb" or not binding.get("offline"):
+                kind = "online W&B" if binding["backend"] == "wandb" else binding["backend"]
+                raise BindingError(
+                    f"job {job.id}'s run is a {kind} run; only W&B offline runs are synced."
+                )
+        job_ids = [job.id for job in jobs]
+    sync = _sync_function()
+    results = sync(
+        root,
+        dry_run=args.dry_run,
+        job_ids=job_ids,
+        workers=args.jobs or settings.sync_workers,
+        timeout=args.timeout or settings.sync_timeout,
+        resync=args.resync,
+        progress=sys.stderr.isatty() and not args.json,
+    )
+    counts = {"synced": 0, "skipped": 0, "failed": 0}
+    lines = []
+    for r in results:
+        where = f"job {r.job_id} run {r.run_id} ({r.path})"
+        if r.skipped:
+            counts["skipped"] += 1
+            if args.verbose:
+                lines.append((sys.stdout, f"skipped: {where}: {r.skipped}"))
+        elif r.ok:
+            counts["synced"] += 1
+            if args.verbose:
+                verb = "would sync" if args.dry_run else "synced"
+                lines.append((sys.stdout, f"{verb}: {where}"))
+        else:
+            counts["failed"] += 1
+            lines.append((sys.stderr, f"failed: {where}: {_reason(r)}"))
+    if args.json:
+        print(_dump([dataclasses.asdict(r) for r in results]))
+        return 1 if counts["failed"] else 0
+    for stream, line in lines:
+        print(line, file=stream)
+    prefix = "dry run, would have " if args.dry_run else ""
+    print(
+        f"{prefix}synced {counts['synced']}, skipped {counts['skipped']}, failed {counts['failed']}"
+    )
+    return 1 if counts["failed"] else 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def register(commands: Commands) -> None:
+    """Add `aexp sync-offline`: its options, help text and examples."""
+    sub = commands.add(
+        "sync-offline",
+        "upload finished W&B offline runs (from a login node)",
+        "  aexp sync-offline --dry-run\n"
+        "  aexp sync-offline --jobs 8 --timeout 300\n\n"
+        "Runs already synced are skipped (unless --resync); one line per failure, then\n"
+        "'synced N, skipped N, failed N'. Exit code 1 when any run failed to sync.",
+        cmd_sync_offline,
+    )
+    sub.add_argument("job_ids", nargs="*", metavar="JOB", help="only these jobs (default: all)")
+    sub.add_argument("--dry-run", action="store_true", help="show what would be synced")
+    sub.add_argument(
+        "--jobs", type=_positive_int, metavar="N", help="runs synced in parallel ([sync] workers)"
+    )
+    sub.add_argument(
+        "--timeout", type=_positive_float, metavar="S", help="seconds per run ([sync] timeout)"
+    )
+    sub.add_argument("--resync", action="store_true", help="upload runs already synced again")
+    sub.add_argument("--json", action="store_true", help="print the results as a JSON list")
+    sub.add_argument("-v", "--verbose", action="store_true", help="one line per run")
