@@ -26,9 +26,9 @@ def cmd_list_runs(args: argparse.Namespace) -> int:
     extras: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
     if backend == "wandb" and not online:
-        from aexp.wandb_offline import _record_class, scan_offline_runs
+        from aexp.wandb_offline import record_class, scan_offline_runs
 
-        _record_class()  # wandb missing: one clear error before scanning anything
+        record_class()  # wandb missing: one clear error before scanning anything
         runs = scan_offline_runs(workspace, name, args.group_prefix, problems=problems)
         records = [run.record for run in runs]
         for run in runs:
