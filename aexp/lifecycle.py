@@ -35,7 +35,7 @@ from aexp.binding import get_binding, update_backend, write_init_event
 from aexp.errors import AexpError, BindingError, JobBusyError
 from aexp.jobdoc import age_seconds, job_claim, now_iso, strict_json, update_doc
 from aexp.journal import JournalWriter, journal_path, read_journal, read_tail
-from aexp.mirrors import LiveMirrors
+from aexp.mirrors import LiveMirrors, has_live
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 from aexp.tracker import Preempted, Tracker
 
@@ -340,11 +340,12 @@ def _open_run(job: Any, binding: dict[str, Any], tracker: Tracker, mirrors: Live
     # The previous attempt ended cleanly when its `finish` is the journal's last event; if not
     # (killed), the live backends may have lost rows: they are repaired from the journal.
     unclean = last is not None and last.get("event") not in ("finish", "init_run")
-    journal = read_journal(path) if unclean else None
+    resumed = binding["attempts"] > 1 and has_live(binding)
+    journal = read_journal(path) if unclean or resumed else None
     writer = JournalWriter(path)
     writer.resume_run(attempt=binding["attempts"], **_attempt_identity())
     tracker._journal = writer
-    mirrors.open(binding, binding["attempts"], journal)
+    mirrors.open(binding, binding["attempts"], journal, unclean=unclean)
     tracker._mirrors = mirrors
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from aexp.binding import adapter_for, backend_parts, handle_for
 from aexp.journal import Journal
-from aexp.trackers import RunHandle, TrackerAdapter
+from aexp.trackers import ADAPTERS, RunHandle, TrackerAdapter
 
 
 @cache
@@ -61,11 +61,19 @@ class LiveMirrors:
     errors: dict[str, str] = field(default_factory=dict)  # backend -> why it stopped mirroring
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)  # state to store, if new
 
-    def open(self, binding: Mapping[str, Any], attempt: int, journal: Journal | None) -> None:
+    def open(
+        self,
+        binding: Mapping[str, Any],
+        attempt: int,
+        journal: Journal | None,
+        *,
+        unclean: bool = False,
+    ) -> None:
         """Open every live backend of `binding` for execution attempt `attempt` (1, 2, ...).
 
-        `journal` is the run's journal as read before the attempt when the previous attempt did
-        not end cleanly (then each backend is repaired from it first), else None.
+        `journal` is the run's journal as it stood before this attempt (None on a first attempt):
+        its summary is what the run has logged so far; when the previous attempt did not end
+        cleanly (`unclean`: killed), each backend is first repaired from it.
         """
         for name, part in backend_parts(binding).items():
             try:
@@ -74,7 +82,9 @@ class LiveMirrors:
                     continue
                 stored = handle_for(self.job, binding, name)
                 if journal is not None:
-                    adapter.repair(stored, journal, workdir=self.job.path)
+                    stored.extra["_summary"] = journal.summary
+                    if unclean:
+                        adapter.repair(stored, journal, workdir=self.job.path)
                 if attempt == 1:
                     handle = self._init(adapter, stored)
                 else:
@@ -153,4 +163,11 @@ class LiveMirrors:
         self.open_mirrors.clear()
 
 
-__all__ = ["LiveMirrors"]
+def has_live(binding: Mapping[str, Any]) -> bool:
+    """Whether any backend of `binding` is fed live (known from the registry, no SDK import)."""
+    return any(
+        getattr(ADAPTERS.get(name), "feed", "live") == "live" for name in backend_parts(binding)
+    )
+
+
+__all__ = ["LiveMirrors", "has_live"]

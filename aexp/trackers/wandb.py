@@ -15,7 +15,7 @@ import re
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aexp.trackers.base import (
     RunHandle,
@@ -26,6 +26,9 @@ from aexp.trackers.base import (
     clean_metrics,
 )
 from aexp.validate import TAG_MAX, shorten, validate_project_name
+
+if TYPE_CHECKING:
+    from aexp.journal import Journal
 
 INSTALL_HINT = "install it with: pip install 'agentic-experiments[wandb]'"
 DEFAULT_APP_URL = "https://wandb.ai"
@@ -166,7 +169,14 @@ class WandbAdapter(TrackerAdapter):
         except Exception as exc:  # wandb raises many types; the caller needs one
             raise TrackerInitError(f"W&B refused to start run {handle.id}: {_reason(exc)}") from exc
         extra["_run"] = run
-        return RunHandle(
+        # What earlier attempts logged and this fragment must carry too: W&B keeps the summary
+        # of a run's last fragment only, and rows a killed attempt lost (WandbAdapter.repair).
+        summary = handle.extra.get("_summary")
+        if summary:
+            run.summary.update(summary)
+        for step, metrics in handle.extra.get("_backfill") or ():
+            run.log(metrics, step=step)
+        opened = RunHandle(
             id=handle.id,
             # Offline runs have no URL (and W&B warns when asked for one).
             url=handle.url if offline else (run.url or handle.url),
@@ -174,6 +184,19 @@ class WandbAdapter(TrackerAdapter):
             group=handle.group,
             extra=extra,
         )
+        for name, path in handle.extra.get("_backfill_artifacts") or ():
+            if Path(path).exists():
+                self.log_artifact(opened, name, path)
+        return opened
+
+    def repair(
+        self, handle: RunHandle, journal: Journal, *, workdir: str | Path | None = None
+    ) -> int:
+        """Mend the run's offline fragments and put back what the journal holds and they lost:
+        the rows go into the next `resume_run` of `handle` (aexp/trackers/wandb_repair.py)."""
+        from aexp.trackers.wandb_repair import repair_before_attempt
+
+        return repair_before_attempt(self, handle, journal, workdir or os.getcwd())
 
     def _run(self, handle: RunHandle) -> Any:
         run = handle.extra.get("_run")

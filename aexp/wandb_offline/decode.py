@@ -62,6 +62,8 @@ class Fragment:
     has_run: bool = False  # a `run` record was read (without one `wandb sync` refuses the log)
     exited: bool = False  # an `exit` record was read (the attempt closed the run)
     start_seconds: float | None = None  # the run record's start time, seconds since the epoch
+    staged: list[str] = field(default_factory=list)  # where its artifacts' files were staged
+    artifacts: list[str] = field(default_factory=list)  # the names of the artifacts it logged
 
 
 @dataclass
@@ -189,6 +191,9 @@ def read_fragment(folder: str | os.PathLike) -> Fragment:
                 if fragment.first_step is None:
                     fragment.first_step = step
                 fragment.last_step = max(step, fragment.last_step or step)
+        elif kind == "artifact":
+            fragment.artifacts.append(record.artifact.name)
+            fragment.staged.extend(e.local_path for e in record.artifact.manifest.contents)
         elif kind == "preempting":
             fragment.preempting = True
         elif kind == "exit":
