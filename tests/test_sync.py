@@ -28,7 +28,6 @@ from types import SimpleNamespace
 import pytest
 from conftest import PYTHON, copy_template, hermetic_env, run_cmd, snapshot
 
-import aexp.sync
 from aexp.sync import SyncResult, can_sync_here, find_offline_runs, sync_jobs, sync_offline_runs
 
 pytestmark = [
@@ -170,8 +169,8 @@ def test_find_offline_runs_lists_every_fragment_in_order_looking_only_where_runs
             calls.append(str(path))
         return real_scandir(path)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(aexp.sync.os, "scandir", counting_scandir)
-    monkeypatch.setattr(aexp.sync.os, "walk", lambda *a, **k: pytest.fail("walked the tree"))
+    monkeypatch.setattr(os, "scandir", counting_scandir)
+    monkeypatch.setattr(os, "walk", lambda *a, **k: pytest.fail("walked the tree"))
     paths = find_offline_runs(copy / "workspace")  # any directory inside the project
     assert len(calls) == 1 + 3, calls  # the workspace, then each job's wandb/ directory
     assert all(p.parent.name == "wandb" and p.name.startswith("offline-run-") for p in paths)
@@ -414,7 +413,7 @@ def test_dry_run_changes_nothing_and_contacts_no_server(
 ) -> None:
     before = snapshot(copy)
     monkeypatch.setattr(
-        aexp.sync.subprocess, "Popen", lambda *a, **k: pytest.fail("a dry run started a process")
+        subprocess, "Popen", lambda *a, **k: pytest.fail("a dry run started a process")
     )
 
     results = sync_offline_runs(copy, dry_run=True)
