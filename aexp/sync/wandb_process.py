@@ -11,7 +11,7 @@ removed again, so the next sync retries it. Nothing else in the workspace is del
 Every fragment's upload is bounded by `timeout` seconds, measured from the moment W&B starts it
 (its "sender: started" log line); the process gets STARTUP_GRACE_SECONDS more to start at all.
 When one exceeds it, the whole process tree is killed: `wandb sync` and its `wandb-core`, which
-runs in a session of its own, so the tree is listed before anything is killed. The
+runs in a session of its own, so the tree is listed (psutil) before anything is killed. The
 fragments that had finished are judged as usual, the ones cut short in flight are marked for
 another try (`requeue`), the one that timed out is reported failed.
 
@@ -34,10 +34,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from aexp.sync.wandb_sync_log import PathState, SyncLog
 from aexp.wandb_offline import FragmentFolder
+
+if TYPE_CHECKING:
+    import psutil
 
 #: Retry caps handed to `wandb sync` unless the environment sets them: a failing server then
 #: ends in an error after about a minute per request instead of minutes of retries.
@@ -52,6 +55,9 @@ RETRY_DEFAULTS = {
 
 # Time `wandb sync` may take to start its first upload, on top of the timeout.
 STARTUP_GRACE_SECONDS = 30.0
+# How long a killed process tree may take to disappear before we go on without waiting.
+KILL_WAIT_SECONDS = 10.0
+POLL_KILLED_SECONDS = 0.02
 
 # "wandb: [entity/project/run_id] View run <name> at <url>"
 _VIEW_RUN = re.compile(r"\[(?:[^\]\s]*/)?([^/\]\s]+)\] View run .* at (\S+)")
@@ -293,48 +299,53 @@ def _read(fh: IO[bytes]) -> str:
     return mask(fh.read().decode("utf-8", errors="replace"))
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid` (Linux /proc; [] elsewhere), found before anything is killed:
-    wandb-core runs in a session of its own, so killing our child's process group misses it."""
-    children: dict[int, list[int]] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return []
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL `proc`'s process group and every process below it (their own groups too)."""
-    below = _descendants(proc.pid)
+    """SIGKILL `proc`, its process group and every process below it; reap `proc` and wait (at
+    most KILL_WAIT_SECONDS each) until the others have ended.
+
+    The tree is listed before anything is killed: wandb-core runs in a session of its own, so
+    killing our child's process group misses it, and once its parent is dead it is re-parented
+    and no longer found below `proc`. The process groups of the listed processes are killed too
+    (not ours, nor `proc`'s, which is killed first), which catches what they start between the
+    listing and the kill.
+    """
+    # Imported here: killing is rare, and psutil's import (~30 ms) would add about as much as
+    # aexp's own imports to every idle `aexp sync-offline` pass.
+    import psutil
+
+    try:
+        below = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:  # gone already (or not ours to see): its group is all we can reach
+        below = []
     with contextlib.suppress(OSError):
         os.killpg(proc.pid, signal.SIGKILL)
     own = os.getpgrp()
-    for pid in below:
+    for child in below:
         with contextlib.suppress(OSError):
-            group = os.getpgid(pid)
+            group = os.getpgid(child.pid)
             if group not in (own, proc.pid):
                 os.killpg(group, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):  # psutil checks it is still the same process
+            child.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
+        proc.wait(timeout=KILL_WAIT_SECONDS)
+    # Dead before we judge: a dying wandb-core must not write a marker after the judgement.
+    # Dead, not reaped: they are no children of ours, and their new parent (init, or a
+    # container's first process) reaps them when it pleases; wait_procs alone would wait for that.
+    deadline = time.monotonic() + KILL_WAIT_SECONDS
+    while below and time.monotonic() < deadline:
+        _, alive = psutil.wait_procs(below, timeout=POLL_KILLED_SECONDS)
+        below = [p for p in alive if _running(p)]
+
+
+def _running(process: psutil.Process) -> bool:
+    """Whether a psutil.Process still runs (a zombie has ended: only its exit status is left)."""
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:  # gone
+        return False
 
 
 def mask(text: str) -> str:
