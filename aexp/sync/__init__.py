@@ -20,20 +20,21 @@ the whole story):
     record.py          `synced_at` and `url` in the job document once a finished run is uploaded
     interrupts.py      SIGTERM and SIGHUP handled like Ctrl-C while uploading
     operation.py       sync_jobs, the flow operation `sync_offline`
-    hosts.py           can_sync_here (credentials, SLURM); the W&B app's address
+    hosts.py           can_sync_here / sync_blocker (credentials, SLURM); the W&B app's address
     wandb_upload.py    W&B: fragments in start-time order, rounds, batches over processes
     wandb_process.py   W&B: one `wandb sync` process: judgement, timeouts, process tree, env
     wandb_sync_log.py  W&B: the reader of `wandb sync`'s own log, which judges runs one by one
 
-wandb is never imported in this process: uploads run in `python -m wandb sync` child processes,
-and `can_sync_here` only reads the environment and the netrc file. signac is never imported. No
-API key is ever written anywhere; if one appears in W&B's output it is masked.
+Uploads run in `python -m wandb sync` child processes; wandb is imported in this process only by
+hosts.py, when the environment alone cannot answer whether this host has credentials or what a
+run's address is. signac is never imported. No API key is ever written anywhere; if one appears in
+W&B's output it is masked.
 """
 
 from __future__ import annotations
 
 from aexp.sync.driver import sync_offline_runs
-from aexp.sync.hosts import can_sync_here
+from aexp.sync.hosts import can_sync_here, forget_sync_blocker, sync_blocker
 from aexp.sync.operation import sync_jobs
 from aexp.sync.plan import find_offline_runs
 from aexp.sync.result import SyncResult
@@ -44,6 +45,8 @@ __all__ = [
     "SyncResult",
     "can_sync_here",
     "find_offline_runs",
+    "forget_sync_blocker",
+    "sync_blocker",
     "sync_jobs",
     "sync_offline_runs",
 ]
