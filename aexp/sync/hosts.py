@@ -1,0 +1,191 @@
+"""Whether this host may upload offline runs, and the W&B server's web address, as wandb itself
+resolves them.
+
+A host can sync when it is outside a SLURM allocation (compute nodes have no network;
+`SLURM_JOB_ID` is set there) and wandb finds credentials for its server. The server is wandb's
+setting `base_url`: `WANDB_BASE_URL`, else wandb's settings files (`$WANDB_CONFIG_DIR/settings` or
+`~/.config/wandb/settings`, then `./wandb/settings`; `wandb login --host` writes there), else
+wandb's default (`wandb.sdk.lib.urls.DEFAULT_BASE_URL`, https://api.forge.coreweave.com in wandb
+0.31). wandb 0.31 looks for credentials in this order (`wbauth.authenticate_session`, which
+`wandb sync` calls):
+
+1. `WANDB_API_KEY`, else `WANDB_IDENTITY_TOKEN_FILE`;
+2. the netrc file (`$NETRC`, else `~/.netrc`, else `~/_netrc`): the entry for the base URL's
+   `host[:port]`, and for a CoreWeave Forge host, failing that, the entry of the W&B host behind
+   it (`api.wandb.ai`, where `wandb login` wrote it before 0.31): `wbauth.read_netrc_auth`;
+3. the `api_key` setting of wandb's settings files.
+
+`sync_blocker` answers from the environment alone where it can (a SLURM allocation; a non-empty
+`WANDB_API_KEY`): no import at all. Otherwise it imports wandb and asks wandb's own functions,
+once per process (`status` asks for every job that waits for a sync). It never creates wandb's
+process-wide setup (`wandb.setup()`), whose settings a later `wandb.init` in the same process
+would reuse, and never contacts a server. If wandb's functions moved or fail, the answer is
+"cannot sync" with the reason, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+INSTALL_HINT = "pip install 'agentic-experiments[wandb]'"
+# The W&B cloud's API address before wandb 0.31: the base URL assumed only when wandb itself
+# cannot be asked (not installed, or its internals moved) to derive a run's web address.
+LEGACY_BASE_URL = "https://api.wandb.ai"
+
+
+def sync_blocker() -> str | None:
+    """None when this host may upload offline runs; otherwise one sentence saying why not.
+
+    Inside a SLURM allocation (`SLURM_JOB_ID` set) never, whatever the credentials: answered
+    without importing anything. A non-empty `WANDB_API_KEY` is enough (wandb's first source):
+    answered without importing wandb. Otherwise wandb is imported and asked for credentials for
+    its base URL (see the module docstring), and that answer is kept for the life of the process
+    (`forget_sync_blocker` drops it). Never raises, never contacts a server.
+    """
+    slurm_job = os.environ.get("SLURM_JOB_ID")
+    if slurm_job:
+        return (
+            f"this process runs inside a SLURM allocation (SLURM_JOB_ID={slurm_job}), "
+            "and compute nodes do not upload"
+        )
+    if os.environ.get("WANDB_API_KEY", "").strip():
+        return None
+    return _ask_wandb()
+
+
+def can_sync_here() -> bool:
+    """True when this host may upload offline runs: `sync_blocker() is None`.
+
+    The host check of the `sync_offline` operation (`status` calls it): outside a SLURM
+    allocation, with W&B credentials wandb would use for its base URL.
+    """
+    return sync_blocker() is None
+
+
+def forget_sync_blocker() -> None:
+    """Drop the answer `sync_blocker` keeps for this process (after `wandb login` in it)."""
+    _ask_wandb.cache_clear()
+
+
+@functools.cache
+def _ask_wandb() -> str | None:
+    try:
+        import wandb
+    except ImportError:
+        return f"the wandb package is not installed; {INSTALL_HINT}"
+    # wandb prints its findings (a netrc entry without a key, a broken settings file) to
+    # stderr: kept for the reason instead of interleaving with `status` output.
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            blocker = _credentials_blocker()
+    except Exception as exc:  # wandb refused its own configuration, or its internals moved
+        refused = _refused_setting(exc)
+        blocker = (
+            f"wandb refuses its setting {refused}"
+            if refused
+            else f"wandb {getattr(wandb, '__version__', '?')} could not tell whether this host "
+            f"has W&B credentials ({type(exc).__name__}: {_one_line(exc)})"
+        )
+    printed = _one_line(re.sub(r"(?m)^wandb: ", "", said.getvalue()))
+    return f"{blocker} (wandb: {printed})" if blocker and printed else blocker
+
+
+def _credentials_blocker() -> str | None:
+    """wandb's own answer, step by step in its order (wbauth.authenticate._use_system_auth)."""
+    from wandb import env as wandb_env
+    from wandb.errors import AuthenticationError
+    from wandb.sdk.lib import wbauth
+
+    key = os.environ.get(wandb_env.API_KEY)
+    if key:  # set but blank: sync_blocker took every other value
+        problem = wbauth.check_api_key(key) or "it is blank"
+        return f"{wandb_env.API_KEY} is set but is not a usable API key: {problem}"
+    if os.environ.get(wandb_env.IDENTITY_TOKEN_FILE):
+        return None  # wandb's second source from the environment: an OIDC token file
+    settings = wandb_settings()
+    host = wbauth.HostUrl(settings.base_url)
+    try:
+        netrc_key = wbauth.read_netrc_auth(host=host)
+    except AuthenticationError as exc:
+        return (
+            f"the netrc entry for {host.url} is not a usable API key ({_one_line(exc)}); "
+            "run `wandb login` or set WANDB_API_KEY"
+        )
+    if netrc_key or settings.api_key:
+        return None
+    return f"no W&B credentials for {host.url}: run `wandb login` or set WANDB_API_KEY"
+
+
+def wandb_settings() -> Any:
+    """A private `wandb.Settings` loaded as wandb loads its own at start-up: defaults, then the
+    settings files, then `WANDB_*` variables (wandb_setup._WandbSetup._load_settings).
+
+    Private: wandb's process-wide settings are created once and then kept, so building them here
+    would freeze them before a `wandb.init` later in this process. Imports wandb; raises what
+    wandb raises for a setting it refuses (a pydantic ValidationError for a bad WANDB_BASE_URL).
+    """
+    from wandb import env as wandb_env
+    from wandb.sdk.wandb_settings import Settings
+
+    settings = Settings(quiet=True)  # no "Loading settings from ..." line on stderr
+    # Where wandb's start-up looks for the global settings file (wandb 0.31, wandb_setup.py).
+    config_dir = os.environ.get(wandb_env.CONFIG_DIR)
+    system = Path(config_dir) if config_dir else Path("~", ".config", "wandb")
+    settings.settings_system = str(system.expanduser() / "settings")
+    settings.update_from_system_settings()
+    settings.update_from_env_vars(dict(os.environ))
+    return settings
+
+
+def app_url() -> str:
+    """The W&B web app's address for the server uploads go to, without a trailing slash.
+
+    wandb's own answer (its setting `app_url`: `WANDB_APP_URL` if set, else derived from the base
+    URL, e.g. https://api.forge.coreweave.com -> https://forge.coreweave.com/wandb) when wandb can
+    be imported and asked. Otherwise `WANDB_APP_URL`, else derived without wandb from
+    `WANDB_BASE_URL` or LEGACY_BASE_URL: `api.<host>` becomes `<host>`, and any other server is
+    taken to serve its app from its API's address (as W&B's self-hosted server does).
+    """
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # a settings file wandb complains about
+            return str(wandb_settings().app_url).rstrip("/")
+    except Exception:  # not installed, moved, or refusing its configuration: derive it here
+        return _app_url_without_wandb()
+
+
+def _app_url_without_wandb() -> str:
+    if os.environ.get("WANDB_APP_URL"):
+        return os.environ["WANDB_APP_URL"].strip().rstrip("/")
+    base = (os.environ.get("WANDB_BASE_URL") or LEGACY_BASE_URL).strip().rstrip("/")
+    split = urlsplit(base)
+    if split.hostname and split.hostname.startswith("api."):  # api.wandb.ai -> wandb.ai
+        netloc = split.netloc.replace(split.hostname, split.hostname[len("api.") :], 1)
+        return f"{split.scheme}://{netloc}"
+    return base
+
+
+def _refused_setting(exc: Exception) -> str | None:
+    """ "<name> (<value>): <why>" for the first error of a pydantic ValidationError (how wandb's
+    Settings refuse a value, e.g. WANDB_BASE_URL=https://wandb.ai), None for anything else."""
+    errors = getattr(exc, "errors", None)
+    try:
+        first = errors()[0] if callable(errors) else None
+        if not isinstance(first, dict):
+            return None
+        name = ".".join(str(part) for part in first.get("loc", ())) or "?"
+        return f"{name} ({first.get('input')!r}): {_one_line(first.get('msg', exc))}"
+    except Exception:  # not pydantic's shape after all
+        return None
+
+
+def _one_line(text: object) -> str:
+    """`text` as one line of at most 300 characters (pydantic and wandb write several)."""
+    return " ".join(str(text).split())[:300]

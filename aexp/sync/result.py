@@ -1,0 +1,51 @@
+"""SyncResult: what happened to one offline-run folder (one fragment of a run), and the skip
+reasons a result can carry. Every other module of the sync reports through these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aexp.wandb_offline import FragmentFolder
+
+# Skip reasons (SyncResult.skipped) that callers may compare against.
+ALREADY_SYNCED = "already synced"
+STILL_EXECUTING = "still executing"
+
+
+@dataclass
+class SyncResult:
+    """What happened to one offline-run folder (one fragment of a run)."""
+
+    path: str  # the offline-run folder
+    job_id: str | None
+    run_id: str | None
+    ok: bool
+    skipped: str | None  # why nothing was uploaded ("already synced", "still executing", ...)
+    returncode: int | None  # of the `wandb sync` process (None: not run, or killed)
+    stdout: str
+    stderr: str  # W&B's lines about this run; for a failure the last line is the reason
+    duration: float  # seconds this fragment's upload took (0 when skipped)
+
+
+def result_for(
+    frag: FragmentFolder,
+    *,
+    ok: bool,
+    skipped: str | None = None,
+    stdout: str = "",
+    stderr: str = "",
+    returncode: int | None = None,
+    duration: float = 0.0,
+) -> SyncResult:
+    """The SyncResult of `frag`; the keyword arguments are its fields (defaults: nothing ran)."""
+    return SyncResult(
+        path=str(frag.folder),
+        job_id=frag.job_id,
+        run_id=frag.run_id,
+        ok=ok,
+        skipped=skipped,
+        returncode=returncode,
+        stdout=stdout,
+        stderr=stderr,
+        duration=duration,
+    )

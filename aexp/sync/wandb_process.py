@@ -1,0 +1,365 @@
+"""One `wandb sync` process over several fragments, and its supervision.
+
+A fragment counts as synced when W&B wrote its `run-<id>.wandb.synced` marker during this process
+AND W&B's own log of this process shows no ERROR for it (wandb_sync_log.py). The exit code says
+nothing (wandb 0.31 exits 0 after giving up), and the marker alone only proves that the run was
+created on the server: wandb 0.31 writes it even when every history, summary or file upload
+failed. A fragment that failed is left unsynced: a marker W&B wrote anyway (a partial upload) is
+removed again, so the next sync retries it. Nothing else in the workspace is deleted or changed
+(W&B adds its own `run-<id>.wandb.syncstate` on every attempt).
+
+Every fragment's upload is bounded by `timeout` seconds, measured from the moment W&B starts it
+(its "sender: started" log line); the process gets STARTUP_GRACE_SECONDS more to start at all.
+When one exceeds it, the whole process tree is killed: `wandb sync` and its `wandb-core`, which
+runs in a session of its own, so the tree is listed (psutil) before anything is killed. The
+fragments that had finished are judged as usual, the ones cut short in flight are marked for
+another try (`requeue`), the one that timed out is reported failed.
+
+The child gets a private `WANDB_DIR` (a temporary directory, removed afterwards), W&B's retry caps
+unless the environment sets them (RETRY_DEFAULTS), and `start_new_session`, so that Ctrl-C reaches
+aexp and not W&B. An API key that appears in W&B's output is masked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from aexp.sync.wandb_sync_log import PathState, SyncLog
+from aexp.wandb_offline import FragmentFolder
+
+if TYPE_CHECKING:
+    import psutil
+
+#: Retry caps handed to `wandb sync` unless the environment sets them: a failing server then
+#: ends in an error after about a minute per request instead of minutes of retries.
+RETRY_DEFAULTS = {
+    "WANDB__GRAPHQL_RETRY_MAX": "5",
+    "WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS": "30",
+    "WANDB__FILE_STREAM_RETRY_MAX": "5",
+    "WANDB__FILE_STREAM_RETRY_WAIT_MAX_SECONDS": "30",
+    "WANDB__FILE_TRANSFER_RETRY_MAX": "5",
+    "WANDB__FILE_TRANSFER_RETRY_WAIT_MAX_SECONDS": "30",
+}
+
+# Time `wandb sync` may take to start its first upload, on top of the timeout.
+STARTUP_GRACE_SECONDS = 30.0
+# How long a killed process tree may take to disappear before we go on without waiting.
+KILL_WAIT_SECONDS = 10.0
+POLL_KILLED_SECONDS = 0.02
+
+# "wandb: [entity/project/run_id] View run <name> at <url>"
+_VIEW_RUN = re.compile(r"\[(?:[^\]\s]*/)?([^/\]\s]+)\] View run .* at (\S+)")
+
+
+@dataclass
+class Outcome:
+    """The judgement of one fragment uploaded by one `wandb sync` process."""
+
+    fragment: FragmentFolder
+    ok: bool
+    reason: str | None = None  # the failure, last line of stderr
+    requeue: bool = False  # cut short in flight by someone else's timeout: try again
+    returncode: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+    url: str | None = None
+
+
+class Launch:
+    """One `wandb sync` process over several fragments (at most one per run)."""
+
+    def __init__(
+        self,
+        fragments: list[FragmentFolder],
+        *,
+        workers: int,
+        timeout: float,
+        project: str | None,
+        entity: str | None,
+        resync: bool,
+    ) -> None:
+        self.fragments = fragments
+        self.timeout = timeout
+        self.by_path = {str(f.log): f for f in fragments}
+        self.marker_before = {
+            str(f.log): _mtime(f.marker) for f in fragments if f.marker is not None
+        }
+        self.tmp = Path(tempfile.mkdtemp(prefix="aexp-sync-", dir=_tmp_root()))
+        self.log = SyncLog(self.tmp)
+        args = [
+            sys.executable,
+            "-m",
+            "wandb",
+            "sync",
+            "-n",
+            str(max(1, min(workers, len(fragments)))),
+        ]
+        if project:
+            args += ["-p", project]
+        if entity:
+            args += ["-e", entity]
+        if resync:
+            args.append("--include-synced")
+        args += list(self.by_path)
+        self.out = open(self.tmp / "stdout", "w+b")  # noqa: SIM115 (closed in finish)
+        self.err = open(self.tmp / "stderr", "w+b")  # noqa: SIM115
+        self.t0 = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                args,
+                env=child_env(self.tmp),
+                stdin=subprocess.DEVNULL,
+                stdout=self.out,
+                stderr=self.err,
+                start_new_session=True,  # Ctrl-C reaches us, not W&B; we kill it ourselves
+            )
+        except BaseException:
+            self.out.close()
+            self.err.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+        self.timed_out: set[str] = set()
+        self.killed = False
+        self.texts: tuple[str, str] | None = None
+        self.outcomes: list[Outcome] | None = None
+        self.live_ok: set[str] = set()  # judged successful as soon as they closed
+        self.closed: list[str] = []  # closed, not judged yet
+
+    def poll(self) -> list[Outcome]:
+        """Advance: read W&B's log, kill the process tree on a timeout, and return the fragments
+        that finished successfully since the last call (judged at once, so their runs can be
+        recorded while the other uploads go on)."""
+        self.closed.extend(self.log.poll())
+        live = []
+        if self.closed:
+            stderr = self._peek_stderr()
+            urls = {m.group(1): m.group(2) for m in _VIEW_RUN.finditer(stderr)}
+            for path in list(self.closed):
+                frag = self.by_path.get(path)
+                if frag is None or self.log.paths[path].errors:
+                    self.closed.remove(path)  # judged at the end
+                elif frag.run_id in urls:  # wait for W&B's line with the run's URL
+                    self.closed.remove(path)
+                    if _mtime(frag.marker) not in (None, self.marker_before.get(path)):
+                        self.live_ok.add(path)
+                        live.append(self._judge(path, frag, "", stderr, None, urls))
+        now = time.monotonic()
+        for path, state in self.log.paths.items():
+            if (
+                path in self.by_path
+                and state.closed is None
+                and state.started_seen is not None
+                and now - state.started_seen > self.timeout
+            ):
+                self.timed_out.add(path)
+        started = any(s.started_seen for p, s in self.log.paths.items() if p in self.by_path)
+        if not started and now - self.t0 > self.timeout + STARTUP_GRACE_SECONDS:
+            # W&B got stuck before it started uploading anything.
+            self.timed_out.update(self.by_path)
+        if self.timed_out and self.proc.poll() is None:
+            self.kill()
+        return live
+
+    def _peek_stderr(self) -> str:
+        try:
+            with open(self.tmp / "stderr", "rb") as fh:
+                return mask(fh.read().decode("utf-8", errors="replace"))
+        except OSError:
+            return ""
+
+    def running(self) -> bool:
+        """Whether the `wandb sync` process is still running."""
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Kill the process tree (once); `finish` then judges what had completed."""
+        if not self.killed:
+            self.killed = True
+            kill_tree(self.proc)
+
+    def finish(self) -> list[Outcome]:
+        """Judge every fragment of this process (once it has exited; kills it if not). Safe to
+        call again: later calls return the first judgement."""
+        if self.outcomes is not None:
+            return self.outcomes
+        if self.running():
+            self.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        self.log.poll()
+        if self.texts is None:
+            self.texts = (_read(self.out), _read(self.err))
+            self.out.close()
+            self.err.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        stdout, stderr = self.texts
+        returncode = None if self.killed else self.proc.returncode
+        urls = {m.group(1): m.group(2) for m in _VIEW_RUN.finditer(stderr)}
+        self.outcomes = [
+            self._judge(path, frag, stdout, stderr, returncode, urls)
+            for path, frag in self.by_path.items()
+        ]
+        return self.outcomes
+
+    def _judge(
+        self,
+        path: str,
+        frag: FragmentFolder,
+        stdout: str,
+        stderr: str,
+        returncode: int | None,
+        urls: Mapping[str, str],
+    ) -> Outcome:
+        state = self.log.paths.get(path, PathState())
+        marker_now = _mtime(frag.marker) if frag.marker is not None else None
+        new_marker = marker_now is not None and marker_now != self.marker_before.get(path)
+        tag = re.compile(
+            rf"\[(?:[^\]\s]*/)?{re.escape(frag.run_id)}\]|{re.escape(frag.folder.name)}"
+        )
+        mine_err = [line for line in stderr.splitlines() if tag.search(line)]
+        mine_out = [line for line in stdout.splitlines() if tag.search(line)]
+        if state.started is not None and state.closed is not None:
+            duration = max(0.0, state.closed - state.started)
+        else:
+            duration = time.monotonic() - (state.started_seen or self.t0)
+        outcome = Outcome(
+            frag,
+            ok=False,
+            returncode=returncode,
+            stdout="\n".join(mine_out),
+            duration=round(duration, 3),
+            url=urls.get(frag.run_id),
+        )
+        reason = None
+        if path in self.live_ok:  # complete when it closed, whatever happened to the rest
+            outcome.ok = True
+        elif state.errors:
+            reason = f"W&B reported an error: {state.errors[0]}"
+        elif path in self.timed_out:
+            reason = f"timed out after {self.timeout:g} s"
+        elif state.closed is not None and new_marker:
+            outcome.ok = True
+        elif self.killed:
+            outcome.requeue = True
+            reason = "cut short (another upload in the same wandb sync process timed out)"
+        elif state.closed is not None:
+            reason = "wandb sync finished without writing the .wandb.synced marker"
+        else:
+            lines = [ln for ln in stderr.splitlines() if ln.strip()]
+            last = next((ln for ln in reversed(lines) if "error" in ln.lower()), None)
+            last = last or (lines[-1] if lines else None)
+            reason = f"wandb sync exited with code {returncode} without uploading this run" + (
+                f" ({last.strip()[:300]})" if last else ""
+            )
+        if not outcome.ok:
+            extra = [f"W&B: {e}" for e in [*state.errors, *self.log.global_errors]]
+            mine_err = [*mine_err, *dict.fromkeys(extra)]
+            if new_marker and frag.marker is not None:
+                # W&B wrote the marker although the upload was incomplete (or we cut it short):
+                # take it back, so the fragment stays unsynced and is retried next time.
+                with contextlib.suppress(OSError):
+                    frag.marker.unlink()
+            outcome.reason = reason
+            mine_err.append(reason or "failed")
+        outcome.stderr = "\n".join(mine_err)
+        return outcome
+
+
+def _tmp_root() -> str | None:
+    # The current $TMPDIR (tempfile caches the first one it saw for the whole process).
+    tmp = os.environ.get("TMPDIR")
+    return tmp if tmp and os.path.isdir(tmp) else None
+
+
+def _mtime(path: Path | None) -> int | None:
+    if path is None:
+        return None
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _read(fh: IO[bytes]) -> str:
+    fh.flush()
+    fh.seek(0)
+    return mask(fh.read().decode("utf-8", errors="replace"))
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL `proc`, its process group and every process below it; reap `proc` and wait (at
+    most KILL_WAIT_SECONDS each) until the others have ended.
+
+    The tree is listed before anything is killed: wandb-core runs in a session of its own, so
+    killing our child's process group misses it, and once its parent is dead it is re-parented
+    and no longer found below `proc`. The process groups of the listed processes are killed too
+    (not ours, nor `proc`'s, which is killed first), which catches what they start between the
+    listing and the kill.
+    """
+    # Imported here: killing is rare, and psutil's import (~30 ms) would add about as much as
+    # aexp's own imports to every idle `aexp sync-offline` pass.
+    import psutil
+
+    try:
+        below = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:  # gone already (or not ours to see): its group is all we can reach
+        below = []
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    own = os.getpgrp()
+    for child in below:
+        with contextlib.suppress(OSError):
+            group = os.getpgid(child.pid)
+            if group not in (own, proc.pid):
+                os.killpg(group, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):  # psutil checks it is still the same process
+            child.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=KILL_WAIT_SECONDS)
+    # Dead before we judge: a dying wandb-core must not write a marker after the judgement.
+    # Dead, not reaped: they are no children of ours, and their new parent (init, or a
+    # container's first process) reaps them when it pleases; wait_procs alone would wait for that.
+    deadline = time.monotonic() + KILL_WAIT_SECONDS
+    while below and time.monotonic() < deadline:
+        _, alive = psutil.wait_procs(below, timeout=POLL_KILLED_SECONDS)
+        below = [p for p in alive if _running(p)]
+
+
+def _running(process: psutil.Process) -> bool:
+    """Whether a psutil.Process still runs (a zombie has ended: only its exit status is left)."""
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:  # gone
+        return False
+
+
+def mask(text: str) -> str:
+    """`text` with the API key of the environment (if any, of 8+ characters) replaced by ***."""
+    key = os.environ.get("WANDB_API_KEY", "").strip()
+    return text.replace(key, "***") if key and len(key) >= 8 else text
+
+
+def child_env(wandb_dir: Path) -> dict[str, str]:
+    """The environment of a `wandb sync` process whose private WANDB_DIR is `wandb_dir`."""
+    env = dict(os.environ)
+    for name, value in RETRY_DEFAULTS.items():
+        env.setdefault(name, value)
+    env["WANDB_DIR"] = str(wandb_dir)  # a private log directory for this process only
+    env["WANDB_SILENT"] = "false"  # W&B's per-run lines (URL, errors) are captured, not shown
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
