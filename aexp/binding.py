@@ -338,8 +338,10 @@ def handle_for(job: Any, binding: Mapping[str, Any], name: str | None = None) ->
     name = name or binding["backend"]
     part = backend_parts(binding).get(name, {})
     spec = run_spec(job)
+    extra = part.get("extra") or {}
     return RunHandle(
-        id=binding["run_id"],
+        # A backend that chose its own run id at the first attempt keeps it (extra["id"]).
+        id=str(extra.get("id") or binding["run_id"]),
         url=part.get("url"),
         project=binding.get("project", ""),
         group=binding.get("group", ""),
@@ -347,7 +349,7 @@ def handle_for(job: Any, binding: Mapping[str, Any], name: str | None = None) ->
             "tags": list(binding.get("tags") or spec["tags"]),
             "notes": binding.get("notes"),
             "offline": bool(binding.get("offline")),
-            **(part.get("extra") or {}),
+            **extra,
             "_config": spec["config"],
         },
     )

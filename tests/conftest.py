@@ -154,6 +154,26 @@ def run_cmd(
     return result
 
 
+def settled_log(folder: Path, timeout: float = 60.0) -> Path:
+    """The `run-<id>.wandb` of an offline run folder once it holds its exit record.
+
+    wandb's `run.finish()` returns when wandb-core has handled the exit, and wandb-core writes the
+    rest of the transaction log's last block when its stream closes, just after: a reader that
+    looks at once can see the file without its last records (seen on a loaded machine). This
+    waits for the record that ends every closed run, for at most `timeout` seconds.
+    """
+    import time
+
+    from aexp.wandb_offline import read_fragment
+
+    deadline = time.monotonic() + timeout
+    while True:
+        (log,) = folder.glob("run-*.wandb")
+        if read_fragment(folder).exited or time.monotonic() > deadline:
+            return log
+        time.sleep(0.05)
+
+
 def set_rc(root: Path, section: str, key: str, value: str) -> None:
     """Set one key of the template's signac.rc in place (configparser round trip)."""
     import configparser

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import PYTHON, run_cmd
+from conftest import PYTHON, run_cmd, settled_log
 
 from aexp import (
     TrackerInitError,
@@ -132,7 +132,7 @@ def wandb_records(wandb_file: str | os.PathLike) -> list[Any]:
 
 def read_offline_run(folder: Path) -> dict[str, Any]:
     """What an offline run folder says about its run: id, project, group, tags, config, history."""
-    (wandb_file,) = folder.glob("run-*.wandb")
+    wandb_file = settled_log(folder)
     out: dict[str, Any] = {"history": [], "exit_code": None, "kinds": []}
     for record in wandb_records(wandb_file):
         kind = record.WhichOneof("record_type")
