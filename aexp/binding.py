@@ -15,6 +15,7 @@ One run id serves every backend of a run; the run's events are in its journal
 
 from __future__ import annotations
 
+import os
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -108,25 +109,33 @@ def spec_of(
     statepoint: Mapping[str, Any],
     limina: Mapping[str, Any] | None = None,
     job_id: str | None = None,
+    group_by: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Group, tags and config of a run, derived from a job's state point and Limina link.
 
     group  "<hypothesis>/<experiment>/<condition>" ("<experiment>/<condition>" without a
-           hypothesis; condition: the state point's "condition", else "default"), at most 128
-           characters; tags name the parts, each at most 64 characters (aexp.validate.shorten);
+           hypothesis), at most 128 characters. The condition part is, without `group_by`, the
+           state point's "condition" value, else "default"; with `group_by` (state-point keys,
+           dotted for nested ones; `[tracker] group_by`) it is "key=value" per key joined by
+           "," (`lr=0.1,seed=0`), values written as `--sp` writes them (strings bare, the rest
+           as JSON; `-` for a key the state point lacks);
+    tags   the parts of the group, one per group_by key, each at most 64 characters
+           (aexp.validate.shorten);
     config the flattened state point (nested keys joined with ".") plus `job_id`,
            `limina.experiment_id` and `limina.hypothesis_id` (when there is one).
     """
     limina = limina or {}
     hypothesis = limina.get("hypothesis_id") or statepoint.get("hypothesis_id")
     experiment = str(limina.get("experiment_id") or statepoint.get("experiment_id") or "E")
-    condition = str(statepoint.get("condition", "default")) or "default"
+    flat = _flatten(statepoint)
+    if group_by:
+        conditions = [f"{key}={_group_value(flat, statepoint, key)}" for key in group_by]
+    else:
+        conditions = [str(statepoint.get("condition", "default")) or "default"]
     parts = [str(hypothesis)] if hypothesis else []
-    parts += [experiment, condition]
+    parts.append(experiment)
     config = {
-        key: value
-        for key, value in _flatten(statepoint).items()
-        if key not in ("hypothesis_id", "experiment_id")
+        key: value for key, value in flat.items() if key not in ("hypothesis_id", "experiment_id")
     }
     if job_id is not None:
         config["job_id"] = job_id
@@ -134,15 +143,57 @@ def spec_of(
     if hypothesis:
         config["limina.hypothesis_id"] = str(hypothesis)
     return {
-        "group": shorten("/".join(parts), GROUP_MAX),
-        "tags": [shorten(part, TAG_MAX) for part in parts],
+        "group": shorten("/".join([*parts, ",".join(conditions)]), GROUP_MAX),
+        "tags": [shorten(part, TAG_MAX) for part in [*parts, *conditions]],
         "config": config,
     }
 
 
-def run_spec(job: Any) -> dict[str, Any]:
-    """`spec_of` the job: group, tags and config of its run."""
-    return spec_of(job.cached_statepoint, read_doc(job).get("limina"), job.id)
+def _group_value(flat: Mapping[str, Any], statepoint: Mapping[str, Any], key: str) -> str:
+    value = flat.get(key, statepoint.get(key, _ABSENT))
+    if value is _ABSENT:
+        return "-"
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+_ABSENT = object()
+# group_by of each project root's signac.rc, with the file's (mtime, size) it was read at.
+_group_by_cache: dict[str, tuple[Any, tuple[str, ...]]] = {}
+
+
+def project_group_by(job: Any) -> tuple[str, ...]:
+    """`[tracker] group_by` of the signac.rc of the job's project (`()` when not set).
+
+    The project is the directory above the job's workspace (signac 2 keeps the workspace at
+    `<project>/workspace`). Read once per change of the file (or of AEXP_GROUP_BY, which
+    overrides it). Raises SettingsError for a malformed signac.rc.
+    """
+    from aexp.settings import SETTINGS_FILE, load_settings
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(job.path)))
+    try:
+        st = os.stat(os.path.join(root, SETTINGS_FILE))
+        stamp: Any = (st.st_mtime_ns, st.st_size, os.environ.get("AEXP_GROUP_BY"))
+    except OSError:
+        stamp = (None, os.environ.get("AEXP_GROUP_BY"))
+    cached = _group_by_cache.get(root)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    group_by = load_settings(root).group_by
+    _group_by_cache[root] = (stamp, group_by)
+    return group_by
+
+
+def run_spec(job: Any, group_by: Sequence[str] | None = None) -> dict[str, Any]:
+    """`spec_of` the job: group, tags and config of its run. `group_by=None`: the project's
+    `[tracker] group_by` (`project_group_by`)."""
+    if group_by is None:
+        group_by = project_group_by(job)
+    return spec_of(job.cached_statepoint, read_doc(job).get("limina"), job.id, group_by)
 
 
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -196,12 +247,14 @@ def new_binding(
     offline: bool,
     tags: Iterable[str],
     notes: str | None,
+    group_by: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """A fresh binding of `job` to a new run of `adapters` (nothing written).
+    """A fresh binding of `job` to a new run of `adapters` (nothing written). `group_by`: the
+    state-point keys naming the run's group (None: the project's `[tracker] group_by`).
 
     Raises what `check_backends` raises: the run is refused before anything is stored.
     """
-    spec = run_spec(job)
+    spec = run_spec(job, group_by)
     all_tags = run_tags(spec, tags)
     check_backends(adapters, project=project, spec={**spec, "tags": all_tags}, tags=all_tags)
     run_id = new_run_id()
@@ -265,6 +318,7 @@ def bind_tracker(
     offline: bool = True,
     tags: Iterable[str] = (),
     notes: str | None = None,
+    group_by: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Bind `job` to a new run and return the binding stored in `job.doc["tracker"]`.
 
@@ -272,6 +326,7 @@ def bind_tracker(
     one run, with one run id); the first is the primary one (`backend`, `url`). Nothing of the
     backends runs here: live backends open the run when an execution attempt starts (so binding
     alone leaves no W&B folder), replayed ones at sync. The run's journal gets its `init_run`.
+    `group_by` names the run's group (None: the project's `[tracker] group_by`, see `spec_of`).
 
     Idempotent: a job already bound keeps its run (same id) and its binding is returned as is.
     Raises before anything is written: TrackerInitError (unknown backend, missing SDK),
@@ -287,7 +342,13 @@ def bind_tracker(
             result.update(existing)
             return None
         binding = new_binding(
-            job, adapters, project=project, offline=offline, tags=tags, notes=notes
+            job,
+            adapters,
+            project=project,
+            offline=offline,
+            tags=tags,
+            notes=notes,
+            group_by=group_by,
         )
         result.update(binding)
         return {"tracker": binding}
@@ -406,6 +467,7 @@ __all__ = [
     "new_binding",
     "new_run_id",
     "open_project",
+    "project_group_by",
     "rearm",
     "run_spec",
     "run_tags",
