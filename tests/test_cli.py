@@ -369,7 +369,17 @@ def test_runs_table_json_and_filters(sweep: SimpleNamespace) -> None:
         and rows[ids["abl1"]]["group"] == "H012/E018/ablated"
     )
     assert rows[ids["e19_0"]]["state"] == "bound" and rows[ids["e19_0"]]["run_id"] == runs["e19_0"]
+    # By default the state-point keys that vary across the rows come first; --params '' hides
+    # them (today's columns, as before the results table).
     table = ok(aexp("runs", cwd=root)).splitlines()
+    assert table[0].split() == [
+        "JOB",
+        *("hypothesis_id", "experiment_id", "condition", "seed"),
+        *("GROUP", "BACKEND", "RUN", "STATE", "SYNCED", "URL"),
+    ]
+    line = next(row for row in table if row.startswith(ids["full1"]))
+    assert line.split()[1:5] == ["H012", "E018", "full", "1"]
+    table = ok(aexp("runs", "--params", "", cwd=root)).splitlines()
     assert table[0].split() == ["JOB", "GROUP", "BACKEND", "RUN", "STATE", "SYNCED", "URL"]
     line = next(row for row in table if row.startswith(ids["full1"]))
     assert line.split() == [
