@@ -84,9 +84,18 @@ def previous_record(binding: Mapping[str, Any], replaced_at: str) -> dict[str, A
         "synced_at": binding.get("synced_at"),
         "replaced_at": replaced_at,
         "backends": {
-            name: {"url": part.get("url"), "synced_at": part.get("synced_at")}
-            for name, part in backend_parts(binding).items()
+            name: _part(binding, name, part) for name, part in backend_parts(binding).items()
         },
+    }
+
+
+def _part(binding: Mapping[str, Any], name: str, part: Mapping[str, Any]) -> dict[str, Any]:
+    # The primary backend's url and synced_at may live at the binding's top level only (a sync
+    # that records them there).
+    primary = name == binding["backend"]
+    return {
+        "url": part.get("url") or (binding.get("url") if primary else None),
+        "synced_at": part.get("synced_at") or (binding.get("synced_at") if primary else None),
     }
 
 
