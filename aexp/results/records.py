@@ -161,12 +161,17 @@ def read_record(
 
 
 def iter_records(
-    project: Any, selection: Selection | None = None, *, group_by: tuple[str, ...] = ()
+    project: Any,
+    selection: Selection | None = None,
+    *,
+    group_by: tuple[str, ...] = (),
+    warn: bool = True,
 ) -> Iterator[JobRecord]:
     """The records of the project's jobs that `selection` selects, in job-id order.
 
-    A job whose state point file is missing or damaged is skipped with one warning line; a job
-    whose document is damaged is a `corrupt` record (and warned about, once per call).
+    A job whose state point file is missing or damaged is skipped (with one warning line on
+    stderr when `warn`); a job whose document is damaged is a `corrupt` record (warned about
+    too).
     """
     selection = selection or Selection()
     if not os.path.isdir(project.workspace):
@@ -182,14 +187,15 @@ def iter_records(
             job = project.open_job(id=job_id)
             statepoint = job.cached_statepoint
         except errors:
-            _warn(f"job {job_id}: its state point file is missing or corrupted; skipped.")
+            if warn:
+                _warn(f"job {job_id}: its state point file is missing or corrupted; skipped.")
             continue
         except LookupError:  # a stray directory that is no job
             continue
         if not selection.matches_statepoint(statepoint):
             continue
         record = read_record(job, statepoint, group_by)
-        if record.error is not None:
+        if record.error is not None and warn:
             _warn(record.error)
         if selection.matches_state(record.state):
             yield record
