@@ -50,8 +50,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """A template project: 2 conditions x 2 seeds run to the end (noop backend), one of them
     preempted once and resumed, plus one job never run."""
     base = tmp_path_factory.mktemp("dashboard")
-    root = copy_template(base / "project")
-    shutil.copy2(Path(__file__).resolve().parents[1] / "dashboard.py", root / "dashboard.py")
+    root = copy_template(base / "project")  # dashboard.py included
     env = hermetic_env(base / "env")
     set_rc(root, "tracker", "backend", "noop")
     made = run_cmd(
@@ -102,7 +101,15 @@ def test_pages_and_figures_through_the_test_client(site: SimpleNamespace) -> Non
     assert len(re.findall(r'data-job="', some)) == 2
     job = client.get(f"/jobs/{site.preempted}").get_data(as_text=True)
     assert 'id="aexp-attempts-' in job and "preempted" in job
-    assert f'id="preempted:{site.preempted}:loss"' in job
+    assert f'id="preempted:{site.preempted}:loss"' in job  # inline on the job's own page
+    # Pages of many jobs load each job's curves as an image when it scrolls into view.
+    grid = client.get("/jobs/?view=grid").get_data(as_text=True)
+    images = re.findall(r'class="aexp-curves-image" loading="lazy" src="([^"]+)"', grid)
+    assert len(images) == len(site.states)
+    curves = client.get(f"/aexp/jobs/{site.preempted}/curves.svg")
+    assert curves.mimetype == "image/svg+xml"
+    assert f'id="curve:{site.preempted}:loss"' in curves.get_data(as_text=True)
+    assert client.get("/aexp/jobs/" + "f" * 32 + "/curves.svg").status_code == 404
 
 
 def test_without_signac_dashboard_one_sentence_and_exit_2(

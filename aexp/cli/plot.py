@@ -32,7 +32,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     selection = selection_of(args)
     project = _project(args)
     settings = load_settings(project.path)
-    records = [r for r in iter_records(project, selection, group_by=settings.group_by)]
+    records = list(iter_records(project, selection, group_by=settings.group_by))
     where = selection.describe() or "all jobs"
     if not records:
         raise UsageError(f"no jobs match ({where}); see 'aexp runs' for what there is.")

@@ -100,4 +100,38 @@ def add_sweep_route(dashboard: Dashboard, card: Any) -> None:
         return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
 
 
-__all__ = ["ASSETS_DIR", "ASSETS_URL", "AexpDashboard", "add_sweep_route"]
+_NO_CURVES = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="20">'
+    '<text y="15" font-size="12">no metric logged yet</text></svg>'
+)
+
+
+def add_job_curves_route(dashboard: Dashboard, card: Any) -> None:
+    """`/aexp/jobs/<job id>/curves.svg`: one job's metric curves (login needed)."""
+    import flask_login
+    from flask import Response
+
+    from aexp.dashboard.figures import job_figure
+    from aexp.results import read_record
+
+    @dashboard.app.route("/aexp/jobs/<jobid>/curves.svg", endpoint="aexp_job_curves")
+    @flask_login.login_required
+    def aexp_job_curves(jobid: str) -> Any:
+        try:
+            job = dashboard.project.open_job(id=jobid)
+            statepoint = job.cached_statepoint
+        except LookupError:  # not abort(404): signac-dashboard answers that with a 200 page
+            return Response(f"no job {jobid}", status=404, mimetype="text/plain")
+        svg, _ = job_figure(read_record(job, statepoint, dashboard.aexp_group_by), card.metrics)
+        if svg is None:
+            svg = _NO_CURVES
+        return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+__all__ = [
+    "ASSETS_DIR",
+    "ASSETS_URL",
+    "AexpDashboard",
+    "add_job_curves_route",
+    "add_sweep_route",
+]

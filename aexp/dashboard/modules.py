@@ -151,13 +151,27 @@ class RunCard(_AexpModule):
 
 
 class CurvesCard(_AexpModule):
-    """The run's metric curves over its step axis."""
+    """The run's metric curves over its step axis: inline SVG on the job's own page; an image
+    loaded when scrolled into view (/aexp/jobs/<id>/curves.svg) where a page shows many jobs
+    (drawing a figure costs ~0.1-0.2 s)."""
 
     def __init__(self, name: str = "Curves", metrics: Sequence[str] | None = None, **options: Any):
         super().__init__(name, **options)
         self.metrics = list(metrics or [])
 
+    def register(self, dashboard: Any) -> None:
+        from aexp.dashboard.app import add_job_curves_route
+
+        add_job_curves_route(dashboard, self)
+
     def get_cards(self, job: Any) -> list[dict[str, Any]]:
+        if request.endpoint != "show_job":
+            src = url_for("aexp_job_curves", jobid=job.id)
+            return self.card(
+                Markup('<img class="aexp-curves-image" loading="lazy" src="{}" alt="{}">').format(
+                    src, f"metric curves of job {job.id}"
+                )
+            )
         record = read_record(job, job.cached_statepoint, self.group_by)
         svg, drawn = job_figure(record, self.metrics)
         if svg is None:

@@ -108,9 +108,13 @@ def plot_metric(
     band: str | None = None,
     title: str | None = None,
     figsize: tuple[float, float] = (8.0, 5.0),
+    ax: Any = None,
+    legend: bool = True,
 ) -> Any:
     """A matplotlib Figure of `series` ((JobRecord, Curve) pairs) as the module docstring says.
 
+    `ax`: draw into these Axes (of a figure with several panels) instead of a new Figure of
+    `figsize`; the Axes' figure is returned. `legend=False` leaves the legend out.
     Raises SelectionError for an unknown `band`, PlotUnavailable without matplotlib.
     """
     require_matplotlib()
@@ -119,8 +123,10 @@ def plot_metric(
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    fig = Figure(figsize=figsize, layout="constrained")
-    ax = fig.add_subplot()
+    if ax is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        ax = fig.add_subplot()
+    fig = ax.figure
     values = {
         record.job_id: (lookup(record.statepoint, by, _NO_VALUE) if by else record.job_id)
         for record, _ in series
@@ -199,7 +205,7 @@ def plot_metric(
 
         handles.append(Patch(color="grey", alpha=0.3))
         labels.append("band: min-max" if band == "minmax" else "band: mean ± 1 std (sample)")
-    if handles:
+    if handles and legend:
         ax.legend(handles, labels, fontsize="small", loc="best")
     ax.set_xlabel("step")
     ax.set_ylabel(metric)

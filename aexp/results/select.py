@@ -125,9 +125,9 @@ def format_value(value: Any) -> str:
 def varying_keys(statepoints: Iterable[Mapping[str, Any]]) -> list[str]:
     """The dotted keys whose value is not the same in every state point (a key missing from some
     counts as varying), in the order they first appear."""
-    first: dict[str, Any] = {}
-    present: dict[str, int] = {}
-    varying: dict[str, None] = {}
+    first: dict[str, Any] = {}  # each key's first value, in order of appearance
+    present: dict[str, int] = {}  # in how many state points each key appears
+    varying: set[str] = set()
     count = 0
     for statepoint in statepoints:
         count += 1
@@ -135,15 +135,10 @@ def varying_keys(statepoints: Iterable[Mapping[str, Any]]) -> list[str]:
             present[key] = present.get(key, 0) + 1
             if key not in first:
                 first[key] = value
-                if count > 1:  # absent from an earlier state point
-                    varying[key] = None
             elif key not in varying and not same_value(first[key], value):
-                varying[key] = None
-    for key, seen in present.items():
-        if seen < count:
-            varying[key] = None
-    order = {key: i for i, key in enumerate(first)}
-    return sorted(varying, key=order.__getitem__)
+                varying.add(key)
+    varying.update(key for key, seen in present.items() if seen < count)
+    return [key for key in first if key in varying]
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
