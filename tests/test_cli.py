@@ -197,12 +197,13 @@ def test_version_and_help(tmp_path: Path) -> None:
         assert "-C DIR" in text
 
 
-def test_importing_the_cli_loads_no_signac_flow_or_tracker_client(tmp_path: Path) -> None:
+def test_importing_the_cli_loads_no_signac_flow_tracker_client_or_plotting(tmp_path: Path) -> None:
     # Every command imports all of aexp.cli and builds the whole parser before it runs, so what
     # they load is paid by each call, including cron's idle `sync-offline` passes.
     code = (
         "import sys, aexp.cli; aexp.cli.build_parser();"
-        "print(sorted({'signac', 'flow', 'wandb', 'mlflow'} & set(sys.modules)))"
+        "print(sorted({'signac', 'flow', 'wandb', 'mlflow', 'matplotlib', 'signac_dashboard'}"
+        " & set(sys.modules)))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True

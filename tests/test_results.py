@@ -275,6 +275,12 @@ def test_the_stats_cache_reads_a_journal_once_and_only_its_new_tail(
         stats_module._read_from = real
     assert reads == [before]
     assert next(r for r in row if r["job"] == sweep_job)["loss:max"] == 123.0
+    grown.save()
+    # Entries of jobs that are gone are forgotten when the cache is saved with the job list.
+    pruned = JournalStats(copy)
+    pruned.save(job_ids={r.job_id for r in records()} - {sweep_job})
+    assert not [k for k in json.loads(cache.read_text())["runs"] if k.startswith(sweep_job)]
+    assert len(json.loads(cache.read_text())["runs"]) == 5
     # A damaged cache file is ignored.
     cache.write_text("{not json")
     assert build_table(records(), metrics=spec, stats=JournalStats(copy)).rows == row

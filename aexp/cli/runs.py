@@ -9,6 +9,7 @@ import argparse
 import csv
 import io
 import math
+import os
 import sys
 from typing import Any
 
@@ -141,7 +142,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     records = list(iter_records(project, selection, group_by=settings.group_by))
     stats = JournalStats(project.path)
     table = build_table(records, params=params, metrics=metrics, sort=args.sort, stats=stats)
-    stats.save()
+    stats.save(job_ids=set(os.listdir(project.workspace)) if records else None)
     if args.quiet:
         for row in table.rows:
             print(row["job"])

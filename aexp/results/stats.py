@@ -99,12 +99,12 @@ class JournalStats:
 
     def save(self, job_ids: set[str] | None = None) -> None:
         """Store the cache (best effort). `job_ids`: the project's jobs, to forget removed ones."""
+        if job_ids is not None:
+            kept = {k: v for k, v in self._entries.items() if k.split("/", 1)[0] in job_ids}
+            self._changed |= len(kept) != len(self._entries)
+            self._entries = kept
         if self.path is None or not self._changed:
             return
-        if job_ids is not None:
-            self._entries = {
-                k: v for k, v in self._entries.items() if k.split("/", 1)[0] in job_ids
-            }
         tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
