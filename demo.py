@@ -3,8 +3,9 @@
     python demo.py            # H012/E018: conditions full and ablated x seeds 0..2
 
 It creates the jobs with aexp's Python API, runs `python project.py run` until nothing is
-eligible, and prints `python project.py status -d`. With the shipped signac.rc the runs are W&B
-offline runs (no account, no network); set `backend = noop` in signac.rc for JSONL event logs.
+eligible, prints `python project.py status -d`, and ends with two lines: what happened, and what
+to do next (where the results are, how to sync). With the shipped signac.rc the runs are W&B
+offline runs (no account, no network); set `backend = noop` in signac.rc for the journal alone.
 Running it again changes nothing: every job is already finished.
 """
 
@@ -41,7 +42,40 @@ def main() -> int:
         code = subprocess.call([sys.executable, "project.py", *args], cwd=ROOT, env=env)
         if code:
             return code
+    print()
+    print(*summary(project, jobs), sep="\n")
     return 0
+
+
+def summary(project: object, jobs: list) -> tuple[str, str]:
+    """The demo's last two lines: what happened to the sweep, and what to do next."""
+    from aexp.jobdoc import read_doc
+    from aexp.workflow import needs_sync_of
+
+    states: dict[str, int] = {}
+    unsynced = 0
+    wandb_offline = False
+    for job in jobs:
+        binding = read_doc(job).get("tracker") or {}
+        state = binding.get("state", "unbound")
+        states[state] = states.get(state, 0) + 1
+        unsynced += bool(binding) and needs_sync_of(binding)
+        wandb_offline |= "wandb" in (binding.get("backends") or {}) and bool(binding.get("offline"))
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    where = os.path.relpath(project.workspace)  # type: ignore[attr-defined]
+    sync = (
+        f"{unsynced} runs wait for an upload: `wandb login`, then `aexp sync-offline` on a machine"
+        " with network"
+        if unsynced
+        else "nothing to upload"
+    )
+    copy = ", W&B's offline copy in <job>/wandb/" if wandb_offline else ""
+    return (
+        f"done: {len(jobs)} jobs of H012/E018 ran ({counts}); each run's metrics are in its "
+        f"job's journal under {where}/<job>/tracker_log/{copy}.",
+        "next: `aexp runs --metrics loss`, `aexp plot loss --by condition`, or "
+        f"`python dashboard.py run` show the results here; {sync}.",
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """aexp: bind every signac job to an experiment-tracker run.
 
-    from aexp import create_run, bind_tracker, WandbAdapter, run_lifecycle
+    from aexp import bind_tracker, create_run, get_binding, run_lifecycle
 
     job = create_run(experiment_id="E018", hypothesis_id="H012",
                      statepoint={"condition": "full", "seed": 0})
-    bind_tracker(job, WandbAdapter(), project="ecg-inquiry-eval", offline=True)
-    with run_lifecycle(job) as run:
-        run.log({"loss": 0.1})
+    bind_tracker(job, "wandb", project="ecg-inquiry-eval", offline=True)  # or "noop"
+    with run_lifecycle(job) as tracker:  # one execution attempt
+        tracker.log({"loss": 0.1})
+    assert get_binding(job)["state"] == "finished"  # the attempt closed the run itself
 
 Importing aexp never imports wandb or signac-flow.
 """

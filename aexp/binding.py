@@ -41,8 +41,8 @@ from aexp.schema import (
     document_problem,
 )
 from aexp.settings import validate_project_name
+from aexp.spec import project_group_by, run_spec, run_tags, spec_of
 from aexp.trackers import ADAPTERS, RunHandle, TrackerAdapter, get_adapter
-from aexp.validate import GROUP_MAX, TAG_MAX, shorten
 
 _check_id = check_id  # the name aexp.cli used before aexp.jobs existed
 
@@ -103,64 +103,7 @@ def _legacy_options(binding: Mapping[str, Any]) -> dict[str, Any]:
     return {"entity": entity} if binding["backend"] == "wandb" and entity else {}
 
 
-# -- what a run is made of --------------------------------------------------------------------
-def spec_of(
-    statepoint: Mapping[str, Any],
-    limina: Mapping[str, Any] | None = None,
-    job_id: str | None = None,
-) -> dict[str, Any]:
-    """Group, tags and config of a run, derived from a job's state point and Limina link.
-
-    group  "<hypothesis>/<experiment>/<condition>" ("<experiment>/<condition>" without a
-           hypothesis; condition: the state point's "condition", else "default"), at most 128
-           characters; tags name the parts, each at most 64 characters (aexp.validate.shorten);
-    config the flattened state point (nested keys joined with ".") plus `job_id`,
-           `limina.experiment_id` and `limina.hypothesis_id` (when there is one).
-    """
-    limina = limina or {}
-    hypothesis = limina.get("hypothesis_id") or statepoint.get("hypothesis_id")
-    experiment = str(limina.get("experiment_id") or statepoint.get("experiment_id") or "E")
-    condition = str(statepoint.get("condition", "default")) or "default"
-    parts = [str(hypothesis)] if hypothesis else []
-    parts += [experiment, condition]
-    config = {
-        key: value
-        for key, value in _flatten(statepoint).items()
-        if key not in ("hypothesis_id", "experiment_id")
-    }
-    if job_id is not None:
-        config["job_id"] = job_id
-    config["limina.experiment_id"] = experiment
-    if hypothesis:
-        config["limina.hypothesis_id"] = str(hypothesis)
-    return {
-        "group": shorten("/".join(parts), GROUP_MAX),
-        "tags": [shorten(part, TAG_MAX) for part in parts],
-        "config": config,
-    }
-
-
-def run_spec(job: Any) -> dict[str, Any]:
-    """`spec_of` the job: group, tags and config of its run."""
-    return spec_of(job.cached_statepoint, read_doc(job).get("limina"), job.id)
-
-
-def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def run_tags(spec: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
-    """The spec's tags, then the extra ones (shortened like them), each once."""
-    return list(dict.fromkeys([*spec["tags"], *(shorten(str(t), TAG_MAX) for t in extra if t)]))
-
-
+# -- what a run is made of: aexp.spec -----------------------------------------------------
 def check_backends(
     adapters: Sequence[type[TrackerAdapter] | TrackerAdapter],
     *,
@@ -196,12 +139,14 @@ def new_binding(
     offline: bool,
     tags: Iterable[str],
     notes: str | None,
+    group_by: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """A fresh binding of `job` to a new run of `adapters` (nothing written).
+    """A fresh binding of `job` to a new run of `adapters` (nothing written). `group_by`: the
+    state-point keys naming the run's group (None: the project's `[tracker] group_by`).
 
     Raises what `check_backends` raises: the run is refused before anything is stored.
     """
-    spec = run_spec(job)
+    spec = run_spec(job, group_by)
     all_tags = run_tags(spec, tags)
     check_backends(adapters, project=project, spec={**spec, "tags": all_tags}, tags=all_tags)
     run_id = new_run_id()
@@ -265,6 +210,7 @@ def bind_tracker(
     offline: bool = True,
     tags: Iterable[str] = (),
     notes: str | None = None,
+    group_by: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Bind `job` to a new run and return the binding stored in `job.doc["tracker"]`.
 
@@ -272,6 +218,7 @@ def bind_tracker(
     one run, with one run id); the first is the primary one (`backend`, `url`). Nothing of the
     backends runs here: live backends open the run when an execution attempt starts (so binding
     alone leaves no W&B folder), replayed ones at sync. The run's journal gets its `init_run`.
+    `group_by` names the run's group (None: the project's `[tracker] group_by`, see `spec_of`).
 
     Idempotent: a job already bound keeps its run (same id) and its binding is returned as is.
     Raises before anything is written: TrackerInitError (unknown backend, missing SDK),
@@ -287,7 +234,13 @@ def bind_tracker(
             result.update(existing)
             return None
         binding = new_binding(
-            job, adapters, project=project, offline=offline, tags=tags, notes=notes
+            job,
+            adapters,
+            project=project,
+            offline=offline,
+            tags=tags,
+            notes=notes,
+            group_by=group_by,
         )
         result.update(binding)
         return {"tracker": binding}
@@ -408,6 +361,7 @@ __all__ = [
     "new_binding",
     "new_run_id",
     "open_project",
+    "project_group_by",
     "rearm",
     "run_spec",
     "run_tags",

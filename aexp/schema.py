@@ -51,6 +51,17 @@ BINDING_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "finished_at": (_OPT_STR, False),
     "synced_at": (_OPT_STR, False),
     "extra": (_DICT, False),
+    "previous_runs": (_LIST, False),  # runs a rerun replaced (aexp.rerun), oldest first
+}
+# One run that a rerun replaced, job.doc["tracker"]["previous_runs"][i] (aexp.rerun).
+PREVIOUS_RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "run_id": (_STR, True),
+    "state": (_STR, False),
+    "exit_code": (_OPT_INT, False),
+    "summary": (_OPT_DICT, False),
+    "url": (_OPT_STR, False),
+    "finished_at": (_OPT_STR, False),
+    "backends": (_DICT, False),
 }
 # One backend's part, job.doc["tracker"]["backends"][name].
 BACKEND_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
@@ -116,6 +127,14 @@ def binding_problem(binding: Any, known_backends: Mapping[str, Any]) -> str | No
         return f"{where} has an unknown state {binding['state']!r}"
     if binding.get("attempts", 0) < 0 or binding.get("last_step", -1) < -1:
         return f"{where} has a negative attempt count or step"
+    for index, previous in enumerate(binding.get("previous_runs") or []):
+        if not isinstance(previous, dict):
+            return f"{where}['previous_runs'][{index}] is not an object"
+        problem = _fields_problem(
+            f"{where}['previous_runs'][{index}]", previous, PREVIOUS_RUN_FIELDS
+        )
+        if problem:
+            return problem
     for name, part in (binding.get("backends") or {}).items():
         if name not in known_backends:
             return f"{where}['backends'] names an unknown backend {name!r}"
@@ -146,6 +165,7 @@ __all__ = [
     "FAILED",
     "FINISHED",
     "PREEMPTED",
+    "PREVIOUS_RUN_FIELDS",
     "RUNNING",
     "STATES",
     "STATUSES",

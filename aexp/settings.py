@@ -12,6 +12,7 @@ editing it:
     AEXP_ENTITY    [tracker] entity        AEXP_STALE_AFTER   [workflow] stale_after
     AEXP_OFFLINE   [tracker] offline       AEXP_HEARTBEAT     [workflow] heartbeat_interval
     AEXP_TAGS      [tracker] tags
+    AEXP_GROUP_BY  [tracker] group_by
 """
 
 from __future__ import annotations
@@ -36,13 +37,16 @@ _ENV = {
     ("tracker", "entity"): "AEXP_ENTITY",
     ("tracker", "offline"): "AEXP_OFFLINE",
     ("tracker", "tags"): "AEXP_TAGS",
+    ("tracker", "group_by"): "AEXP_GROUP_BY",
     ("workflow", "heartbeat_interval"): "AEXP_HEARTBEAT",
     ("workflow", "stale_after"): "AEXP_STALE_AFTER",
     ("sync", "workers"): "AEXP_SYNC_WORKERS",
     ("sync", "timeout"): "AEXP_SYNC_TIMEOUT",
 }
 # Every key of [tracker]: a misspelt one would otherwise silently fall back to its default.
-TRACKER_KEYS = ("backend", "project", "entity", "offline", "tags")
+TRACKER_KEYS = ("backend", "project", "entity", "offline", "tags", "group_by")
+# A `group_by` key: a state-point key as `--sp` writes it, dots for nested keys.
+_GROUP_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 
 # Signals the run lifecycle turns into a recorded preemption; SLURM's warning signal must be one.
@@ -71,6 +75,7 @@ class Settings:
     entity: str | None = None
     offline: bool = True
     tags: tuple[str, ...] = ()
+    group_by: tuple[str, ...] = ()  # state-point keys naming the group (empty: "condition")
     heartbeat_interval: float = 30.0
     stale_after: float = 300.0
     artifacts: tuple[str, ...] = ()
@@ -168,6 +173,15 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
     project = (raw("tracker", "project") or "aexp").strip()
     validate_project_name(project, where=origin("tracker", "project"))
     entity = (raw("tracker", "entity") or "").strip() or None
+    group_by = words("tracker", "group_by")
+    for key in group_by:
+        if not _GROUP_KEY.match(key):
+            raise SettingsError(
+                f"{origin('tracker', 'group_by')} names {key!r}, not a state-point key "
+                "(letters, digits, '_' and '-', '.' for nested keys)."
+            )
+    if len(set(group_by)) != len(group_by):
+        raise SettingsError(f"{origin('tracker', 'group_by')} names a key twice.")
     signal_name = (raw("slurm", "warning_signal") or "USR1").strip().upper().removeprefix("SIG")
     if signal_name not in PREEMPT_SIGNAL_NAMES:
         raise SettingsError(
@@ -195,6 +209,7 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         entity=entity,
         offline=boolean("tracker", "offline", True),
         tags=words("tracker", "tags"),
+        group_by=group_by,
         heartbeat_interval=number("workflow", "heartbeat_interval", 30.0),
         stale_after=number("workflow", "stale_after", 300.0),
         artifacts=words("workflow", "artifacts"),

@@ -24,7 +24,7 @@ from signac.job import calc_id
 from aexp.checkpoint import write_checkpoint
 from bench.common import BENCH, CACHE, REPO, TEMPLATE_FILES, log
 
-GENERATOR_VERSION = "5"
+GENERATOR_VERSION = "6"  # 6: journals for the jobs that ran
 DONE = ".bench-complete"
 
 # Mixed states, one per index modulo 20 (percentages of the workspace):
@@ -131,6 +131,67 @@ def job_document(index: int, state: str, now: datetime) -> dict[str, Any]:
     return doc
 
 
+# What a run of the template's experiment logs per epoch, and how many epochs a run has.
+EPOCHS = 20
+
+
+def journal_lines(index: int, state: str, doc: dict[str, Any]) -> list[str] | None:
+    """The run's journal (aexp.journal's events, one JSON object per line) for a job that ran,
+    consistent with its document: EPOCHS log rows whose last values are the binding's summary,
+    a preempted attempt's finish, or none for an attempt still running. None: no journal."""
+    binding = doc.get("tracker")
+    if not isinstance(binding, dict) or state in ("created", "corrupt"):
+        return None
+    start = datetime.fromisoformat(binding["bound_at"])
+    lines = [
+        {
+            "timestamp": _ts(start, 0),
+            "event": "init_run",
+            "run_id": binding["run_id"],
+            "project": binding["project"],
+            "group": binding["group"],
+            "tags": binding["extra"]["tags"],
+            "config": {**statepoint(index), "job_id": calc_id(statepoint(index))},
+            "notes": None,
+            "offline": True,
+            "backends": ["wandb"],
+        }
+    ]
+    if state != "bound":
+        lines.append(
+            {"timestamp": _ts(start, 1), "event": "resume_run", "attempt": 1, "host": "node1",
+             "pid": 4242, "slurm_job_id": None, "slurm_restart_count": "0"}
+        )  # fmt: skip
+        summary = binding["summary"]
+        for step in range(EPOCHS):
+            last = step == EPOCHS - 1
+            lines.append(
+                {
+                    "timestamp": _ts(start, 2 + step),
+                    "event": "log",
+                    "metrics": {
+                        "epoch": step,
+                        "loss": summary["loss"] if last else round(0.3 + 0.05 * (EPOCHS - step), 6),
+                        "accuracy": summary["accuracy"] if last else round(0.5 + 0.02 * step, 6),
+                    },
+                    "step": step,
+                }
+            )
+        if state != "running":
+            code = binding.get("exit_code") or 0
+            lines.append(
+                {"timestamp": _ts(start, 30), "event": "finish", "exit_code": code,
+                 "preempted": state == "preempted"}
+            )  # fmt: skip
+    return [json.dumps(line) + "\n" for line in lines]
+
+
+def write_journal(job_dir: str, run_id: str, lines: list[str]) -> None:
+    directory = os.path.join(job_dir, "tracker_log", run_id)
+    os.makedirs(directory)
+    _write(os.path.join(directory, "events.jsonl"), "".join(lines))
+
+
 def markers(state: str) -> list[str]:
     """The baseline's marker files for a job in `state` (one per isfile condition that holds)."""
     names = []
@@ -197,7 +258,8 @@ def new_workspace(root: Path) -> Path:
 
 
 def status_project(n_jobs: int, *, cache: Path = CACHE) -> Path:
-    """A project of `n_jobs` jobs in mixed states (generated once, then reused)."""
+    """A project of `n_jobs` jobs in mixed states (generated once, then reused); every job that
+    was bound has its run's journal (`journal_lines`)."""
     root = cache / f"status-{n_jobs}"
     key = f"{GENERATOR_VERSION} {n_jobs}"
     if not is_generated(root, key):
@@ -206,9 +268,13 @@ def status_project(n_jobs: int, *, cache: Path = CACHE) -> Path:
         now = datetime.now(UTC)
         for index in range(n_jobs):
             state = state_of(index)
-            job_dir = write_job(workspace, statepoint(index), job_document(index, state, now))
+            doc = job_document(index, state, now)
+            job_dir = write_job(workspace, statepoint(index), doc)
             for name in markers(state):
                 _write(os.path.join(job_dir, name), "")
+            lines = journal_lines(index, state, doc)
+            if lines:
+                write_journal(job_dir, doc["tracker"]["run_id"], lines)
         mark_generated(root, key)
     copy_template(root, extra_files={"baseline_status.py": BENCH / "baselines" / "status.py"})
     return root

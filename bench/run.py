@@ -1,6 +1,6 @@
-"""Run the benchmarks of issue 7: ours vs a baseline, in the same run, as median ratios.
+"""Run the benchmarks: ours vs a baseline, in the same run, as median ratios.
 
-    python bench/run.py                 benchmarks 1-7 at the issue's sizes (about 10 minutes)
+    python bench/run.py                 every benchmark at the issue's sizes (about 15 minutes)
     python bench/run.py --quick         small sizes, few repetitions (about 2 minutes)
     python bench/run.py --full          also status on 100,000 jobs
     python bench/run.py --only 1,5      some of them
@@ -41,6 +41,7 @@ BENCHMARKS = {
     5: ("sync discovery", "bench.b5_discovery"),
     6: ("sync throughput", "bench.b6_sync"),
     7: ("sweep via run", "bench.b7_sweep"),
+    9: ("results on 10,000 jobs", "bench.b9_results"),
 }
 
 # Sizes per mode; an explicit option wins.
@@ -84,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions")
     mode.add_argument("--full", action="store_true", help="also status on 100,000 jobs")
-    p.add_argument("--only", type=_ints, metavar="N[,N...]", help="benchmark numbers (1-7)")
+    p.add_argument("--only", type=_ints, metavar="N[,N...]", help="benchmark numbers")
     p.add_argument("--reps", type=int, help="repetitions (some benchmarks scale this)")
     p.add_argument(
         "--status-sizes", type=_ints, metavar="N[,N...]", help="benchmark 1: jobs (sizes to run)"
@@ -110,7 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.only = args.only or sorted(BENCHMARKS)
     unknown = set(args.only) - set(BENCHMARKS)
     if unknown:
-        p.error(f"unknown benchmark(s) {sorted(unknown)}; they are 1-7")
+        p.error(f"unknown benchmark(s) {sorted(unknown)}; they are {sorted(BENCHMARKS)}")
     args.cache = args.cache.resolve()
     return args
 

@@ -21,7 +21,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 # The template's files a user clones (what an end-to-end test copies into its temp dir).
-TEMPLATE_FILES = ("project.py", "experiment.py", "signac.rc", ".signac", "templates", "demo.py")
+TEMPLATE_FILES = (
+    "project.py",
+    "experiment.py",
+    "signac.rc",
+    ".signac",
+    "templates",
+    "demo.py",
+    "dashboard.py",
+)
 # CI sets this so that tests needing SLURM fail instead of skipping when it is missing.
 REQUIRE_SLURM = os.environ.get("AEXP_REQUIRE_SLURM") == "1"
 # A loopback port nothing listens on: any stray W&B request fails at once, locally.

@@ -34,7 +34,18 @@ import sys
 from collections.abc import Sequence
 
 from aexp import __version__
-from aexp.cli import bind_tracker, list_runs, new_run, rearm, runs, show, sync_offline
+from aexp.cli import (
+    bind_tracker,
+    list_runs,
+    new_run,
+    plot,
+    rearm,
+    remove,
+    rerun,
+    runs,
+    show,
+    sync_offline,
+)
 from aexp.cli.parsing import PROG, Commands, UsageError, _ArgumentError, _Parser
 from aexp.cli.resolve import _signac_error
 from aexp.cli.sweep import MAX_SWEEP, parse_sp
@@ -43,7 +54,18 @@ from aexp.errors import AexpError
 __all__ = ["MAX_SWEEP", "PROG", "UsageError", "build_parser", "main", "parse_sp"]
 
 # The commands, in the order `aexp --help` lists them; each module's `register` adds its own.
-COMMAND_MODULES = (new_run, bind_tracker, sync_offline, runs, show, list_runs, rearm)
+COMMAND_MODULES = (
+    new_run,
+    bind_tracker,
+    sync_offline,
+    runs,
+    plot,
+    show,
+    list_runs,
+    rearm,
+    rerun,
+    remove,
+)
 
 
 def build_parser() -> _Parser:
@@ -97,9 +119,31 @@ def _fail(message: str) -> None:
     print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
 
 
+# Options whose value may start with "-" (`--sort -loss`: descending), which argparse would
+# otherwise take for an option of its own.
+_DASH_VALUES = ("--sort",)
+
+
+def _attach_dash_values(argv: Sequence[str]) -> list[str]:
+    """`--sort -loss` as `--sort=-loss`, so argparse reads `-loss` as the option's value."""
+    out: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item in _DASH_VALUES and i + 1 < len(items) and items[i + 1].startswith("-"):
+            out.append(f"{item}={items[i + 1]}")
+            i += 2
+            continue
+        out.append(item)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `aexp` console script; returns the exit code."""
     parser = build_parser()
+    argv = _attach_dash_values(sys.argv[1:] if argv is None else argv)
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:

@@ -1,115 +1,180 @@
-"""`aexp runs`: list jobs with their backend, run id, state, synced or not, and URL."""
+"""`aexp runs`: the sweep as a table: one row per job with its state-point values, its run
+(backend, run id, state, synced or not, URL) and its metrics, read from the jobs themselves
+(aexp.results): offline, on a cluster, for every backend, before any sync.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import math
 import os
 import sys
 from typing import Any
 
-from aexp.binding import STATES, get_binding, run_spec
-from aexp.cli.output import _dump, _table, _warn
-from aexp.cli.parsing import Commands
-from aexp.cli.resolve import _project, _signac_error
-from aexp.errors import BindingError
-from aexp.jobdoc import read_doc
+from aexp.cli.output import _dump, _fmt, _table
+from aexp.cli.parsing import Commands, UsageError
+from aexp.cli.resolve import _project
+from aexp.cli.sweep import parse_where
+from aexp.results.select import SELECTABLE_STATES, Selection
 
-_STATE_CHOICES = (*STATES, "unbound", "corrupt")
+FORMATS = ("table", "json", "csv")
 
 
-def _row(job: Any) -> dict[str, Any]:
-    sp = job.cached_statepoint
-    row: dict[str, Any] = {
-        "job_id": job.id,
-        "experiment_id": sp.get("experiment_id"),
-        "hypothesis_id": sp.get("hypothesis_id"),
-        "group": None,
-        "backend": None,
-        "offline": None,
-        "run_id": None,
-        "state": "unbound",
-        "url": None,
-        "synced": None,
-        "synced_at": None,
-        "status": None,
-    }
-    try:
-        doc = read_doc(job)
-        binding = get_binding(job, doc)
-    except BindingError as exc:
-        _warn(str(exc))
-        row["state"] = "corrupt"
-        return row
-    row["status"] = doc.get("status")
-    if binding is None:
-        row["group"] = run_spec(job)["group"]
-        return row
-    wandb_offline = binding["backend"] == "wandb" and bool(binding.get("offline"))
-    row.update(
-        group=binding.get("group"),
-        backend=binding["backend"],
-        offline=bool(binding.get("offline")),
-        run_id=binding["run_id"],
-        state=binding["state"],
-        url=binding.get("url"),
-        synced=bool(binding.get("synced_at")) if wandb_offline else None,
-        synced_at=binding.get("synced_at"),
+def selection_of(args: argparse.Namespace) -> Selection:
+    """The jobs that `--where`, `--experiment`, `--hypothesis` and `--state` select."""
+    return Selection(
+        where=parse_where(args.where or []),
+        experiment=args.experiment,
+        hypothesis=args.hypothesis,
+        states=tuple(args.state or ()),
     )
-    return row
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
-    project = _project(args)
-    rows = []
-    jobs = sorted(project, key=lambda j: j.id) if os.path.isdir(project.workspace) else []
-    for job in jobs:
-        try:
-            sp = job.cached_statepoint
-        except _signac_error("JobsCorruptedError"):
-            _warn(f"job {job.id}: its state point file is missing or corrupted; skipped.")
-            continue
-        if args.experiment and sp.get("experiment_id") != args.experiment:
-            continue
-        if args.hypothesis and sp.get("hypothesis_id") != args.hypothesis:
-            continue
-        row = _row(job)
-        if args.state and row["state"] not in args.state:
-            continue
-        rows.append(row)
-    rows.sort(key=lambda r: (r["group"] or "", r["job_id"]))
-    if args.json:
-        print(_dump(rows))
-        return 0
-    if args.quiet:
-        for row in rows:
-            print(row["job_id"])
-        return 0
-    if not rows:
-        print("no jobs match.", file=sys.stderr)
-        return 0
-
-    def backend(row: dict[str, Any]) -> str | None:
-        if row["backend"] and row["offline"] and row["backend"] != "noop":
-            return f"{row['backend']}-offline"
-        return row["backend"]
-
-    def synced(row: dict[str, Any]) -> str | None:
-        return None if row["synced"] is None else ("yes" if row["synced"] else "no")
-
-    header = ("JOB", "GROUP", "BACKEND", "RUN", "STATE", "SYNCED", "URL")
-    table = [
-        (r["job_id"], r["group"], backend(r), r["run_id"], r["state"], synced(r), r["url"])
-        for r in rows
-    ]
-    print(_table(header, table))
-    return 0
+def add_selection_options(sub: argparse.ArgumentParser) -> None:
+    """The filters `runs`, `plot` and `remove` share."""
+    sub.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=VALUE",
+        help="only jobs whose state point has this value (typed like --sp: lr=0.1, "
+        "seed=0..2, condition=full|ablated; repeatable, all must hold)",
+    )
+    sub.add_argument("--experiment", metavar="E", help="only this experiment id")
+    sub.add_argument("--hypothesis", metavar="H", help="only this hypothesis id")
+    sub.add_argument(
+        "--state", type=_state, action="append", metavar="S", help="only this state (repeatable)"
+    )
 
 
 def _state(text: str) -> str:
-    if text not in _STATE_CHOICES:
+    if text not in SELECTABLE_STATES:
         raise argparse.ArgumentTypeError(
-            f"unknown state {text!r}; known states: {', '.join(_STATE_CHOICES)}"
+            f"unknown state {text!r}; known states: {', '.join(SELECTABLE_STATES)}"
         )
+    return text
+
+
+def _names(texts: list[str] | None) -> list[str] | None:
+    """Comma-separated names from repeatable options; None when the option was not given."""
+    if texts is None:
+        return None
+    return [name.strip() for text in texts for name in text.split(",") if name.strip()]
+
+
+def _strict(value: Any) -> Any:
+    """Non-finite floats as strict JSON writes them ("NaN", "Infinity", "-Infinity")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+def _json_rows(table: Any) -> list[dict[str, Any]]:
+    """The rows `--format json` prints: today's keys, plus params, metrics, attempts."""
+    rows = []
+    for record, row in zip(table.records, table.rows, strict=True):
+        sp = record.statepoint
+        binding = record.binding or {}
+        rows.append(
+            {
+                "job_id": record.job_id,
+                "experiment_id": sp.get("experiment_id"),
+                "hypothesis_id": sp.get("hypothesis_id"),
+                "group": record.group,
+                "backend": record.backend,
+                "backends": record.backends,
+                "offline": record.offline,
+                "run_id": record.run_id,
+                "state": record.state,
+                "url": record.url,
+                "urls": record.urls,
+                "synced": record.synced,
+                "synced_at": binding.get("synced_at"),
+                "status": record.status,
+                "attempts": binding.get("attempts"),
+                "exit_code": binding.get("exit_code"),
+                "params": {key: row[key] for key in table.params},
+                "metrics": {m.name: _strict(row[m.name]) for m in table.metrics},
+            }
+        )
+    return rows
+
+
+def _cell(value: Any) -> Any:
+    """A table cell: floats to 6 significant digits (JSON keeps every digit)."""
+    if isinstance(value, float):
+        return value if not math.isfinite(value) else float(f"{value:.6g}")
+    return value
+
+
+def _csv(table: Any) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.columns)
+    for row in table.rows:
+        writer.writerow(
+            "" if row[c] is None else _csv_value(_strict(row[c])) for c in table.columns
+        )
+    return out.getvalue().rstrip("\n")
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return _fmt(value)
+    return value
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from aexp.results import JournalStats, build_table, iter_records, parse_metrics
+    from aexp.settings import load_settings
+
+    if args.json and args.format not in ("table", "json"):
+        raise UsageError(f"--json and --format {args.format} disagree; give one of them.")
+    fmt = "json" if args.json else args.format
+    selection = selection_of(args)
+    metrics = parse_metrics(args.metrics or [])
+    params = _names(args.params)
+    project = _project(args)
+    settings = load_settings(project.path)
+    records = list(iter_records(project, selection, group_by=settings.group_by))
+    stats = JournalStats(project.path)
+    table = build_table(records, params=params, metrics=metrics, sort=args.sort, stats=stats)
+    stats.save(job_ids=set(os.listdir(project.workspace)) if records else None)
+    if args.quiet:
+        for row in table.rows:
+            print(row["job"])
+        return 0
+    if fmt == "json":
+        print(_dump(_json_rows(table)))
+        return 0
+    if fmt == "csv":
+        print(_csv(table))
+        return 0
+    if not table.rows:
+        print("no jobs match.", file=sys.stderr)
+        return 0
+    header = [c.upper() if c in _FIXED else c for c in table.columns]
+    cells = [[_cell(_shown(c, row[c])) for c in table.columns] for row in table.rows]
+    print(_table(header, cells))
+    return 0
+
+
+# The run's own columns are headed in capitals; state-point keys and metrics as written.
+_FIXED = {"job", "group", "backend", "run", "state", "synced", "url"}
+
+
+def _shown(column: str, value: Any) -> Any:
+    if column == "synced":
+        return None if value is None else ("yes" if value else "no")
+    return value
+
+
+def _check_format(text: str) -> str:
+    if text not in FORMATS:
+        raise argparse.ArgumentTypeError(f"unknown format {text!r}; use {', '.join(FORMATS)}")
     return text
 
 
@@ -117,17 +182,45 @@ def register(commands: Commands) -> None:
     """Add `aexp runs`: its options, help text and examples."""
     sub = commands.add(
         "runs",
-        "list jobs with their backend, run id, state, synced or not, and URL",
+        "the sweep as a table: state-point values, run, state and metrics per job",
         "  aexp runs --experiment E018 --state failed\n"
-        "  aexp runs --json\n\n"
-        f"States: {', '.join(_STATE_CHOICES)}.",
+        "  aexp runs --metrics loss,accuracy:max --sort loss\n"
+        "  aexp runs --where lr=0.1 --params lr,seed --metrics loss:min --format csv\n\n"
+        "Metrics: KEY is the last value logged (from the job document); KEY:min, :max,\n"
+        "  :mean, :first, :last, :count reduce the run's history (read from its journal).\n"
+        f"States: {', '.join(SELECTABLE_STATES)}.",
         cmd_runs,
     )
-    sub.add_argument("--experiment", metavar="E", help="only this experiment id")
-    sub.add_argument("--hypothesis", metavar="H", help="only this hypothesis id")
+    add_selection_options(sub)
     sub.add_argument(
-        "--state", type=_state, action="append", metavar="S", help="only this state (repeatable)"
+        "--params",
+        action="append",
+        metavar="K1,K2",
+        help="state-point columns (default: the keys whose value varies across the rows; "
+        "--params '' for none)",
+    )
+    sub.add_argument(
+        "--metrics",
+        action="append",
+        metavar="M1,M2",
+        help="metric columns: KEY (last value) or KEY:min|max|mean|first|last|count",
+    )
+    sub.add_argument(
+        "--sort",
+        metavar="KEY",
+        help="sort by a column, state-point key or metric (-KEY: descending); "
+        "default: group, then job id",
+    )
+    sub.add_argument(
+        "--format",
+        type=_check_format,
+        default="table",
+        metavar="F",
+        help="table (default), json or csv",
     )
     out = sub.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print a JSON list")
+    out.add_argument("--json", action="store_true", help="the same as --format json")
     out.add_argument("-q", "--quiet", action="store_true", help="print only the job ids")
+
+
+__all__ = ["FORMATS", "add_selection_options", "cmd_runs", "register", "selection_of"]

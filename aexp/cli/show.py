@@ -55,6 +55,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.field:
         value: Any = everything
         for part in args.field.split("."):
+            if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]  # tracker.previous_runs.0.run_id
+                continue
             if not isinstance(value, dict) or part not in value:
                 raise UsageError(
                     f"--field {args.field}: job {job.id} has no {part!r} there; "
@@ -96,5 +99,6 @@ def register(commands: Commands) -> None:
     out.add_argument(
         "--field",
         metavar="PATH",
-        help="print one value of the JSON, e.g. tracker.run_id, tracker.url, statepoint.seed",
+        help="print one value of the JSON, e.g. tracker.run_id, statepoint.seed, "
+        "tracker.previous_runs.0.run_id (list items by number)",
     )

@@ -22,7 +22,7 @@ _QUOTES = "\"'"
 _RESERVED = ("experiment_id", "hypothesis_id")
 
 
-def _split(spec: str, text: str, sep: str) -> list[str]:
+def _split(spec: str, text: str, sep: str, flag: str = "--sp") -> list[str]:
     """Split `text` at `sep` where it is not inside a quoted string."""
     parts, current, quote = [], [], None
     for char in text:
@@ -39,12 +39,12 @@ def _split(spec: str, text: str, sep: str) -> list[str]:
         else:
             current.append(char)
     if quote:
-        raise UsageError(f"--sp {spec!r}: a {quote} quote is not closed.")
+        raise UsageError(f"{flag} {spec!r}: a {quote} quote is not closed.")
     parts.append("".join(current))
     return parts
 
 
-def _values(spec: str, key: str, text: str) -> list[Any]:
+def _values(spec: str, key: str, text: str, flag: str = "--sp") -> list[Any]:
     """The value(s) of one alternative: a typed scalar, a quoted string, or a range."""
     value = text.strip()
     if not value:
@@ -53,27 +53,27 @@ def _values(spec: str, key: str, text: str) -> list[Any]:
         )
     if value[0] in _QUOTES:
         if len(value) < 2 or value[-1] != value[0] or value[0] in value[1:-1]:
-            raise UsageError(f"--sp {spec!r}: the quotes of {key}'s value {value} do not match.")
+            raise UsageError(f"{flag} {spec!r}: the quotes of {key}'s value {value} do not match.")
         return [value[1:-1]]
     if any(q in value for q in _QUOTES):
         raise UsageError(
-            f"--sp {spec!r}: {key}'s value {value} has a quote inside it; quote the whole value."
+            f"{flag} {spec!r}: {key}'s value {value} has a quote inside it; quote the whole value."
         )
     if ".." in value:
         match = _RANGE.match(value)
         if not match:
             raise UsageError(
-                f"--sp {spec!r}: {key}={value} is not a range START..END of whole numbers "
+                f"{flag} {spec!r}: {key}={value} is not a range START..END of whole numbers "
                 f'(quote it, {key}="{value}", if you meant a string).'
             )
         start, end = int(match.group(1)), int(match.group(2))
         if start > end:
             raise UsageError(
-                f"--sp {spec!r}: the range {value} is empty (START must not exceed END)."
+                f"{flag} {spec!r}: the range {value} is empty (START must not exceed END)."
             )
         if end - start >= MAX_SWEEP:
             raise UsageError(
-                f"--sp {spec!r}: the range {value} has more than {MAX_SWEEP} values; "
+                f"{flag} {spec!r}: the range {value} has more than {MAX_SWEEP} values; "
                 "split the sweep into several commands."
             )
         return list(range(start, end + 1))
@@ -147,3 +147,37 @@ def parse_sp(specs: Sequence[str]) -> list[dict[str, Any]]:
             node[leaf] = value
         points.append(point)
     return points
+
+
+def parse_where(specs: Sequence[str]) -> dict[str, list[Any]]:
+    """The state-point filters of `--where` arguments: {dotted key: [accepted values]}.
+
+    The grammar of `--sp` (docs/cli.md): `key=value[,key=value...]`, typed values, `A|B`
+    alternatives and `START..END` ranges; a job matches when each key has one of its values
+    (aexp.results.select). `experiment_id` and `hypothesis_id` may be named. Raises UsageError.
+    """
+    where: dict[str, list[Any]] = {}
+    for spec in specs:
+        if not spec.strip():
+            raise UsageError("--where '' is empty; write key=value[,key=value...].")
+        for pair in _split(spec, spec, ",", "--where"):
+            pair = pair.strip()
+            if "=" not in pair:
+                raise UsageError(f"--where {spec!r}: {pair!r} has no '='; write key=value.")
+            key, _, value = pair.partition("=")
+            key = key.strip()
+            if not key or not all(_KEY.match(part) for part in key.split(".")):
+                raise UsageError(
+                    f"--where {spec!r}: key {key!r} may only hold letters, digits, '_' and '-' "
+                    "('.' for nested keys)."
+                )
+            if key in where:
+                raise UsageError(
+                    f"--where {spec!r}: {key} is given twice; list alternatives as {key}=A|B."
+                )
+            values: dict[str, Any] = {}
+            for alternative in _split(spec, value, "|", "--where"):
+                for item in _values(spec, key, alternative, "--where"):
+                    values.setdefault(json.dumps(item), item)
+            where[key] = list(values.values())
+    return where

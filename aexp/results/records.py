@@ -1,0 +1,210 @@
+"""One record per job, read from its state point and its document: what every results view
+starts from (`aexp runs`, `aexp plot`, the dashboard).
+
+Reading a record costs what `status` costs per job: the state point (signac's cache) and one
+parse of the job document; nothing of the run's journal. The last value of each metric is the
+binding's `summary` (recorded when an attempt ends); reductions and curves read the journal
+(aexp.results.reduce, aexp.results.curves) only for the jobs shown.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aexp.binding import backend_parts, get_binding, spec_of
+from aexp.errors import BindingError
+from aexp.jobdoc import peek_doc
+from aexp.journal import journal_path
+from aexp.results.select import CORRUPT, UNBOUND, Selection
+from aexp.trackers import ADAPTERS
+
+# Strict JSON keeps non-finite floats as these strings (aexp.jobdoc.strict_json).
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+@dataclass
+class JobRecord:
+    """What results views know about one job.
+
+    `binding` is `job.doc["tracker"]` as stored (None: unbound or corrupt); `error` the reason a
+    corrupt job's document cannot be read. `statepoint` is the job's full state point.
+    """
+
+    job_id: str
+    path: str
+    statepoint: dict[str, Any]
+    group: str | None = None
+    status: str | None = None
+    binding: dict[str, Any] | None = None
+    error: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)  # computed columns, by name
+
+    @property
+    def state(self) -> str:
+        """The binding's state, or `unbound` / `corrupt`."""
+        if self.error is not None:
+            return CORRUPT
+        return self.binding["state"] if self.binding else UNBOUND
+
+    @property
+    def run_id(self) -> str | None:
+        return self.binding["run_id"] if self.binding else None
+
+    @property
+    def backend(self) -> str | None:
+        return self.binding["backend"] if self.binding else None
+
+    @property
+    def backends(self) -> list[str]:
+        """Every backend mirroring the run, the primary first."""
+        return list(backend_parts(self.binding)) if self.binding else []
+
+    @property
+    def offline(self) -> bool | None:
+        return bool(self.binding.get("offline")) if self.binding else None
+
+    @property
+    def backend_label(self) -> str | None:
+        """The backends as `aexp runs` shows them: "wandb-offline", "noop", "wandb-offline+mlflow"
+        (a live backend run offline gets "-offline"; the journal and replayed ones never do)."""
+        if not self.binding:
+            return None
+        offline = self.offline
+        return "+".join(
+            f"{name}-offline"
+            if offline and getattr(ADAPTERS.get(name), "feed", "live") == "live"
+            else name
+            for name in self.backends
+        )
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """{backend: the run's web page} for the backends that know one (after a sync)."""
+        if not self.binding:
+            return {}
+        urls = {
+            name: part["url"]
+            for name, part in backend_parts(self.binding).items()
+            if part.get("url")
+        }
+        if self.binding.get("url") and self.backend not in urls:
+            urls[self.backend] = self.binding["url"]
+        return urls
+
+    @property
+    def url(self) -> str | None:
+        return self.binding.get("url") if self.binding else None
+
+    @property
+    def synced(self) -> bool | None:
+        """Whether the W&B offline run was uploaded; None where syncing does not apply."""
+        if not self.binding or self.backend != "wandb" or not self.offline:
+            return None
+        return bool(self.binding.get("synced_at"))
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The last value of every metric, as recorded when the last attempt ended; strict
+        JSON's "NaN"/"Infinity"/"-Infinity" strings are read back as floats."""
+        summary = (self.binding or {}).get("summary") or {}
+        return {key: decode_value(value) for key, value in summary.items()}
+
+    @property
+    def journal(self) -> str | None:
+        """The path of the run's journal (it may not exist yet)."""
+        return str(journal_path(self.path, self.run_id)) if self.run_id else None
+
+    @property
+    def previous_runs(self) -> list[dict[str, Any]]:
+        return list((self.binding or {}).get("previous_runs") or [])
+
+
+def decode_value(value: Any) -> Any:
+    """A stored metric value: the strict-JSON stand-ins for NaN and infinities become floats."""
+    if isinstance(value, str) and value in _NONFINITE:
+        return _NONFINITE[value]
+    return value
+
+
+def _warn(message: str) -> None:
+    print(f"aexp: warning: {message}", file=sys.stderr)
+
+
+def read_record(
+    job: Any, statepoint: Mapping[str, Any], group_by: tuple[str, ...] = ()
+) -> JobRecord:
+    """The record of one job (its document read once, not kept in aexp's document cache).
+
+    A document or binding that cannot be read gives a `corrupt` record whose `error` says why;
+    never raises for it.
+    """
+    record = JobRecord(job_id=job.id, path=job.path, statepoint=dict(statepoint))
+    try:
+        doc = peek_doc(job)
+        binding = get_binding(job, doc)
+    except BindingError as exc:
+        record.error = str(exc)
+        return record
+    record.status = doc.get("status")
+    if binding is None:
+        limina = doc.get("limina") if isinstance(doc.get("limina"), Mapping) else None
+        record.group = spec_of(statepoint, limina, job.id, group_by=group_by)["group"]
+    else:
+        record.binding = binding
+        record.group = binding.get("group")
+    return record
+
+
+def iter_records(
+    project: Any,
+    selection: Selection | None = None,
+    *,
+    group_by: tuple[str, ...] = (),
+    warn: bool = True,
+) -> Iterator[JobRecord]:
+    """The records of the project's jobs that `selection` selects, in job-id order.
+
+    A job whose state point file is missing or damaged is skipped (with one warning line on
+    stderr when `warn`); a job whose document is damaged is a `corrupt` record (warned about
+    too).
+    """
+    selection = selection or Selection()
+    if not os.path.isdir(project.workspace):
+        return
+    ids = sorted(os.listdir(project.workspace))
+    if selection.job_ids is not None:
+        ids = [i for i in ids if i in selection.job_ids]
+    errors = _statepoint_errors()
+    for job_id in ids:
+        if len(job_id) != 32:  # not a job directory (signac's own files, editor leftovers)
+            continue
+        try:
+            job = project.open_job(id=job_id)
+            statepoint = job.cached_statepoint
+        except errors:
+            if warn:
+                _warn(f"job {job_id}: its state point file is missing or corrupted; skipped.")
+            continue
+        except LookupError:  # a stray directory that is no job
+            continue
+        if not selection.matches_statepoint(statepoint):
+            continue
+        record = read_record(job, statepoint, group_by)
+        if record.error is not None and warn:
+            _warn(record.error)
+        if selection.matches_state(record.state):
+            yield record
+
+
+def _statepoint_errors() -> tuple[type[Exception], ...]:
+    from signac.errors import JobsCorruptedError
+
+    return (JobsCorruptedError, OSError, ValueError)
+
+
+__all__ = ["JobRecord", "decode_value", "iter_records", "read_record"]

@@ -1,0 +1,127 @@
+"""What a run is made of, derived from its job: the group, the tags and the config.
+
+    spec_of(statepoint, limina, job_id, group_by)   the pure rule (docs/job-document.md)
+    run_spec(job)                                   the rule applied to a job, with its
+                                                    project's `[tracker] group_by`
+
+aexp.binding re-exports these names (their home before this module existed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from aexp.jobdoc import read_doc
+from aexp.validate import GROUP_MAX, TAG_MAX, shorten
+
+
+def spec_of(
+    statepoint: Mapping[str, Any],
+    limina: Mapping[str, Any] | None = None,
+    job_id: str | None = None,
+    group_by: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Group, tags and config of a run, derived from a job's state point and Limina link.
+
+    group  "<hypothesis>/<experiment>/<condition>" ("<experiment>/<condition>" without a
+           hypothesis), at most 128 characters. The condition part is, without `group_by`, the
+           state point's "condition" value, else "default"; with `group_by` (state-point keys,
+           dotted for nested ones; `[tracker] group_by`) it is "key=value" per key joined by
+           "," (`lr=0.1,seed=0`), values written as `--sp` writes them (strings bare, the rest
+           as JSON; `-` for a key the state point lacks);
+    tags   the parts of the group, one per group_by key, each at most 64 characters
+           (aexp.validate.shorten);
+    config the flattened state point (nested keys joined with ".") plus `job_id`,
+           `limina.experiment_id` and `limina.hypothesis_id` (when there is one).
+    """
+    limina = limina or {}
+    hypothesis = limina.get("hypothesis_id") or statepoint.get("hypothesis_id")
+    experiment = str(limina.get("experiment_id") or statepoint.get("experiment_id") or "E")
+    flat = _flatten(statepoint)
+    if group_by:
+        conditions = [f"{key}={_group_value(flat, statepoint, key)}" for key in group_by]
+    else:
+        conditions = [str(statepoint.get("condition", "default")) or "default"]
+    parts = [str(hypothesis)] if hypothesis else []
+    parts.append(experiment)
+    config = {
+        key: value for key, value in flat.items() if key not in ("hypothesis_id", "experiment_id")
+    }
+    if job_id is not None:
+        config["job_id"] = job_id
+    config["limina.experiment_id"] = experiment
+    if hypothesis:
+        config["limina.hypothesis_id"] = str(hypothesis)
+    return {
+        "group": shorten("/".join([*parts, ",".join(conditions)]), GROUP_MAX),
+        "tags": [shorten(part, TAG_MAX) for part in [*parts, *conditions]],
+        "config": config,
+    }
+
+
+def _group_value(flat: Mapping[str, Any], statepoint: Mapping[str, Any], key: str) -> str:
+    value = flat.get(key, statepoint.get(key, _ABSENT))
+    if value is _ABSENT:
+        return "-"
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+_ABSENT = object()
+# group_by of each project root's signac.rc, with the file's (mtime, size) it was read at.
+_group_by_cache: dict[str, tuple[Any, tuple[str, ...]]] = {}
+
+
+def project_group_by(job: Any) -> tuple[str, ...]:
+    """`[tracker] group_by` of the signac.rc of the job's project (`()` when not set).
+
+    The project is the directory above the job's workspace (signac 2 keeps the workspace at
+    `<project>/workspace`). Read once per change of the file (or of AEXP_GROUP_BY, which
+    overrides it). Raises SettingsError for a malformed signac.rc.
+    """
+    from aexp.settings import SETTINGS_FILE, load_settings
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(job.path)))
+    try:
+        st = os.stat(os.path.join(root, SETTINGS_FILE))
+        stamp: Any = (st.st_mtime_ns, st.st_size, os.environ.get("AEXP_GROUP_BY"))
+    except OSError:
+        stamp = (None, os.environ.get("AEXP_GROUP_BY"))
+    cached = _group_by_cache.get(root)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    group_by = load_settings(root).group_by
+    _group_by_cache[root] = (stamp, group_by)
+    return group_by
+
+
+def run_spec(job: Any, group_by: Sequence[str] | None = None) -> dict[str, Any]:
+    """`spec_of` the job: group, tags and config of its run. `group_by=None`: the project's
+    `[tracker] group_by` (`project_group_by`)."""
+    if group_by is None:
+        group_by = project_group_by(job)
+    return spec_of(job.cached_statepoint, read_doc(job).get("limina"), job.id, group_by)
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def run_tags(spec: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
+    """The spec's tags, then the extra ones (shortened like them), each once."""
+    return list(dict.fromkeys([*spec["tags"], *(shorten(str(t), TAG_MAX) for t in extra if t)]))
+
+
+__all__ = ["project_group_by", "run_spec", "run_tags", "spec_of"]

@@ -1,0 +1,261 @@
+"""The web dashboard (`python dashboard.py run`, aexp.dashboard) on a real project run by the
+real workflow: first through Flask's test client (always), then in a real browser, Debian's
+chromium driven by selenium, which logs in with the URL the dashboard prints, finds the jobs and
+their states on the sweep's page, and a rendered curve (an SVG path with the run's points, and
+the mark where its preempted attempt ended) on a job's page. A screenshot of each page is kept
+in the test's temp dir (the paths are printed: `pytest -s` shows them).
+
+The browser test skips, saying why, where chromium, chromedriver or selenium are missing;
+`.ci/run` installs them and sets AEXP_REQUIRE_BROWSER=1, which turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import PYTHON, copy_template, hermetic_env, run_cmd, set_rc
+
+pytest.importorskip("signac_dashboard", reason="needs signac-dashboard (the [dashboard] extra)")
+pytest.importorskip("matplotlib", reason="needs matplotlib (the [dashboard] extra)")
+
+REQUIRE_BROWSER = os.environ.get("AEXP_REQUIRE_BROWSER") == "1"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+PREEMPT = """
+import sys, aexp
+from aexp.lifecycle import Preempted, run_lifecycle
+job = aexp.open_project().open_job(id=sys.argv[1])
+try:
+    with run_lifecycle(job) as tracker:
+        for epoch in range(2):
+            tracker.log({"loss": 2.0 - epoch, "accuracy": 0.1 * epoch, "epoch": epoch})
+        raise Preempted(15)
+except Preempted:
+    pass
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """A template project: 2 conditions x 2 seeds run to the end (noop backend), one of them
+    preempted once and resumed, plus one job never run."""
+    base = tmp_path_factory.mktemp("dashboard")
+    root = copy_template(base / "project")  # dashboard.py included
+    env = hermetic_env(base / "env")
+    set_rc(root, "tracker", "backend", "noop")
+    made = run_cmd(
+        [PYTHON, "-m", "aexp.cli", "new-run", "--experiment", "E018", "--hypothesis", "H012",
+         "--sp", "condition=full|ablated,seed=0..1,epochs=4"],
+        root, env, check=True,
+    ).stdout.split()  # fmt: skip
+    preempted = made[0]
+    run_cmd([PYTHON, "-m", "aexp.cli", "bind-tracker", preempted], root, env, check=True)
+    run_cmd([PYTHON, "-c", PREEMPT, preempted], root, env, check=True)
+    run_cmd([PYTHON, "project.py", "run"], root, env, check=True)
+    waiting = run_cmd(
+        [PYTHON, "-m", "aexp.cli", "new-run", "--experiment", "E018", "--hypothesis", "H012",
+         "--sp", "condition=full,seed=9"],
+        root, env, check=True,
+    ).stdout.split()[0]  # fmt: skip
+    states = {}
+    for job_id in (*made, waiting):
+        doc = json.loads((root / "workspace" / job_id / "signac_job_document.json").read_text())
+        states[job_id] = doc.get("tracker", {}).get("state", "unbound")
+    assert states[preempted] == "finished" and states[waiting] == "unbound"
+    return SimpleNamespace(root=root, env=env, jobs=made, preempted=preempted, states=states)
+
+
+def test_pages_and_figures_through_the_test_client(site: SimpleNamespace) -> None:
+    from aexp.dashboard import make_dashboard
+
+    dashboard = make_dashboard(root=site.root, metrics=["loss"], by="condition")
+    client = dashboard.app.test_client()
+    refused = client.get("/project/")
+    assert refused.status_code == 401 and b"aexp-runs" not in refused.data  # the login page
+    token = dashboard.config["ACCESS_TOKEN"]
+    assert client.get(f"/login?token={token}").status_code == 302
+    page = client.get("/project/").get_data(as_text=True)
+    rows = dict(re.findall(r'data-job="([0-9a-f]{32})" data-state="(\w+)"', page))
+    assert rows == site.states
+    assert f"{len(site.states)} jobs" in page
+    src = re.search(r'id="aexp-sweep-plot" src="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert "metric=loss" in src and "by=condition" in src
+    svg = client.get(src)
+    assert svg.mimetype == "image/svg+xml"
+    drawn = set(re.findall(r'<g id="curve:([0-9a-f]{32})"', svg.get_data(as_text=True)))
+    assert drawn == set(site.jobs)  # one curve per job that ran; none for the unbound one
+    # Filters are the command line's: where, state
+    some = client.get("/project/?where=condition%3Dfull,seed%3D0..1&state=finished").get_data(
+        as_text=True
+    )
+    assert len(re.findall(r'data-job="', some)) == 2
+    job = client.get(f"/jobs/{site.preempted}").get_data(as_text=True)
+    assert 'id="aexp-attempts-' in job and "preempted" in job
+    assert f'id="preempted:{site.preempted}:loss"' in job  # inline on the job's own page
+    # Pages of many jobs load each job's curves as an image when it scrolls into view.
+    grid = client.get("/jobs/?view=grid").get_data(as_text=True)
+    images = re.findall(r'class="aexp-curves-image" loading="lazy" src="([^"]+)"', grid)
+    assert len(images) == len(site.states)
+    curves = client.get(f"/aexp/jobs/{site.preempted}/curves.svg")
+    assert curves.mimetype == "image/svg+xml"
+    assert f'id="curve:{site.preempted}:loss"' in curves.get_data(as_text=True)
+    assert client.get("/aexp/jobs/" + "f" * 32 + "/curves.svg").status_code == 404
+
+
+def test_without_signac_dashboard_one_sentence_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import importlib.util
+
+    import aexp.dashboard
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "signac_dashboard" else real(name),
+    )
+    assert aexp.dashboard.launch(["run"]) == 2
+    assert capsys.readouterr().err == (
+        "error: the dashboard needs signac-dashboard; install them with: "
+        "pip install 'agentic-experiments[dashboard]'\n"
+    )
+
+
+def _journal(site: SimpleNamespace, job_id: str):
+    from aexp.journal import read_journal
+
+    job = site.root / "workspace" / job_id
+    run_id = json.loads((job / "signac_job_document.json").read_text())["tracker"]["run_id"]
+    return read_journal(job / "tracker_log" / run_id / "events.jsonl")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _browser_or_skip():
+    why = None
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        why = (
+            "no chromium/chromedriver on this machine (Debian: apt-get install -y "
+            "--no-install-recommends chromium chromium-driver)"
+        )
+    else:
+        try:
+            import selenium  # noqa: F401
+        except ImportError:
+            why = "selenium is not installed (pip install selenium)"
+    if why:
+        if REQUIRE_BROWSER:
+            pytest.fail(f"{why}, but AEXP_REQUIRE_BROWSER=1")
+        pytest.skip(why)
+
+
+def test_in_a_real_browser(site: SimpleNamespace, tmp_path: Path) -> None:
+    _browser_or_skip()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [PYTHON, "dashboard.py", "run", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=site.root,
+        env=site.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    driver = None
+    try:
+        login = None
+        deadline = time.monotonic() + 60
+        while login is None and time.monotonic() < deadline:
+            line = server.stdout.readline()
+            assert line or server.poll() is None, "the dashboard exited"
+            found = re.search(r"(http://\S+/login\?token=[0-9a-f]+)", line)
+            login = found.group(1) if found else None
+        assert login, "the dashboard never printed its login URL"
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in (
+            "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--window-size=1400,1600",
+        ):  # fmt: skip
+            options.add_argument(flag)
+        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        driver.set_page_load_timeout(60)
+        wait = WebDriverWait(driver, 30)
+
+        driver.get(login)  # logs in, then lands on the sweep's page
+        wait.until(lambda d: d.find_elements(By.ID, "aexp-runs"))
+        rows = driver.find_elements(By.CSS_SELECTOR, "#aexp-runs tr[data-job]")
+        shown = {r.get_attribute("data-job"): r.get_attribute("data-state") for r in rows}
+        assert shown == site.states
+        for row in rows:  # the state is on screen, not only in an attribute
+            tag = row.find_element(By.CSS_SELECTOR, ".aexp-state")
+            assert tag.text == row.get_attribute("data-state") and tag.is_displayed()
+        plot = driver.find_element(By.ID, "aexp-sweep-plot")
+        wait.until(lambda d: d.execute_script("return arguments[0].complete", plot))
+        assert driver.execute_script("return arguments[0].naturalWidth", plot) > 100
+        shot = tmp_path / "dashboard-sweep.png"
+        driver.save_screenshot(str(shot))
+        print(f"\nscreenshot: {shot}")
+
+        driver.get(login.split("/login")[0] + f"/jobs/{site.preempted}")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".aexp-curves svg"))
+        state = driver.find_element(By.CSS_SELECTOR, ".aexp-facts .aexp-state")
+        assert state.text == "finished"
+        attempts = driver.find_elements(
+            By.CSS_SELECTOR, f"#aexp-attempts-{site.preempted} tbody tr"
+        )
+        assert [r.find_elements(By.TAG_NAME, "td")[5].text for r in attempts] == [
+            "preempted",
+            "finished",
+        ]
+        curve = driver.find_element(By.ID, f"curve:{site.preempted}:loss")
+        path = curve.find_element(By.TAG_NAME, "path")
+        assert path.is_displayed()
+        # matplotlib draws a line of N points as "M x y L x y ..." (N - 1 segments): N is the
+        # number of rows with a loss in the run's journal (both attempts).
+        points = len(_journal(site, site.preempted).metric("loss"))
+        assert points == 2 + 4  # 2 rows before the preemption, then the 4 epochs from scratch
+        assert path.get_attribute("d").count("L") == points - 1
+        size = driver.execute_script("return arguments[0].getBBox().width", path)
+        assert size > 100
+        assert driver.find_elements(By.ID, f"preempted:{site.preempted}:loss")
+        shot = tmp_path / "dashboard-job.png"
+        driver.save_screenshot(str(shot))
+        print(f"screenshot: {shot}")
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_dashboard_script_without_a_project_says_so(tmp_path: Path) -> None:
+    shutil.copy2(Path(__file__).resolve().parents[1] / "dashboard.py", tmp_path / "dashboard.py")
+    result = run_cmd([PYTHON, "dashboard.py", "run"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: no signac project at or above")
