@@ -91,9 +91,9 @@ class MlflowAdapter(TrackerAdapter):
         name, a param name it does not accept, a param value over 6,000 characters, a group or
         label over 8,000 characters (tag values). TrackerUsageError, one sentence."""
         limits.check_experiment_name(project)
-        limits.check_tag_value(f"the group {group[:40]!r}", group)
+        limits.check_tag_value(f"the group starting {group[:40]!r}", group)
         for label in tags:
-            limits.check_tag_value(f"the tag {label[:40]!r}", label)
+            limits.check_tag_value(f"the tag starting {label[:40]!r}", label)
         limits.check_params(limits.flatten_config(config))
 
     def run_url(self, *, project: str, run_id: str, offline: bool) -> str | None:

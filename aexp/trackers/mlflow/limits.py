@@ -75,7 +75,7 @@ def mlflow_name(name: str) -> str:
     Each character outside letters, digits and `_-. :/` becomes "_"; a name that would
     normalise to another path has its "/" replaced by "_" too and, if it then starts with "..",
     or is "." or empty, gets a leading "_"; a name longer than 250 characters keeps its first 241
-    and ends with "~" and 8 hex digits of its SHA-1, so two long names stay apart. Two different
+    and ends with "-" and 8 hex digits of its SHA-1, so two long names stay apart. Two different
     names can still map to one ("a=b" and "a_b"); such metrics share one series.
     """
     if name_problem(name) is None:
@@ -87,7 +87,7 @@ def mlflow_name(name: str) -> str:
             mapped = "_" + mapped
     if len(mapped) > MAX_KEY_LENGTH:
         digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-        mapped = f"{mapped[: MAX_KEY_LENGTH - 9]}~{digest}"
+        mapped = f"{mapped[: MAX_KEY_LENGTH - 9]}-{digest}"
     return mapped
 
 
@@ -151,7 +151,8 @@ def check_experiment_name(name: str) -> None:
         raise TrackerUsageError("the tracker project is empty; MLflow needs an experiment name.")
     if len(name) > MAX_EXPERIMENT_NAME_LENGTH:
         raise TrackerUsageError(
-            f"the tracker project {name[:40]!r}... is {len(name)} characters long; MLflow (3.17) "
+            f"the tracker project starting {name[:40]!r} is {len(name)} characters long; MLflow "
+            "(3.17) "
             f"experiment names are at most {MAX_EXPERIMENT_NAME_LENGTH} characters."
         )
 
