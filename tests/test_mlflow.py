@@ -400,7 +400,7 @@ def test_init_run_with_a_known_run_id_returns_its_run(sqlite_uri):
 def test_list_runs_filters_by_group_prefix_and_ignores_foreign_runs(uri):
     adapter = adapter_for(uri)
     project = project_name()
-    for group in ("H1/E1/a", "H1/E1/b", "H1/E2/a", "H10/E1/a", "H_/E1/a"):
+    for group in ("H1/E1/a", "H1/E1/b", "H1/E2/a", "H10/E1/a", "H_/E1/a", "Q'x/E1/a"):
         adapter.init_run(project=project, group=group, tags=[group.split("/")[2]])
     experiment_id = client(uri).get_experiment_by_name(project).experiment_id
     client(uri).create_run(experiment_id, tags={"aexp.group": "H1/E1/x"})  # not an aexp run
@@ -411,7 +411,8 @@ def test_list_runs_filters_by_group_prefix_and_ignores_foreign_runs(uri):
     assert groups("H1/E1/") == ["H1/E1/a", "H1/E1/b"]
     assert groups("H1/") == ["H1/E1/a", "H1/E1/b", "H1/E2/a"]
     assert groups("H_") == ["H_/E1/a"]  # "_" is not a wildcard here
-    assert len(groups("")) == 5
+    assert groups("Q'") == ["Q'x/E1/a"]  # a quote does not break the search
+    assert len(groups("")) == 6
     assert adapter.list_runs(project="no-such-experiment") == []
     record = adapter.list_runs(project=project, group_prefix="H1/E2")[0]
     assert (record.state, record.tags, record.project) == ("running", ["a"], project)

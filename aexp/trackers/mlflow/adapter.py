@@ -13,7 +13,6 @@ One aexp run is one MLflow run, in the experiment named after the tracker projec
 from __future__ import annotations
 
 import os
-import secrets
 import string
 import time
 from collections.abc import Mapping, Sequence
@@ -53,6 +52,8 @@ _ALPHABET = string.ascii_lowercase + string.digits
 
 def new_run_id() -> str:
     """8 random characters of [a-z0-9], the shape of W&B's run ids (one id for every backend)."""
+    import secrets  # here: it imports hashlib and random, which most processes never need
+
     return "".join(secrets.choice(_ALPHABET) for _ in range(8))
 
 
@@ -236,7 +237,9 @@ class MlflowAdapter(TrackerAdapter):
         status = end_status(finished=True, exit_code=exit_code, preempted=preempted)
         sdk = self._store().sdk
         with translated(f"finish run {handle.id}"):
-            client.log_batch(mlid, tags=[sdk.RunTag(EXIT_CODE_TAG, str(exit_code))])
+            client.log_batch(
+                mlid, tags=[sdk.RunTag(EXIT_CODE_TAG, str(exit_code))], synchronous=True
+            )
             client.set_terminated(mlid, status)
         handle.extra.pop("_client", None)
 
@@ -248,16 +251,17 @@ class MlflowAdapter(TrackerAdapter):
         experiment_id = store.experiment_id(project, create=False)
         if experiment_id is None:
             return []
-        # LIKE narrows the search on the server; the prefix is checked again here because "_"
-        # and "%" are wildcards there.
-        prefix = group_prefix.replace("'", "")
+        # LIKE narrows the search on the server; "_" and "%" are wildcards there (they only
+        # widen it), a quote or backslash would break the filter: then every aexp run is fetched.
+        # The prefix is checked exactly here.
+        pattern = "" if "'" in group_prefix or "\\" in group_prefix else group_prefix
         records: list[RunRecord] = []
         token = None
         with translated(f"list runs of experiment {project!r}"):
             while True:
                 page = store.client.search_runs(
                     [experiment_id],
-                    filter_string=f"tags.`{GROUP_TAG}` LIKE '{prefix}%'",
+                    filter_string=f"tags.`{GROUP_TAG}` LIKE '{pattern}%'",
                     max_results=1000,
                     page_token=token,
                 )

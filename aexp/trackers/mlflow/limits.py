@@ -20,7 +20,6 @@ Two kinds of names are treated differently, on purpose:
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 from collections.abc import Mapping
@@ -86,6 +85,8 @@ def mlflow_name(name: str) -> str:
         if mapped in ("", ".") or mapped.startswith(".."):
             mapped = "_" + mapped
     if len(mapped) > MAX_KEY_LENGTH:
+        import hashlib  # rare: only names over 250 characters
+
         digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
         mapped = f"{mapped[: MAX_KEY_LENGTH - 9]}-{digest}"
     return mapped

@@ -287,7 +287,8 @@ def _send_end(store: Store, mlid: str, journal: Journal, run: Any, held: Mapping
     if status in TERMINAL:
         code = str(last.exit_code if last and last.exit_code is not None else 0)
         if held.get(EXIT_CODE_TAG) != code:
-            store.client.log_batch(mlid, tags=[store.sdk.RunTag(EXIT_CODE_TAG, code)])
+            tag = store.sdk.RunTag(EXIT_CODE_TAG, code)
+            store.client.log_batch(mlid, tags=[tag], synchronous=True)
         if info.status != status or (end_ms and info.end_time != end_ms):
             store.client.set_terminated(mlid, status, end_time=end_ms)
     elif info.status != status:

@@ -6,10 +6,7 @@ No MLflow import: the workflow resolves the URI (and `status` shows it) without 
 from __future__ import annotations
 
 import os
-import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from aexp.errors import TrackerInitError
@@ -109,6 +106,12 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
     """
     if not is_http(uri):
         return
+    # Imported here: urllib.request brings http.client, email and ssl (~50 ms), which importing
+    # aexp must not pay.
+    import ssl
+    import urllib.error
+    import urllib.request
+
     parts = urllib.parse.urlsplit(uri)
     netloc = parts.hostname or ""
     if parts.port is not None:
