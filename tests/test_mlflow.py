@@ -287,7 +287,7 @@ def test_check_run_accepts_what_mlflow_accepts(sqlite_uri):
 
 
 # -- the adapter on its own ----------------------------------------------------------------------
-def test_adapter_live_init_log_artifact_finish_read_back(uri, tmp_path):
+def test_adapter_live_init_log_artifact_finish_read_back(uri, tmp_path, request):
     adapter = adapter_for(uri)
     project = project_name()
     handle = adapter.init_run(
@@ -353,6 +353,13 @@ def test_adapter_live_init_log_artifact_finish_read_back(uri, tmp_path):
     assert artifact_paths(uri, mlid) == {
         "result/result.json", "plots/a.txt", "plots/sub/b.txt"
     }  # fmt: skip
+    # The files themselves stay inside the test's directories: beside the sqlite database, or
+    # in the server's --artifacts-destination.
+    where = Path(uri[len("sqlite:///") :]).parent if uri.startswith("sqlite") else None
+    if where is None:
+        where = request.getfixturevalue("server").root
+    assert (where / ("mlartifacts" if uri.startswith("sqlite") else "artifacts")).is_dir()
+    assert len(list(where.rglob("b.txt"))) == 1
 
 
 @pytest.mark.parametrize(
@@ -817,7 +824,8 @@ def test_replay_refuses_a_journal_without_init_or_with_bad_config(sqlite_uri, tm
 
 def test_replay_splits_rows_larger_than_a_request(sqlite_uri, tmp_path):
     job = tmp_path / "job"
-    w = start_journal(job, new_run_id(), "p")
+    config = {f"c{i}": i for i in range(150)} | {"job_id": "b" * 32}  # more than one request
+    w = start_journal(job, new_run_id(), "p", config=config)
     w.resume_run(attempt=1)
     wide = {f"m{i}": float(i) for i in range(2500)} | {f"s{i}": "x" * 9000 for i in range(150)}
     w.log(wide, 0)
@@ -831,6 +839,8 @@ def test_replay_splits_rows_larger_than_a_request(sqlite_uri, tmp_path):
     assert history(sqlite_uri, mlid, "m0") == [(0, 0.0), (1, 5.0)]
     assert run.data.tags["aexp.last.s149"] == "x" * 8000  # cut to MLflow's tag limit
     assert run.data.tags["aexp.replay.rows"] == "2"
+    assert run.data.params == {k: str(v) for k, v in config.items()}
+    assert run.data.tags["aexp.exit_code"] == "0" and run.info.status == "FINISHED"
 
 
 def test_pack_stays_within_mlflow_batch_limits_and_counts_rows():

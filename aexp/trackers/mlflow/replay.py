@@ -5,10 +5,11 @@ replay returned is only a shortcut: with it lost, the tag still finds the run). 
 
 1. finds or creates the run (one request creates it with every tag, `aexp.run_id` included,
    so a run that exists can always be found);
-2. sends the tags and params the run does not hold yet;
+2. sends the tags the run does not hold yet (a run made by an older aexp);
 3. sends the history rows after the run's progress tag `aexp.replay.rows`, in `log_batch`
    requests packed to MLflow's limits (1,000 entities, 100 tags, 1 MB per request), each
-   carrying the progress tag that counts the rows it completes;
+   carrying the progress tag that counts the rows it completes; the params and the exit code
+   (tag `aexp.exit_code`) ride on the last of them when they fit;
 4. uploads each artifact the journal names whose marker tag `aexp.artifact.<name>` does not
    match its last `log_artifact` event, then writes the marker;
 5. sets the end state of the last attempt, last, so a terminal status means the rest is there.
@@ -197,11 +198,23 @@ def replay_journal(
             stale = [store.sdk.RunTag(k, v) for k, v in wanted.items() if held.get(k) != v]
             if stale:
                 send_entries(store.client, mlid, [], stale)
-            send_params(store, mlid, params, dict(run.data.params))
+            status, end_ms, code = _end_of(journal)
+            held_params = dict(run.data.params)
+            missing_params = {k: v for k, v in params.items() if held_params.get(k) != v}
+            end_tags = {EXIT_CODE_TAG: code} if code is not None else {}
+            end_tags = {k: v for k, v in end_tags.items() if held.get(k) != v}
             done = _progress(held, len(history), run_id)
-            rows = _send_history(store, mlid, history, done, start_ms)
+            # The params and the exit code ride on the last request of rows when they fit (two
+            # requests fewer per run); else they go on their own.
+            rows, rode = _send_history(
+                store, mlid, history, done, start_ms, missing_params, end_tags
+            )
+            if not rode:
+                send_params(store, mlid, missing_params, {})
+                exit_tags = [store.sdk.RunTag(k, v) for k, v in end_tags.items()]
+                send_entries(store.client, mlid, [], exit_tags)
             sent, missing = _send_artifacts(store, mlid, journal.artifacts, job_path, held)
-            status = _send_end(store, mlid, journal, run, held)
+            _send_end(store, mlid, run.info, status, end_ms)
     complete = status in TERMINAL and not missing
     new_state: dict[str, Any] = {
         "mlflow_run_id": mlid,
@@ -232,18 +245,48 @@ def _progress(held: Mapping[str, str], total: int, run_id: str) -> int:
     return done
 
 
-def _send_history(store: Store, mlid: str, history: Sequence[Row], done: int, t0: int) -> int:
-    """Send `history[done:]`; returns how many rows were sent."""
+def _send_history(
+    store: Store,
+    mlid: str,
+    history: Sequence[Row],
+    done: int,
+    t0: int,
+    params: Mapping[str, str],
+    end_tags: Mapping[str, str],
+) -> tuple[int, bool]:
+    """Send `history[done:]`; returns (rows sent, whether `params` and `end_tags` went with the
+    last request). They go with it only when it has room for them within MLflow's limits."""
     if done >= len(history):
-        return 0
+        return 0, False
     steps, stamps = axis(history, t0)
     tag, log_batch = store.sdk.RunTag, store.client.log_batch
-    for metrics, strings, rows_done in pack(history, done, steps, stamps, store.sdk.Metric):
+    requests = pack(history, done, steps, stamps, store.sdk.Metric)
+    pending = next(requests, None)
+    rode = False
+    while pending is not None:
+        following = next(requests, None)  # one ahead: the last request is the one to ride on
+        metrics, strings, rows_done = pending
         tags = [tag(k, v) for k, v in strings.items()]
         if rows_done is not None:
             tags.append(tag(PROGRESS_TAG, str(rows_done)))
-        log_batch(mlid, metrics=metrics, tags=tags, synchronous=True)
-    return len(history) - done
+        riders: list[Any] = []
+        if following is None and _room(len(metrics), len(tags), params, end_tags):
+            riders = [store.sdk.Param(k, v) for k, v in params.items()]
+            tags.extend(tag(k, v) for k, v in end_tags.items())
+            rode = True
+        log_batch(mlid, metrics=metrics, params=riders, tags=tags, synchronous=True)
+        pending = following
+    return len(history) - done, rode
+
+
+def _room(metrics: int, tags: int, params: Mapping[str, str], end_tags: Mapping[str, str]) -> bool:
+    size = sum(len(k) + len(v) + 40 for k, v in params.items())
+    return (
+        len(params) <= limits.MAX_PARAMS_PER_BATCH
+        and tags + len(end_tags) <= limits.MAX_TAGS_PER_BATCH
+        and metrics + tags + len(end_tags) + len(params) <= limits.MAX_ENTITIES_PER_BATCH
+        and size <= limits.MAX_BATCH_BYTES // 10  # the rows' points stay far below the rest
+    )
 
 
 def _send_artifacts(
@@ -272,28 +315,25 @@ def _send_artifacts(
     return sent, missing
 
 
-def _send_end(store: Store, mlid: str, journal: Journal, run: Any, held: Mapping[str, str]) -> str:
-    """Give the run the status of the journal's last attempt (SCHEDULED before any attempt);
-    returns it. The exit code tag goes first, so a terminal status implies it."""
+def _end_of(journal: Journal) -> tuple[str, int | None, str | None]:
+    """The run's status from the journal's last attempt (SCHEDULED before any attempt), its end
+    time (epoch ms, None while running) and exit code (a string, None while running)."""
     last = journal.last_attempt
     if last is None:
-        status, end_ms = SCHEDULED, None
-    else:
-        status = end_status(
-            finished=last.finished, exit_code=last.exit_code, preempted=last.preempted
-        )
-        end_ms = ms(last.ended_at or "", 0) or None
-    info = run.info
+        return SCHEDULED, None, None
+    status = end_status(finished=last.finished, exit_code=last.exit_code, preempted=last.preempted)
+    if status not in TERMINAL:
+        return status, None, None
+    return status, ms(last.ended_at or "", 0) or None, str(last.exit_code or 0)
+
+
+def _send_end(store: Store, mlid: str, info: Any, status: str, end_ms: int | None) -> None:
+    """Give the run `status` (and `end_ms`), unless it has them already."""
     if status in TERMINAL:
-        code = str(last.exit_code if last and last.exit_code is not None else 0)
-        if held.get(EXIT_CODE_TAG) != code:
-            tag = store.sdk.RunTag(EXIT_CODE_TAG, code)
-            store.client.log_batch(mlid, tags=[tag], synchronous=True)
         if info.status != status or (end_ms and info.end_time != end_ms):
             store.client.set_terminated(mlid, status, end_time=end_ms)
     elif info.status != status:
         store.client.update_run(mlid, status=status)
-    return status
 
 
 __all__ = ["axis", "pack", "replay_journal"]
