@@ -49,6 +49,7 @@ _EXPORTS = {
     "aexp.sync": ("SyncResult", "find_offline_runs", "sync_offline_runs"),
     "aexp.trackers": (
         "ADAPTERS",
+        "MlflowAdapter",
         "NoopAdapter",
         "RunHandle",
         "RunRecord",
@@ -89,6 +90,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from aexp.sync import SyncResult, find_offline_runs, sync_offline_runs
     from aexp.trackers import (
         ADAPTERS,
+        MlflowAdapter,
         NoopAdapter,
         RunHandle,
         RunRecord,
@@ -127,6 +129,7 @@ __all__ = [
     "JobBusyError",
     "JobNotFoundError",
     "Journal",
+    "MlflowAdapter",
     "NoopAdapter",
     "Preempted",
     "ProjectNotFoundError",

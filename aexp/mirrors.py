@@ -76,10 +76,10 @@ class LiveMirrors:
         cleanly (`unclean`: killed), each backend is first repaired from it.
         """
         for name, part in backend_parts(binding).items():
+            if getattr(ADAPTERS.get(name), "feed", "live") != "live":
+                continue  # the journal alone, or replayed at sync: nothing to open here
             try:
                 adapter = adapter_for(binding, name)
-                if adapter.feed != "live":
-                    continue
                 stored = handle_for(self.job, binding, name)
                 if journal is not None:
                     stored.extra["_summary"] = journal.summary

@@ -41,6 +41,7 @@ BENCHMARKS = {
     5: ("sync discovery", "bench.b5_discovery"),
     6: ("sync throughput", "bench.b6_sync"),
     7: ("sweep via run", "bench.b7_sweep"),
+    8: ("MLflow replay", "bench.b8_mlflow_replay"),
     9: ("results on 10,000 jobs", "bench.b9_results"),
 }
 
@@ -56,6 +57,8 @@ MODES = {
         "discovery_files": 50,
         "sync_runs": 10,
         "sweep_jobs": 40,
+        "mlflow_runs": 20,
+        "mlflow_steps": 300,
     },
     "default": {
         "reps": 5,
@@ -67,6 +70,8 @@ MODES = {
         "discovery_files": 200,
         "sync_runs": 50,
         "sweep_jobs": 200,
+        "mlflow_runs": 200,
+        "mlflow_steps": 1_000,
     },
 }
 MODES["full"] = dict(MODES["default"], status_sizes=[1_000, 10_000, 100_000])
@@ -101,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--sync-runs", type=int, metavar="N", help="benchmark 6: real offline runs")
     p.add_argument("--sweep-jobs", type=int, metavar="N", help="benchmark 7: jobs in the sweep")
+    p.add_argument("--mlflow-runs", type=int, metavar="N", help="benchmark 8: runs replayed")
+    p.add_argument("--mlflow-steps", type=int, metavar="N", help="benchmark 8: rows per run")
     p.add_argument("--cache", type=Path, default=CACHE, help=f"default {CACHE}")
     p.add_argument("--out", type=Path, help="results JSON (default bench/results/<time>.json)")
     args = p.parse_args(argv)
@@ -136,7 +143,7 @@ def machine() -> dict[str, object]:
     except OSError:
         pass
     versions = {}
-    for dist in ("signac", "signac-flow", "wandb", "agentic-experiments"):
+    for dist in ("signac", "signac-flow", "wandb", "mlflow", "agentic-experiments"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -44,7 +44,7 @@ def hermetic_env(root: Path, base_url: str = CLOSED_URL) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("WANDB_", "AEXP_", "SLURM_", "SIGNAC_"))
+        if not k.startswith(("WANDB_", "AEXP_", "SLURM_", "SIGNAC_", "MLFLOW_"))
     }
     env.update(
         HOME=str(home),
@@ -52,6 +52,9 @@ def hermetic_env(root: Path, base_url: str = CLOSED_URL) -> dict[str, str]:
         XDG_CACHE_HOME=str(home / ".cache"),
         XDG_CONFIG_HOME=str(home / ".config"),
         XDG_DATA_HOME=str(home / ".local" / "share"),
+        # MLflow 3 sends usage telemetry by default; nothing leaves the machine in a test.
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="true",
         WANDB_BASE_URL=base_url,
         WANDB_ERROR_REPORTING="false",
         WANDB__DISABLE_STATS="true",
@@ -71,7 +74,7 @@ def hermetic_env(root: Path, base_url: str = CLOSED_URL) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in list(os.environ):
-        if key.startswith(("WANDB_", "AEXP_", "SLURM_", "SIGNAC_")):
+        if key.startswith(("WANDB_", "AEXP_", "SLURM_", "SIGNAC_", "MLFLOW_")):
             monkeypatch.delenv(key)
     for key, value in hermetic_env(tmp_path).items():
         monkeypatch.setenv(key, value)

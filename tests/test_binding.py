@@ -340,7 +340,7 @@ def test_open_project_finds_the_project_from_below_and_fails_outside(project, tm
     ("tracker", "problem"),
     [
         ("not a binding", "is not an object"),
-        ({"backend": "mlflow", "run_id": "x", "state": "bound"}, "unknown backend 'mlflow'"),
+        ({"backend": "comet", "run_id": "x", "state": "bound"}, "unknown backend 'comet'"),
         ({"backend": "noop", "state": "bound"}, "has no run_id"),
         ({"backend": "noop", "run_id": "", "state": "bound"}, "has an empty run_id"),
         ({"backend": "noop", "run_id": 7, "state": "bound"}, "['run_id'] is 7, not a string"),
@@ -385,7 +385,7 @@ def test_unparseable_document_is_reported_naming_the_job(project):
 def test_bad_input_gives_a_clear_error_and_leaves_the_document_unchanged(project):
     job = e018()
     before = doc_bytes(job)
-    with pytest.raises(TrackerInitError, match="known backends: noop, wandb"):
+    with pytest.raises(TrackerInitError, match="known backends: mlflow, noop, wandb"):
         bind_tracker(job, get_adapter("nope"), project="p")
     with pytest.raises(SettingsError, match="not a valid tracker project name"):
         bind_tracker(job, NoopAdapter(), project="team/project")

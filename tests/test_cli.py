@@ -637,11 +637,11 @@ BAD_INPUT = [
     ("bad hypothesis id", "new-run --experiment E1 --hypothesis H/1 --dry-run", None, "a name"),
     (
         "unknown backend (bind)",
-        "bind-tracker {abl1} --backend mlflow",
+        "bind-tracker {abl1} --backend comet",
         None,
-        "known backends: noop",
+        "known backends: mlflow, noop",
     ),
-    ("unknown backend (list)", "list-runs --backend mlflow", None, "unknown tracker backend"),
+    ("unknown backend (list)", "list-runs --backend comet", None, "unknown tracker backend"),
     ("unknown job id", "show 0000", None, "no job or tracker run with id '0000'"),
     ("one unknown job id", "bind-tracker {abl1} 0000", None, "no job or tracker run with id"),
     ("ambiguous prefix", "show {prefix}", None, "matches 2 jobs; give more characters"),
@@ -671,7 +671,7 @@ BAD_INPUT = [
     (
         "rc bad backend",
         "list-runs",
-        _rc("[tracker]\nbackend = mlflow\n"),
+        _rc("[tracker]\nbackend = comet\n"),
         "unknown tracker backend",
     ),
     ("rc top-level key", "bind-tracker {abl1}", _rc("project = x\n"), "top-level 'project' key"),

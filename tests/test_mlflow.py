@@ -149,9 +149,10 @@ def test_hidden_sdk_gives_the_install_hint_and_aexp_still_imports(tmp_path):
         "from aexp.errors import TrackerInitError\n"
         "from aexp.trackers.mlflow import MlflowAdapter\n"
         "from aexp.trackers.mlflow.client import import_sdk\n"
-        "for make in (MlflowAdapter, import_sdk):\n"
+        "adapter = MlflowAdapter()  # a compute node binds without mlflow\n"
+        "for use in (lambda: adapter.init_run(project='p', group='g'), import_sdk):\n"
         "    try:\n"
-        "        make()\n"
+        "        use()\n"
         "    except TrackerInitError as exc:\n"
         "        print(exc)\n",
         tmp_path,
@@ -863,3 +864,22 @@ def test_pack_stays_within_mlflow_batch_limits_and_counts_rows():
     assert list(pack(rows, len(rows), steps, stamps, lambda *a: a)) == []
     tail = list(pack(rows, 500, steps, stamps, lambda *a: a))
     assert sum(len(m) for m, _, _ in tail) == (len(rows) - 1 - 500) * 3
+
+
+def test_a_compute_node_without_mlflow_binds_and_runs_a_run_mirrored_to_mlflow(project, tmp_path):
+    """backend = noop, mlflow on a node without the mlflow package: binding and the attempt only
+    write the journal; mlflow is neither needed nor imported until the sync."""
+    out = run_python(
+        "import sys\n"
+        "sys.modules['mlflow'] = None\n"
+        "import aexp\n"
+        "job = aexp.create_run(experiment_id='E1', hypothesis_id='H1', statepoint={'seed': 0})\n"
+        "aexp.bind_tracker(job, ['noop', 'mlflow'], project='p')\n"
+        "with aexp.run_lifecycle(job) as tracker:\n"
+        "    tracker.log({'loss': 0.5})\n"
+        "binding = aexp.get_binding(job)\n"
+        "parts = binding['backends']\n"
+        "print(binding['state'], sorted(parts), parts['mlflow']['error'])\n",
+        Path(project.path),
+    )
+    assert out.strip().splitlines()[-1] == "finished ['mlflow', 'noop'] None"

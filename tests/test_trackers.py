@@ -173,9 +173,9 @@ def test_registry_maps_names_to_adapters(tmp_path):
 
 def test_registry_unknown_name_lists_known_ones():
     with pytest.raises(TrackerInitError) as info:
-        get_adapter("mlflow")
+        get_adapter("comet")
     message = str(info.value)
-    assert "'mlflow'" in message
+    assert "'comet'" in message
     for name in ADAPTERS:
         assert name in message
 

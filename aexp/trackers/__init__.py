@@ -10,12 +10,14 @@ from typing import Any
 
 from aexp.errors import TrackerInitError
 from aexp.trackers.base import RunHandle, RunRecord, TrackerAdapter, clean_metrics
+from aexp.trackers.mlflow import MlflowAdapter
 from aexp.trackers.noop import NoopAdapter
 from aexp.trackers.wandb import WandbAdapter
 
 ADAPTERS: dict[str, type[TrackerAdapter]] = {
     "noop": NoopAdapter,
     "wandb": WandbAdapter,
+    "mlflow": MlflowAdapter,
 }
 
 
@@ -36,6 +38,7 @@ def get_adapter(name: str, **options: Any) -> TrackerAdapter:
 
 __all__ = [
     "ADAPTERS",
+    "MlflowAdapter",
     "NoopAdapter",
     "RunHandle",
     "RunRecord",

@@ -66,22 +66,23 @@ class MlflowAdapter(TrackerAdapter):
     path is made absolute at construction. `artifact_root`: where new experiments keep run files
     when the store does not decide (default: `mlartifacts/` beside a sqlite database).
 
-    Construction checks that mlflow is installed (TrackerInitError with the install hint) but
-    does not import it: `check_run` and `run_url` never need it, and the first method that talks
-    to MLflow imports it. `offline=True` has no meaning here: runs are logged as given.
+    Construction needs no mlflow: a compute node binds and runs a job whose backends include
+    mlflow without having it installed (it only writes the journal). The first method that
+    talks to MLflow imports it, or raises TrackerInitError with the install hint. `offline=True`
+    has no meaning here: runs are logged as given.
     """
 
     name = "mlflow"
     feed = "replay"
 
     def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None) -> None:
-        if not sdk_installed():
-            raise missing_sdk()
         uri = (tracking_uri or "").strip() or (os.environ.get(ENV_VAR) or "").strip()
         self.tracking_uri = absolute_sqlite(uri or "sqlite:///mlflow.db", os.getcwd())
         self.artifact_root = artifact_root
 
     def _store(self) -> Store:
+        if not sdk_installed():
+            raise missing_sdk()
         return store_for(self.tracking_uri, self.artifact_root)
 
     # -- checks -------------------------------------------------------------------------------
