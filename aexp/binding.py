@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aexp.errors import BindingError, TrackerInitError
-from aexp.jobdoc import now_iso, read_doc, update_doc
+from aexp.jobdoc import job_lock, now_iso, read_doc, update_doc
 from aexp.jobs import (  # re-exported: the public names of aexp.binding before aexp.jobs existed
     check_id,
     create_run,
@@ -141,8 +141,26 @@ def spec_of(
 
 
 def run_spec(job: Any) -> dict[str, Any]:
-    """`spec_of` the job: group, tags and config of its run."""
-    return spec_of(job.cached_statepoint, read_doc(job).get("limina"), job.id)
+    """`spec_of` the job: group, tags and config of its run.
+
+    Raises BindingError when signac cannot read the job's state point (its file is missing or
+    damaged: the directory is not a usable job).
+    """
+    return spec_of(_statepoint(job), read_doc(job).get("limina"), job.id)
+
+
+def _statepoint(job: Any) -> Mapping[str, Any]:
+    try:
+        return job.cached_statepoint
+    except Exception as exc:  # signac's JobsCorruptedError, or KeyError for a vanished job
+        from signac.errors import JobsCorruptedError  # signac is loaded: job is a signac Job
+
+        if not isinstance(exc, JobsCorruptedError | KeyError):
+            raise
+        raise BindingError(
+            f"job {job.id}: its state point ({job.path}/signac_statepoint.json) is missing or "
+            f"damaged, so this directory is not a usable job; remove it with rm -r {job.path}"
+        ) from None
 
 
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -292,9 +310,12 @@ def bind_tracker(
         result.update(binding)
         return {"tracker": binding}
 
-    update_doc(job, bind)
-    if not journal_path(job.path, result["run_id"]).exists():
-        write_init_event(job, result)
+    # The check and the write under the job's lock: two binders at once would otherwise both
+    # find no journal and both write its `init_run`.
+    with job_lock(job):
+        update_doc(job, bind)
+        if not journal_path(job.path, result["run_id"]).exists():
+            write_init_event(job, result)
     return result
 
 

@@ -116,6 +116,8 @@ def binding_problem(binding: Any, known_backends: Mapping[str, Any]) -> str | No
         return f"{where} has an unknown state {binding['state']!r}"
     if binding.get("attempts", 0) < 0 or binding.get("last_step", -1) < -1:
         return f"{where} has a negative attempt count or step"
+    if any(not isinstance(tag, str) for tag in binding.get("tags") or ()):
+        return f"{where}['tags'] holds {binding['tags']!r}, not only strings"
     for name, part in (binding.get("backends") or {}).items():
         if name not in known_backends:
             return f"{where}['backends'] names an unknown backend {name!r}"

@@ -130,7 +130,8 @@ def test_a_failed_experiment_is_recorded_not_retried_and_can_be_rearmed(noop: Pa
         )
     ]
     (ok,) = sweep(n_seeds=1)[:1]
-    result = flow(noop, "run")
+    result = flow(noop, "run", check=False)
+    assert result.returncode == 1, "an experiment failed in this pass"
     assert f"job {job.id}: failed: RuntimeError: injected failure at epoch 2" in result.stderr
     binding = doc(job)["tracker"]
     assert binding["state"] == "failed" and binding["exit_code"] == 1
@@ -139,7 +140,7 @@ def test_a_failed_experiment_is_recorded_not_retried_and_can_be_rearmed(noop: Pa
     assert events(job)[-1] == {**events(job)[-1], "event": "finish", "exit_code": 1}
     assert doc(ok)["tracker"]["state"] == "finished"  # the other job was not held up
 
-    flow(noop, "run")  # not retried automatically
+    assert flow(noop, "run").returncode == 0  # not retried, and no failure in this pass
     assert doc(job)["tracker"]["attempts"] == 1
     assert "failed" in flow(noop, "status", "-d").stdout
 
@@ -227,7 +228,8 @@ def test_a_corrupted_binding_names_the_job_and_the_others_still_run(noop: Path) 
     path = Path(bad.path, "signac_job_document.json")
     broken = {**doc(bad), "tracker": {"backend": "wandb"}}  # run_id lost by hand
     path.write_text(json.dumps(broken))
-    result = flow(noop, "run")
+    result = flow(noop, "run", check=False)
+    assert result.returncode == 1, "a corrupt job is a problem the user must see to"
     assert f"job {bad.id}" in result.stderr and "has no run_id" in result.stderr
     assert all(doc(job)["tracker"]["state"] == "finished" for job in good)
     assert json.loads(path.read_text()) == broken, "the corrupted job is left untouched"
