@@ -662,3 +662,155 @@ def test_nonfinite_metrics_keep_the_job_document_strict_json(noop: Path) -> None
             json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in the journal"))
         journal = read_journal(journal_path(job.path, binding["run_id"]))
         assert str(journal.summary["nan"]) == "nan" and journal.summary["ninf"] == float("-inf")
+
+
+# -- 1. W&B: tags and groups it would refuse, a run it cannot open -------------------------------
+def _history_steps(folder: Path) -> list[int]:
+    """Every step of an offline W&B fragment's history records, in order."""
+    from wandb.proto import wandb_internal_pb2
+
+    from aexp.wandb_offline import fragment_log, read_payloads
+
+    steps = []
+    for payload in read_payloads(fragment_log(folder))[0]:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "history":
+            items = {i.key: json.loads(i.value_json) for i in record.history.item}
+            steps.append(items.get("_step", record.history.step.num))
+    return steps
+
+
+def test_long_tags_and_groups_are_shortened_alike_everywhere_and_wandb_sync_takes_them(
+    template: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("wandb")
+    from wandb_server import FakeWandbServer, wandb_env
+
+    from aexp.validate import GROUP_MAX, TAG_MAX, shorten
+    from aexp.wandb_offline import find_fragments, read_fragment
+
+    extra_tag = "from-signac-rc-" + "t" * 70  # 85 characters, from [tracker] tags
+    set_rc(template, "tracker", "tags", f"template {extra_tag}")
+    condition = "condition-" + "c" * 69  # 79 characters
+    hypothesis, experiment = "H" + "h" * 70, "E" + "e" * 70  # a group of 224 characters
+    made = [
+        aexp_cli(template, "new-run", "--experiment", "E018", "--hypothesis", "H012",
+                 "--sp", f"condition={condition}"),
+        aexp_cli(template, "new-run", "--experiment", experiment, "--hypothesis", hypothesis,
+                 "--sp", "condition=full"),
+    ]  # fmt: skip
+    assert all(r.returncode == 0 for r in made), [r.stderr for r in made]
+    project = aexp.open_project(template)
+    jobs = [project.open_job(id=r.stdout.strip()) for r in made]
+
+    result = flow(template, "run", "-o", "run_job")  # the upload is below, to the stand-in
+    assert result.returncode == 0, result.stderr
+    no_traceback(result)
+    expected = [
+        (f"H012/E018/{condition}", ["H012", "E018", condition, "template", extra_tag]),
+        (
+            f"{hypothesis}/{experiment}/full",
+            [hypothesis, experiment, "full", "template", extra_tag],
+        ),
+    ]
+    for job, (group, tags) in zip(jobs, expected, strict=True):
+        binding = doc(job)["tracker"]
+        assert binding["state"] == "finished"
+        assert binding["group"] == shorten(group, GROUP_MAX) and len(binding["group"]) <= 128
+        assert binding["tags"] == [shorten(t, TAG_MAX) for t in tags]
+        assert all(len(t) <= 64 for t in binding["tags"])
+        (fragment,) = [read_fragment(f) for f in find_fragments(job.path)]
+        assert fragment.tags == binding["tags"] and fragment.group == binding["group"]
+    assert doc(jobs[0])["tracker"]["tags"][2] == condition[:55] + "~" + shorten(condition, 64)[-8:]
+
+    with FakeWandbServer() as server:
+        synced = run_cmd(
+            [AEXP, "sync-offline"], cwd=template, env=wandb_env(tmp_path, server.base_url)
+        )
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        runs = server.runs()
+    for job in jobs:
+        binding = doc(job)["tracker"]
+        run = runs[binding["run_id"]]
+        assert run["tags"] == binding["tags"] and run["group"] == binding["group"]
+
+
+def test_an_online_run_without_an_api_key_runs_in_its_journal_and_later_passes_are_quiet(
+    template: Path,
+) -> None:
+    pytest.importorskip("wandb")
+    jobs = make_jobs(3)
+    env = {**os.environ, "AEXP_OFFLINE": "false"}  # and no WANDB_API_KEY, no netrc
+    result = flow(template, "run", env=env)
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    said = lines(result.stderr)
+    assert len(said) == 3, said  # one warning per job: its W&B mirror could not open
+    for job in jobs:
+        (line,) = [x for x in said if job.id in x]
+        assert line.startswith(f"warning: job {job.id}: the wandb backend could not open the run")
+        assert "No API key" in line
+        binding = doc(job)["tracker"]
+        assert binding["state"] == "finished" and binding["closed"] and binding["finished_at"]
+        assert binding["offline"] is False and "No API key" in binding["backends"]["wandb"]["error"]
+        journal = read_journal(journal_path(job.path, binding["run_id"]))
+        assert [row.step for row in journal.rows] == [0, 1, 2]
+    assert summary(result)[0].startswith("run: 3 finished, 0 failed, 0 preempted, 0 skipped")
+
+    for _ in range(2):
+        again = flow(template, "run", env=env)
+        assert again.returncode == 0 and lines(again.stderr) == [], again.stderr
+        assert summary(again)[0] == (
+            "run: 0 finished, 0 failed, 0 preempted, 0 skipped this pass; no problems; "
+            "3 of 3 jobs finished."
+        )
+    assert all(doc(job)["tracker"]["attempts"] == 1 for job in jobs)
+
+
+# -- 8. work re-done after a checkpoint ----------------------------------------------------------
+def test_steps_re_done_after_a_checkpoint_are_journaled_once_more_and_sent_to_wandb_once(
+    project,
+) -> None:
+    """An attempt logs step=epoch for epochs 0-4 and checkpoints after epoch 2, then is killed;
+    the next one resumes at epoch 3 and logs steps 3 and 4 again. The run never fails for it:
+    the journal keeps the re-done rows marked `redo`, W&B keeps the first row at each step."""
+    pytest.importorskip("wandb")
+    from aexp.wandb_offline import find_fragments, read_fragment
+
+    job = aexp.create_run(experiment_id="E1", hypothesis_id="H1", statepoint={"seed": 0})
+    aexp.bind_tracker(job, "wandb", project="p", offline=True)
+    with pytest.raises(aexp.Preempted), aexp.run_lifecycle(job) as tracker:
+        for epoch in range(5):
+            tracker.log({"loss": 1.0 / (epoch + 1), "attempt": 1}, step=epoch)
+            if epoch == 2:
+                tracker.checkpoint({"epoch": epoch + 1})
+        raise aexp.Preempted(signal.SIGTERM)  # killed before the next checkpoint
+    with aexp.run_lifecycle(job) as tracker:
+        start = tracker.load_checkpoint()["epoch"]
+        assert start == 3
+        for epoch in range(start, 8):
+            tracker.log({"loss": 1.0 / (epoch + 1), "attempt": 2}, step=epoch)
+
+    binding = doc(job)["tracker"]
+    assert binding["state"] == "finished" and binding["last_step"] == 7
+    journal = read_journal(journal_path(job.path, binding["run_id"]))
+    assert [(r.step, r.attempt, r.redo) for r in journal.rows] == [
+        (0, 1, False), (1, 1, False), (2, 1, False), (3, 1, False), (4, 1, False),
+        (3, 2, True), (4, 2, True), (5, 2, False), (6, 2, False), (7, 2, False),
+    ]  # fmt: skip
+    assert [r.step for r in journal.history()] == list(range(8))
+    first, second = find_fragments(job.path)
+    _wait_for_exit_record(second)
+    assert _history_steps(first) + _history_steps(second) == list(range(8)), "each step once"
+    assert read_fragment(second).summary["attempt"] == 2
+
+
+def _wait_for_exit_record(folder: Path) -> None:
+    # In this process, W&B's service may still be writing the fragment's last block when
+    # `finish` returns (a process that exits has always written it): wait for its exit record.
+    from aexp.wandb_offline import read_fragment
+
+    deadline = time.monotonic() + 30
+    while read_fragment(folder).exit_code is None and time.monotonic() < deadline:
+        time.sleep(0.1)
