@@ -272,7 +272,7 @@ def test_without_flock_the_soft_lock_still_excludes_and_survives_a_killed_holder
 
 
 # -- several `python project.py run` at once (issue 12) ------------------------------------------
-MIN_TRIALS, MAX_TRIALS, TRIAL_BUDGET_S = 4, 8, 45.0
+MIN_TRIALS, MAX_TRIALS, TRIAL_BUDGET_S = 3, 6, 30.0
 
 
 def test_concurrent_runs_open_and_close_each_attempt_once(tmp_path: Path) -> None:

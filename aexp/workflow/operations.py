@@ -70,7 +70,11 @@ def _in_pool_worker() -> bool:
 
 
 def _say(job: Any, message: str) -> None:
-    print(f"job {job.id}: {' '.join(message.split())}", file=sys.stderr)
+    # One line naming the job once: aexp's own sentences often start with the job already.
+    text = " ".join(message.split()).removeprefix(f"job {job.id}: ")
+    if text.startswith(f"job {job.id}'s "):
+        text = "its " + text.removeprefix(f"job {job.id}'s ")
+    print(f"job {job.id}: {text}", file=sys.stderr)
 
 
 def storage_problem(exc: OSError, where: str) -> str:
@@ -108,7 +112,7 @@ def contained(operation: F) -> F:
             pass
         except AexpError as exc:
             text = str(exc).removeprefix(f"job {job.id}: ")  # said once: _say names the job
-            _say(job, f"{name}: {text}")
+            _say(job, f"{name}: {text}")  # e.g. "job 3f2a...: init_tracker: its state point ..."
         except OSError as exc:
             if exc.errno in STORAGE_ERRNOS:  # the whole file system: one line per process
                 if exc.errno not in _storage_said and not _in_pool_worker():

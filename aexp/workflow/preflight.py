@@ -19,17 +19,18 @@ import contextlib
 import importlib.util
 import logging
 import os
-import sys
 from collections.abc import Iterable, Iterator
 
 from aexp.errors import TrackerInitError, WorkspaceError
 from aexp.jobs import is_job_dir, stray_dir_message
+from aexp.workflow.conditions import say
 
 # The Python package each backend's adapter imports, by backend name. A backend not listed here
 # needs none (noop) or is checked by its adapter when it is constructed.
 SDK_MODULES = {"wandb": "wandb", "mlflow": "mlflow"}
 
 _reported: set[str] = set()
+_jobs_seen: dict[str, set[str]] = {}  # workspace -> names found to be jobs in this process
 
 
 def _installed(module: str) -> bool:
@@ -85,8 +86,15 @@ def usable_job_dirs(workspace: str, names: Iterable[str]) -> Iterator[str]:
     on stderr once per process, with what to do, and left out: signac would fail on them and end
     the whole command.
     """
+    # flow lists the workspace several times per command: each directory is checked once per
+    # process (a job's state point file does not go away), which keeps `status` at one stat
+    # per job (~2 us) whatever flow does.
+    known = _jobs_seen.setdefault(workspace, set())
     for name in names:
-        if is_job_dir(workspace, name):
+        if name in known:
+            yield name
+        elif is_job_dir(workspace, name):
+            known.add(name)
             yield name
         else:
             report_stray(workspace, name)
@@ -111,7 +119,7 @@ def report_stray(workspace: str, name: str) -> None:
     """Say once per process that `workspace/name` is not a job (aexp.jobs.stray_dir_message)."""
     if name not in _reported:
         _reported.add(name)
-        print(f"warning: {stray_dir_message(workspace, name)}", file=sys.stderr)
+        say(f"warning: {stray_dir_message(workspace, name)}")
 
 
 __all__ = [
