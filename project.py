@@ -17,10 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from flow import FlowProject
+from flow.environment import TestEnvironment, get_environment
 from flow.errors import SubmitError
+from signac.errors import JobsCorruptedError
 
-from aexp import AexpError, load_settings
+from aexp import AexpError, TrackerInitError, load_settings
 from aexp import workflow as wf
+from aexp.errors import SubmissionError
 from aexp.sync import sync_jobs
 from experiment import experiment
 
@@ -35,6 +38,37 @@ SLURM_LOG_DIR = "logs"
 
 class Project(FlowProject):
     """The template's project; add operations below the four that ship with it."""
+
+    exit_code = 0  # of the last `run`: 1 when an experiment failed or a problem needs you
+
+    def __init__(self, *args, environment=None, **kwargs):
+        self.compute_environment = environment or get_environment()
+        super().__init__(*args, environment=self.compute_environment, **kwargs)
+        wf.quiet_statepoint_errors()  # a damaged state point is reported once, by aexp
+
+    def _job_dirs(self):
+        # signac lists every directory named like a job id and ends the whole command at the
+        # first one without a state point (older aexp left such directories behind): those are
+        # reported once, with what to do, and left out. (signac has no public hook for this.)
+        return wf.usable_job_dirs(self.workspace, super()._job_dirs())
+
+    def run(self, jobs=None, names=None, pretend=False, **kwargs):
+        # Checked once before anything runs (a missing SDK or a read-only workspace would fail
+        # every job alike), then summed up in two lines from the job documents (docs/workflow.md).
+        if pretend:
+            return super().run(jobs=jobs, names=names, pretend=pretend, **kwargs)
+        wf.check_backends_installed(SETTINGS.backends)
+        wf.check_writable(self.workspace)
+        watch = wf.PassWatch(self.workspace, self._ids(jobs), stale_after=STALE_AFTER)
+        super().run(jobs=jobs, names=names, **kwargs)
+        self.exit_code = watch.finish().exit_code
+        return None
+
+    def _ids(self, jobs):
+        """The ids of the jobs `run` was given; None when that is every job."""
+        if jobs is None or (not isinstance(jobs, list) and len(jobs) == len(self)):
+            return None
+        return [job.id for aggregate in jobs for job in aggregate]
 
     def print_status(self, *args, **kwargs):
         # Every condition and label of a job reads its document: one read per job per status.
@@ -54,14 +88,48 @@ class Project(FlowProject):
                 file=sys.stderr,
             )
 
-    def submit(self, *args, names=None, **kwargs):
+    def submit(self, *args, names=None, pretend=False, flags=None, **kwargs):
         # One SLURM job per sweep point runs bind, execute and finish in one process (one live
         # tracker run); sync_offline needs network and never goes to a compute node.
+        names = names or ["run_job"]
+        if getattr(self.compute_environment, "scheduler_type", None) is None:
+            environment = self.compute_environment.__name__
+            if not pretend:
+                raise SubmissionError(
+                    f"no scheduler here (flow detected {environment}): submit from a SLURM "
+                    "login node, run here with: python project.py run, or see the batch script "
+                    "with: python project.py submit --pretend"
+                )
+            print(
+                f"note: no scheduler here (flow detected {environment}); this is the script "
+                "SLURM would get, rendered from flow's SLURM template.",
+                file=sys.stderr,
+            )
+            as_slurm = type(self)(path=self.path, environment=TestEnvironment)
+            return as_slurm.submit(*args, names=names, pretend=True, flags=flags, **kwargs)
+        # sbatch flags after `--` (e.g. --time=2) override the operations' walltime directives.
+        self._flag_walltime = wf.time_flag(flags or [])
         # SLURM silently drops a job whose output directory is missing: make it first.
         Path(self.path, SLURM_LOG_DIR).mkdir(exist_ok=True)
         if kwargs.get("job_output"):
             Path(kwargs["job_output"]).parent.mkdir(parents=True, exist_ok=True)
-        return super().submit(*args, names=names or ["run_job"], **kwargs)
+        return super().submit(*args, names=names, pretend=pretend, flags=flags, **kwargs)
+
+    def _get_submission_operations(self, *args, **kwargs):
+        # Every submission is checked before the first is sent: a walltime that ends before
+        # the warning signal leaves no time to work (docs/hpc.md, "The working window").
+        for operation in super()._get_submission_operations(*args, **kwargs):
+            walltime = operation.directives.get("walltime")
+            seconds = getattr(self, "_flag_walltime", None) or (
+                walltime.total_seconds() if walltime else None
+            )
+            wf.check_working_window(
+                str(operation),
+                seconds,
+                warning_seconds=SETTINGS.slurm.warning_seconds,
+                warning_signal=SETTINGS.slurm.warning_signal,
+            )
+            yield operation
 
     def _get_standard_template_context(self):
         # templates/script.sh (the batch script, docs/hpc.md) reads signac.rc's [slurm] section
@@ -144,8 +212,23 @@ def sync_offline(job):
 
 
 if __name__ == "__main__":
+    # Every way this can end is one line and an exit code (docs/workflow.md, "Exit codes").
+    project = Project()
     try:
-        Project().main()
+        project.main()
+    except TrackerInitError as exc:  # a backend's SDK is not installed: nothing ran
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except AexpError as exc:  # the workspace cannot be written, a submission cannot work
+        sys.exit(f"error: {exc}")
     except SubmitError as exc:  # sbatch refused (controller down, bad partition or account)
         reason = str(exc).strip().splitlines()[-1].removeprefix("sbatch: error: ")
         sys.exit(f"error: sbatch refused a submission ({reason}); earlier ones stay queued.")
+    except JobsCorruptedError as exc:  # `-f` reads state points; a damaged one stops signac
+        dirs = " ".join(str(Path(project.workspace, job_id)) for job_id in exc.job_ids)
+        sys.exit(f"error: the state point of {dirs} cannot be read; remove it with rm -r {dirs} "
+                 "(or repair its signac_statepoint.json), then run again.")  # fmt: skip
+    except KeyboardInterrupt:  # Ctrl-C between operations (during one, it is a preemption)
+        print("interrupted (Ctrl-C); run again to go on.", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(project.exit_code)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aexp.errors import BindingError, TrackerInitError
-from aexp.jobdoc import now_iso, read_doc, update_doc
+from aexp.jobdoc import job_lock, now_iso, read_doc, update_doc
 from aexp.jobs import (  # re-exported: the public names of aexp.binding before aexp.jobs existed
     check_id,
     create_run,
@@ -245,9 +245,12 @@ def bind_tracker(
         result.update(binding)
         return {"tracker": binding}
 
-    update_doc(job, bind)
-    if not journal_path(job.path, result["run_id"]).exists():
-        write_init_event(job, result)
+    # The check and the write under the job's lock: two binders at once would otherwise both
+    # find no journal and both write its `init_run`.
+    with job_lock(job):
+        update_doc(job, bind)
+        if not journal_path(job.path, result["run_id"]).exists():
+            write_init_event(job, result)
     return result
 
 

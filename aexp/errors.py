@@ -41,3 +41,11 @@ class TrackerInitError(AexpError):
 
 class TrackerUsageError(AexpError):
     """A tracker call got input it cannot record (bad metrics, missing artifact file)."""
+
+
+class WorkspaceError(AexpError):
+    """The workspace cannot be written (read-only, full, over quota): no job could be run."""
+
+
+class SubmissionError(AexpError):
+    """A submission that SLURM would take but that cannot work (no time left to work in)."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 RESERVED_KEYS = ("hypothesis_id", "experiment_id")
+STATEPOINT_FILE = "signac_statepoint.json"  # signac.job.Job.FN_STATE_POINT
 
 
 def find_project_root(path: str | os.PathLike | None = None) -> str:
@@ -133,6 +134,42 @@ def create_run(
     return job
 
 
+def is_job_dir(workspace: str, name: str) -> bool:
+    """True if `workspace/name` holds a job: its state point file exists and is not empty.
+
+    signac lists every directory of the workspace whose name looks like a job id, and fails on
+    the first one whose state point it cannot read (JobsCorruptedError), which ends `status`,
+    `run -f ...` and every other command that reads state points. aexp before 0.2 left such
+    directories behind when signac refused a state point after creating the directory (an
+    empty directory). One `stat` per directory: cheap enough for every listing of the
+    workspace. A state point file that exists but is damaged is caught where it is read
+    (`aexp.binding.run_spec`).
+    """
+    try:
+        return os.stat(f"{workspace}{os.sep}{name}{os.sep}{STATEPOINT_FILE}").st_size > 0
+    except OSError:
+        return False
+
+
+def stray_job_dirs(workspace: str) -> list[str]:
+    """Names of the directories of `workspace` that look like jobs but are not (`is_job_dir`),
+    sorted. An absent workspace has none."""
+    try:
+        names = os.listdir(workspace)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if _JOB_ID.match(n) and not is_job_dir(workspace, n))
+
+
+def stray_dir_message(workspace: str, name: str) -> str:
+    """The one line that reports a stray directory and says what to do with it."""
+    path = os.path.join(workspace, name)
+    return (
+        f"{path} is not a job (its {STATEPOINT_FILE} is missing or empty, as an interrupted "
+        f"create_run of an older aexp left it); it is skipped: remove it with rm -r {path}"
+    )
+
+
 def find_job(project: signac.Project, ident: str) -> signac.job.Job:
     """The job whose id starts with `ident`, or whose tracker run id is `ident`.
 
@@ -170,5 +207,8 @@ __all__ = [
     "find_job",
     "find_project_root",
     "full_statepoint",
+    "is_job_dir",
     "open_project",
+    "stray_dir_message",
+    "stray_job_dirs",
 ]

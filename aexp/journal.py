@@ -86,6 +86,19 @@ def decode_metrics(event: Mapping[str, Any]) -> dict[str, Any]:
     return restored
 
 
+def _end_torn_line(fh: IO[str]) -> None:
+    """Close off a torn last line (a write cut short by a kill or a full disk) with a newline,
+    so the next event starts a line of its own: glued to the torn bytes, it would be lost."""
+    size = os.fstat(fh.fileno()).st_size
+    if size == 0:
+        return
+    with open(fh.name, "rb") as raw:
+        raw.seek(size - 1)
+        if raw.read(1) != b"\n":
+            fh.write("\n")
+            fh.flush()
+
+
 class JournalWriter:
     """Appends events to one run's journal; each is on disk (in the kernel) when a call returns.
 
@@ -106,6 +119,11 @@ class JournalWriter:
             except FileNotFoundError:  # the run's first event: make its directory (once)
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            try:
+                _end_torn_line(fh)
+            except BaseException:
+                fh.close()
+                raise
             self._fh = fh
         return fh
 

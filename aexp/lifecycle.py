@@ -14,11 +14,19 @@ preemption, closes the run's live backends and records the outcome in one update
 
 The journal's `finish` event is the commit point: an attempt killed after writing it but before
 its document was updated is recorded from the journal by the next `execute` or `finish`, never
-run again.
+run again (a preempted one is resumed by that same `execute`).
+
+A file system that refuses writes (full, over quota, read-only: STORAGE_ERRNOS) stops an attempt
+from outside, as a signal does: it is recorded `preempted` with exit code 1 and the OSError in
+`error`, and resumes from its last checkpoint once there is room. When not even that can be
+written, the document still says `running`; the attempt's process is gone once the pass ends, so
+`is_stale` calls it stale at once on this host and the next `execute` resumes it. Ctrl-C while
+the run opens (before the attempt's own handlers are in place) is a preemption too.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -43,11 +51,23 @@ from aexp.tracker import Preempted, Tracker
 # checkpoint), not a KeyboardInterrupt in the middle of an epoch.
 PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT)
 ERROR_LOG = "error.log"
+# A file system that is full, over quota or read-only stops an attempt from outside, as a
+# signal does: not the experiment's failure. Such an attempt is recorded preempted (exit code 1,
+# the OSError in `error`) and resumes from its last checkpoint once there is room again.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _HOST = os.uname().nodename  # socket.gethostname(), without importing socket
 
 
 class AttemptEnded(AexpError):
     """The attempt the document records as running had ended: its journal says so."""
+
+
+class NothingToRun(BindingError):
+    """The run has ended (finished, or failed and not re-armed): there is no attempt to start.
+
+    Found under the job's claim, so it also means that another process finished the job after
+    this one chose to execute it; the workflow skips the job quietly then.
+    """
 
 
 def _attempt_identity() -> dict[str, Any]:
@@ -112,9 +132,9 @@ def _start_attempt(
                     f"{age_seconds(doc.get('heartbeat_at')):.0f} s ago)."
                 )
             if state in (COMPLETED, FINISHED):
-                raise BindingError(f"job {job.id}'s run already {state}; nothing to run.")
+                raise NothingToRun(f"job {job.id}'s run already {state}; nothing to run.")
             if state == FAILED:
-                raise BindingError(
+                raise NothingToRun(
                     f"job {job.id}'s run failed; re-arm it first with: aexp rearm {job.id}"
                 )
             binding = {
@@ -186,6 +206,11 @@ def _record_end(
         return updates
 
     return update_doc(job, change)
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """True for an OSError of a file system that refuses writes (STORAGE_ERRNOS)."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
 
 
 def _warn(job: Any, message: str) -> None:
@@ -265,7 +290,10 @@ def run_lifecycle(
             finish = _ended_in_journal(job, current)
             if finish is not None:
                 _settle_from_journal(job, current, finish)
-                raise AttemptEnded(f"job {job.id}'s last attempt had ended; recorded it now.")
+                if not finish.get("preempted"):
+                    raise AttemptEnded(f"job {job.id}'s last attempt had ended; recorded it now.")
+                # It was preempted (its process died before the document said so): recorded
+                # now, and this attempt resumes it.
         binding = _start_attempt(job, stale_after, bind)
         with _attempt(job, binding, heartbeat_interval, artifacts) as tracker:
             yield tracker
@@ -282,45 +310,65 @@ def _attempt(
     tracker = Tracker(job=job, run_id=binding["run_id"] if binding else None)
     mirrors = LiveMirrors(job)
     attempt = binding["attempts"] if binding else None
-    try:
-        if binding is not None:
-            _open_run(job, binding, tracker, mirrors)
-    except BaseException:
-        error = _record_error(job, attempt)
-        _record_end(job, state=FAILED, exit_code=1, error=error, wallclock=time.monotonic() - t0)
-        raise
-    beat = heartbeat.start(job, tracker, heartbeat_interval)
+    beat: heartbeat.Beat | None = None
+    opened = False  # the run's step and summary are known (else the document keeps its own)
 
     def end(state: str, code: int, error: str | None = None, *, preempted: bool = False) -> None:
-        heartbeat.stop(beat)
+        # Called with the preemption signals ignored: a signal often comes twice (scancel
+        # signals every process of the SLURM job, the batch script forwards its own copy, a
+        # user presses Ctrl-C again), and the second must not cut the record short.
+        if beat is not None:
+            heartbeat.stop(beat)
+        unwritten = None
         try:
             _close_run(job, tracker, mirrors, artifacts, code, preempted)
         except OSError as exc:  # a full disk: the document below still records the end
-            _warn(job, f"could not write the end of its journal ({exc.strerror or exc})")
+            unwritten = exc.strerror or str(exc)
         _record_end(
             job,
             state=state,
             exit_code=code,
             error=error,
-            tracker=tracker,
+            tracker=tracker if opened else None,
             wallclock=time.monotonic() - t0,
             mirror_errors=mirrors.errors,
             mirror_extras=mirrors.extras,
         )
+        if unwritten:  # said only once the document is written: else that failure is the news
+            _warn(job, f"the end of its journal was not written ({unwritten})")
 
+    try:
+        if binding is not None:
+            _open_run(job, binding, tracker, mirrors)
+            opened = True
+    except KeyboardInterrupt:  # Ctrl-C while the run opens (before the handlers are in place)
+        with _preempt_signals(signal.SIG_IGN):
+            end(PREEMPTED, 128 + signal.SIGINT, preempted=True)
+        raise
+    except BaseException as exc:
+        error = _record_error(job, attempt)
+        with _preempt_signals(signal.SIG_IGN):
+            if is_storage_error(exc):
+                end(PREEMPTED, 1, error, preempted=True)
+            else:
+                end(FAILED, 1, error)
+        raise
+    beat = heartbeat.start(job, tracker, heartbeat_interval)
     try:
         with _preempt_signals(tracker._on_signal):
             yield tracker
     except (Preempted, KeyboardInterrupt) as exc:
         code = exc.code if isinstance(exc, Preempted) else 128 + signal.SIGINT
-        # A signal often comes twice (scancel signals every process of the SLURM job, and the
-        # batch script forwards its own copy): the second must not kill the process mid-record.
         with _preempt_signals(signal.SIG_IGN):
             end(PREEMPTED, int(code), preempted=True)
         raise
-    except BaseException:
+    except BaseException as exc:
+        error = _record_error(job, attempt)
         with _preempt_signals(signal.SIG_IGN):
-            end(FAILED, 1, _record_error(job, attempt))
+            if is_storage_error(exc):  # a full disk stopped it: it resumes, it did not fail
+                end(PREEMPTED, 1, error, preempted=True)
+            else:
+                end(FAILED, 1, error)
         raise
     else:
         with _preempt_signals(signal.SIG_IGN):
@@ -415,10 +463,13 @@ def finish_run(job: Any) -> dict[str, Any]:
 __all__ = [
     "ERROR_LOG",
     "PREEMPT_SIGNALS",
+    "STORAGE_ERRNOS",
     "AttemptEnded",
+    "NothingToRun",
     "Preempted",
     "Tracker",
     "finish_run",
     "is_stale",
+    "is_storage_error",
     "run_lifecycle",
 ]

@@ -135,6 +135,8 @@ def binding_problem(binding: Any, known_backends: Mapping[str, Any]) -> str | No
         )
         if problem:
             return problem
+    if any(not isinstance(tag, str) for tag in binding.get("tags") or ()):
+        return f"{where}['tags'] holds {binding['tags']!r}, not only strings"
     for name, part in (binding.get("backends") or {}).items():
         if name not in known_backends:
             return f"{where}['backends'] names an unknown backend {name!r}"

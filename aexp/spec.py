@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from aexp.errors import BindingError
 from aexp.jobdoc import read_doc
 from aexp.validate import GROUP_MAX, TAG_MAX, shorten
 
@@ -102,10 +103,28 @@ def project_group_by(job: Any) -> tuple[str, ...]:
 
 def run_spec(job: Any, group_by: Sequence[str] | None = None) -> dict[str, Any]:
     """`spec_of` the job: group, tags and config of its run. `group_by=None`: the project's
-    `[tracker] group_by` (`project_group_by`)."""
+    `[tracker] group_by` (`project_group_by`).
+
+    Raises BindingError when signac cannot read the job's state point (its file is missing or
+    damaged: the directory is not a usable job).
+    """
     if group_by is None:
         group_by = project_group_by(job)
-    return spec_of(job.cached_statepoint, read_doc(job).get("limina"), job.id, group_by)
+    return spec_of(_statepoint(job), read_doc(job).get("limina"), job.id, group_by)
+
+
+def _statepoint(job: Any) -> Mapping[str, Any]:
+    try:
+        return job.cached_statepoint
+    except Exception as exc:  # signac's JobsCorruptedError, or KeyError for a vanished job
+        from signac.errors import JobsCorruptedError  # signac is loaded: job is a signac Job
+
+        if not isinstance(exc, JobsCorruptedError | KeyError):
+            raise
+        raise BindingError(
+            f"job {job.id}: its state point ({job.path}/signac_statepoint.json) is missing or "
+            f"damaged, so this directory is not a usable job; remove it with rm -r {job.path}"
+        ) from None
 
 
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -121,8 +121,11 @@ class Tracker:
         """The state saved by the last `checkpoint` of this job, or None.
 
         If no checkpoint is intact, that is reported on stderr and treated as absent: the
-        experiment starts over rather than failing on every attempt.
+        experiment starts over rather than failing on every attempt. An experiment that loads
+        checkpoints saves them: from here on a preemption signal waits for its next
+        `checkpoint` (in the first epoch too), as it does once `checkpoint` has been called.
         """
+        self._checkpoints_used = True
         checkpoint = self._load()
         return None if checkpoint is None else checkpoint.state
 

@@ -56,17 +56,22 @@ def check_statepoint(statepoint: Mapping[str, Any]) -> None:
     """Raise StatepointError if signac or a strict JSON reader would refuse `statepoint`."""
     if not isinstance(statepoint, Mapping):
         raise StatepointError(
-            f"a state point must be a mapping of names to values, not {statepoint!r}."
+            f"a state point must be a mapping of names to values, not {_show(statepoint)}."
         )
-    _check_mapping(statepoint, "")
+    try:
+        _check_mapping(statepoint, "")
+    except RecursionError:  # a mapping or list that contains itself, or absurd nesting
+        raise StatepointError(
+            "the state point contains itself or is nested too deeply; JSON cannot store it."
+        ) from None
 
 
 def _check_mapping(mapping: Mapping[Any, Any], where: str) -> None:
     for key, value in mapping.items():
         if not isinstance(key, str):
             raise StatepointError(
-                f"state point key {key!r}{_at(where)} is not a string; signac accepts only "
-                "string keys."
+                f"state point key {_show(key)}{_at(where)} is not a string; signac accepts "
+                "only string keys."
             )
         if not key:
             raise StatepointError(f"a state point key{_at(where)} is empty; give it a name.")
@@ -96,13 +101,19 @@ def _check_value(value: Any, where: str) -> None:
             _check_value(item, f"{where}[{index}]")
         return
     raise StatepointError(
-        f"state point value {where}={value!r} is a {type(value).__name__}; state points hold "
-        "strings, numbers, booleans, null, lists and mappings."
+        f"state point value {where}={_show(value)} is a {type(value).__name__}; state points "
+        "hold strings, numbers, booleans, null, lists and mappings."
     )
 
 
 def _at(where: str) -> str:
     return f" (in {where})" if where else ""
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    # One sentence stays one line: a large object (an array, a model) is cut short.
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 __all__ = ["GROUP_MAX", "TAG_MAX", "check_statepoint", "shorten", "validate_project_name"]

@@ -26,6 +26,7 @@ from aexp import (
     create_run,
     get_binding,
     jobdoc,
+    open_project,
     update_binding,
 )
 from aexp.jobdoc import job_lock, read_doc, update_doc
@@ -268,3 +269,76 @@ def test_without_flock_the_soft_lock_still_excludes_and_survives_a_killed_holder
     monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 30)
     update_doc(job, lambda doc: {"n": 0})  # the dead holder's lock is taken over
     assert read_doc(job, fresh=True)["n"] == 0
+
+
+# -- several `python project.py run` at once (issue 12) ------------------------------------------
+MIN_TRIALS, MAX_TRIALS, TRIAL_BUDGET_S = 3, 6, 30.0
+
+
+def test_concurrent_runs_open_and_close_each_attempt_once(tmp_path: Path) -> None:
+    """Four `python project.py run` processes over one W&B offline sweep (a login node, a cron
+    job, two terminals), several trials: every job ends finished, and each attempt was opened
+    once and closed once: as many `resume_run` as `finish` events in its journal, one finish per
+    attempt, one W&B fragment per attempt with an exit record and rows (no extra empty
+    fragment). The job's claim (aexp.jobdoc.job_claim) serialises the operations; each one
+    checks the job's state again under it. (`-o run_job`: the attempt's operations; the upload
+    needs a server and is another matter.)"""
+    pytest.importorskip("wandb")
+    from conftest import copy_template
+
+    from aexp.journal import journal_path, read_journal
+    from aexp.wandb_offline import find_fragments, read_fragment
+
+    started = time.monotonic()
+    trials = shared = 0  # shared: trials in which more than one process executed jobs
+    while trials < MAX_TRIALS and (
+        trials < MIN_TRIALS or time.monotonic() - started < TRIAL_BUDGET_S
+    ):
+        root = copy_template(tmp_path / f"trial{trials}")
+        project = open_project(root)
+        jobs = [
+            create_run(
+                experiment_id="E018",
+                hypothesis_id="H012",
+                statepoint={"condition": "full", "seed": seed, "epochs": 3},
+                project=project,
+            )
+            for seed in range(4)
+        ]
+        procs = [
+            subprocess.Popen(
+                [PYTHON, "project.py", "run", "-o", "run_job"],
+                cwd=root,
+                env=dict(os.environ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(WORKERS)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+            assert "Traceback" not in err and "failed" not in err, err
+        shared += len({read_doc(job)["attempt"]["pid"] for job in jobs}) > 1
+        for job in jobs:
+            binding = get_binding(job)
+            assert binding["state"] == "finished" and binding["closed"], (trials, binding)
+            assert binding["attempts"] == 1, (trials, binding)  # executed once, by one process
+            journal = read_journal(journal_path(job.path, binding["run_id"]))
+            events = [
+                json.loads(line)["event"]
+                for line in journal_path(job.path, binding["run_id"]).read_text().splitlines()
+            ]
+            assert events.count("init_run") == 1, (trials, events)
+            assert events.count("resume_run") == events.count("finish") == binding["attempts"]
+            assert [a.number for a in journal.attempts] == list(range(1, binding["attempts"] + 1))
+            fragments = [read_fragment(f) for f in find_fragments(job.path)]
+            assert len(fragments) == binding["attempts"], (trials, [f.path for f in fragments])
+            for fragment in fragments:
+                assert fragment.exit_code == 0 and fragment.first_step is not None, fragment
+        trials += 1
+    print(
+        f"{trials} trials of {WORKERS} concurrent runs in {time.monotonic() - started:.0f} s; "
+        f"in {shared} of them the jobs were executed by more than one process"
+    )

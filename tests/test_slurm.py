@@ -327,3 +327,28 @@ def test_a_parallel_bundle_forwards_the_warning_to_every_operation(cluster: Clus
         assert second.state == "finished" and second.exit_code == 0
         assert first.first_step == 0 and second.first_step == first.last_step + 1
         assert second.last_step == 15
+
+
+# -- (6) a walltime that leaves no working window (issue 12) -------------------------------------
+def test_submit_refuses_a_walltime_shorter_than_the_warning_and_queues_nothing(
+    cluster: Cluster,
+) -> None:
+    """72 s of walltime against a warning 120 s before the end: SLURM would take it and signal
+    it at once, over and over; `submit` refuses in one line and nothing reaches the queue."""
+    noop(cluster)
+    jobs = sweep(2)
+    for args in (["--pretend", "--", "--time=0:01:12"], ["--", "--time=0:01:12"]):
+        result = cluster.flow("submit", *args, check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        said = [x for x in result.stderr.splitlines() if x and x != "Querying scheduler..."]
+        assert len(said) == 1 and said[0].startswith("error: submit refused: run_job("), said
+        assert "walltime of 0:01:12 (72 s), but SIGUSR1 comes 120 s before the end" in said[0]
+        assert "Submitting cluster job" not in result.stderr and result.stdout == ""
+    assert not cluster.queue()
+    assert not list(cluster.root.glob("logs/*"))
+    assert all("tracker" not in doc(job) for job in jobs), "nothing ran"
+    # With room to work (3 minutes: 60 s before the warning) the same jobs go to the queue.
+    names = cluster.submit("--", "--time=3")
+    assert len(names) == 2
+    cluster.wait_until_drained(timeout=180)
+    assert all(doc(job)["tracker"]["state"] == "finished" for job in jobs), cluster.logs()

@@ -222,8 +222,8 @@ def rendered_script(root: Path) -> tuple[object, Path]:
     return job, path
 
 
-def start_script(path: Path, root: Path) -> subprocess.Popen:
-    env = {**os.environ, "AEXP_HEARTBEAT": "0.2"}
+def start_script(path: Path, root: Path, env: dict | None = None) -> subprocess.Popen:
+    env = {**(env or os.environ), "AEXP_HEARTBEAT": "0.2"}
     return subprocess.Popen(
         ["bash", str(path)], cwd=root, env=env, start_new_session=True, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -268,15 +268,42 @@ def test_the_warning_signal_to_the_batch_shell_reaches_python(template: Path) ->
     assert checkpoint.state["epoch"] == tracker["last_step"] + 1, "stopped at a checkpoint"
 
 
-def test_sigterm_to_the_whole_job_as_scancel_does_is_recorded_once(template: Path) -> None:
-    # An experiment that never checkpoints stops at the first SIGTERM; the second one (the
-    # batch shell's forwarded copy) arrives while the run is being recorded and closed.
-    experiment_py = template / "experiment.py"
-    text = experiment_py.read_text()
-    assert "        tracker.checkpoint(" in text
-    experiment_py.write_text(text.replace("        tracker.checkpoint(", "        dict("))
+# Loaded by the operation's Python (PYTHONPATH): while the attempt's end is being written
+# (inside the document update that records it), the process gets one more SIGTERM, as a third
+# copy from scancel or a user's second Ctrl-C would arrive. A marker file proves it was sent.
+_SIGNAL_WHILE_RECORDING = """
+import os, signal
+import aexp.lifecycle as lifecycle
+
+_update_doc = lifecycle.update_doc
+
+
+def update_doc(job, change):
+    def change_and_signal(doc):
+        updates = change(doc)
+        if updates and updates.get("status") == "preempted":
+            open(os.path.join(job.path, "signalled-while-recording"), "w").close()
+            os.kill(os.getpid(), signal.SIGTERM)
+        return updates
+
+    return _update_doc(job, change_and_signal)
+
+
+lifecycle.update_doc = update_doc
+"""
+
+
+def test_a_signal_while_the_attempt_is_recorded_does_not_cut_the_record_short(
+    template: Path, tmp_path: Path
+) -> None:
+    # scancel signals the batch shell and Python (the shell forwards its own copy); one more
+    # arrives from inside the update that records the preemption: it must be ignored.
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SIGNAL_WHILE_RECORDING)
+    path_var = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
     job, path = rendered_script(template)
-    proc = start_script(path, template)
+    proc = start_script(path, template, env={**os.environ, "PYTHONPATH": path_var})
     try:
         wait_for_steps(job, proc)
         os.killpg(proc.pid, signal.SIGTERM)  # the shell and python both, plus the forwarded copy
@@ -284,10 +311,13 @@ def test_sigterm_to_the_whole_job_as_scancel_does_is_recorded_once(template: Pat
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    assert Path(job.path, "signalled-while-recording").exists(), "the hook never fired"
     assert proc.returncode == 128 + signal.SIGTERM, out
     tracker = binding(job)
-    assert tracker["state"] == "preempted" and tracker["exit_code"] == 143
-    assert tracker["closed"] is True, "the repeated SIGTERM did not cut the recording short"
+    assert tracker["state"] == "preempted" and tracker["exit_code"] == 143, out
+    assert tracker["closed"] is True, "the signal during the record did not cut it short"
+    doc = json.loads(Path(job.path, "signac_job_document.json").read_text())
+    assert doc["status"] == "preempted" and doc["ended_at"]
 
 
 def test_an_unreachable_slurm_controller_gives_sentences_not_tracebacks(
@@ -323,3 +353,47 @@ def test_an_unreachable_slurm_controller_gives_sentences_not_tracebacks(
         "error: sbatch refused a submission (Batch job submission failed: Unable to contact "
         "slurm controller (connect failure)); earlier ones stay queued."
     )
+
+
+# -- the working window before the warning signal (issue 12) -------------------------------------
+@pytest.mark.parametrize(
+    ("warning", "flags", "refused"),
+    [
+        ("120", ["--", "--time=0:01:12"], "has a walltime of 0:01:12 (72 s)"),  # the issue's case
+        ("120", ["--", "--time=1"], "has a walltime of 0:01:00 (60 s)"),
+        ("120", ["--", "-t", "2"], "has a walltime of 0:02:00 (120 s)"),
+        ("3600", [], "has a walltime of 1:00:00 (3600 s)"),  # execute's directive: 1 hour
+        ("120", ["--", "--time=3"], None),  # exactly 60 s to work
+        ("3540", [], None),
+        ("120", ["--", "--time=1-0"], None),  # one day
+    ],
+    ids=["72s", "1min", "-t 2", "directive", "3min", "59min warning", "1 day"],
+)
+def test_submit_refuses_a_walltime_that_leaves_no_working_window(
+    template: Path, warning: str, flags: list[str], refused: str | None
+) -> None:
+    set_rc(template, "slurm", "warning_seconds", warning)
+    (job,) = make_jobs()
+    result = submit(template, *flags, check=False)
+    assert "Traceback" not in result.stderr
+    if refused is None:
+        assert result.returncode == 0, result.stderr
+        assert len(scripts(result)) == 1
+        return
+    assert result.returncode == 1
+    said = result.stderr.splitlines()
+    (line,) = [x for x in said if x.strip() and x != "Querying scheduler..."]  # flow's own
+    assert line.startswith(f"error: submit refused: run_job({job.id}) {refused}, but SIGUSR1 ")
+    assert f"comes {warning} s before the end ([slurm] warning_seconds)" in line
+    assert line.endswith("nothing was submitted.")
+    assert result.stdout == "" and not submitted_names(result)
+
+
+def test_slurm_time_strings_are_read_as_sbatch_reads_them() -> None:
+    from aexp.workflow.walltime import parse_slurm_time, time_flag
+
+    cases = {"5": 300, "5:30": 330, "1:00:00": 3600, "2-0": 172800, "1-2": 93600,
+             "1-2:30": 95400, "1-0:0:10": 86410, "UNLIMITED": None, "soon": None}  # fmt: skip
+    assert {text: parse_slurm_time(text) for text in cases} == cases
+    assert time_flag(["--qos=long", "--time=2", "-t", "5"]) == 300  # the last one wins
+    assert time_flag(["-t3"]) == 180 and time_flag(["--partition=x"]) is None

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, run_cmd, set_rc
+from conftest import PYTHON, REPO, run_cmd, set_rc
 
 import aexp
 from aexp.checkpoint import read_checkpoint
@@ -130,7 +132,8 @@ def test_a_failed_experiment_is_recorded_not_retried_and_can_be_rearmed(noop: Pa
         )
     ]
     (ok,) = sweep(n_seeds=1)[:1]
-    result = flow(noop, "run")
+    result = flow(noop, "run", check=False)
+    assert result.returncode == 1, "an experiment failed in this pass"
     assert f"job {job.id}: failed: RuntimeError: injected failure at epoch 2" in result.stderr
     binding = doc(job)["tracker"]
     assert binding["state"] == "failed" and binding["exit_code"] == 1
@@ -139,14 +142,14 @@ def test_a_failed_experiment_is_recorded_not_retried_and_can_be_rearmed(noop: Pa
     assert events(job)[-1] == {**events(job)[-1], "event": "finish", "exit_code": 1}
     assert doc(ok)["tracker"]["state"] == "finished"  # the other job was not held up
 
-    flow(noop, "run")  # not retried automatically
+    assert flow(noop, "run").returncode == 0  # not retried, and no failure in this pass
     assert doc(job)["tracker"]["attempts"] == 1
     assert "failed" in flow(noop, "status", "-d").stdout
 
     run_id = binding["run_id"]
     aexp.rearm(job)
     assert doc(job)["tracker"]["state"] == "bound"
-    flow(noop, "run")
+    assert flow(noop, "run", check=False).returncode == 1  # it fails again: not fixed
     binding = doc(job)["tracker"]
     assert binding["attempts"] == 2 and binding["run_id"] == run_id
     steps = [e["step"] for e in events(job) if e["event"] == "log"]
@@ -227,7 +230,8 @@ def test_a_corrupted_binding_names_the_job_and_the_others_still_run(noop: Path) 
     path = Path(bad.path, "signac_job_document.json")
     broken = {**doc(bad), "tracker": {"backend": "wandb"}}  # run_id lost by hand
     path.write_text(json.dumps(broken))
-    result = flow(noop, "run")
+    result = flow(noop, "run", check=False)
+    assert result.returncode == 1, "a corrupt job is a problem the user must see to"
     assert f"job {bad.id}" in result.stderr and "has no run_id" in result.stderr
     assert all(doc(job)["tracker"]["state"] == "finished" for job in good)
     assert json.loads(path.read_text()) == broken, "the corrupted job is left untouched"
@@ -235,13 +239,85 @@ def test_a_corrupted_binding_names_the_job_and_the_others_still_run(noop: Path) 
     assert "corrupt" in status.stdout
 
 
-def test_status_labels_follow_the_lifecycle(noop: Path) -> None:
-    (job,) = sweep(n_seeds=1)[:1]
-    assert "noop" not in flow(noop, "status", "-d").stdout  # not bound yet
-    flow(noop, "run", "-o", "init_tracker")
-    assert "bound" in flow(noop, "status", "-d").stdout
-    flow(noop, "run")
-    assert doc(job)["tracker"]["state"] == "finished"
+def status_labels(root: Path) -> dict[str, set[str]]:
+    """{job id: its labels} from `status -d` (each job's first row of the detailed view)."""
+    rows = {}
+    for line in flow(root, "status", "-d").stdout.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if re.fullmatch(r"[0-9a-f]{32}", cells[0]) and cells[0] not in rows:
+            labels = cells[-1] if len(cells) == 3 else ""
+            rows[cells[0]] = {x for x in labels.split(", ") if x}
+    return rows
+
+
+def test_status_shows_every_documented_label(noop: Path) -> None:
+    """Every label of docs/workflow.md's table, each on a job in that state."""
+    pytest.importorskip("wandb")
+    names = ["unbound", "bound", "running", "stale", "preempted", "completed", "failed",
+             "finished", "synced", "unsynced", "online", "several", "corrupt"]  # fmt: skip
+    jobs = {
+        name: aexp.create_run(
+            experiment_id="E018",
+            hypothesis_id="H012",
+            statepoint={
+                "condition": name,
+                "epochs": 2,
+                **({"fail_at_epoch": 1} if name == "failed" else {}),
+            },
+        )
+        for name in names
+    }
+    aexp.bind_tracker(jobs["unsynced"], "wandb", project="p", offline=True)
+    aexp.bind_tracker(jobs["online"], "wandb", project="p", offline=False)
+    aexp.bind_tracker(jobs["several"], ["wandb", "noop"], project="p", offline=True)
+    ids = [jobs[n].id for n in ("bound", "running", "stale", "preempted", "completed",
+                                "failed", "finished", "synced", "corrupt")]  # fmt: skip
+    flow(noop, "run", "-o", "init_tracker", "-j", *ids)
+    flow(noop, "run", "-j", jobs["failed"].id, jobs["finished"].id, jobs["synced"].id, check=False)
+    dead = subprocess.Popen([PYTHON, "-c", "pass"])
+    dead.wait()  # a pid that is gone: the attempt "ran" on this host and died
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def edit(name: str, **fields: object) -> None:
+        data = doc(jobs[name])
+        tracker = fields.pop("tracker", {})
+        data["tracker"].update(tracker)
+        data.update(fields)
+        Path(jobs[name].path, "signac_job_document.json").write_text(json.dumps(data))
+
+    host = os.uname().nodename
+    edit("running", status="running", heartbeat_at=now, tracker={"state": "running"},
+         attempt={"host": host, "pid": os.getpid()})  # fmt: skip
+    edit("stale", status="running", heartbeat_at=now, tracker={"state": "running"},
+         attempt={"host": host, "pid": dead.pid})  # fmt: skip
+    edit("preempted", status="preempted", tracker={"state": "preempted", "exit_code": 143})
+    edit("completed", status="complete", tracker={"state": "completed", "exit_code": 0})
+    edit("synced", tracker={"synced_at": now})
+    edit("unsynced", status="complete", tracker={"state": "finished", "finished_at": now})
+    edit("corrupt", tracker={"attempts": "two"})
+
+    labels = status_labels(noop)
+    assert {name: labels[job.id] for name, job in jobs.items()} == {
+        "unbound": set(),
+        "bound": {"noop", "bound"},
+        "running": {"noop", "running"},
+        "stale": {"noop", "running", "stale"},
+        "preempted": {"noop", "preempted"},
+        "completed": {"noop", "completed"},
+        "failed": {"noop", "failed"},
+        "finished": {"noop", "finished"},
+        "synced": {"noop", "synced"},
+        "unsynced": {"wandb-offline", "finished", "unsynced"},
+        "online": {"wandb", "bound"},
+        "several": {"wandb-offline+noop", "bound"},
+        "corrupt": {"corrupt"},
+    }
+    text = (REPO / "docs" / "workflow.md").read_text()
+    table = text[text.index("## Labels") : text.index("\n## ", text.index("## Labels") + 1)]
+    documented = set(re.findall(r"^\| `([^`|]+)`", table, re.M))
+    shown = set().union(*labels.values())
+    assert shown - {"wandb-offline+noop"} <= documented, shown - documented
+    assert documented - {"wandb-offline+mlflow"} == shown - {"wandb-offline+noop"}
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="signals as on Linux")

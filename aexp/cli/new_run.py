@@ -10,12 +10,17 @@ from aexp.binding import create_run as create_job
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _project
 from aexp.cli.sweep import parse_sp
+from aexp.jobs import full_statepoint
 
 
 def cmd_new_run(args: argparse.Namespace) -> int:
     points = parse_sp(args.sp)
     _check_id("experiment_id", args.experiment)  # before the first job, --dry-run included
     _check_id("hypothesis_id", args.hypothesis)
+    # Every point is checked before the first job is made: a sweep whose fifth point signac
+    # would refuse (a key with a dot, lr=1e400) leaves nothing on disk, not four jobs.
+    for point in points:
+        full_statepoint(args.experiment, args.hypothesis, point)
     project = _project(args)
     for point in points:
         if args.dry_run:

@@ -4,6 +4,10 @@
                     document at one parse per job
     operations.py   init_tracker, execute, finish: each contained to its job (a failure is one
                     line, never the end of the pass)
+    preflight.py    what is checked once before a pass (backend SDKs installed, the workspace
+                    writable) and the workspace directories that are not jobs
+    report.py       the pass summary: what changed in the job documents, in two lines
+    walltime.py     whether a SLURM submission leaves time to work before its warning signal
 
 aexp never imports signac-flow: these are ordinary functions, usable from any workflow engine.
 """
@@ -35,13 +39,26 @@ from aexp.workflow.operations import (
     finish,
     init_tracker,
 )
+from aexp.workflow.preflight import (
+    check_backends_installed,
+    check_writable,
+    quiet_statepoint_errors,
+    usable_job_dirs,
+)
+from aexp.workflow.report import PassReport, PassWatch
+from aexp.workflow.walltime import check_working_window, time_flag
 
 __all__ = [
+    "PassReport",
+    "PassWatch",
     "adapter_from_settings",
     "adapters_from_settings",
     "backend_label",
     "backend_label_of",
     "can_execute",
+    "check_backends_installed",
+    "check_working_window",
+    "check_writable",
     "contained",
     "execute",
     "execute_ended",
@@ -56,8 +73,11 @@ __all__ = [
     "needs_sync",
     "needs_sync_of",
     "outside_allocation",
+    "quiet_statepoint_errors",
     "snapshot",
     "stale_label",
     "state_label",
+    "time_flag",
+    "usable_job_dirs",
     "warn_once",
 ]

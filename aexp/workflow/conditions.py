@@ -145,11 +145,21 @@ def _facts_of(job: Any) -> Facts:
     return facts
 
 
+def say(line: str) -> None:
+    """Print one line on stderr; while flow draws a progress bar there (`status`), above it
+    rather than glued to its end (tqdm is flow's, and loaded by then)."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None and hasattr(tqdm, "tqdm"):
+        tqdm.tqdm.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr)
+
+
 def warn_once(job: Any, message: str) -> None:
     """One warning line per job and process (a corrupt job is reported once, not per check)."""
     if job.id not in _warned:
         _warned.add(job.id)
-        print(f"warning: {message}", file=sys.stderr)
+        say(f"warning: {message}")
 
 
 def _usable(job: Any) -> Facts | None:
@@ -262,6 +272,7 @@ __all__ = [
     "needs_sync",
     "needs_sync_of",
     "outside_allocation",
+    "say",
     "snapshot",
     "stale_label",
     "state_label",

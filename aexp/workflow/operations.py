@@ -10,7 +10,10 @@ requeues the job or the user gets the prompt back.
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -20,7 +23,15 @@ from typing import Any, TypeVar
 from aexp.binding import adapters_of, bind_tracker, new_binding
 from aexp.errors import AexpError, JobBusyError
 from aexp.jobdoc import now_iso
-from aexp.lifecycle import ERROR_LOG, AttemptEnded, Preempted, finish_run, run_lifecycle
+from aexp.lifecycle import (
+    ERROR_LOG,
+    STORAGE_ERRNOS,
+    AttemptEnded,
+    NothingToRun,
+    Preempted,
+    finish_run,
+    run_lifecycle,
+)
 from aexp.settings import Settings
 from aexp.trackers import TrackerAdapter, get_adapter
 
@@ -41,8 +52,45 @@ def adapter_from_settings(settings: Settings) -> TrackerAdapter:
     return adapters_from_settings(settings)[0]
 
 
+# A file system that is full, over quota or read-only (STORAGE_ERRNOS) fails every job the same
+# way: it is one problem, said once per process (the pass summary counts what was left undone).
+_storage_said: set[int] = set()
+
+
+def storage_said() -> bool:
+    """True once this process has said that the file system refuses writes."""
+    return bool(_storage_said)
+
+
+def _in_pool_worker() -> bool:
+    # flow's `run -p N` runs operations in multiprocessing workers: there the process that
+    # started the pass says a storage problem once, after it (aexp.workflow.report).
+    mp = sys.modules.get("multiprocessing")
+    return mp is not None and mp.parent_process() is not None
+
+
 def _say(job: Any, message: str) -> None:
-    print(f"job {job.id}: {' '.join(message.split())}", file=sys.stderr)
+    # One line naming the job once: aexp's own sentences often start with the job already.
+    text = " ".join(message.split()).removeprefix(f"job {job.id}: ")
+    if text.startswith(f"job {job.id}'s "):
+        text = "its " + text.removeprefix(f"job {job.id}'s ")
+    print(f"job {job.id}: {text}", file=sys.stderr)
+
+
+def storage_problem(exc: OSError, where: str) -> str:
+    """One sentence for a write refused by the file system itself (full, over quota,
+    read-only): what happened, where, and what to do."""
+    what = {
+        errno.ENOSPC: "is full",
+        errno.EDQUOT: "is over its quota",
+        errno.EROFS: "is read-only",
+    }.get(exc.errno or 0, "refused a write")
+    file = f" (writing {exc.filename})" if exc.filename else ""
+    return (
+        f"the file system of {where} {what}{file}: {exc.strerror or exc}; free space (or make it "
+        "writable) and run again: what this pass could not do stays eligible, and an attempt "
+        "cut short resumes from its last checkpoint."
+    )
 
 
 def contained(operation: F) -> F:
@@ -58,13 +106,24 @@ def contained(operation: F) -> F:
             return operation(job, *args, **kwargs)
         except (Preempted, KeyboardInterrupt):
             raise
-        except JobBusyError as exc:  # another process has it: nothing to do here
-            _say(job, f"{name} skipped: {exc}")
+        except (JobBusyError, NothingToRun):
+            # Another process works on the job, or finished it after this pass chose it: its
+            # state was checked again under the job's claim, and there is nothing to do here.
+            pass
         except AexpError as exc:
-            _say(job, f"{name}: {exc}")
-        except OSError as exc:  # read-only workspace, full disk, a file that vanished
-            where = f" ({exc.filename})" if exc.filename else ""
-            _say(job, f"{name} could not write{where}: {exc.strerror or exc}.")
+            text = str(exc).removeprefix(f"job {job.id}: ")  # said once: _say names the job
+            _say(job, f"{name}: {text}")  # e.g. "job 3f2a...: init_tracker: its state point ..."
+        except OSError as exc:
+            if exc.errno in STORAGE_ERRNOS:  # the whole file system: one line per process
+                if exc.errno not in _storage_said and not _in_pool_worker():
+                    _storage_said.add(exc.errno)
+                    print(
+                        f"error: {storage_problem(exc, os.path.dirname(job.path))}",
+                        file=sys.stderr,
+                    )
+            else:  # a file of this job that cannot be written or vanished
+                where = f" ({exc.filename})" if exc.filename else ""
+                _say(job, f"{name} could not write{where}: {exc.strerror or exc}.")
         except (Exception, SystemExit) as exc:  # a bug: keep the traceback, report one line
             log = Path(job.path, ERROR_LOG)
             try:
@@ -126,23 +185,43 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
     except AttemptEnded as exc:
         _say(job, str(exc))
         return "skipped"
-    except Preempted as exc:
-        _say(
-            job,
-            f"preempted by signal {exc.signum} at step {tracker.step if tracker else 0}; "
-            "recorded, and the next run resumes it from its last checkpoint.",
+    except (Preempted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Preempted) else signal.SIGINT
+        how = (
+            "interrupted (Ctrl-C)"
+            if signum == signal.SIGINT
+            else f"preempted by {signal.Signals(signum).name}"
         )
-        raise
-    except (AexpError, OSError):
+        if tracker is None:  # before the experiment started
+            _say(job, f"{how} before the attempt started; the next run starts it.")
+        else:
+            _say(
+                job,
+                f"{how} at step {tracker.step}; recorded as preempted, and the next run resumes "
+                "it from its last checkpoint.",
+            )
+        # Said: the process ends with 128 + signal and nothing more (no KeyboardInterrupt
+        # traceback, no second line from project.py).
+        raise exc if isinstance(exc, Preempted) else Preempted(signum) from None
+    except AexpError:
         raise  # contained() says it in one line
+    except OSError as exc:
+        if tracker is None or exc.errno in STORAGE_ERRNOS:
+            raise  # the attempt's own bookkeeping, or a full disk: contained() says it
+        return _failed(job, exc)  # the experiment's own file trouble: a failed attempt
     except Exception as exc:
-        _say(
-            job,
-            f"failed: {type(exc).__name__}: {exc} (traceback in {job.fn(ERROR_LOG)}; "
-            f"re-arm with: aexp rearm {job.id})",
-        )
-        return "failed"
+        return _failed(job, exc)
     return "finished"
+
+
+def _failed(job: Any, exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    _say(
+        job,
+        f"failed: {type(exc).__name__}: {first} (traceback in {job.fn(ERROR_LOG)}; "
+        f"re-arm with: aexp rearm {job.id})",
+    )
+    return "failed"
 
 
 @contained
