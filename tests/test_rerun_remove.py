@@ -92,7 +92,8 @@ def test_rerun_after_fixing_the_experiment_is_a_new_run_and_keeps_the_old_one(
 ) -> None:
     set_rc(template, "tracker", "backend", "noop")
     job = make(fail_at_epoch=1)
-    run_cmd([PYTHON, "project.py", "run"], template, check=True)
+    failed = run_cmd([PYTHON, "project.py", "run"], template)
+    assert failed.returncode == 1, failed.stderr  # an experiment failed in the pass
     old = doc(job)["tracker"]
     assert old["state"] == "failed"
     assert Path(job.path, "checkpoint.0.json").exists() and Path(job.path, "error.log").exists()
