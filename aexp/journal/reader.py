@@ -1,211 +1,17 @@
-"""The run journal: the job's own record of its run, one JSON event per line.
-
-Every execution attempt appends to `<job workspace>/tracker_log/<run_id>/events.jsonl`, whatever
-the tracker backends are; the noop backend is this journal and nothing else. Trackers are mirrors
-of it: W&B is fed live during the attempt and repaired from the journal when it lost rows, MLflow
-is fed from it at sync time, and results (tables, plots, the dashboard) read it directly.
-
-Each line is a strict JSON object with an ISO-8601 UTC `timestamp` (microseconds) and an `event`:
-
-    init_run      run_id, project, group, tags, config, notes, offline, backends
-    resume_run    attempt (1, 2, ...), host, pid, slurm_job_id, slurm_restart_count
-    log           metrics, step; "redo": true when the step is behind the run's step axis
-                  (work re-done after a checkpoint); "nonfinite": [keys] whose values are the
-                  strings "NaN", "Infinity" or "-Infinity" standing for those floats
-    log_artifact  name, path (relative to the job's directory when inside it), size_bytes
-    finish        exit_code, preempted
-
-Every event is written with one `write` and flushed to the kernel before the call returns, so a
-SIGKILL (the OOM killer, a node failure, SLURM's KILL after the grace period) loses at most the
-event being written; a reader skips such a torn last line. docs/job-document.md ("The journal")
-is the schema users read.
-"""
+"""Reading a run's journal: the whole of it (`read_journal`), or its tail (`read_tail`)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-JOURNAL_DIR = "tracker_log"
-JOURNAL_FILE = "events.jsonl"
-
-# Strict JSON (jq, browsers and MLflow's REST API reject NaN and Infinity literals). An encoder
-# made once: json.dumps with a non-default argument builds a new encoder on every call.
-_encode = json.JSONEncoder(allow_nan=False).encode
-_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+from aexp.journal.format import decode_metrics
 
 
-def journal_path(job_path: str | os.PathLike, run_id: str) -> Path:
-    """Where the journal of run `run_id` of the job at `job_path` lives."""
-    return Path(job_path, JOURNAL_DIR, run_id, JOURNAL_FILE)
-
-
-def now() -> str:
-    """The current time as the journal writes it: ISO-8601 UTC with microseconds."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def encode_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """`metrics` with non-finite floats replaced by "NaN"/"Infinity"/"-Infinity", and their keys.
-
-    The returned dict is `metrics` itself when every value is finite (nothing to replace).
-    """
-    keys = [
-        key
-        for key, value in metrics.items()
-        if type(value) is float and not math.isfinite(value)  # bool/int are always finite
-    ]
-    if not keys:
-        return dict(metrics), []
-    replaced = dict(metrics)
-    for key in keys:
-        value = replaced[key]
-        replaced[key] = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-    return replaced, keys
-
-
-def decode_metrics(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The metrics of a `log` event with non-finite floats restored."""
-    metrics = event.get("metrics")
-    if not isinstance(metrics, dict):
-        return {}
-    keys = event.get("nonfinite")
-    if not keys:
-        return metrics
-    restored = dict(metrics)
-    for key in keys:
-        if isinstance(key, str) and restored.get(key) in _NONFINITE:
-            restored[key] = _NONFINITE[restored[key]]
-    return restored
-
-
-def _end_torn_line(fh: IO[str]) -> None:
-    """Close off a torn last line (a write cut short by a kill or a full disk) with a newline,
-    so the next event starts a line of its own: glued to the torn bytes, it would be lost."""
-    size = os.fstat(fh.fileno()).st_size
-    if size == 0:
-        return
-    with open(fh.name, "rb") as raw:
-        raw.seek(size - 1)
-        if raw.read(1) != b"\n":
-            fh.write("\n")
-            fh.flush()
-
-
-class JournalWriter:
-    """Appends events to one run's journal; each is on disk (in the kernel) when a call returns.
-
-    The file is opened on the first event (its directory made then) and kept open until
-    `close`. Not thread-safe: one writer per attempt, used from the thread that logs.
-    Raises OSError when the file cannot be written (read-only workspace, full disk).
-    """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self._fh: IO[str] | None = None
-
-    def _file(self) -> IO[str]:
-        fh = self._fh
-        if fh is None or fh.closed:
-            try:
-                fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the attempt
-            except FileNotFoundError:  # the run's first event: make its directory (once)
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-            try:
-                _end_torn_line(fh)
-            except BaseException:
-                fh.close()
-                raise
-            self._fh = fh
-        return fh
-
-    def _append(self, line: str) -> None:
-        fh = self._file()
-        fh.write(line)
-        fh.flush()
-
-    def event(self, event: str, **fields: Any) -> None:
-        """Append one event with `fields` (JSON data; non-finite floats are refused)."""
-        self._append(_encode({"timestamp": now(), "event": event, **fields}) + "\n")
-
-    def init_run(
-        self,
-        *,
-        run_id: str,
-        project: str,
-        group: str,
-        tags: list[str],
-        config: Mapping[str, Any],
-        notes: str | None,
-        offline: bool,
-        backends: list[str],
-    ) -> None:
-        """The run was created (bound): what every backend is told about it."""
-        self.event(
-            "init_run",
-            run_id=run_id,
-            project=project,
-            group=group,
-            tags=list(tags),
-            config=dict(config),
-            notes=notes,
-            offline=bool(offline),
-            backends=list(backends),
-        )
-
-    def resume_run(self, *, attempt: int, **where: Any) -> None:
-        """Execution attempt number `attempt` (1, 2, ...) opened the run; `where` says where."""
-        self.event("resume_run", attempt=attempt, **where)
-
-    def log(self, metrics: Mapping[str, Any], step: int | None, *, redo: bool = False) -> None:
-        """One row of metrics (already cleaned by `clean_metrics`) at `step`.
-
-        The hot path of every training loop: one encode, one write, one flush.
-        """
-        event: dict[str, Any] = {"timestamp": now(), "event": "log", "metrics": metrics}
-        if step is not None:
-            event["step"] = step
-        if redo:
-            event["redo"] = True
-        try:
-            line = _encode(event)
-        except ValueError:  # NaN or infinity among the values
-            event["metrics"], event["nonfinite"] = encode_metrics(metrics)
-            line = _encode(event)
-        self._append(line + "\n")
-
-    def log_artifact(
-        self, name: str, path: str | os.PathLike, size_bytes: int, *, job_path: str | None = None
-    ) -> None:
-        """A file or directory attached to the run; stored relative to `job_path` when inside it,
-        so the journal stays right when the project is moved or copied."""
-        stored = str(Path(path).resolve())
-        if job_path is not None:
-            with contextlib.suppress(ValueError):
-                inside = os.path.relpath(stored, Path(job_path).resolve())
-                if not inside.startswith(os.pardir):
-                    stored = inside
-        self.event("log_artifact", name=name, path=stored, size_bytes=int(size_bytes))
-
-    def finish(self, exit_code: int, *, preempted: bool = False) -> None:
-        """The attempt closed the run with `exit_code` (preempted: stopped by a signal)."""
-        self.event("finish", exit_code=int(exit_code), preempted=bool(preempted))
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-# -- reading ----------------------------------------------------------------------------------
 @dataclass
 class Row:
     """One `log` event."""
@@ -452,18 +258,11 @@ def tail_step(path: str | os.PathLike) -> int | None:
 
 
 __all__ = [
-    "JOURNAL_DIR",
-    "JOURNAL_FILE",
     "Artifact",
     "Attempt",
     "Journal",
-    "JournalWriter",
     "Row",
-    "decode_metrics",
-    "encode_metrics",
     "iter_events",
-    "journal_path",
-    "now",
     "read_journal",
     "read_tail",
     "tail_step",

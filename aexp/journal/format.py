@@ -1,0 +1,78 @@
+"""The journal's format: where a run's journal lives, timestamps, and strict-JSON metric values.
+
+Non-finite floats are not JSON: a `log` event stores NaN, +inf and -inf as the strings "NaN",
+"Infinity" and "-Infinity" and lists those keys under `nonfinite`, so that readers get the floats
+back and strict readers (jq, browsers, MLflow's REST API) read every line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+JOURNAL_DIR = "tracker_log"
+JOURNAL_FILE = "events.jsonl"
+
+# An encoder made once: json.dumps with a non-default argument builds a new encoder per call.
+encode = json.JSONEncoder(allow_nan=False).encode
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def journal_path(job_path: str | os.PathLike, run_id: str) -> Path:
+    """Where the journal of run `run_id` of the job at `job_path` lives."""
+    return Path(job_path, JOURNAL_DIR, run_id, JOURNAL_FILE)
+
+
+def now() -> str:
+    """The current time as the journal writes it: ISO-8601 UTC with microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def encode_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`metrics` with non-finite floats replaced by "NaN"/"Infinity"/"-Infinity", and their keys.
+
+    The returned dict is `metrics` itself when every value is finite (nothing to replace).
+    """
+    keys = [
+        key
+        for key, value in metrics.items()
+        if type(value) is float and not math.isfinite(value)  # bool/int are always finite
+    ]
+    if not keys:
+        return dict(metrics), []
+    replaced = dict(metrics)
+    for key in keys:
+        value = replaced[key]
+        replaced[key] = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return replaced, keys
+
+
+def decode_metrics(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics of a `log` event with non-finite floats restored."""
+    metrics = event.get("metrics")
+    if not isinstance(metrics, dict):
+        return {}
+    keys = event.get("nonfinite")
+    if not keys:
+        return metrics
+    restored = dict(metrics)
+    for key in keys:
+        if isinstance(key, str) and restored.get(key) in _NONFINITE:
+            restored[key] = _NONFINITE[restored[key]]
+    return restored
+
+
+__all__ = [
+    "JOURNAL_DIR",
+    "JOURNAL_FILE",
+    "decode_metrics",
+    "encode",
+    "encode_metrics",
+    "journal_path",
+    "now",
+]

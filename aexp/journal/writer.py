@@ -1,0 +1,133 @@
+"""Writing a run's journal: `JournalWriter`, one event per line, on disk when a call returns."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from aexp.journal.format import encode, encode_metrics, now
+
+
+def _end_torn_line(fh: IO[str]) -> None:
+    """Close off a torn last line (a write cut short by a kill or a full disk) with a newline,
+    so the next event starts a line of its own: glued to the torn bytes, it would be lost."""
+    size = os.fstat(fh.fileno()).st_size
+    if size == 0:
+        return
+    with open(fh.name, "rb") as raw:
+        raw.seek(size - 1)
+        if raw.read(1) != b"\n":
+            fh.write("\n")
+            fh.flush()
+
+
+class JournalWriter:
+    """Appends events to one run's journal; each is on disk (in the kernel) when a call returns.
+
+    The file is opened on the first event (its directory made then) and kept open until
+    `close`. Not thread-safe: one writer per attempt, used from the thread that logs.
+    Raises OSError when the file cannot be written (read-only workspace, full disk).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._fh: IO[str] | None = None
+
+    def _file(self) -> IO[str]:
+        fh = self._fh
+        if fh is None or fh.closed:
+            try:
+                fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the attempt
+            except FileNotFoundError:  # the run's first event: make its directory (once)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            try:
+                _end_torn_line(fh)
+            except BaseException:
+                fh.close()
+                raise
+            self._fh = fh
+        return fh
+
+    def _append(self, line: str) -> None:
+        fh = self._file()
+        fh.write(line)
+        fh.flush()
+
+    def event(self, event: str, **fields: Any) -> None:
+        """Append one event with `fields` (JSON data; non-finite floats are refused)."""
+        self._append(encode({"timestamp": now(), "event": event, **fields}) + "\n")
+
+    def init_run(
+        self,
+        *,
+        run_id: str,
+        project: str,
+        group: str,
+        tags: list[str],
+        config: Mapping[str, Any],
+        notes: str | None,
+        offline: bool,
+        backends: list[str],
+    ) -> None:
+        """The run was created (bound): what every backend is told about it."""
+        self.event(
+            "init_run",
+            run_id=run_id,
+            project=project,
+            group=group,
+            tags=list(tags),
+            config=dict(config),
+            notes=notes,
+            offline=bool(offline),
+            backends=list(backends),
+        )
+
+    def resume_run(self, *, attempt: int, **where: Any) -> None:
+        """Execution attempt number `attempt` (1, 2, ...) opened the run; `where` says where."""
+        self.event("resume_run", attempt=attempt, **where)
+
+    def log(self, metrics: Mapping[str, Any], step: int | None, *, redo: bool = False) -> None:
+        """One row of metrics (already cleaned by `clean_metrics`) at `step`.
+
+        The hot path of every training loop: one encode, one write, one flush.
+        """
+        event: dict[str, Any] = {"timestamp": now(), "event": "log", "metrics": metrics}
+        if step is not None:
+            event["step"] = step
+        if redo:
+            event["redo"] = True
+        try:
+            line = encode(event)
+        except ValueError:  # NaN or infinity among the values
+            event["metrics"], event["nonfinite"] = encode_metrics(metrics)
+            line = encode(event)
+        self._append(line + "\n")
+
+    def log_artifact(
+        self, name: str, path: str | os.PathLike, size_bytes: int, *, job_path: str | None = None
+    ) -> None:
+        """A file or directory attached to the run; stored relative to `job_path` when inside it,
+        so the journal stays right when the project is moved or copied."""
+        stored = str(Path(path).resolve())
+        if job_path is not None:
+            with contextlib.suppress(ValueError):
+                inside = os.path.relpath(stored, Path(job_path).resolve())
+                if not inside.startswith(os.pardir):
+                    stored = inside
+        self.event("log_artifact", name=name, path=stored, size_bytes=int(size_bytes))
+
+    def finish(self, exit_code: int, *, preempted: bool = False) -> None:
+        """The attempt closed the run with `exit_code` (preempted: stopped by a signal)."""
+        self.event("finish", exit_code=int(exit_code), preempted=bool(preempted))
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+__all__ = ["JournalWriter"]
