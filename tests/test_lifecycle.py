@@ -182,10 +182,10 @@ def test_is_stale_recognises_dead_attempts_without_waiting(monkeypatch) -> None:
     import subprocess
     import sys
 
+    from aexp.attempts import attempt_identity, is_stale
     from aexp.jobdoc import now_iso
-    from aexp.lifecycle import _attempt_identity, is_stale
 
-    fresh = {"heartbeat_at": now_iso(), "attempt": _attempt_identity()}
+    fresh = {"heartbeat_at": now_iso(), "attempt": attempt_identity()}
     assert not is_stale(fresh, 300), "this very process is alive"
     assert is_stale({"heartbeat_at": "2000-01-01T00:00:00+00:00"}, 300), "old heartbeat"
     assert is_stale({}, 300), "no heartbeat at all"
