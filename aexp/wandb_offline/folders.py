@@ -109,6 +109,11 @@ def job_fragment_folders(job_dir: str, job_id: str) -> list[FragmentFolder]:
     return sorted(fragments, key=lambda f: f.order)
 
 
+def is_job_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether a workspace entry is a signac job directory (a 32-hex-digit name, not a link)."""
+    return bool(_JOB_ID.match(entry.name)) and entry.is_dir(follow_symlinks=False)
+
+
 def workspace_fragment_folders(
     workspace: Path, job_ids: Iterable[str] | None = None
 ) -> dict[str, list[FragmentFolder]]:
@@ -123,9 +128,7 @@ def workspace_fragment_folders(
             jobs = sorted(
                 (e.name, e.path)
                 for e in entries
-                if (wanted is None or e.name in wanted)
-                and _JOB_ID.match(e.name)
-                and e.is_dir(follow_symlinks=False)
+                if (wanted is None or e.name in wanted) and is_job_dir(e)
             )
     except FileNotFoundError:
         return {}
@@ -162,6 +165,7 @@ __all__ = [
     "find_fragments",
     "folder_order",
     "fragment_log",
+    "is_job_dir",
     "iter_fragment_folders",
     "job_fragment_folders",
     "workspace_fragment_folders",

@@ -24,7 +24,7 @@ from typing import Any
 from aexp.journal import Artifact, Journal, Row
 from aexp.wandb_offline.decode import Fragment, read_fragment
 from aexp.wandb_offline.folders import FragmentFolder, job_fragment_folders
-from aexp.wandb_offline.framing import OfflineRunError
+from aexp.wandb_offline.framing import HEADER_BYTES, OfflineRunError
 from aexp.wandb_offline.mend import cut_back, relocate, set_aside
 
 
@@ -136,6 +136,13 @@ def _view(folder: FragmentFolder, fragment: Fragment) -> FragmentView:
     )
 
 
+def _shorter_than_a_header(log: Path) -> bool:
+    try:
+        return log.stat().st_size < len(HEADER_BYTES)
+    except OSError:
+        return False
+
+
 def _folder_seconds(folder: FragmentFolder) -> float:
     try:
         return folder.folder.stat().st_mtime
@@ -184,7 +191,11 @@ def inspect_run(
         try:
             fragment = read_fragment(folder.folder)
         except (OfflineRunError, OSError) as exc:
-            result.unreadable.append((folder.log, str(exc)))
+            if mend and _shorter_than_a_header(folder.log):
+                # Killed before W&B wrote even its file header: no run, like a header-only log.
+                result.set_aside.append(set_aside(folder.log))
+            else:
+                result.unreadable.append((folder.log, str(exc)))
             continue
         if not fragment.has_run:
             if mend:
