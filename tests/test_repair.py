@@ -287,6 +287,17 @@ def test_deleted_markers_never_cause_a_second_upload(
     assert server.requests == [], "nothing uploaded: the job documents say synced"
     assert [r.skipped for r in again] == ["already synced"] * 4
 
+    # Fragment by fragment too: runs not through yet (say, preempted ones), whose synced
+    # fragments the W&B part records.
+    for job_id in sweep.ids.values():
+        tracker = binding(copy, job_id)
+        tracker["synced_at"] = tracker["backends"]["wandb"]["synced_at"] = None
+        write_binding(copy, job_id, tracker)
+    again = sync_offline_runs(copy)
+    assert server.requests == []
+    assert [r.skipped for r in again] == ["already synced"] * 4
+    assert all(binding(copy, job_id)["synced_at"] for job_id in sweep.ids.values())
+
 
 def test_resync_really_uploads_again(copy: Path, sweep: SimpleNamespace, server: FakeWandbServer):
     assert aexp_sync(copy).returncode == 0
