@@ -720,3 +720,38 @@ def test_the_in_process_wandb_core_writes_its_port_file_inside_the_test(
     (args,) = started
     port_file = Path(args[args.index("--port-filename") + 1])
     assert tmp_path in port_file.parents, port_file
+
+
+def test_an_online_run_whose_backend_failed_gets_only_the_rows_it_missed(
+    copy: Path, sweep: SimpleNamespace, server: FakeWandbServer
+) -> None:
+    """An online W&B run that failed after step 1: wandb's local copy of what it streamed
+    (`wandb/run-<time>-<id>/`) counts as on the server; only steps 2.. are uploaded."""
+    from aexp.wandb_offline import read_log, record_class, write_log
+
+    a, run = sweep.ids["a"], sweep.runs["a"]
+    (offline,) = fragments(copy, a)
+    online = offline.with_name(offline.name.replace("offline-run-", "run-"))
+    offline.rename(online)
+    log = online / f"run-{run}.wandb"
+    payloads = read_log(log).payloads
+    Record = record_class()
+    keep = []
+    for payload in payloads:  # what was streamed before W&B failed: rows 0 and 1
+        record = Record.FromString(payload)
+        if record.WhichOneof("record_type") == "history" and record.history.step.num >= 2:
+            break
+        keep.append(payload)
+    log.unlink()
+    write_log(log, keep)
+    tracker = binding(copy, a)
+    tracker["offline"] = False
+    tracker["backends"]["wandb"]["error"] = "failed to log step 2: connection reset"
+    write_binding(copy, a, tracker)
+
+    result = aexp_sync(copy, a)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert received_history(server, run) == expected_history(copy, a)[2:]
+    assert server.runs()[run]["exitcode"] == 0
+    assert binding(copy, a)["synced_at"]

@@ -605,7 +605,7 @@ def test_batches_stay_below_the_file_descriptor_limit(
 
     batches = []
     real_batch = driver._Sync.batch
-    monkeypatch.setattr(driver, "batch_size", lambda: 1)
+    monkeypatch.setattr(claims, "batch_size", lambda: 1)
     monkeypatch.setattr(
         driver._Sync, "batch", lambda self, b: batches.append(b) or real_batch(self, b)
     )

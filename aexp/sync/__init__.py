@@ -41,12 +41,45 @@ appears in W&B's output it is masked.
 
 from __future__ import annotations
 
-from aexp.sync.driver import sync_offline_runs
-from aexp.sync.hosts import can_sync_here, forget_sync_blocker, sync_blocker
-from aexp.sync.operation import sync_jobs, sync_operation, sync_ready
-from aexp.sync.plan import find_offline_runs
-from aexp.sync.result import SyncResult
-from aexp.sync.wandb_process import RETRY_DEFAULTS
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aexp.sync.driver import sync_offline_runs
+    from aexp.sync.hosts import can_sync_here, forget_sync_blocker, sync_blocker
+    from aexp.sync.operation import sync_jobs, sync_operation, sync_ready
+    from aexp.sync.plan import find_offline_runs
+    from aexp.sync.result import SyncResult
+    from aexp.sync.wandb_process import RETRY_DEFAULTS
+
+# Names are imported on first use (PEP 562): an idle `aexp sync-offline` pass loads the plan and
+# nothing of the upload machinery.
+_WHERE = {
+    "RETRY_DEFAULTS": "aexp.sync.wandb_process",
+    "SyncResult": "aexp.sync.result",
+    "can_sync_here": "aexp.sync.hosts",
+    "find_offline_runs": "aexp.sync.plan",
+    "forget_sync_blocker": "aexp.sync.hosts",
+    "sync_blocker": "aexp.sync.hosts",
+    "sync_jobs": "aexp.sync.operation",
+    "sync_offline_runs": "aexp.sync.driver",
+    "sync_operation": "aexp.sync.operation",
+    "sync_ready": "aexp.sync.operation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aexp.sync' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
 
 __all__ = [
     "RETRY_DEFAULTS",

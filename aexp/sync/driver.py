@@ -24,27 +24,24 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aexp.binding import RUNNING, find_project_root, get_binding
 from aexp.errors import BindingError, JobBusyError, TrackerInitError
 from aexp.jobdoc import read_doc
-from aexp.lifecycle import is_stale
 from aexp.schema import FAILED, FINISHED
 from aexp.settings import Settings, load_settings
-from aexp.sync.claims import batch_size, busy_reason, take
-from aexp.sync.hosts import INSTALL_HINT
-from aexp.sync.interrupts import terminate_cleanly
-from aexp.sync.plan import WANDB, JobWork, plan_jobs, settle
-from aexp.sync.record import finalize_job, record_backend, record_fragments, wandb_url
-from aexp.sync.replay import replay_backend
+from aexp.sync.plan import WANDB, JobWork, plan_jobs, settle, stale
 from aexp.sync.result import STILL_EXECUTING, SyncResult, replay_result, result_for
-from aexp.sync.wandb_prepare import WandbRun, load_journal, prepare_wandb, stderr_say
-from aexp.sync.wandb_process import Outcome
-from aexp.sync.wandb_upload import RunKey, upload_rounds
-from aexp.wandb_offline import job_fragment_folders
-from aexp.wandb_offline.folders import folder_order
-from aexp.wandb_offline.repair import describe
+from aexp.wandb_offline.folders import folder_order, job_fragment_folders
+
+if TYPE_CHECKING:
+    from aexp.sync.wandb_prepare import WandbRun
+    from aexp.sync.wandb_process import Outcome
+
+# (An idle pass, everything synced, needs the plan only: the modules that mend, repair, replay,
+# upload and record are imported when a batch has work.)
+RunKey = tuple[str, str]  # (job id, run id)
 
 
 def sync_offline_runs(
@@ -99,18 +96,28 @@ def sync_offline_runs(
             sync.dry(item)
         return sync.ordered()
     if any(item.wandb for item in work) and importlib.util.find_spec("wandb") is None:
+        from aexp.sync.hosts import INSTALL_HINT
+
         raise TrackerInitError(
             f"uploading W&B offline runs needs the wandb package; {INSTALL_HINT}."
         )
     sync.bar = _progress_bar() if progress and work else None
+    from aexp.sync.interrupts import terminate_cleanly
+
     try:
         with terminate_cleanly():
-            for batch in _chunks(work, batch_size()):
+            for batch in _chunks(work, _batch_size()):
                 sync.batch(batch)
     finally:
         if sync.bar is not None:
             sync.bar.close()
     return sync.ordered()
+
+
+def _batch_size() -> int:
+    from aexp.sync.claims import batch_size
+
+    return batch_size()
 
 
 def _chunks(items: list[JobWork], size: int) -> Iterator[list[JobWork]]:
@@ -156,6 +163,9 @@ class _Sync:
 
     # -- a dry run ----------------------------------------------------------------------------
     def dry(self, item: JobWork) -> None:
+        from aexp.sync.replay import replay_backend
+        from aexp.sync.wandb_prepare import load_journal, prepare_wandb, stderr_say
+
         if item.wandb:
             run, results = prepare_wandb(
                 item, resync=self.resync, dry_run=True, say=stderr_say(item.job_id, item.run_id)
@@ -168,6 +178,8 @@ class _Sync:
 
     # -- a batch of jobs, under their claims --------------------------------------------------
     def batch(self, batch: list[JobWork]) -> None:
+        from aexp.sync.claims import busy_reason, take
+
         with ExitStack() as claims:
             fds: dict[str, int | None] = {}
             runs: dict[RunKey, WandbRun] = {}
@@ -202,7 +214,7 @@ class _Sync:
         if binding is None or binding["run_id"] != planned.run_id:
             self._skip_job(planned, "the job was bound to another run meanwhile; left alone")
             return None
-        if binding["state"] == RUNNING and not is_stale(doc, self.stale_after):
+        if binding["state"] == RUNNING and not stale(doc, self.stale_after):
             self._skip_job(planned, STILL_EXECUTING)
             return None
         fragments = job_fragment_folders(planned.job.path, planned.job_id)
@@ -213,6 +225,10 @@ class _Sync:
     def _prepare(self, item: JobWork) -> WandbRun | None:
         """Everything but the upload, for one claimed job: its W&B run made ready, its replays
         done, its binding finalized. A failure stays with this job (one result line)."""
+        from aexp.sync.record import finalize_job
+        from aexp.sync.replay import replay_backend
+        from aexp.sync.wandb_prepare import load_journal, prepare_wandb, stderr_say
+
         run = None
         try:
             if item.wandb:
@@ -233,6 +249,10 @@ class _Sync:
 
     # -- the upload ---------------------------------------------------------------------------
     def _upload(self, runs: dict[RunKey, WandbRun], fds: dict[str, int | None]) -> None:
+        from aexp.sync.record import record_backend, record_fragments, wandb_url
+        from aexp.sync.wandb_upload import upload_rounds
+        from aexp.wandb_offline.repair import describe
+
         todo = {key: list(run.todo) for key, run in runs.items()}
         urls: dict[RunKey, str] = {}
         counted: set[Path] = set()

@@ -26,7 +26,6 @@ from typing import Any
 from aexp.binding import RUNNING, backend_parts, find_project_root, get_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import JobDir, peek_doc
-from aexp.lifecycle import is_stale
 from aexp.schema import PREEMPTED
 from aexp.sync.result import ALREADY_SYNCED, SET_ASIDE, STILL_EXECUTING, SyncResult, result_for
 from aexp.trackers import ADAPTERS
@@ -152,6 +151,12 @@ def _no_log(frag: FragmentFolder) -> str:
     return SET_ASIDE if logs else "no run-<id>.wandb transaction log in this folder"
 
 
+def stale(doc: Mapping[str, Any], stale_after: float) -> bool:
+    from aexp.lifecycle import is_stale  # here: the lifecycle's imports, for running jobs only
+
+    return is_stale(doc, stale_after)
+
+
 def plan_jobs(
     workspace: str, job_ids: Iterable[str] | None, *, stale_after: float, resync: bool
 ) -> tuple[list[JobWork], list[SyncResult]]:
@@ -186,7 +191,7 @@ def plan_jobs(
                 for f in fragments
             ]
             continue
-        if binding["state"] == RUNNING and not is_stale(doc, stale_after):
+        if binding["state"] == RUNNING and not stale(doc, stale_after):
             results += [result_for(f, ok=True, skipped=STILL_EXECUTING) for f in fragments]
             continue
         item, skipped = settle(job, binding, fragments, resync)
@@ -206,4 +211,5 @@ __all__ = [
     "plan_jobs",
     "replay_due",
     "settle",
+    "stale",
 ]

@@ -92,12 +92,21 @@ def prepare_wandb(
     """
     journal = load_journal(work)
     known = {} if resync else known_fragments(work.binding)
+    online = not work.binding.get("offline")
     inspection = inspect_run(
-        work.job.path, work.job_id, work.run_id, journal, known=known, mend=not dry_run
+        work.job.path,
+        work.job_id,
+        work.run_id,
+        journal,
+        known=known,
+        mend=not dry_run,
+        online=online,
     )
     for line in inspection.notes():
         say(line)
-    inspection, stranded = _complete(work, journal, inspection, known, dry_run=dry_run, say=say)
+    inspection, stranded = _complete(
+        work, journal, inspection, known, dry_run=dry_run, say=say, online=online
+    )
     run = WandbRun(work, {view.folder: view for view in inspection.fragments}, [], stranded)
 
     results: list[SyncResult] = []
@@ -142,6 +151,7 @@ def _complete(
     *,
     dry_run: bool,
     say: Say,
+    online: bool = False,
 ) -> tuple[RunInspection, int]:
     """Write the rows and artifacts the fragments lack into repair fragments; returns the
     inspection of the run as it is afterwards and the number of rows that cannot be placed."""
@@ -179,7 +189,9 @@ def _complete(
     )
     names = ", ".join(folder.name for folder in folders)
     say(f"{what} the journal holds and W&B lacked written into {names}")
-    again = inspect_run(work.job.path, work.job_id, work.run_id, journal, known=known)
+    again = inspect_run(
+        work.job.path, work.job_id, work.run_id, journal, known=known, online=online
+    )
     for line in again.notes():
         say(line)
     return again, len(stranded)
