@@ -195,7 +195,14 @@ class _Sync:
                     )
                     self._skip_job(planned, reason)
                     continue
-                item = self._reread(planned)
+                except OSError as exc:  # a read-only job directory: this job only
+                    self._fail_job(planned, f"cannot take the job's claim: {exc}")
+                    continue
+                try:
+                    item = self._reread(planned)
+                except OSError as exc:
+                    self._fail_job(planned, f"cannot read the job document: {exc}")
+                    continue
                 if item is None:
                     continue
                 run = self._prepare(item)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aexp.binding import RUNNING, backend_parts, find_project_root, get_binding
+from aexp.binding import BOUND, RUNNING, backend_parts, find_project_root, get_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import JobDir, peek_doc
 from aexp.schema import PREEMPTED
@@ -108,7 +108,9 @@ def needs(binding: Mapping[str, Any], *, resync: bool) -> tuple[bool, list[str],
         if synced:
             continue
         if name == WANDB:
-            wandb = True
+            # A run that never executed (or was re-armed) has nothing new in W&B: its job is
+            # not claimed, so that an attempt starting now is not refused.
+            wandb = binding["state"] != BOUND
         elif feed_of(name) == "replay" and replay_due(binding):
             replays.append(name)
     finalize = not pending and bool(binding.get("finished_at")) and not binding.get("synced_at")

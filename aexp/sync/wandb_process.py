@@ -135,7 +135,8 @@ class Launch:
             self.err.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise
-        hand_over(list(pass_fds), self.proc.pid)
+        self.pass_fds = list(pass_fds)
+        hand_over(self.pass_fds, self.proc.pid)
         self.timed_out: set[str] = set()
         self.killed = False
         self.texts: tuple[str, str] | None = None
@@ -204,6 +205,7 @@ class Launch:
             self.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
+        hand_over(self.pass_fds, os.getpid())  # the claims are this process's alone again
         self.log.poll()
         if self.texts is None:
             self.texts = (_read(self.out), _read(self.err))
