@@ -755,3 +755,92 @@ def test_an_online_run_whose_backend_failed_gets_only_the_rows_it_missed(
     assert received_history(server, run) == expected_history(copy, a)[2:]
     assert server.runs()[run]["exitcode"] == 0
     assert binding(copy, a)["synced_at"]
+
+
+# -- the offline files, read and mended (aexp.wandb_offline) -----------------------------------
+def all_logs(root: Path) -> list[Path]:
+    return sorted(root.glob("workspace/*/wandb/offline-run-*/run-*.wandb"))
+
+
+def test_the_writer_reproduces_the_bytes_wandb_wrote(sweep: SimpleNamespace, tmp_path: Path):
+    from aexp.wandb_offline import read_log, write_log
+
+    logs = all_logs(sweep.root)
+    assert len(logs) == 4
+    for n, log in enumerate(logs):
+        contents = read_log(log)
+        assert not contents.torn and contents.end == log.stat().st_size
+        out = tmp_path / f"{n}.wandb"
+        write_log(out, contents.payloads)
+        assert out.read_bytes() == log.read_bytes(), log
+
+
+def test_the_framing_of_records_across_blocks(tmp_path: Path) -> None:
+    from aexp.wandb_offline import BLOCK_SIZE, read_log, write_log
+    from aexp.wandb_offline.framing import HEADER_BYTES, RECORD_HEADER
+
+    # A first record that leaves exactly 7 bytes in block 0 (a zero-length FIRST chunk there),
+    # then one spanning three blocks (MIDDLE chunks), then a small one.
+    first = b"a" * (BLOCK_SIZE - len(HEADER_BYTES) - 2 * RECORD_HEADER.size)
+    payloads = [first, b"b" * (2 * BLOCK_SIZE + 100), b"c" * 10]
+    log = tmp_path / "run-x.wandb"
+    write_log(log, payloads)
+    data = log.read_bytes()
+    _crc, length, kind = RECORD_HEADER.unpack_from(data, BLOCK_SIZE - RECORD_HEADER.size)
+    assert (length, kind) == (0, 2), "a zero-length FIRST chunk in the last 7 bytes"
+    contents = read_log(log)
+    assert contents.payloads == payloads and not contents.torn
+    for cut in (len(data) - 5, 2 * BLOCK_SIZE, BLOCK_SIZE + 3):  # what a SIGKILL leaves
+        torn = tmp_path / f"torn-{cut}.wandb"
+        torn.write_bytes(data[:cut])
+        contents = read_log(torn)
+        assert contents.torn and contents.payloads == payloads[: len(contents.payloads)]
+
+
+def test_cut_back_keeps_every_complete_record_and_the_original(copy: Path) -> None:
+    from aexp.wandb_offline import read_log
+    from aexp.wandb_offline.mend import cut_back
+
+    log = all_logs(copy)[-1]
+    original = log.read_bytes()
+    whole = read_log(log).payloads
+    log.write_bytes(original[: len(original) - 40])
+
+    dropped = cut_back(log)
+
+    contents = read_log(log)
+    assert not contents.torn and contents.payloads == whole[: len(contents.payloads)]
+    assert dropped == len(original) - 40 - log.stat().st_size > 0
+    assert log.with_name(log.name + ".torn").read_bytes() == original[: len(original) - 40]
+    assert cut_back(log) == 0, "a log that is not torn is left as it is"
+
+
+def test_inspect_run_places_missing_rows_and_trusts_the_document(
+    copy: Path, sweep: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aexp.wandb_offline import repair
+
+    p, run = sweep.ids["p"], sweep.runs["p"]
+    job = copy / "workspace" / p
+    first, second = fragments(copy, p)
+    log1 = first / f"run-{run}.wandb"
+    log1.write_bytes(log1.read_bytes()[:7])
+    journal = journal_of(copy, p)
+
+    found = repair.inspect_run(job, p, run, journal)
+
+    assert found.set_aside == [log1.with_name(log1.name + ".empty")]
+    assert [view.folder for view in found.fragments] == [second]
+    history = [row.step for row in journal.history()]
+    assert [row.step for row in found.missing] == history[: history.index(3)]
+    ((after, rows),) = found.gaps()
+    assert after == -1 and [row.step for row in rows] == [0, 1, 2]
+    assert found.start_between(-1) < found.fragments[0].start
+    assert found.notes() and "held no run" in found.notes()[0]
+
+    # A fragment the document records is not decoded again.
+    known = {second.name: repair.describe(found.fragments[0])}
+    monkeypatch.setattr(repair, "read_fragment", lambda folder: pytest.fail(f"decoded {folder}"))
+    again = repair.inspect_run(job, p, run, journal, known=known)
+    assert again.fragments[0].synced and again.notes() == []
+    assert [row.step for row in again.missing] == [0, 1, 2]
