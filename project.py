@@ -24,7 +24,7 @@ from signac.errors import JobsCorruptedError
 from aexp import AexpError, TrackerInitError, load_settings
 from aexp import workflow as wf
 from aexp.errors import SubmissionError
-from aexp.sync import sync_jobs
+from aexp.sync import sync_operation, sync_ready
 from experiment import experiment
 
 try:
@@ -202,13 +202,13 @@ def finish(job):
     wf.finish(job)
 
 
-@Project.pre(wf.needs_sync)
-@Project.pre(lambda job: wf.outside_allocation())
+@Project.pre(sync_ready)
 @Project.post(wf.is_synced)
 @Project.operation
 def sync_offline(job):
-    """Send the finished run to the backends that need a login node: W&B offline, MLflow."""
-    sync_jobs([job], SETTINGS)
+    """Send the finished run to the backends that need a login node: W&B offline, MLflow.
+    The pass's first call syncs every eligible job in one go (aexp/sync/operation.py)."""
+    sync_operation(job, SETTINGS)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Benchmark 3: noop backend `log` events per second vs a raw JSONL loop.
 
-Ours: `Tracker.log(row)` on a run opened by the noop adapter (what an experiment calls): metric
-validation, the step counter, the summary, and the adapter's timestamped, flushed JSONL line.
-Raw: `json.dumps` of the same event (without timestamp) + `write` + `flush` on one open file.
-Both in this process, alternating, on the same rows. Target: ours >= 0.5 x raw.
+Ours: `Tracker.log(row)` of an attempt whose only backend is the journal (the noop backend is the
+journal alone): metric validation, the step counter, the summary, and the journal writer's
+timestamped, flushed JSON line (aexp/journal.py). Raw: `json.dumps` of the same event (without
+timestamp) + `write` + `flush` on one open file. Both in this process, alternating, on the same
+rows. Target: ours >= 0.5 x raw.
 """
 
 from __future__ import annotations
@@ -29,20 +30,19 @@ def rows(n: int) -> list[dict[str, Any]]:
 
 
 def ours_rate(data: list[dict[str, Any]], root: Path) -> float:
-    from aexp.lifecycle import Tracker
-    from aexp.trackers.noop import NoopAdapter
+    from aexp.journal import JournalWriter, journal_path
+    from aexp.tracker import Tracker
 
-    adapter = NoopAdapter(log_root=root)
-    handle = adapter.init_run(
-        project="bench", group="H/E/c", tags=[], config={}, notes=None, offline=True
-    )
-    tracker = Tracker(job=None, run_id=handle.id, _adapter=adapter, _handle=handle)
+    writer = JournalWriter(journal_path(root, "bench0001"))
+    writer.resume_run(attempt=1)  # the attempt's first event opens the file, as in run_lifecycle
+    tracker = Tracker(job=None, run_id="bench0001", attempt=1, _journal=writer)
     log_ = tracker.log
     t0 = time.perf_counter()
     for row in data:
         log_(row)
     elapsed = time.perf_counter() - t0
-    adapter.finish(handle)
+    writer.finish(0)
+    writer.close()
     return len(data) / elapsed
 
 
@@ -85,7 +85,7 @@ def run(opts: Any) -> list[Result]:
             unit="events/s",
             limit=LIMIT,
             higher_is_better=True,
-            notes="Tracker.log through NoopAdapter vs json.dumps+write+flush on one open file",
+            notes="Tracker.log through the journal writer vs json.dumps+write+flush, one open file",
             extra={"events": len(data)},
         )
     ]

@@ -8,11 +8,13 @@ non-loopback address or leaves files outside its temp dir.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +73,47 @@ def hermetic_env(root: Path, base_url: str = CLOSED_URL) -> dict[str, str]:
     return env
 
 
+# Where files outside every test's tmp dir would land: the repository (a test that forgot its
+# own directory) and the temporary directory this process saw first. Python's `tempfile` caches
+# the first TMPDIR it sees for the whole process, and pytest asks it before any test runs, so
+# code in this process (the in-process wandb-core's port file, say) would write there although
+# the test set TMPDIR: `_hermetic` points the cache at the test's tmp dir too.
+REAL_TMP = Path(tempfile.gettempdir())
+# Names in the real temporary directory that this project's code or wandb would make; other
+# processes on a shared machine make files there too, so only these are watched.
+_LEAK_PREFIXES = ("aexp-", "wandb", "port-")
+_IGNORED_IN_REPO = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+def outside_files() -> set[str]:
+    """What lies where no test may leave anything: the repository's top level, its workspace
+    and tests directories, and the real temporary directory's entries of ours."""
+    found = set()
+    for where in (REPO, REPO / "workspace", REPO / "tests", REPO / "bench"):
+        with contextlib.suppress(OSError):
+            found |= {f"{where}/{n}" for n in os.listdir(where) if n not in _IGNORED_IN_REPO}
+    with contextlib.suppress(OSError):
+        found |= {f"{REAL_TMP}/{n}" for n in os.listdir(REAL_TMP) if n.startswith(_LEAK_PREFIXES)}
+    return found
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_OUTSIDE] = outside_files()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.config.stash.get(_OUTSIDE, None)
+    if before is None:
+        return
+    left = sorted(outside_files() - before)
+    if left:  # a module fixture or a process that outlived its test
+        print(f"\nerror: the tests left files outside their tmp dirs: {left}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_OUTSIDE = pytest.StashKey[set[str]]()
+
+
 @pytest.fixture(autouse=True)
 def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in list(os.environ):
@@ -78,7 +121,12 @@ def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
             monkeypatch.delenv(key)
     for key, value in hermetic_env(tmp_path).items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    before = outside_files()
     yield
+    left = sorted(outside_files() - before)
+    if left:
+        pytest.fail(f"the test left files outside its tmp dir: {left}")
 
 
 @pytest.fixture

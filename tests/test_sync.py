@@ -499,3 +499,118 @@ def test_sync_jobs_reports_a_failure_in_one_line_and_does_not_raise(
     assert len(err) == 1 and err[0].startswith(
         f"sync_offline: job {built.ids['full']} run {built.runs['full']} not synced"
     )
+
+
+# -- what must catch breakage ------------------------------------------------------------------
+def test_without_retry_caps_in_the_environment_aexps_own_caps_apply(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aexp.sync import RETRY_DEFAULTS, wandb_process
+
+    for name in RETRY_DEFAULTS:  # the test environment caps W&B's retries: not this time
+        monkeypatch.delenv(name, raising=False)
+    assert not any(name.startswith("WANDB__") and "RETRY" in name for name in os.environ)
+    # aexp's own counts, with waits of 1 s so that the test stays short.
+    quick = {k: "1" if k.endswith("_WAIT_MAX_SECONDS") else v for k, v in RETRY_DEFAULTS.items()}
+    monkeypatch.setattr(wandb_process, "RETRY_DEFAULTS", quick)
+    bad = built.runs["ablated"]
+    server.set_mode("error500", for_run_ids={bad})
+
+    (result,) = sync_offline_runs(copy, job_ids=[built.ids["ablated"]], timeout=60)
+
+    assert not result.ok and reason(result).startswith("W&B reported an error")
+    # The run's first request (RunResumeStatus: aexp opens runs with resume="allow"), tried
+    # once and retried RETRY_MAX times before W&B gave up.
+    tries = [r for r in server.requests if r.path == "/graphql" and r.run_id == bad]
+    assert {r.operation for r in tries} == {"RunResumeStatus"}
+    assert len(tries) == 1 + int(RETRY_DEFAULTS["WANDB__GRAPHQL_RETRY_MAX"])
+
+
+def test_after_a_hung_upload_the_rest_is_reported_not_attempted(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that hangs costs one timeout, not one per run."""
+    from aexp.sync import wandb_upload
+
+    monkeypatch.setattr(wandb_upload, "MAX_PATHS_PER_PROCESS", 1)  # one run per process
+    launches = []
+    real_launch = wandb_upload.Launch
+
+    def launch(*args, **kwargs):
+        launches.append(args[0])
+        return real_launch(*args, **kwargs)
+
+    monkeypatch.setattr(wandb_upload, "Launch", launch)
+    server.set_mode("hang")
+
+    results = sync_offline_runs(copy, timeout=3, workers=1)
+
+    reasons = sorted(reason(r) for r in results if not r.skipped)
+    cut = "not attempted: the server did not answer (1 upload(s) timed out after 3 s)"
+    assert reasons == [cut, cut, "timed out after 3 s"]
+    assert len(launches) == 1, "no process was started after the first one hung"
+    assert not markers(copy)
+
+
+def test_a_job_claimed_by_another_process_is_skipped_in_one_line(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer, capsys: pytest.CaptureFixture
+) -> None:
+    busy = built.ids["full"]
+    hold = (
+        "import sys, time\n"
+        "from aexp.jobdoc import JobDir, job_claim\n"
+        "with job_claim(JobDir(sys.argv[1], sys.argv[2])):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    holder = subprocess.Popen(
+        [PYTHON, "-c", hold, busy, str(copy / "workspace" / busy)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        results = sync_offline_runs(copy)
+    finally:
+        holder.kill()
+        holder.wait()
+    said = f"being uploaded by pid {holder.pid} on host {os.uname().nodename}"
+    mine = [r for r in results if r.job_id == busy]
+    assert [(r.ok, r.skipped) for r in mine] == [(True, said)]
+    lines = [line for line in capsys.readouterr().err.splitlines() if busy in line]
+    assert lines == [f"note: job {busy} run {built.runs['full']}: skipped, {said}"]
+    assert all(r.ok and not r.skipped for r in results if r.job_id != busy)
+    assert built.runs["full"] not in server.runs()
+
+    assert all(r.ok for r in sync_offline_runs(copy))  # the claim is free again
+    assert binding(copy, busy)["synced_at"]
+
+
+def test_batches_stay_below_the_file_descriptor_limit(
+    copy: Path, built: SimpleNamespace, server: FakeWandbServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resource
+
+    from aexp.sync import claims, driver
+
+    limits = {"soft": 1024}
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (limits["soft"], 4096))
+    assert claims.batch_size() == claims.MAX_RUNS_PER_BATCH
+    limits["soft"] = 200
+    assert claims.batch_size() == (200 - claims.FD_RESERVE) // 2
+    limits["soft"] = 70
+    assert claims.batch_size() == 3
+    limits["soft"] = 10
+    assert claims.batch_size() == 1
+
+    batches = []
+    real_batch = driver._Sync.batch
+    monkeypatch.setattr(claims, "batch_size", lambda: 1)
+    monkeypatch.setattr(
+        driver._Sync, "batch", lambda self, b: batches.append(b) or real_batch(self, b)
+    )
+    results = sync_offline_runs(copy)
+    assert len(batches) == 3 and all(len(b) == 1 for b in batches)
+    assert len(results) == 4 and all(r.ok and not r.skipped for r in results)
+    assert all(binding(copy, job_id)["synced_at"] for job_id in built.ids.values())
+    assert server.runs()[built.runs["preempted"]]["uploads"] == 2

@@ -242,7 +242,7 @@ def test_noop_every_event_is_flushed_when_written(tmp_path):
     reader = "import json, sys; print([json.loads(l)['event'] for l in open(sys.argv[1])])"
     result = run_cmd([PYTHON, "-c", reader, str(events_path)], tmp_path, check=True)
     assert result.stdout.strip() == "['init_run', 'log', 'log', 'log_artifact']"
-    assert not handle.extra["_journal"]._fh.closed  # the reads above did not rely on a close
+    assert handle.extra["_journal"]._fd is not None  # the reads above did not rely on a close
 
     adapter.finish(handle, exit_code=0)
     events = read_events(events_path)

@@ -1,4 +1,5 @@
-"""`aexp sync-offline`: upload finished W&B offline runs (from a login node).
+"""`aexp sync-offline`: upload finished W&B offline runs, replay runs into backends fed by replay
+(from a login node).
 
 The sync itself is `aexp.sync.sync_offline_runs`; this module picks the jobs and reports. An idle
 pass without job ids must stay cheap (login nodes run it from cron): it loads none of signac,
@@ -13,12 +14,18 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from aexp.binding import find_project_root, get_binding
+from aexp.binding import backend_parts, find_project_root, get_binding
 from aexp.cli.output import _dump
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _jobs, _project, _project_dir
 from aexp.errors import AexpError, BindingError
 from aexp.settings import load_settings
+
+
+def backend_needs_sync(name: str, part: Any, *, offline: bool) -> bool:
+    from aexp.sync.plan import backend_needs_sync as needs
+
+    return needs(name, part, offline=offline)
 
 
 def _sync_function() -> Callable[..., list[Any]]:
@@ -50,10 +57,13 @@ def cmd_sync_offline(args: argparse.Namespace) -> int:
             binding = get_binding(job)
             if binding is None:
                 raise BindingError(f"job {job.id} is not bound to a tracker run; nothing to sync.")
-            if binding["backend"] != "wandb" or not binding.get("offline"):
-                kind = "online W&B" if binding["backend"] == "wandb" else binding["backend"]
+            offline = bool(binding.get("offline"))
+            parts = backend_parts(binding)
+            if not any(backend_needs_sync(n, p, offline=offline) for n, p in parts.items()):
+                kind = "online W&B" if list(parts) == ["wandb"] else "+".join(parts)
                 raise BindingError(
-                    f"job {job.id}'s run is a {kind} run; only W&B offline runs are synced."
+                    f"job {job.id}'s run is a {kind} run; only W&B offline runs are synced "
+                    "(and backends fed by replay, like MLflow)."
                 )
         job_ids = [job.id for job in jobs]
     sync = _sync_function()
@@ -69,7 +79,8 @@ def cmd_sync_offline(args: argparse.Namespace) -> int:
     counts = {"synced": 0, "skipped": 0, "failed": 0}
     lines = []
     for r in results:
-        where = f"job {r.job_id} run {r.run_id} ({r.path})"
+        backend = getattr(r, "backend", "wandb")
+        where = f"job {r.job_id} run {r.run_id} ({r.path if backend == 'wandb' else backend})"
         if r.skipped:
             counts["skipped"] += 1
             if args.verbose:

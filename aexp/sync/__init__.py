@@ -1,4 +1,6 @@
-"""Upload W&B offline runs from a login node: idempotent, parallel, bounded and honest.
+"""Sync runs from a login node, from the job document's point of view: W&B offline runs mended,
+completed from the journal and uploaded; backends fed by replay brought up to the journal.
+Idempotent, parallel, bounded and honest.
 
     from aexp.sync import find_offline_runs, sync_offline_runs
 
@@ -8,37 +10,76 @@
         if not r.ok:
             print(r.path, r.stderr)          # the last line of stderr is the reason
 
-Compute nodes write every execution attempt of a run as one offline folder ("fragment")
-`<project>/workspace/<job_id>/wandb/offline-run-<YYYYmmdd_HHMMSS>-<run_id>[-N]/`, all fragments of
-a run sharing its id. This package uploads them with W&B's own `wandb sync` and judges the outcome
-itself, because `wandb sync`'s exit code says nothing. Where each part lives (docs/sync.md tells
-the whole story):
+The job document is the truth (docs/sync.md tells the whole story). For every run that needs
+it, the sync reads the run's journal, mends its W&B fragments and writes what they lack into
+repair fragments, uploads the fragments the document does not record as synced with W&B's own
+`wandb sync` (judging the outcome itself: its exit code says nothing), records each one in the
+job document as soon as it is through, and replays the run into the backends fed by replay
+(MLflow). A job's claim is held while its run is worked on. Where each part lives:
 
-    result.py          SyncResult, one per fragment, and its skip reasons
-    plan.py            find_offline_runs; what each job has to upload, read from its document
-    driver.py          sync_offline_runs: plan, upload, take outcomes, record, progress bar
-    record.py          `synced_at` and `url` in the job document once a finished run is uploaded
+    plan.py            find_offline_runs; what each job needs, read from its document
+    driver.py          sync_offline_runs: batches of claimed jobs, prepare, replay, upload, record
+    claims.py          the job claims (held by `wandb sync` too); batch size under `ulimit -n`
+    record.py          what is written into the job document, and when
+    replay.py          backends fed by replay: the journal handed to `adapter.replay`
+    result.py          SyncResult, one per W&B fragment or replayed run, and its skip reasons
     interrupts.py      SIGTERM and SIGHUP handled like Ctrl-C while uploading
-    operation.py       sync_jobs, the flow operation `sync_offline`
+    operation.py       the flow operation `sync_offline`: one sync per pass (sync_ready,
+                       sync_operation), and sync_jobs
     hosts.py           can_sync_here / sync_blocker (credentials, SLURM); the W&B app's address
+    wandb_prepare.py   W&B: a run from the journal's point of view (mend, repair, sort fragments)
     wandb_upload.py    W&B: fragments in start-time order, rounds, batches over processes
     wandb_process.py   W&B: one `wandb sync` process: judgement, timeouts, process tree, env
     wandb_sync_log.py  W&B: the reader of `wandb sync`'s own log, which judges runs one by one
 
-Uploads run in `python -m wandb sync` child processes; wandb is imported in this process only by
-hosts.py, when the environment alone cannot answer whether this host has credentials or what a
-run's address is. signac is never imported. No API key is ever written anywhere; if one appears in
-W&B's output it is masked.
+Uploads run in `python -m wandb sync` child processes. wandb is imported in this process only to
+decode fragments that are not recorded yet, to write a repair fragment (when the journal holds
+rows the fragments lack), or by hosts.py when the environment alone cannot answer whether this
+host has credentials. signac is never imported. No API key is ever written anywhere; if one
+appears in W&B's output it is masked.
 """
 
 from __future__ import annotations
 
-from aexp.sync.driver import sync_offline_runs
-from aexp.sync.hosts import can_sync_here, forget_sync_blocker, sync_blocker
-from aexp.sync.operation import sync_jobs
-from aexp.sync.plan import find_offline_runs
-from aexp.sync.result import SyncResult
-from aexp.sync.wandb_process import RETRY_DEFAULTS
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aexp.sync.driver import sync_offline_runs
+    from aexp.sync.hosts import can_sync_here, forget_sync_blocker, sync_blocker
+    from aexp.sync.operation import sync_jobs, sync_operation, sync_ready
+    from aexp.sync.plan import find_offline_runs
+    from aexp.sync.result import SyncResult
+    from aexp.sync.wandb_process import RETRY_DEFAULTS
+
+# Names are imported on first use (PEP 562): an idle `aexp sync-offline` pass loads the plan and
+# nothing of the upload machinery.
+_WHERE = {
+    "RETRY_DEFAULTS": "aexp.sync.wandb_process",
+    "SyncResult": "aexp.sync.result",
+    "can_sync_here": "aexp.sync.hosts",
+    "find_offline_runs": "aexp.sync.plan",
+    "forget_sync_blocker": "aexp.sync.hosts",
+    "sync_blocker": "aexp.sync.hosts",
+    "sync_jobs": "aexp.sync.operation",
+    "sync_offline_runs": "aexp.sync.driver",
+    "sync_operation": "aexp.sync.operation",
+    "sync_ready": "aexp.sync.operation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aexp.sync' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
 
 __all__ = [
     "RETRY_DEFAULTS",
@@ -49,4 +90,6 @@ __all__ = [
     "sync_blocker",
     "sync_jobs",
     "sync_offline_runs",
+    "sync_operation",
+    "sync_ready",
 ]

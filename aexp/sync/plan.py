@@ -1,30 +1,38 @@
-"""What there is to upload: the project's offline-run folders and, per job, its runs as the job
-document describes them.
+"""What there is to sync: the project's jobs, each read from its document.
 
-Job directories and documents are all this needs of the project: no signac import, so a pass with
-nothing left to upload costs little more than the interpreter's start. A job whose run is still
-executing (binding `running`, heartbeat younger than `stale_after`) is left alone; a job whose
-document cannot be read is reported and skipped; a fragment that carries W&B's synced marker
-counts as synced wherever it is in its run's order (it is on the server, and uploading it again
-would only duplicate it) unless `resync` asks for it again.
+The job document is the truth (docs/job-document.md). Every job directory of the workspace is
+listed and its document read once (no signac, no wandb). A bound job needs work when one of its
+backends has to receive the run from a login node (`backend_needs_sync`) and that backend's part
+of the binding has no `synced_at` yet (or `resync` asks for it again):
+
+- W&B (fed live): when the run is offline, or when W&B failed during an attempt (its part has an
+  `error`). Its fragments are mended, completed from the journal and uploaded (wandb_prepare.py,
+  wandb_upload.py); which fragments are synced is what the part's `state.fragments` records.
+- a backend fed by replay (MLflow): when the run is finished or preempted (replay.py).
+
+A job whose run is still executing (binding `running`, heartbeat younger than `stale_after`) is
+left alone; a job whose document cannot be read is reported and skipped. This is a first look,
+without the job's claim: each job is read again under its claim before anything is done to it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aexp.binding import RUNNING, find_project_root, get_binding
+from aexp.binding import BOUND, RUNNING, backend_parts, find_project_root, get_binding
 from aexp.errors import BindingError
-from aexp.jobdoc import JobDir, read_doc
-from aexp.lifecycle import is_stale
-from aexp.sync.result import ALREADY_SYNCED, STILL_EXECUTING, SyncResult, result_for
-from aexp.wandb_offline import FragmentFolder, workspace_fragment_folders
+from aexp.jobdoc import JobDir, peek_doc
+from aexp.schema import PREEMPTED
+from aexp.sync.result import ALREADY_SYNCED, SET_ASIDE, STILL_EXECUTING, SyncResult, result_for
+from aexp.trackers import ADAPTERS
+from aexp.wandb_offline import FragmentFolder, job_fragment_folders, workspace_fragment_folders
+from aexp.wandb_offline.folders import is_job_dir
 
-RunKey = tuple[str, str]  # (job id, run id)
+WANDB = "wandb"
 
 
 def find_offline_runs(root: str | os.PathLike = ".") -> list[Path]:
@@ -41,95 +49,169 @@ def find_offline_runs(root: str | os.PathLike = ".") -> list[Path]:
     ]
 
 
+def feed_of(name: str) -> str:
+    """How backend `name` is fed ("live", "replay", "journal"), from the registry (no SDK)."""
+    return str(getattr(ADAPTERS.get(name), "feed", "live"))
+
+
+def backend_needs_sync(name: str, part: Mapping[str, Any], *, offline: bool) -> bool:
+    """Whether backend `name` of a run has to receive it from a login node at all: a backend fed
+    by replay always; a live one when the run is offline or the backend failed during an
+    attempt (then the journal fills in what it missed); the journal itself never.
+    (The same rule as aexp.workflow.conditions.needs_sync_of.)"""
+    feed = feed_of(name)
+    return feed == "replay" or (feed == "live" and (offline or bool(part.get("error"))))
+
+
+def replay_due(binding: Mapping[str, Any]) -> bool:
+    """A run is replayed once it is finished (`finished_at`) or preempted."""
+    return bool(binding.get("finished_at")) or binding["state"] == PREEMPTED
+
+
 @dataclass
-class Run:
-    """The fragments of one run id in one job, and what the job document says about it."""
+class JobWork:
+    """One job and what its binding asks of this sync (see the module docstring)."""
 
-    job_id: str
-    run_id: str
-    fragments: list[FragmentFolder]
-    binding: dict[str, Any] | None  # the job's binding if it is bound to this run id
-    project: str | None = None
-    entity: str | None = None
+    job: JobDir
+    binding: dict[str, Any]
+    fragments: list[FragmentFolder]  # every offline-run folder of the job, start-time order
+    wandb: bool = False  # W&B fragments of the bound run to mend, complete and upload
+    replays: list[str] = field(default_factory=list)  # replayed backends to bring up to date
+    finalize: bool = False  # every backend synced, but the binding does not say so yet
 
+    @property
+    def job_id(self) -> str:
+        return self.job.id
 
-@dataclass
-class Plan:
-    """What one sync has to do, and what it has settled so far."""
+    @property
+    def run_id(self) -> str:
+        return str(self.binding["run_id"])
 
-    workspace: str
-    found: dict[str, list[FragmentFolder]]  # every fragment, by job, in start-time order
-    runs: dict[RunKey, Run] = field(default_factory=dict)
-    # Per run, in start-time order, the fragments left to upload.
-    todo: dict[RunKey, list[FragmentFolder]] = field(default_factory=dict)
-    # One result per fragment settled so far (skipped ones from the start).
-    results: dict[Path, SyncResult] = field(default_factory=dict)
+    @property
+    def busy(self) -> bool:
+        return self.wandb or bool(self.replays) or self.finalize
 
-    def job_dir(self, job_id: str) -> JobDir:
-        """The directory of job `job_id` (what jobdoc reads and updates)."""
-        return JobDir(job_id, os.path.join(self.workspace, job_id))
-
-    def ordered_results(self) -> list[SyncResult]:
-        """The results settled so far, by job id and then start time, as `found` lists them."""
-        position = {
-            frag.folder: (job_id, i)
-            for job_id, frags in self.found.items()
-            for i, frag in enumerate(frags)
-        }
-        return [
-            self.results[p]
-            for p in sorted(self.results, key=lambda path: position.get(path, ("", 0)))
-        ]
+    def run_fragments(self) -> list[FragmentFolder]:
+        """The folders of the bound run."""
+        return [f for f in self.fragments if f.run_id == self.run_id]
 
 
-def plan_sync(
+def needs(binding: Mapping[str, Any], *, resync: bool) -> tuple[bool, list[str], bool]:
+    """(W&B to sync?, replayed backends to sync, binding to finalize?) for a binding."""
+    offline = bool(binding.get("offline"))
+    wandb, replays, pending = False, [], False
+    for name, part in backend_parts(binding).items():
+        if not backend_needs_sync(name, part, offline=offline):
+            continue
+        synced = bool(part.get("synced_at")) and not resync
+        pending = pending or not part.get("synced_at")
+        if synced:
+            continue
+        if name == WANDB:
+            # A run that never executed (or was re-armed) has nothing new in W&B: its job is
+            # not claimed, so that an attempt starting now is not refused.
+            wandb = binding["state"] != BOUND
+        elif feed_of(name) == "replay" and replay_due(binding):
+            replays.append(name)
+    finalize = not pending and bool(binding.get("finished_at")) and not binding.get("synced_at")
+    return wandb, replays, finalize
+
+
+def settle(
+    job: JobDir, binding: dict[str, Any], fragments: list[FragmentFolder], resync: bool
+) -> tuple[JobWork, list[SyncResult]]:
+    """What `binding` asks of this sync, and the results of the folders it leaves alone."""
+    wandb, replays, finalize = needs(binding, resync=resync)
+    work = JobWork(job, binding, fragments, wandb=wandb, replays=replays, finalize=finalize)
+    results = []
+    for frag in fragments:
+        if frag.run_id != work.run_id:
+            results.append(
+                result_for(
+                    frag,
+                    ok=True,
+                    skipped=f"not the job's run (it is bound to run {work.run_id}); left alone",
+                )
+            )
+        elif frag.log is None:
+            results.append(result_for(frag, ok=True, skipped=_no_log(frag)))
+        elif not wandb:
+            parts = backend_parts(binding)
+            done = bool((parts.get(WANDB) or {}).get("synced_at"))
+            results.append(
+                result_for(
+                    frag,
+                    ok=True,
+                    skipped=ALREADY_SYNCED if done else "W&B is not synced from here for this run",
+                )
+            )
+    return work, results
+
+
+def _no_log(frag: FragmentFolder) -> str:
+    logs = list(frag.folder.glob("run-*.wandb.empty"))
+    return SET_ASIDE if logs else "no run-<id>.wandb transaction log in this folder"
+
+
+def stale(doc: Mapping[str, Any], stale_after: float) -> bool:
+    from aexp.lifecycle import is_stale  # here: the lifecycle's imports, for running jobs only
+
+    return is_stale(doc, stale_after)
+
+
+def plan_jobs(
     workspace: str, job_ids: Iterable[str] | None, *, stale_after: float, resync: bool
-) -> Plan:
-    """Read the fragments of `workspace` (only of `job_ids`, if given) and the documents of their
-    jobs; returns the Plan, with a result for every fragment that needs no upload."""
-    plan = Plan(workspace, workspace_fragment_folders(Path(workspace), job_ids))
-    for job_id, fragments in plan.found.items():
-        job = plan.job_dir(job_id)
+) -> tuple[list[JobWork], list[SyncResult]]:
+    """Read the jobs of `workspace` (only `job_ids`, if given): the jobs with work to do, and the
+    results of every folder or backend that needs none."""
+    wanted = None if job_ids is None else {str(j) for j in job_ids}
+    try:
+        with os.scandir(workspace) as entries:
+            jobs = sorted(
+                (e.name, e.path)
+                for e in entries
+                if (wanted is None or e.name in wanted) and is_job_dir(e)
+            )
+    except FileNotFoundError:
+        return [], []
+    work: list[JobWork] = []
+    results: list[SyncResult] = []
+    for job_id, path in jobs:
+        job = JobDir(job_id, path)
+        fragments = job_fragment_folders(path, job_id)
         try:
-            doc = read_doc(job)
+            doc = peek_doc(job)
             binding = get_binding(job, doc)
         except BindingError as exc:
-            for frag in fragments:
-                plan.results[frag.folder] = result_for(
-                    frag, ok=True, skipped=f"job document unreadable: {exc}"
-                )
+            results += [
+                result_for(f, ok=True, skipped=f"job document unreadable: {exc}") for f in fragments
+            ]
             continue
-        executing = binding is not None and binding["state"] == RUNNING
-        if executing and not is_stale(doc, stale_after):
-            for frag in fragments:
-                plan.results[frag.folder] = result_for(frag, ok=True, skipped=STILL_EXECUTING)
+        if binding is None:
+            results += [
+                result_for(f, ok=True, skipped="the job is not bound to a run; left alone")
+                for f in fragments
+            ]
             continue
-        by_run: dict[str, list[FragmentFolder]] = {}
-        for frag in fragments:
-            if frag.log is None:
-                plan.results[frag.folder] = result_for(
-                    frag, ok=True, skipped="no run-<id>.wandb transaction log in this folder"
-                )
-                continue
-            by_run.setdefault(frag.run_id, []).append(frag)
-        for run_id, frags in by_run.items():
-            mine = binding if binding is not None and binding["run_id"] == run_id else None
-            extra = (mine or {}).get("extra") or {}
-            plan.runs[(job_id, run_id)] = Run(
-                job_id,
-                run_id,
-                frags,
-                mine,
-                project=(mine or {}).get("project") or None,
-                entity=extra.get("entity") or None,
-            )
+        if binding["state"] == RUNNING and not stale(doc, stale_after):
+            results += [result_for(f, ok=True, skipped=STILL_EXECUTING) for f in fragments]
+            continue
+        item, skipped = settle(job, binding, fragments, resync)
+        results += skipped
+        if item.busy:
+            work.append(item)
+    return work, results
 
-    for key, run in plan.runs.items():
-        left = []
-        for frag in run.fragments:
-            if frag.synced() and not resync:
-                plan.results[frag.folder] = result_for(frag, ok=True, skipped=ALREADY_SYNCED)
-            else:
-                left.append(frag)
-        plan.todo[key] = left
-    return plan
+
+__all__ = [
+    "WANDB",
+    "JobWork",
+    "backend_needs_sync",
+    "feed_of",
+    "find_offline_runs",
+    "needs",
+    "plan_jobs",
+    "replay_due",
+    "settle",
+    "stale",
+]

@@ -1,66 +1,137 @@
-"""Recording a run as synced in its job document: `tracker.synced_at` and `tracker.url`.
+"""What a sync writes into the job document, the truth about what is synced.
 
-A run is recorded once every fragment of it is synced and it is finished (`finished_at` set), as
-soon as its last upload closes (while the other uploads go on). A preempted run waiting for its
-next attempt is uploaded fragment by fragment but not marked synced until it is finished: its next
-attempt adds a fragment. The check and the write happen under the job's lock, so an attempt that
-started meanwhile is not marked synced.
+Each write is one locked update of the binding (`job.doc["tracker"]`) that first checks the
+binding still describes the run the sync worked on (same run id):
 
-The URL is the one `wandb sync` printed for the run; when it printed none (a run uploaded earlier
-by a bare `wandb sync`), it is derived from the web app's address (hosts.app_url) and the
-binding's project and entity, or the binding's URL is kept when the entity is unknown.
+- `record_fragments`: a W&B fragment is recorded in the W&B part's `state.fragments` (folder name
+  -> first and last step, rows, start time, artifacts) the moment it is judged uploaded. A
+  fragment recorded there is synced, whatever W&B's marker files say: a missing marker never
+  causes a second upload (only `resync` does);
+- `record_backend`: one backend's part gets its `url`, `state`, `error` and, when the run is
+  through, `synced_at`: W&B once every fragment is synced and the run is finished; a replayed
+  backend once the run (finished or preempted) is replayed. A part's `synced_at` is never set
+  when an attempt started since the sync read the binding (its claim keeps attempts out, so that
+  happens only to a sync that could not take the claim);
+- the binding's own `synced_at` (what the workflow's `is_synced` reads) once the run is finished
+  and every backend that has to be synced from a login node (plan.backend_needs_sync) has its
+  `synced_at`. For the primary backend its URL is the binding's `url` too.
+
+A document that cannot be written is reported in one line; the upload itself stands (W&B's
+marker lets the next sync record it without uploading it again).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from aexp.binding import RUNNING, get_binding
+from aexp.binding import RUNNING, backend_parts, get_binding, update_backend
 from aexp.errors import BindingError
 from aexp.jobdoc import JobDir, now_iso, update_doc
 from aexp.sync.hosts import app_url
-from aexp.sync.plan import Run
+from aexp.sync.plan import WANDB, backend_needs_sync, feed_of, replay_due
+
+Binding = dict[str, Any]
 
 
-def record_run(job: JobDir, run: Run, *, uploaded: bool, url: str | None) -> None:
-    """Record `run` as synced in `job`'s document, if it is the job's run and something new of it
-    was uploaded now or it was never recorded; `url` as printed by `wandb sync`, if it was."""
-    if run.binding is None:
-        return
-    if run.binding.get("synced_at") and not uploaded:
-        return
-    record_synced(job, run, url or derived_url(run))
-
-
-def record_synced(job: JobDir, run: Run, url: str | None) -> bool:
-    """Record `synced_at` and `url` in the job's binding if it still describes this finished run
-    (checked under the job lock, so an attempt that started meanwhile is not marked synced).
-    Returns whether the document now says synced; False when it could not be read or written."""
-    seen_attempts = (run.binding or {}).get("attempts")
+def _update(job: JobDir, run_id: str, edit: Callable[[Binding], Binding | None]) -> Binding | None:
+    """Apply `edit` to the job's binding under its lock if it is still bound to `run_id`.
+    Returns the binding as stored (None: not bound to that run, or not writable)."""
+    result: list[Binding] = []
 
     def change(doc: dict[str, Any]) -> dict[str, Any] | None:
         binding = get_binding(job, doc)
-        if (
-            binding is None
-            or binding["run_id"] != run.run_id
-            or not binding.get("finished_at")
-            or binding["state"] == RUNNING
-            or binding.get("attempts") != seen_attempts
-        ):
+        if binding is None or binding["run_id"] != run_id:
             return None
-        return {"tracker": {**binding, "synced_at": now_iso(), "url": url or binding.get("url")}}
+        edited = edit(binding)
+        result.append(edited if edited is not None else binding)
+        return None if edited is None else {"tracker": edited}
 
     try:
-        stored = update_doc(job, change)
-    except (BindingError, OSError):
-        return False
-    return bool((stored.get("tracker") or {}).get("synced_at"))
+        update_doc(job, change)
+    except (BindingError, OSError) as exc:
+        print(
+            f"warning: job {job.id}: the sync could not record its progress: {exc}",
+            file=sys.stderr,
+        )
+        return None
+    return result[0] if result else None
 
 
-def derived_url(run: Run) -> str | None:
-    """`<app>/<entity>/<project>/runs/<run_id>`, or None when the project or entity is unknown."""
-    project = run.project or (run.binding or {}).get("project")
-    entity = run.entity
+def record_fragments(job: JobDir, run_id: str, entries: Mapping[str, Mapping[str, Any]]) -> None:
+    """Record W&B fragments of `run_id` as synced: {folder name: describe(view)}."""
+
+    def edit(binding: Binding) -> Binding:
+        part = backend_parts(binding).get(WANDB) or {}
+        state = dict(part.get("state") or {})
+        fragments = dict(state.get("fragments") or {})
+        fragments.update({name: dict(entry) for name, entry in entries.items()})
+        state["fragments"] = fragments
+        updated = update_backend(binding, WANDB, state=state)
+        return None if updated == binding else updated
+
+    _update(job, run_id, edit)
+
+
+def record_backend(
+    job: JobDir,
+    run_id: str,
+    name: str,
+    *,
+    attempts: Any,
+    through: bool,
+    **fields: Any,
+) -> Binding | None:
+    """Set `fields` (url, state, error) in backend `name`'s part and, when the backend holds the
+    whole run now (`through`) and the run allows it (module docstring), its `synced_at`; then
+    the binding's own `synced_at` if every backend is synced. `attempts` is the binding's attempt
+    count when the sync read it. Returns the binding as stored."""
+
+    def edit(binding: Binding) -> Binding:
+        changes = {key: value for key, value in fields.items() if key != "url" or value}
+        if through and binding.get("attempts") == attempts and binding["state"] != RUNNING:
+            # A live backend's copy grows with every attempt: synced once the run is finished.
+            # A replayed one is brought up to the journal as it stands, preempted runs included.
+            due = replay_due(binding) if feed_of(name) == "replay" else binding.get("finished_at")
+            if due:
+                changes["synced_at"] = now_iso()
+        final = finalize(update_backend(binding, name, **changes) if changes else binding)
+        return None if final == binding else final  # nothing new: the document is not written
+
+    return _update(job, run_id, edit)
+
+
+def finalize(binding: Binding) -> Binding:
+    """`binding` with its own `synced_at` set once the run is finished and every backend that has
+    to be synced from a login node has its `synced_at` (unchanged otherwise)."""
+    if binding.get("synced_at") or not binding.get("finished_at") or binding["state"] == RUNNING:
+        return binding
+    offline = bool(binding.get("offline"))
+    parts = backend_parts(binding)
+    needing = [n for n, p in parts.items() if backend_needs_sync(n, p, offline=offline)]
+    if not needing or not all(parts[n].get("synced_at") for n in needing):
+        return binding
+    return {**binding, "synced_at": now_iso()}
+
+
+def finalize_job(job: JobDir, run_id: str) -> Binding | None:
+    """Write the binding's own `synced_at` if `finalize` says so (a sync killed between its
+    last backend and this record)."""
+
+    def edit(binding: Binding) -> Binding | None:
+        done = finalize(binding)
+        return done if done is not binding else None
+
+    return _update(job, run_id, edit)
+
+
+def wandb_url(project: str | None, entity: str | None, run_id: str) -> str | None:
+    """`<app>/<entity>/<project>/runs/<run_id>` (for a run `wandb sync` printed no URL for), or
+    None when the project or entity is unknown."""
     if not (project and entity):
         return None
-    return f"{app_url()}/{entity}/{project}/runs/{run.run_id}"
+    return f"{app_url()}/{entity}/{project}/runs/{run_id}"
+
+
+__all__ = ["finalize", "finalize_job", "record_backend", "record_fragments", "wandb_url"]

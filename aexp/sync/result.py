@@ -1,22 +1,25 @@
-"""SyncResult: what happened to one offline-run folder (one fragment of a run), and the skip
-reasons a result can carry. Every other module of the sync reports through these."""
+"""SyncResult: what happened to one W&B fragment, or to one run in a replayed backend, and the
+skip reasons a result can carry. Every other module of the sync reports through these."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from aexp.wandb_offline import FragmentFolder
 
 # Skip reasons (SyncResult.skipped) that callers may compare against.
 ALREADY_SYNCED = "already synced"
 STILL_EXECUTING = "still executing"
+SET_ASIDE = "held no run; set aside (its rows come from the journal)"
 
 
 @dataclass
 class SyncResult:
-    """What happened to one offline-run folder (one fragment of a run)."""
+    """What happened to one offline-run folder (one fragment of a W&B run), or, for a backend fed
+    by replay (`backend` other than "wandb"), to one run's replay (`path`: its journal)."""
 
-    path: str  # the offline-run folder
+    path: str  # the offline-run folder (W&B), or the run's journal (a replayed backend)
     job_id: str | None
     run_id: str | None
     ok: bool
@@ -25,6 +28,7 @@ class SyncResult:
     stdout: str
     stderr: str  # W&B's lines about this run; for a failure the last line is the reason
     duration: float  # seconds this fragment's upload took (0 when skipped)
+    backend: str = "wandb"
 
 
 def result_for(
@@ -48,4 +52,31 @@ def result_for(
         stdout=stdout,
         stderr=stderr,
         duration=duration,
+    )
+
+
+def replay_result(
+    backend: str,
+    journal: str | Path,
+    job_id: str,
+    run_id: str,
+    *,
+    ok: bool,
+    skipped: str | None = None,
+    stdout: str = "",
+    stderr: str = "",
+    duration: float = 0.0,
+) -> SyncResult:
+    """The SyncResult of one run's replay into `backend` (its `path` is the run's journal)."""
+    return SyncResult(
+        path=str(journal),
+        job_id=job_id,
+        run_id=run_id,
+        ok=ok,
+        skipped=skipped,
+        returncode=None,
+        stdout=stdout,
+        stderr=stderr,
+        duration=duration,
+        backend=backend,
     )

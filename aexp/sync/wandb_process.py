@@ -31,11 +31,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from aexp.sync.claims import hand_over
 from aexp.sync.wandb_sync_log import PathState, SyncLog
 from aexp.wandb_offline import FragmentFolder
 
@@ -90,6 +91,7 @@ class Launch:
         project: str | None,
         entity: str | None,
         resync: bool,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.fragments = fragments
         self.timeout = timeout
@@ -125,12 +127,16 @@ class Launch:
                 stdout=self.out,
                 stderr=self.err,
                 start_new_session=True,  # Ctrl-C reaches us, not W&B; we kill it ourselves
+                # The jobs' claims: held by `wandb sync` as long as it runs (claims.py).
+                pass_fds=tuple(pass_fds),
             )
         except BaseException:
             self.out.close()
             self.err.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise
+        self.pass_fds = list(pass_fds)
+        hand_over(self.pass_fds, self.proc.pid)
         self.timed_out: set[str] = set()
         self.killed = False
         self.texts: tuple[str, str] | None = None
@@ -199,6 +205,7 @@ class Launch:
             self.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
+        hand_over(self.pass_fds, os.getpid())  # the claims are this process's alone again
         self.log.poll()
         if self.texts is None:
             self.texts = (_read(self.out), _read(self.err))

@@ -10,7 +10,8 @@ Different runs go in parallel inside one `wandb sync -n <workers>` process per r
 uploads the k-th unsynced fragment of each run; most sweeps need one round), one process per
 project/entity pair and at most MAX_PATHS_PER_PROCESS paths per process. One process for many runs
 costs what a bare `wandb sync -n <workers>` costs; one process per run would pay Python and
-wandb-core start-up for each.
+wandb-core start-up for each. Each process inherits the claims of the jobs it uploads
+(claims.py), so that it holds them as long as it runs, even if aexp is killed meanwhile.
 
 If a process times out without any fragment succeeding, the server is taken to be unreachable and
 the rest of the batch is reported "not attempted" instead of spending a timeout on each. Ctrl-C
@@ -22,22 +23,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from aexp.sync.plan import Run, RunKey
+from aexp.sync.claims import MAX_RUNS_PER_BATCH
 from aexp.sync.wandb_process import Launch, Outcome
 from aexp.wandb_offline import FragmentFolder
 
 # Paths per `wandb sync` process: keeps the command line far below ARG_MAX.
-MAX_PATHS_PER_PROCESS = 400
+MAX_PATHS_PER_PROCESS = MAX_RUNS_PER_BATCH
 POLL_SECONDS = 0.05
 
+RunKey = tuple[str, str]  # (job id, run id)
 OnDone = Callable[[Outcome], None]
+
+
+class UploadTarget(Protocol):
+    """Where a run goes: its W&B project and entity (None: W&B's default)."""
+
+    @property
+    def project(self) -> str | None: ...
+
+    @property
+    def entity(self) -> str | None: ...
 
 
 def upload_rounds(
     todo: dict[RunKey, list[FragmentFolder]],
-    runs: Mapping[RunKey, Run],
+    runs: Mapping[RunKey, UploadTarget],
     *,
     on_done: OnDone,
     **options: Any,
@@ -45,7 +57,8 @@ def upload_rounds(
     """Upload round after round: each round the first fragment left of every run in `todo`.
 
     `on_done(outcome)` must take a succeeded fragment off the front of its run's list in `todo`
-    and empty the list of a run whose fragment failed; `options` are `run_batch`'s.
+    and empty the list of a run whose fragment failed; `options` are `run_batch`'s (`claims`:
+    {job id: the file descriptor of its claim}, inherited by the `wandb sync` processes).
     """
     while any(todo.values()):
         wave = [left[0] for left in todo.values() if left]
@@ -68,6 +81,7 @@ def run_batch(
     entity: str | None,
     resync: bool,
     on_done: OnDone,
+    claims: Mapping[str, int | None] | None = None,
 ) -> list[Outcome]:
     """Upload `fragments` (at most one per run) with as few `wandb sync` processes as possible.
 
@@ -79,8 +93,15 @@ def run_batch(
     outcomes: list[Outcome] = []
     while pending:
         chunk, pending = pending[:MAX_PATHS_PER_PROCESS], pending[MAX_PATHS_PER_PROCESS:]
+        fds = {(claims or {}).get(frag.job_id) for frag in chunk} - {None}
         launch = Launch(
-            chunk, workers=workers, timeout=timeout, project=project, entity=entity, resync=resync
+            chunk,
+            workers=workers,
+            timeout=timeout,
+            project=project,
+            entity=entity,
+            resync=resync,
+            pass_fds=sorted(fd for fd in fds if fd is not None),
         )
         try:
             while launch.running():

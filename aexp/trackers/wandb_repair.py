@@ -15,7 +15,12 @@ Artifacts the journal names and W&B lacks are logged again from the job's files.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +76,22 @@ def repair_before_attempt(
     return written
 
 
+def placeable(inspection: RunInspection) -> tuple[list[tuple[int, list[Row]]], list[Row]]:
+    """The gaps of `inspection` that can still be uploaded in their place, and the rows that
+    cannot: rows that belong before a fragment the server already holds (the job document
+    records it synced). wandb 0.31 renumbers a row behind the server's last step to after it
+    (docs/sync.md), so such rows would arrive out of order; they are left out and reported."""
+    synced = [i for i, view in enumerate(inspection.fragments) if view.synced]
+    last_synced = max(synced, default=-1)
+    gaps, stranded = [], []
+    for after, rows in inspection.gaps():
+        if after < last_synced:
+            stranded.extend(rows)
+        else:
+            gaps.append((after, rows))
+    return gaps, stranded
+
+
 def fill_gaps(
     adapter: WandbAdapter,
     handle: RunHandle,
@@ -78,16 +99,18 @@ def fill_gaps(
     journal: Journal,
     *,
     workdir: str | Path,
+    gaps: list[tuple[int, list[Row]]] | None = None,
 ) -> list[Path]:
     """Write every row and artifact of `journal` that no fragment holds into repair fragments
     (one per gap, started right after the fragment it follows). The fragment that ends up last
-    carries the run's whole summary and its exit code. Returns the folders written.
+    carries the run's whole summary and its exit code. `gaps` (default `inspection.gaps()`)
+    limits it to some gaps (see `placeable`). Returns the folders written.
     """
-    gaps = inspection.gaps()
+    gaps = inspection.gaps() if gaps is None else gaps
     last = len(inspection.fragments) - 1
     artifacts = list(inspection.missing_artifacts)
-    if artifacts and not gaps:
-        gaps = [(last, [])]
+    if artifacts and not any(after == last for after, _ in gaps):
+        gaps = [*gaps, (last, [])]
     attempt = journal.last_attempt
     folders = []
     for after, rows in gaps:
@@ -111,6 +134,67 @@ def fill_gaps(
     return folders
 
 
+# Where repair fragments are written before they join the run's other fragments (inside the
+# job's `wandb/`, so that a moved project moves them along): a repair cut short by a kill stays
+# there, never uploaded, and is cleared by the next repair.
+REPAIR_STAGING = ".repair"
+# The variables keep_wandb_local points at the job: restored afterwards, so that a process that
+# repairs many jobs (a sync) hands its own values to the `wandb sync` it starts next.
+_LOCAL_VARIABLES = (
+    "WANDB_CACHE_DIR",
+    "WANDB_DATA_DIR",
+    "WANDB_ARTIFACT_DIR",
+    "WANDB_ERROR_REPORTING",
+    "WANDB__DISABLE_STATS",
+)
+
+
+@contextlib.contextmanager
+def _restored_environment() -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in _LOCAL_VARIABLES}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# How long wandb-core may take to write a finished fragment's last block.
+WRITE_WAIT_SECONDS = 60.0
+
+
+def wait_written(folder: Path, timeout: float = WRITE_WAIT_SECONDS) -> None:
+    """Wait until wandb-core has written the fragment in `folder` to its end.
+
+    `run.finish()` can return before wandb-core has written the log's last block (seen under
+    load: a fragment read right after `finish` held its header only). Rewriting the log then
+    (its start time) would lose what is still to come, and moving the folder would leave it
+    behind; so the log must end in its `exit` record, untorn, and keep its size for one more
+    look. Raises TrackerInitError when it does not within `timeout` seconds.
+    """
+    from aexp.errors import TrackerInitError
+    from aexp.wandb_offline.decode import read_fragment
+    from aexp.wandb_offline.framing import OfflineRunError
+
+    deadline = time.monotonic() + timeout
+    size = -1
+    while True:
+        try:
+            fragment = read_fragment(folder)
+            now = Path(folder, f"run-{fragment.run_id}.wandb").stat().st_size
+            if fragment.exited and not fragment.torn and now == size:
+                return
+            size = now
+        except (OfflineRunError, OSError):
+            size = -1
+        if time.monotonic() > deadline:
+            raise TrackerInitError(f"W&B did not finish writing {folder} within {timeout:g} s.")
+        time.sleep(0.05)
+
+
 def write_fragment(
     adapter: WandbAdapter,
     handle: RunHandle,
@@ -125,10 +209,22 @@ def write_fragment(
 ) -> Path:
     """One offline fragment of the run holding `rows` (at their steps) and `artifacts`, closed
     with `exit_code`, its start time set to `start` (seconds since the epoch) so that it is
-    uploaded in its place. Returns its folder. Raises TrackerInitError when W&B refuses."""
-    from aexp.wandb_offline.folders import fragment_log
+    uploaded in its place. Returns its folder, `<workdir>/wandb/offline-run-...`.
+
+    The fragment is written under `<workdir>/wandb/.repair/` and moved among the run's other
+    fragments only once it is complete, its start time set: a repair killed half-way leaves
+    nothing that a sync would upload. Raises TrackerInitError when W&B refuses.
+    """
+    from aexp.wandb_offline.folders import FRAGMENT_PREFIX, WANDB_DIR, fragment_log
     from aexp.wandb_offline.mend import set_start_time
 
+    home = Path(workdir, WANDB_DIR)
+    staging = home / REPAIR_STAGING
+    leftovers = staging / WANDB_DIR
+    if leftovers.is_dir():
+        for old in leftovers.glob(FRAGMENT_PREFIX + "*"):
+            shutil.rmtree(old, ignore_errors=True)  # a repair that was killed: never complete
+    staging.mkdir(parents=True, exist_ok=True)
     plain = RunHandle(
         id=handle.id,
         url=handle.url,
@@ -136,24 +232,32 @@ def write_fragment(
         group=handle.group,
         extra={k: v for k, v in handle.extra.items() if not k.startswith("_backfill")},
     )
-    opened = adapter.resume_run(plain, workdir=workdir)
-    run = opened.extra["_run"]
-    folder = Path(run.dir).parent  # run.dir is <fragment>/files
-    try:
-        if summary:
-            run.summary.update(summary)
-        for row in rows:
-            run.log(row.metrics, step=row.step)
-        for artifact in artifacts:
-            path = artifact.resolve(workdir)
-            if path.exists():
-                adapter.log_artifact(opened, artifact.name, path)
-    finally:
-        adapter.finish(opened, exit_code=exit_code, preempted=preempted)
+    with _restored_environment():
+        opened = adapter.resume_run(plain, workdir=staging)
+        run = opened.extra["_run"]
+        folder = Path(run.dir).parent  # run.dir is <fragment>/files
+        try:
+            if summary:
+                run.summary.update(summary)
+            for row in rows:
+                run.log(row.metrics, step=row.step)
+            for artifact in artifacts:
+                path = artifact.resolve(workdir)
+                if path.exists():
+                    adapter.log_artifact(opened, artifact.name, path)
+        finally:
+            adapter.finish(opened, exit_code=exit_code, preempted=preempted)
     log = fragment_log(folder)
     if log is not None:
+        wait_written(folder)
         set_start_time(log, start)
-    return folder
+    target = home / folder.name
+    number = 0
+    while target.exists():  # an attempt started in the same second: a name of its own
+        number += 1
+        target = home / f"{folder.name}-r{number}"
+    os.rename(folder, target)
+    return target
 
 
-__all__ = ["fill_gaps", "repair_before_attempt", "write_fragment"]
+__all__ = ["fill_gaps", "placeable", "repair_before_attempt", "write_fragment"]

@@ -16,8 +16,10 @@ classes), imported on first use.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,14 +104,48 @@ class OfflineRun:
 
 
 # -- decoding ---------------------------------------------------------------------------------
+_record_class: Any = None
+
+
 def record_class() -> Any:
-    try:
-        from wandb.proto import wandb_internal_pb2
-    except ImportError:
-        raise TrackerInitError(
-            "reading W&B offline runs needs the wandb package; install it with: "
-            "pip install 'agentic-experiments[wandb]'."
-        ) from None
+    """wandb's protobuf class `Record` (wandb.proto.wandb_internal_pb2), loaded once.
+
+    `import wandb` costs most of a second (its settings are pydantic models), and decoding needs
+    only the generated protobuf modules. Unless wandb is imported already, those are loaded
+    under a stand-in of the `wandb` package that is never executed, and every `wandb.*` entry
+    is taken out of `sys.modules` again, so that a real `import wandb` later in the process is
+    complete (the protobuf classes are shared: protobuf keeps one per descriptor). Raises
+    TrackerInitError when wandb is not installed.
+    """
+    global _record_class
+    if _record_class is None:
+        try:
+            _record_class = _load_record_class()
+        except ImportError:
+            raise TrackerInitError(
+                "reading W&B offline runs needs the wandb package; install it with: "
+                "pip install 'agentic-experiments[wandb]'."
+            ) from None
+    return _record_class
+
+
+def _load_record_class() -> Any:
+    if "wandb" not in sys.modules:
+        spec = importlib.util.find_spec("wandb")
+        if spec is None:
+            raise ImportError("wandb")
+        sys.modules["wandb"] = importlib.util.module_from_spec(spec)  # not executed
+        try:
+            from wandb.proto import wandb_internal_pb2
+
+            return wandb_internal_pb2.Record
+        except Exception:  # wandb's layout changed: import it the ordinary way below
+            pass
+        finally:
+            for name in [n for n in sys.modules if n == "wandb" or n.startswith("wandb.")]:
+                del sys.modules[name]
+    from wandb.proto import wandb_internal_pb2
+
     return wandb_internal_pb2.Record
 
 

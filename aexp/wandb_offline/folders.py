@@ -109,6 +109,36 @@ def job_fragment_folders(job_dir: str, job_id: str) -> list[FragmentFolder]:
     return sorted(fragments, key=lambda f: f.order)
 
 
+ONLINE_PREFIX = "run-"
+
+
+def job_online_folders(job_dir: str, job_id: str, run_id: str) -> list[FragmentFolder]:
+    """The local folders of online attempts of run `run_id` (`<job_dir>/wandb/run-<time>-<id>`,
+    where wandb keeps its own copy of what it streamed), in start-time order."""
+    try:
+        with os.scandir(f"{job_dir}{os.sep}{WANDB_DIR}") as entries:
+            folders = [
+                Path(e.path)
+                for e in entries
+                if e.name.startswith(ONLINE_PREFIX)
+                and e.name.endswith(f"-{run_id}")
+                and e.is_dir(follow_symlinks=False)
+            ]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for folder in sorted(folders):
+        log = folder / f"run-{run_id}.wandb"
+        if log.is_file():
+            found.append(FragmentFolder(folder, job_id, run_id, log, (folder.name, 0, "")))
+    return found
+
+
+def is_job_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether a workspace entry is a signac job directory (a 32-hex-digit name, not a link)."""
+    return bool(_JOB_ID.match(entry.name)) and entry.is_dir(follow_symlinks=False)
+
+
 def workspace_fragment_folders(
     workspace: Path, job_ids: Iterable[str] | None = None
 ) -> dict[str, list[FragmentFolder]]:
@@ -123,9 +153,7 @@ def workspace_fragment_folders(
             jobs = sorted(
                 (e.name, e.path)
                 for e in entries
-                if (wanted is None or e.name in wanted)
-                and _JOB_ID.match(e.name)
-                and e.is_dir(follow_symlinks=False)
+                if (wanted is None or e.name in wanted) and is_job_dir(e)
             )
     except FileNotFoundError:
         return {}
@@ -162,7 +190,9 @@ __all__ = [
     "find_fragments",
     "folder_order",
     "fragment_log",
+    "is_job_dir",
     "iter_fragment_folders",
     "job_fragment_folders",
+    "job_online_folders",
     "workspace_fragment_folders",
 ]

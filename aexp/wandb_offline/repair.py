@@ -17,14 +17,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from aexp.journal import Artifact, Journal, Row
 from aexp.wandb_offline.decode import Fragment, read_fragment
-from aexp.wandb_offline.folders import FragmentFolder, job_fragment_folders
-from aexp.wandb_offline.framing import OfflineRunError
+from aexp.wandb_offline.folders import FragmentFolder, job_fragment_folders, job_online_folders
+from aexp.wandb_offline.framing import HEADER_BYTES, OfflineRunError
 from aexp.wandb_offline.mend import cut_back, relocate, set_aside
 
 
@@ -136,6 +136,13 @@ def _view(folder: FragmentFolder, fragment: Fragment) -> FragmentView:
     )
 
 
+def _shorter_than_a_header(log: Path) -> bool:
+    try:
+        return log.stat().st_size < len(HEADER_BYTES)
+    except OSError:
+        return False
+
+
 def _folder_seconds(folder: FragmentFolder) -> float:
     try:
         return folder.folder.stat().st_mtime
@@ -151,6 +158,7 @@ def inspect_run(
     *,
     known: Mapping[str, Mapping[str, Any]] | None = None,
     mend: bool = True,
+    online: bool = False,
 ) -> RunInspection:
     """Mend the W&B fragments of `run_id` in the job and compare them with `journal`.
 
@@ -158,7 +166,8 @@ def inspect_run(
     `{"first", "last", "rows", "start"}`: one whose rows fill first..last is not decoded again.
     With `mend`, a log without a run is set aside, a torn log is cut back, and the staged
     artifact paths of a moved project are rewritten (aexp.wandb_offline.mend); without, the
-    fragments are only read.
+    fragments are only read. With `online`, the local copies of online attempts
+    (`wandb/run-<time>-<id>/`) count as fragments the server holds (`synced`; read, never mended).
     """
     job_path = Path(job_path)
     known = dict(known or {})
@@ -184,7 +193,11 @@ def inspect_run(
         try:
             fragment = read_fragment(folder.folder)
         except (OfflineRunError, OSError) as exc:
-            result.unreadable.append((folder.log, str(exc)))
+            if mend and _shorter_than_a_header(folder.log):
+                # Killed before W&B wrote even its file header: no run, like a header-only log.
+                result.set_aside.append(set_aside(folder.log))
+            else:
+                result.unreadable.append((folder.log, str(exc)))
             continue
         if not fragment.has_run:
             if mend:
@@ -197,6 +210,13 @@ def inspect_run(
             if count:
                 result.relocated.append((folder.log, count))
         result.fragments.append(_view(folder, fragment))
+    for folder in job_online_folders(str(job_path), job_id, run_id) if online else ():
+        try:
+            fragment = read_fragment(folder.folder)
+        except (OfflineRunError, OSError):
+            continue  # what it streamed cannot be known: its rows count as missing
+        if fragment.has_run:
+            result.fragments.append(replace(_view(folder, fragment), synced=True))
     result.fragments.sort(key=lambda view: view.start)
     present: set[int] = set()
     for view in result.fragments:

@@ -1,0 +1,75 @@
+"""Backends fed by replay (`feed = "replay"`, e.g. MLflow): the run's journal replayed into them.
+
+Compute nodes never touch these backends; at sync, each finished (or preempted) run whose part of
+the binding has no `synced_at` yet is handed to the backend's adapter as its journal
+(`TrackerAdapter.replay(journal, job_path=..., state=...)`, aexp/trackers/base.py), together with
+the `state` the previous replay returned. The adapter sends what the backend does not hold yet
+(replays are idempotent) and returns a `ReplayResult`; its `url` and `state` go into the
+backend's part, and `synced_at` once the backend holds the run (`complete`; for a preempted run,
+what the journal holds so far). A backend that fails (its SDK missing, its server unreachable, a
+bug) is recorded in its part (`error`) and reported as a failed result: the other backends and
+the other jobs go on.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aexp.binding import adapter_for, backend_parts
+from aexp.journal import Journal
+from aexp.sync.plan import JobWork
+from aexp.sync.record import record_backend
+from aexp.sync.result import SyncResult, replay_result
+
+
+def _sentence(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text or type(exc).__name__)[:500]
+
+
+def replay_backend(work: JobWork, name: str, journal: Journal, *, dry_run: bool) -> SyncResult:
+    """Replay `work`'s run into backend `name` and record the outcome (module docstring).
+
+    Must be called with the job's claim held (a dry run changes nothing and needs none).
+    Never raises for a failure of the backend: the result says `ok=False` with the reason.
+    """
+    job_id, run_id = work.job_id, work.run_id
+
+    def result(**fields: Any) -> SyncResult:
+        return replay_result(name, journal.path, job_id, run_id, **fields)
+
+    if not journal.path.exists():
+        return result(ok=True, skipped="the run has no journal to replay")
+    if dry_run:
+        return result(ok=True, stdout=f"dry run: would replay into {name}")
+    part = backend_parts(work.binding).get(name) or {}
+    attempts = work.binding.get("attempts")
+    t0 = time.monotonic()
+    try:
+        adapter = adapter_for(work.binding, name)
+        state = dict(part.get("state") or {})
+        replayed = adapter.replay(journal, job_path=work.job.path, state=state)
+    except Exception as exc:  # any failure of one backend stays with that backend
+        reason = f"the {name} backend failed: {_sentence(exc)}"
+        record_backend(work.job, run_id, name, attempts=attempts, through=False, error=reason)
+        return result(ok=False, stderr=reason, duration=round(time.monotonic() - t0, 3))
+    through = replayed.complete or not work.binding.get("finished_at")
+    record_backend(
+        work.job,
+        run_id,
+        name,
+        attempts=attempts,
+        through=through,
+        url=replayed.url,
+        state=dict(replayed.state or {}),
+        error=None,
+    )
+    return result(
+        ok=True,
+        stdout=f"replayed into {name}: {replayed.rows} row(s), {replayed.artifacts} artifact(s)",
+        duration=round(time.monotonic() - t0, 3),
+    )
+
+
+__all__ = ["replay_backend"]
