@@ -15,6 +15,7 @@ One run id serves every backend of a run; the run's events are in its journal
 
 from __future__ import annotations
 
+import os
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -40,7 +41,7 @@ from aexp.schema import (
     binding_problem,
     document_problem,
 )
-from aexp.settings import validate_project_name
+from aexp.settings import Settings, validate_project_name
 from aexp.spec import project_group_by, run_spec, run_tags, spec_of
 from aexp.trackers import ADAPTERS, RunHandle, TrackerAdapter, get_adapter
 
@@ -276,12 +277,23 @@ def update_backend(binding: Mapping[str, Any], name: str, **fields: Any) -> dict
     return updated
 
 
-def adapter_for(binding: Mapping[str, Any], name: str | None = None) -> TrackerAdapter:
+def adapter_for(
+    binding: Mapping[str, Any],
+    name: str | None = None,
+    *,
+    settings: Settings | None = None,
+    root: str | os.PathLike | None = None,
+) -> TrackerAdapter:
     """Construct the adapter that serves backend `name` (default: the primary) of `binding`,
-    with the options stored at binding time (W&B: the entity)."""
+    with the options stored at binding time (W&B: the entity); with the project's `settings`
+    and `root`, as its `from_settings` makes it (MLflow: the tracking URI of signac.rc)."""
     name = name or binding["backend"]
     options = backend_parts(binding).get(name, {}).get("options") or {}
-    return get_adapter(name, **options)
+    if settings is None and root is None:
+        return get_adapter(name, **options)
+    if name not in ADAPTERS:
+        get_adapter(name)  # raises the registry's own error, listing the known backends
+    return ADAPTERS[name].from_settings(settings, root, **options)
 
 
 def handle_for(job: Any, binding: Mapping[str, Any], name: str | None = None) -> RunHandle:

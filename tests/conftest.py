@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mlflow_server import make_empty_store, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -245,3 +246,18 @@ def set_rc(root: Path, section: str, key: str, value: str) -> None:
     parser.set(section, key, value)
     with open(path, "w") as fh:
         parser.write(fh)
+
+
+# -- MLflow: an empty store to copy, and one real tracking server for the whole session ----------
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("mlflow-template")
+    return make_empty_store(root / "empty.db", root)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
+    started = start_server(tmp_path_factory.mktemp("mlflow-server"), template=empty_store)
+    print(f"\nmlflow server answered /health after {started.started_in:.1f} s", file=sys.stderr)
+    yield started
+    started.stop()

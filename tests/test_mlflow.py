@@ -30,7 +30,7 @@ from aexp.journal import JournalWriter, journal_path, read_journal
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mlflow_server import MLFLOW_ENV, copy_store, make_empty_store, mlflow_env, start_server
+from mlflow_server import MLFLOW_ENV, copy_store, mlflow_env
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("mlflow") is None, reason="mlflow is not installed"
@@ -46,20 +46,6 @@ def _mlflow_hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
     for key, value in MLFLOW_ENV.items():
         monkeypatch.setenv(key, value)
-
-
-@pytest.fixture(scope="session")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mlflow-template")
-    return make_empty_store(root / "empty.db", root)
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
-    started = start_server(tmp_path_factory.mktemp("mlflow-server"), template=empty_store)
-    print(f"\nmlflow server answered /health after {started.started_in:.1f} s", file=sys.stderr)
-    yield started
-    started.stop()
 
 
 @pytest.fixture(params=["sqlite", "server"])

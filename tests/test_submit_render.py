@@ -273,9 +273,9 @@ def test_the_warning_signal_to_the_batch_shell_reaches_python(template: Path) ->
 # copy from scancel or a user's second Ctrl-C would arrive. A marker file proves it was sent.
 _SIGNAL_WHILE_RECORDING = """
 import os, signal
-import aexp.lifecycle as lifecycle
+import aexp.attempts as attempts
 
-_update_doc = lifecycle.update_doc
+_update_doc = attempts.update_doc
 
 
 def update_doc(job, change):
@@ -289,7 +289,7 @@ def update_doc(job, change):
     return _update_doc(job, change_and_signal)
 
 
-lifecycle.update_doc = update_doc
+attempts.update_doc = update_doc
 """
 
 

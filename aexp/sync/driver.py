@@ -82,7 +82,8 @@ def sync_offline_runs(
         timeout=float(timeout or settings.sync_timeout),
         resync=resync,
         dry_run=dry_run,
-        stale_after=settings.stale_after,
+        settings=settings,
+        root=project_root,
     )
     work, skipped = plan_jobs(
         os.path.join(project_root, "workspace"),
@@ -129,10 +130,18 @@ class _Sync:
     """The state of one sync: its options, its results, its progress bar."""
 
     def __init__(
-        self, *, workers: int, timeout: float, resync: bool, dry_run: bool, stale_after: float
+        self,
+        *,
+        workers: int,
+        timeout: float,
+        resync: bool,
+        dry_run: bool,
+        settings: Settings,
+        root: str,
     ) -> None:
         self.workers, self.timeout, self.resync = workers, timeout, resync
-        self.dry_run, self.stale_after = dry_run, stale_after
+        self.dry_run, self.stale_after = dry_run, settings.stale_after
+        self.settings, self.root = settings, root
         self.results: dict[tuple[str, str], SyncResult] = {}
         self.bar: Any = None
 
@@ -174,7 +183,12 @@ class _Sync:
             self.add(result_for(f, ok=True, stdout="dry run: would sync") for f in run.todo)
         if item.replays:
             journal = load_journal(item)
-            self.add(replay_backend(item, name, journal, dry_run=True) for name in item.replays)
+            self.add(
+                replay_backend(
+                    item, name, journal, dry_run=True, settings=self.settings, root=self.root
+                )
+                for name in item.replays
+            )
 
     # -- a batch of jobs, under their claims --------------------------------------------------
     def batch(self, batch: list[JobWork]) -> None:
@@ -245,7 +259,18 @@ class _Sync:
             if item.replays:
                 journal = load_journal(item)
                 for name in item.replays:
-                    self.add([replay_backend(item, name, journal, dry_run=False)])
+                    self.add(
+                        [
+                            replay_backend(
+                                item,
+                                name,
+                                journal,
+                                dry_run=False,
+                                settings=self.settings,
+                                root=self.root,
+                            )
+                        ]
+                    )
             if item.finalize:
                 finalize_job(item.job, item.run_id)
         except Exception as exc:  # one job's damage never fails another job's sync

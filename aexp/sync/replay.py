@@ -18,6 +18,7 @@ from typing import Any
 
 from aexp.binding import adapter_for, backend_parts
 from aexp.journal import Journal
+from aexp.settings import Settings
 from aexp.sync.plan import JobWork
 from aexp.sync.record import record_backend
 from aexp.sync.result import SyncResult, replay_result
@@ -28,8 +29,19 @@ def _sentence(exc: BaseException) -> str:
     return (text or type(exc).__name__)[:500]
 
 
-def replay_backend(work: JobWork, name: str, journal: Journal, *, dry_run: bool) -> SyncResult:
+def replay_backend(
+    work: JobWork,
+    name: str,
+    journal: Journal,
+    *,
+    dry_run: bool,
+    settings: Settings | None = None,
+    root: str | None = None,
+) -> SyncResult:
     """Replay `work`'s run into backend `name` and record the outcome (module docstring).
+
+    `settings` and `root` are the project's: the adapter is made as they configure it (MLflow:
+    the tracking URI of signac.rc, or MLFLOW_TRACKING_URI).
 
     Must be called with the job's claim held (a dry run changes nothing and needs none).
     Never raises for a failure of the backend: the result says `ok=False` with the reason.
@@ -47,7 +59,7 @@ def replay_backend(work: JobWork, name: str, journal: Journal, *, dry_run: bool)
     attempts = work.binding.get("attempts")
     t0 = time.monotonic()
     try:
-        adapter = adapter_for(work.binding, name)
+        adapter = adapter_for(work.binding, name, settings=settings, root=root)
         state = dict(part.get("state") or {})
         replayed = adapter.replay(journal, job_path=work.job.path, state=state)
     except Exception as exc:  # any failure of one backend stays with that backend

@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aexp.errors import TrackerInitError, TrackerUsageError
 
 if TYPE_CHECKING:
+    import os
+
     from aexp.journal import Journal
+    from aexp.settings import Settings
 
 __all__ = [
     "ReplayResult",
@@ -154,6 +157,15 @@ class TrackerAdapter(ABC):
     def run_url(self, *, project: str, run_id: str, offline: bool) -> str | None:
         """The run's web page, when it can be known before the run exists (default None)."""
         return None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None, root: str | os.PathLike | None, **options: Any
+    ) -> TrackerAdapter:
+        """The adapter for the project at `root` configured by `settings` (its signac.rc), with
+        `options` stored in a run's binding winning (see `options`). Default: `cls(**options)`.
+        """
+        return cls(**options)
 
     def options(self) -> dict[str, Any]:
         """The constructor arguments (JSON) that rebuild this adapter in another process; stored

@@ -29,6 +29,7 @@ from aexp.validate import TAG_MAX, shorten, validate_project_name
 
 if TYPE_CHECKING:
     from aexp.journal import Journal
+    from aexp.settings import Settings
 
 INSTALL_HINT = "install it with: pip install 'agentic-experiments[wandb]'"
 DEFAULT_APP_URL = "https://wandb.ai"
@@ -87,6 +88,13 @@ class WandbAdapter(TrackerAdapter):
     def __init__(self, entity: str | None = None) -> None:
         self.wandb = _import_wandb()
         self.entity = entity or None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None, root: str | os.PathLike | None, **options: Any
+    ) -> WandbAdapter:
+        entity = options.get("entity", settings.entity if settings is not None else None)
+        return cls(entity=entity)
 
     def options(self) -> dict[str, Any]:
         return {"entity": self.entity} if self.entity else {}

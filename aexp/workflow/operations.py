@@ -33,17 +33,20 @@ from aexp.lifecycle import (
     run_lifecycle,
 )
 from aexp.settings import Settings
-from aexp.trackers import TrackerAdapter, get_adapter
+from aexp.trackers import ADAPTERS, TrackerAdapter, get_adapter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def adapters_from_settings(settings: Settings) -> list[TrackerAdapter]:
-    """The adapters `signac.rc` asks for, in its order, constructed with their options."""
+    """The adapters `signac.rc` asks for, in its order, each made as the settings configure it
+    (`TrackerAdapter.from_settings`: W&B's entity, MLflow's tracking URI)."""
+    root = settings.path.parent if settings.path is not None else None
     adapters = []
     for name in settings.backends:
-        options = {"entity": settings.entity} if name == "wandb" else {}
-        adapters.append(get_adapter(name, **options))
+        if name not in ADAPTERS:
+            get_adapter(name)  # raises the registry's own error, listing the known backends
+        adapters.append(ADAPTERS[name].from_settings(settings, root))
     return adapters
 
 

@@ -46,6 +46,7 @@ from aexp.trackers.mlflow.uri import ENV_VAR, absolute_sqlite, run_page
 
 if TYPE_CHECKING:
     from aexp.journal import Journal
+    from aexp.settings import Settings
 
 _ALPHABET = string.ascii_lowercase + string.digits
 
@@ -79,6 +80,18 @@ class MlflowAdapter(TrackerAdapter):
         uri = (tracking_uri or "").strip() or (os.environ.get(ENV_VAR) or "").strip()
         self.tracking_uri = absolute_sqlite(uri or "sqlite:///mlflow.db", os.getcwd())
         self.artifact_root = artifact_root
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None, root: str | os.PathLike | None, **options: Any
+    ) -> MlflowAdapter:
+        """The adapter for the project at `root`: the tracking URI as `resolve_tracking_uri`
+        finds it (MLFLOW_TRACKING_URI, else `[mlflow] tracking_uri`, else `mlflow.db` at the
+        root). The URI a binding stores is informational (its password removed): not used."""
+        from aexp.trackers.mlflow.uri import resolve_tracking_uri
+
+        configured = settings.mlflow_tracking_uri if settings is not None else None
+        return cls(tracking_uri=resolve_tracking_uri(root or os.getcwd(), configured))
 
     def _store(self) -> Store:
         if not sdk_installed():
