@@ -16,8 +16,9 @@ What `rerun` keeps and moves (docs/results.md, "Running a job again"):
   old run: run id, state, exit code, attempts, last step, summary, bound_at, finished_at,
   synced_at, url and each backend's url and synced_at;
 - the old run's journal stays where it is, `<job>/tracker_log/<old id>/events.jsonl`, and its
-  W&B offline folders stay in `<job>/wandb/` (a later `aexp sync-offline` still uploads them
-  under the old run id);
+  W&B offline folders stay in `<job>/wandb/`. The sync follows the run a job is bound to, so a
+  run that has not reached every backend yet (W&B offline, MLflow) is refused: sync it first, or
+  pass `force` to keep it in the job only;
 - the job's checkpoints (`checkpoint.0.json`, `checkpoint.1.json`) and `error.log` move into the
   old run's directory `<job>/tracker_log/<old id>/`, so the new run starts fresh and its
   attempts' tracebacks are its own. Other files of the job (your results) are not touched: the
@@ -49,8 +50,28 @@ RERUNNABLE = (FINISHED, FAILED, COMPLETED, PREEMPTED)
 RUN_FILES = (*SLOTS, ERROR_LOG)
 
 
-def check_rerunnable(job: Any, doc: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The job's binding if its run can be replaced by a new one, else BindingError saying why."""
+def unsynced_backends(binding: Mapping[str, Any]) -> list[str]:
+    """The backends that have not received the run yet although they get it from a login node
+    (W&B offline, MLflow): a rerun would leave the old run local only (the sync follows the
+    bound run)."""
+    from aexp.sync.plan import backend_needs_sync
+
+    offline = bool(binding.get("offline"))
+    return [
+        name
+        for name, part in backend_parts(binding).items()
+        if backend_needs_sync(name, part, offline=offline) and not part.get("synced_at")
+    ]
+
+
+def check_rerunnable(
+    job: Any, doc: Mapping[str, Any] | None = None, *, force: bool = False
+) -> dict[str, Any]:
+    """The job's binding if its run can be replaced by a new one, else BindingError saying why.
+
+    A run some backend has not received yet is refused unless `force`: the sync follows the run
+    a job is bound to, so the old run would stay in the job only (its journal and files kept).
+    """
     binding = get_binding(job, doc)
     if binding is None:
         raise BindingError(
@@ -64,6 +85,13 @@ def check_rerunnable(job: Any, doc: Mapping[str, Any] | None = None) -> dict[str
     if state == BOUND:
         raise BindingError(
             f"job {job.id}'s run {binding['run_id']} has not run yet; execute runs it as it is."
+        )
+    missing = unsynced_backends(binding)
+    if missing and not force:
+        raise BindingError(
+            f"job {job.id}'s run {binding['run_id']} has not reached {', '.join(missing)} yet: "
+            f"sync it first (aexp sync-offline {job.id[:8]}, from a login node), or rerun with "
+            "--force to keep the old run in the job only."
         )
     return binding
 
@@ -119,7 +147,7 @@ def _move_run_files(job: Any, run_id: str) -> list[str]:
     return moved
 
 
-def rerun(job: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+def rerun(job: Any, *, force: bool = False) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Bind `job` to a new run in place of its ended one (module docstring).
 
     Returns (the new binding, the old run's `previous_runs` record, the files moved into the old
@@ -128,7 +156,7 @@ def rerun(job: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     TrackerInitError when a backend's SDK is missing or refuses the new run (nothing changed).
     """
     with job_claim(job):
-        old = check_rerunnable(job, read_doc(job, fresh=True))
+        old = check_rerunnable(job, read_doc(job, fresh=True), force=force)
         # The new binding is built (and every backend asked) before anything changes.
         adapters = [adapter_for(old, name) for name in backend_parts(old)]
         fresh = new_binding(
@@ -143,7 +171,7 @@ def rerun(job: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         moved = _move_run_files(job, old["run_id"])
 
         def change(doc: dict[str, Any]) -> dict[str, Any]:
-            current = check_rerunnable(job, doc)
+            current = check_rerunnable(job, doc, force=force)
             if current["run_id"] != old["run_id"]:  # cannot happen under the claim; be sure
                 raise BindingError(f"job {job.id}'s run changed while it was being rerun.")
             binding = {**fresh, "previous_runs": [*(old.get("previous_runs") or []), record]}

@@ -18,9 +18,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     project = _project(args)
     jobs = _jobs(project, args.job_ids)
     for job in jobs:  # check all before changing any
-        check_rerunnable(job)
+        check_rerunnable(job, force=args.force)
     for job in jobs:
-        binding, old, moved = rerun(job)
+        binding, old, moved = rerun(job, force=args.force)
         kept = os.path.relpath(os.path.join(job.path, "tracker_log", old["run_id"]))
         files = f"; moved {', '.join(moved)} there" if moved else ""
         code = "-" if old["exit_code"] is None else old["exit_code"]
@@ -44,6 +44,11 @@ def register(commands: Commands) -> None:
     )
     sub.add_argument(
         "job_ids", nargs="+", metavar="JOB", help="job id, unique prefix or run id; - reads stdin"
+    )
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="rerun even when the old run has not been synced (it then stays in the job only)",
     )
 
 
