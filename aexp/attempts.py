@@ -76,17 +76,21 @@ def is_stale(doc: Mapping[str, Any], stale_after: float) -> bool:
 
 def start_attempt(
     job: Any, stale_after: float, bind: Callable[[dict[str, Any]], dict[str, Any]] | None
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any] | None, bool]:
     """Mark the job running (binding it first when `bind` is given) in one locked update.
 
-    Returns the binding as stored (None for an unbound job run without a tracker).
+    Returns the binding as stored (None for an unbound job run without a tracker) and whether
+    this update bound the job (then its journal is this attempt's to start).
     """
     started = now_iso()
     result: dict[str, Any] = {}
+    bound_now = False
 
     def change(doc: dict[str, Any]) -> dict[str, Any]:
+        nonlocal bound_now
         binding = get_binding(job, doc)
-        if binding is None and bind is not None:
+        bound_now = binding is None and bind is not None
+        if bound_now:
             binding = bind(doc)
         if binding is not None:
             state = binding["state"]
@@ -126,7 +130,7 @@ def start_attempt(
         return updates
 
     update_doc(job, change)
-    return result or None
+    return result or None, bound_now
 
 
 def record_end(

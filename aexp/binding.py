@@ -184,10 +184,18 @@ def new_binding(
     }
 
 
-def write_init_event(job: Any, binding: Mapping[str, Any]) -> None:
-    """Start the run's journal with its `init_run` event (what every backend is told)."""
+def write_init_event(
+    job: Any, binding: Mapping[str, Any], writer: JournalWriter | None = None
+) -> None:
+    """Start the run's journal with its `init_run` event (what every backend is told).
+
+    With `writer` (the attempt's own, on the same journal) the event goes through it and the
+    file stays open for the attempt's events; else the journal is opened and closed here.
+    """
     spec = run_spec(job)
-    writer = JournalWriter(journal_path(job.path, binding["run_id"]))
+    own = writer is None
+    if writer is None:
+        writer = JournalWriter(journal_path(job.path, binding["run_id"]))
     try:
         writer.init_run(
             run_id=binding["run_id"],
@@ -200,7 +208,8 @@ def write_init_event(job: Any, binding: Mapping[str, Any]) -> None:
             backends=list(backend_parts(binding)),
         )
     finally:
-        writer.close()
+        if own:
+            writer.close()
 
 
 def bind_tracker(

@@ -51,7 +51,7 @@ from aexp.attempts import (
 )
 from aexp.binding import get_binding, write_init_event
 from aexp.errors import AexpError, BindingError
-from aexp.jobdoc import job_claim
+from aexp.jobdoc import job_claim, job_lock
 from aexp.journal import JournalWriter, journal_path, read_journal, read_tail
 from aexp.mirrors import LiveMirrors, has_live
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
@@ -113,8 +113,8 @@ def run_lifecycle(
                     raise AttemptEnded(f"job {job.id}'s last attempt had ended; recorded it now.")
                 # It was preempted (its process died before the document said so): recorded
                 # now, and this attempt resumes it.
-        binding = start_attempt(job, stale_after, bind)
-        with _attempt(job, binding, heartbeat_interval, artifacts) as tracker:
+        binding, bound_now = start_attempt(job, stale_after, bind)
+        with _attempt(job, binding, bound_now, heartbeat_interval, artifacts) as tracker:
             yield tracker
 
 
@@ -122,6 +122,7 @@ def run_lifecycle(
 def _attempt(
     job: Any,
     binding: dict[str, Any] | None,
+    bound_now: bool,
     heartbeat_interval: float,
     artifacts: tuple[str, ...],
 ) -> Iterator[Tracker]:
@@ -158,7 +159,7 @@ def _attempt(
 
     try:
         if binding is not None:
-            _open_run(job, binding, tracker, mirrors)
+            _open_run(job, binding, bound_now, tracker, mirrors)
             opened = True
     except KeyboardInterrupt:  # Ctrl-C while the run opens (before the handlers are in place)
         with _preempt_signals(signal.SIG_IGN):
@@ -196,24 +197,50 @@ def _attempt(
         heartbeat.stop(beat)
 
 
-def _open_run(job: Any, binding: dict[str, Any], tracker: Tracker, mirrors: LiveMirrors) -> None:
+def _open_run(
+    job: Any, binding: dict[str, Any], bound_now: bool, tracker: Tracker, mirrors: LiveMirrors
+) -> None:
     path = journal_path(job.path, binding["run_id"])
-    last, last_step = read_tail(path)
-    if last is None:  # bound in this attempt's first update, or the journal was lost
-        write_init_event(job, binding)
-    tracker.attempt = binding["attempts"]
-    tracker.step = max(binding.get("last_step", -1), -1 if last_step is None else last_step) + 1
-    tracker.summary = dict(binding.get("summary") or {})
-    # The previous attempt ended cleanly when its `finish` is the journal's last event; if not
-    # (killed), the live backends may have lost rows: they are repaired from the journal.
-    unclean = last is not None and last.get("event") not in ("finish", "init_run")
-    resumed = binding["attempts"] > 1 and has_live(binding)
-    journal = read_journal(path) if unclean or resumed else None
     writer = JournalWriter(path)
-    writer.resume_run(attempt=binding["attempts"], **attempt_identity())
+    try:
+        last, last_step = _start_journal(job, binding, bound_now, writer)
+        tracker.attempt = binding["attempts"]
+        tracker.step = max(binding.get("last_step", -1), -1 if last_step is None else last_step)
+        tracker.step += 1
+        tracker.summary = dict(binding.get("summary") or {})
+        # The previous attempt ended cleanly when its `finish` is the journal's last event; if
+        # not (killed), the live backends may have lost rows: they are repaired from the journal.
+        unclean = last is not None and last.get("event") not in ("finish", "init_run")
+        resumed = binding["attempts"] > 1 and has_live(binding)
+        journal = read_journal(path) if unclean or resumed else None
+        writer.resume_run(attempt=binding["attempts"], **attempt_identity())
+    except BaseException:  # the attempt is recorded without its journal (as before it opened)
+        writer.close()
+        raise
     tracker._journal = writer
     mirrors.open(binding, binding["attempts"], journal, unclean=unclean)
     tracker._mirrors = mirrors
+
+
+def _start_journal(
+    job: Any, binding: dict[str, Any], bound_now: bool, writer: JournalWriter
+) -> tuple[dict[str, Any] | None, int | None]:
+    """The journal's last event and highest step before this attempt (`read_tail`), after
+    writing its `init_run` through `writer` when it has none.
+
+    The journal is opened once per attempt: a run bound by this attempt's first update starts
+    it here (there is nothing to read), with `init_run` then this attempt's `resume_run`.
+    """
+    if bound_now:
+        write_init_event(job, binding, writer)
+        return None, None
+    last, last_step = read_tail(writer.path)
+    if last is None:  # the journal was lost, or a binder elsewhere has not written it yet:
+        with job_lock(job):  # bind_tracker writes `init_run` under the lock too: write it once
+            last, last_step = read_tail(writer.path)
+            if last is None:
+                write_init_event(job, binding, writer)
+    return last, last_step
 
 
 def _close_run(

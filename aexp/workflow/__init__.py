@@ -15,6 +15,7 @@ aexp never imports signac-flow: these are ordinary functions, usable from any wo
 from aexp.workflow.conditions import (
     backend_label,
     backend_label_of,
+    binds_in_execute,
     can_execute,
     execute_ended,
     is_bound,
@@ -55,6 +56,7 @@ __all__ = [
     "adapters_from_settings",
     "backend_label",
     "backend_label_of",
+    "binds_in_execute",
     "can_execute",
     "check_backends_installed",
     "check_working_window",

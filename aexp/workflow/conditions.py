@@ -45,6 +45,9 @@ _facts: dict[str, Facts] = {}
 # Inside a snapshot: {path: facts} of the jobs seen so far in it.
 _snapshot: ContextVar[dict[str, Facts] | None] = ContextVar("aexp_status_snapshot", default=None)
 _labels: dict[tuple[Any, ...], str] = {}
+# Unbound jobs (by path) that `can_execute` found eligible in this process: `execute` will bind
+# them (see `binds_in_execute`).
+_binds_in_execute: set[str] = set()
 
 
 @contextmanager
@@ -196,14 +199,33 @@ def is_bound(job: Any) -> bool:
 
 
 def can_execute(job: Any, stale_after: float) -> bool:
-    """Bound and not ended: never run, preempted, or running with a stale heartbeat."""
-    facts = _usable(job)
-    if facts is None:
+    """Unbound (`execute` binds it in its attempt's first update), or bound and not ended:
+    never run, preempted, or running with a stale heartbeat.
+
+    An unbound job found eligible is noted (`binds_in_execute`): `init_tracker` of the same pass
+    leaves it to `execute`, so a new job costs one document write to start, not two, and one
+    pass of flow, not two (docs/benchmarks.md).
+    """
+    facts = _facts_of(job)
+    if facts[_ERROR] is not None:
+        warn_once(job, facts[_ERROR])
         return False
+    if not facts[_BOUND]:
+        if _snapshot.get() is None:  # `status` runs nothing: keep no note per job
+            _binds_in_execute.add(job.path)
+        return True
     state = facts[_STATE]
     if state in (BOUND, PREEMPTED):
         return True
     return state == RUNNING and is_stale(facts[_RUNNING_DOC], stale_after)
+
+
+def binds_in_execute(job: Any) -> bool:
+    """True when this process found the unbound job eligible for `execute`, which binds it in
+    its attempt's first document update: flow evaluates every operation of a pass before it
+    runs any, so an `init_tracker` of the same pass that bound it too would cost a second write
+    (and `run -o init_tracker`, which never asks `can_execute`, still binds)."""
+    return job.path in _binds_in_execute
 
 
 def execute_ended(job: Any) -> bool:
@@ -261,6 +283,7 @@ def stale_label(job: Any, stale_after: float) -> bool:
 __all__ = [
     "backend_label",
     "backend_label_of",
+    "binds_in_execute",
     "can_execute",
     "execute_ended",
     "is_bound",

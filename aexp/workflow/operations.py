@@ -34,6 +34,7 @@ from aexp.lifecycle import (
 )
 from aexp.settings import Settings
 from aexp.trackers import ADAPTERS, TrackerAdapter, get_adapter
+from aexp.workflow.conditions import binds_in_execute
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -143,7 +144,13 @@ def contained(operation: F) -> F:
 
 @contained
 def init_tracker(job: Any, settings: Settings) -> None:
-    """Bind the job to a run of the backends `signac.rc` names (idempotent)."""
+    """Bind the job to a run of the backends `signac.rc` names (idempotent).
+
+    A job that this pass also executes is left to `execute`, which binds it in the attempt's
+    first document update (`binds_in_execute`).
+    """
+    if binds_in_execute(job):
+        return
     bind_tracker(
         job,
         adapters_from_settings(settings),
