@@ -234,6 +234,47 @@ def settled_log(folder: Path, timeout: float = 60.0) -> Path:
         time.sleep(0.05)
 
 
+def preempt_attempt(
+    root: Path,
+    env: dict[str, str],
+    job_id: str,
+    after_step: int,
+    args: tuple[str, ...] = ("exec", "execute"),
+    timeout: float = 300,
+) -> None:
+    """Run one attempt of `job_id` (`python project.py <args> <job_id>`) and send it SIGTERM, as
+    SLURM's warning signal would, once its binding records `after_step`; it must end preempted
+    (exit code 128 + SIGTERM)."""
+    import json
+    import signal
+    import time
+
+    document = root / "workspace" / job_id / "signac_job_document.json"
+    proc = subprocess.Popen(
+        [PYTHON, "project.py", *args, job_id],
+        cwd=root,
+        env={**env, "AEXP_HEARTBEAT": "0.2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while (json.loads(document.read_text()).get("tracker") or {}).get(
+            "last_step", -1
+        ) < after_step:
+            assert time.monotonic() < deadline, "the attempt never got going"
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=timeout) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def set_rc(root: Path, section: str, key: str, value: str) -> None:
     """Set one key of the template's signac.rc in place (configparser round trip)."""
     import configparser

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import PYTHON, copy_template, hermetic_env, run_cmd
+from conftest import PYTHON, copy_template, hermetic_env, preempt_attempt, run_cmd
 
 from aexp.journal import journal_path, read_journal
 
@@ -102,27 +102,7 @@ def make_project(root: Path, env: dict[str, str], specs: dict[str, dict]) -> dic
 
 def preempt(root: Path, env: dict[str, str], job_id: str, after_step: int) -> None:
     """Run one attempt of `job_id` and send it SIGTERM once it logged `after_step`."""
-    proc = subprocess.Popen(
-        [PYTHON, "project.py", "exec", "execute", job_id],
-        cwd=root,
-        env={**env, "AEXP_HEARTBEAT": "0.2"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + STEP_TIMEOUT
-        while binding(root, job_id).get("last_step", -1) < after_step:
-            assert time.monotonic() < deadline, "execute never got going"
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=STEP_TIMEOUT) == 128 + signal.SIGTERM
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    preempt_attempt(root, env, job_id, after_step, timeout=STEP_TIMEOUT)
 
 
 def aexp_sync(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300):

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, copy_template, run_cmd, set_rc
+from conftest import PYTHON, copy_template, preempt_attempt, run_cmd, set_rc
 from wandb_server import FakeWandbServer, wandb_env
 
 from aexp.journal import journal_path, read_journal
@@ -54,27 +51,7 @@ def _new_runs(root: Path, env: dict[str, str]) -> list[str]:
 
 def _preempt_first_attempt(root: Path, env: dict[str, str], job_id: str) -> None:
     """One attempt of the job, stopped by SIGTERM after it logged a few rows (checkpointed)."""
-    proc = subprocess.Popen(
-        [PYTHON, "project.py", "run", "-o", "run_job", "-j", job_id],
-        cwd=root,
-        env={**env, "AEXP_HEARTBEAT": "0.2"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + STEP_TIMEOUT
-        while (_doc(root, job_id).get("tracker") or {}).get("last_step", -1) < 2:
-            assert time.monotonic() < deadline, "the attempt never got going"
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=STEP_TIMEOUT) == 128 + signal.SIGTERM
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    preempt_attempt(root, env, job_id, 2, ("run", "-o", "run_job", "-j"), STEP_TIMEOUT)
 
 
 def _mlflow_history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import PYTHON, copy_template, hermetic_env, run_cmd, snapshot
+from conftest import PYTHON, copy_template, hermetic_env, preempt_attempt, run_cmd, snapshot
 
 from aexp.sync import SyncResult, find_offline_runs, sync_jobs, sync_offline_runs
 
@@ -97,27 +97,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     run_cmd([PYTHON, "project.py", "run", "-o", "init_tracker"], root, env, STEP_TIMEOUT, True)
 
     # Preempt one job mid-way, as SLURM's warning signal would; the next `run` resumes it.
-    proc = subprocess.Popen(
-        [PYTHON, "project.py", "exec", "execute", ids["preempted"]],
-        cwd=root,
-        env={**env, "AEXP_HEARTBEAT": "0.2"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + STEP_TIMEOUT
-        while binding(root, ids["preempted"]).get("last_step", -1) < 1:
-            assert time.monotonic() < deadline, "execute never got going"
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=STEP_TIMEOUT) == 128 + signal.SIGTERM
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    preempt_attempt(root, env, ids["preempted"], 1, timeout=STEP_TIMEOUT)
     assert binding(root, ids["preempted"])["state"] == "preempted"
     run_cmd([PYTHON, "project.py", "run"], root, env, STEP_TIMEOUT, check=True)
 

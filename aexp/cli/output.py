@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aexp.cli.parsing import PROG
+from aexp.results.select import flatten
 
 
 def _fmt(value: Any) -> str:
@@ -19,17 +20,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, str):
         return value if value else '""'
     return json.dumps(value)
-
-
-def _flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as one level with dotted keys (`a.b`); empty mappings stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -43,7 +33,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def _section(title: str, mapping: dict[str, Any]) -> list[str]:
     """The lines of a titled block of `show`: one indented `key  value` line per leaf."""
-    flat = _flatten(mapping)
+    flat = flatten(mapping)
     lines = [title]
     width = max((len(k) for k in flat), default=0)
     lines += [f"  {key.ljust(width)}  {_fmt(value)}" for key, value in flat.items()]

@@ -30,7 +30,7 @@ from aexp.schema import PREEMPTED
 from aexp.sync.result import ALREADY_SYNCED, SET_ASIDE, STILL_EXECUTING, SyncResult, result_for
 from aexp.trackers import ADAPTERS
 from aexp.wandb_offline import FragmentFolder, job_fragment_folders, workspace_fragment_folders
-from aexp.wandb_offline.folders import is_job_dir
+from aexp.wandb_offline.folders import job_dirs
 
 WANDB = "wandb"
 
@@ -164,16 +164,7 @@ def plan_jobs(
 ) -> tuple[list[JobWork], list[SyncResult]]:
     """Read the jobs of `workspace` (only `job_ids`, if given): the jobs with work to do, and the
     results of every folder or backend that needs none."""
-    wanted = None if job_ids is None else {str(j) for j in job_ids}
-    try:
-        with os.scandir(workspace) as entries:
-            jobs = sorted(
-                (e.name, e.path)
-                for e in entries
-                if (wanted is None or e.name in wanted) and is_job_dir(e)
-            )
-    except FileNotFoundError:
-        return [], []
+    jobs = job_dirs(workspace, job_ids)
     work: list[JobWork] = []
     results: list[SyncResult] = []
     for job_id, path in jobs:

@@ -139,6 +139,23 @@ def is_job_dir(entry: os.DirEntry[str]) -> bool:
     return bool(_JOB_ID.match(entry.name)) and entry.is_dir(follow_symlinks=False)
 
 
+def job_dirs(
+    workspace: str | os.PathLike, job_ids: Iterable[str] | None = None
+) -> list[tuple[str, str]]:
+    """(job id, path) of every job directory of `workspace` (only `job_ids`, if given), sorted by
+    id: one listing of the workspace, no signac. [] when there is no workspace yet."""
+    wanted = None if job_ids is None else {str(j) for j in job_ids}
+    try:
+        with os.scandir(workspace) as entries:
+            return sorted(
+                (e.name, e.path)
+                for e in entries
+                if (wanted is None or e.name in wanted) and is_job_dir(e)
+            )
+    except FileNotFoundError:
+        return []
+
+
 def workspace_fragment_folders(
     workspace: Path, job_ids: Iterable[str] | None = None
 ) -> dict[str, list[FragmentFolder]]:
@@ -147,18 +164,8 @@ def workspace_fragment_folders(
     One listing of the workspace and one of each job's `wandb/` directory: the cost grows with
     the number of jobs, not with the files inside runs.
     """
-    wanted = None if job_ids is None else {str(j) for j in job_ids}
-    try:
-        with os.scandir(workspace) as entries:
-            jobs = sorted(
-                (e.name, e.path)
-                for e in entries
-                if (wanted is None or e.name in wanted) and is_job_dir(e)
-            )
-    except FileNotFoundError:
-        return {}
     found = {}
-    for name, path in jobs:
+    for name, path in job_dirs(workspace, job_ids):
         fragments = job_fragment_folders(path, name)
         if fragments:
             found[name] = fragments
@@ -192,6 +199,7 @@ __all__ = [
     "fragment_log",
     "is_job_dir",
     "iter_fragment_folders",
+    "job_dirs",
     "job_fragment_folders",
     "job_online_folders",
     "workspace_fragment_folders",
