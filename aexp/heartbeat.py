@@ -31,18 +31,26 @@ class Beat:
 _lock = threading.Condition()
 _beats: list[Beat] = []
 _thread: threading.Thread | None = None
+# When the thread wakes next (time.monotonic()), and how long it sleeps with no attempt
+# registered: the interval last asked for. An attempt whose first beat is due no earlier than
+# that wake does not wake the thread: a sweep of short attempts costs the thread nothing per
+# attempt (no wake, no switch to it and back).
+_wake_at = 0.0
+_idle = 30.0
 
 
 def start(job: Any, tracker: Any, interval: float) -> Beat:
     """Beat for `job` every `interval` seconds until `stop`; the first beat after `interval`."""
-    global _thread
+    global _thread, _idle
     beat = Beat(job, tracker, interval, due=time.monotonic() + interval)
     with _lock:
         _beats.append(beat)
+        _idle = interval
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_run, daemon=True, name="aexp-heartbeat")
             _thread.start()
-        _lock.notify()
+        elif beat.due < _wake_at:
+            _lock.notify()
     return beat
 
 
@@ -55,6 +63,7 @@ def stop(beat: Beat) -> None:
 
 
 def _run() -> None:
+    global _wake_at
     while True:
         with _lock:
             while True:
@@ -62,8 +71,8 @@ def _run() -> None:
                 due = [b for b in _beats if b.due <= now]
                 if due:
                     break
-                wait = min((b.due for b in _beats), default=now + 3600.0) - now
-                _lock.wait(timeout=max(wait, 0.01))
+                _wake_at = min((b.due for b in _beats), default=now + _idle)
+                _lock.wait(timeout=max(_wake_at - now, 0.01))
             for beat in due:
                 beat.due = now + beat.interval
         for beat in due:

@@ -26,12 +26,12 @@ the run opens (before the attempt's own handlers are in place) is a preemption t
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from aexp import heartbeat
@@ -134,9 +134,8 @@ def _attempt(
     opened = False  # the run's step and summary are known (else the document keeps its own)
 
     def end(state: str, code: int, error: str | None = None, *, preempted: bool = False) -> None:
-        # Called with the preemption signals ignored: a signal often comes twice (scancel
-        # signals every process of the SLURM job, the batch script forwards its own copy, a
-        # user presses Ctrl-C again), and the second must not cut the record short.
+        # Called with the preemption signals ignored (see below): a second signal must not cut
+        # the record short.
         if beat is not None:
             heartbeat.stop(beat)
         unwritten = None
@@ -174,24 +173,31 @@ def _attempt(
                 end(FAILED, 1, error)
         raise
     beat = heartbeat.start(job, tracker, heartbeat_interval)
+    # The handlers stay in place until the attempt is recorded: while the experiment runs a
+    # signal preempts it; once it has returned or raised, further signals are ignored (they
+    # often come twice: scancel signals every process of the SLURM job, the batch script
+    # forwards its own copy, a user presses Ctrl-C again) and the record is written whole.
+    # Installed once per attempt: a sweep of short jobs pays for four handlers, not sixteen.
     try:
         with _preempt_signals(tracker._on_signal):
-            yield tracker
-    except (Preempted, KeyboardInterrupt) as exc:
-        code = exc.code if isinstance(exc, Preempted) else 128 + signal.SIGINT
-        with _preempt_signals(signal.SIG_IGN):
-            end(PREEMPTED, int(code), preempted=True)
-        raise
-    except BaseException as exc:
-        error = record_error(job, attempt)
-        with _preempt_signals(signal.SIG_IGN):
-            if is_storage_error(exc):  # a full disk stopped it: it resumes, it did not fail
-                end(PREEMPTED, 1, error, preempted=True)
-            else:
-                end(FAILED, 1, error)
-        raise
-    else:
-        with _preempt_signals(signal.SIG_IGN):
+            try:
+                yield tracker
+                # Inside the `try`: a signal that lands before this line is a preemption
+                # recorded as such (the attempt runs again), never an attempt left unrecorded.
+                tracker._closing = True
+            except (Preempted, KeyboardInterrupt) as exc:
+                tracker._closing = True
+                code = exc.code if isinstance(exc, Preempted) else 128 + signal.SIGINT
+                end(PREEMPTED, int(code), preempted=True)
+                raise
+            except BaseException as exc:
+                tracker._closing = True
+                error = record_error(job, attempt)
+                if is_storage_error(exc):  # a full disk stopped it: it resumes, it did not fail
+                    end(PREEMPTED, 1, error, preempted=True)
+                else:
+                    end(FAILED, 1, error)
+                raise
             end(FINISHED, 0)
     finally:
         heartbeat.stop(beat)
@@ -257,8 +263,8 @@ def _close_run(
     if writer is None:
         return
     for name in artifacts:
-        path = Path(job.path, name)
-        if path.exists():
+        path = os.path.join(job.path, name)
+        if os.path.exists(path):
             try:
                 tracker.log_artifact(name, path)
             except Exception as exc:  # the run still closes

@@ -13,6 +13,7 @@ backends (aexp.mirrors). The step axis is the run's, continued across attempts.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class Tracker:
     _preempt_signal: int | None = None
     _checkpoints_used: bool = False
     _checkpoint_seq: int | None = None  # of the newest stored checkpoint (-1: none), once known
+    _closing: bool = False  # the experiment has returned or raised: signals no longer stop it
 
     def log(self, metrics: Mapping[str, Any], *, step: int | None = None) -> None:
         """Record one row of metrics at `step` (default: the next step).
@@ -87,10 +89,13 @@ class Tracker:
         Raises TrackerUsageError when it does not exist (nothing is recorded).
         """
         full = Path(self.job.path, path)
-        if not full.exists():
-            raise TrackerUsageError(f"artifact {name!r}: {full} does not exist.")
+        try:
+            st = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            raise TrackerUsageError(f"artifact {name!r}: {full} does not exist.") from None
         if self._journal is not None:
-            self._journal.log_artifact(name, full, _size(full), job_path=self.job.path)
+            size = _size(full) if stat.S_ISDIR(st.st_mode) else st.st_size
+            self._journal.log_artifact(name, full, size, job_path=self.job.path)
         if self._mirrors is not None:
             self._mirrors.log_artifact(name, full)
 
@@ -140,6 +145,8 @@ class Tracker:
         return checkpoint
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._closing:  # the attempt is being recorded: a second signal must not cut it short
+            return
         first = self._preempt_signal is None
         self._preempt_signal = signum
         if not self._checkpoints_used or not first:
@@ -147,9 +154,8 @@ class Tracker:
 
 
 def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
+    """Bytes of the files under the directory `path`."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 __all__ = ["Preempted", "Tracker"]

@@ -19,6 +19,35 @@ def _end_torn_line(fd: int) -> None:
         os.write(fd, b"\n")
 
 
+def _relative_inside(path: str, job_path: str | None) -> str | None:
+    """`path` relative to `job_path` when it plainly lies inside it (`job_path` + a separator +
+    a relative path without `..` or links to resolve), else None. Spares the common case (a
+    result file of the job, every attempt) the resolving of every component of both paths."""
+    if job_path is None:
+        return None
+    prefix = os.fspath(job_path).rstrip(os.sep) + os.sep
+    if not path.startswith(prefix):
+        return None
+    rest = path[len(prefix) :]
+    # `..` is left to the long way: after a link it leads elsewhere than its lexical reading.
+    if os.pardir in rest.split(os.sep):
+        return None
+    inside = os.path.normpath(rest)
+    parts = inside.split(os.sep)
+    if os.path.isabs(inside) or inside == os.curdir:
+        return None
+    # A symbolic link inside the job could point anywhere: resolve those the long way.
+    where = prefix
+    for part in parts[:-1]:
+        where += part
+        if os.path.islink(where):
+            return None
+        where += os.sep
+    if os.path.islink(path):
+        return None
+    return inside
+
+
 class JournalWriter:
     """Appends events to one run's journal; each is on disk (in the kernel) when a call returns.
 
@@ -115,12 +144,14 @@ class JournalWriter:
     ) -> None:
         """A file or directory attached to the run; stored relative to `job_path` when inside it,
         so the journal stays right when the project is moved or copied."""
-        stored = str(Path(path).resolve())
-        if job_path is not None:
-            with contextlib.suppress(ValueError):
-                inside = os.path.relpath(stored, Path(job_path).resolve())
-                if not inside.startswith(os.pardir):
-                    stored = inside
+        stored = _relative_inside(os.fspath(path), job_path)
+        if stored is None:
+            stored = str(Path(path).resolve())
+            if job_path is not None:
+                with contextlib.suppress(ValueError):
+                    inside = os.path.relpath(stored, Path(job_path).resolve())
+                    if not inside.startswith(os.pardir):
+                        stored = inside
         self.event("log_artifact", name=name, path=stored, size_bytes=int(size_bytes))
 
     def finish(self, exit_code: int, *, preempted: bool = False) -> None:

@@ -171,16 +171,13 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
     """
     binder = None
     if settings.backends:
+        # A job this pass binds here gets its binding made now, before the attempt takes the
+        # job's claim: a job that cannot be bound (its state point damaged) is left untouched,
+        # as `init_tracker` would leave it. Used only if the job is still unbound under the lock.
+        prepared = _new_binding(job, settings) if binds_in_execute(job) else None
 
         def binder(doc: dict[str, Any]) -> dict[str, Any]:
-            return new_binding(
-                job,
-                adapters_of(adapters_from_settings(settings)),
-                project=settings.project,
-                offline=settings.offline,
-                tags=settings.tags,
-                notes=None,
-            )
+            return prepared if prepared is not None else _new_binding(job, settings)
 
     tracker = None
     try:
@@ -222,6 +219,17 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
     except Exception as exc:
         return _failed(job, exc)
     return "finished"
+
+
+def _new_binding(job: Any, settings: Settings) -> dict[str, Any]:
+    return new_binding(
+        job,
+        adapters_of(adapters_from_settings(settings)),
+        project=settings.project,
+        offline=settings.offline,
+        tags=settings.tags,
+        notes=None,
+    )
 
 
 def _failed(job: Any, exc: BaseException) -> str:
