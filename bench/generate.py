@@ -290,16 +290,23 @@ def sweep_statepoint(index: int) -> dict[str, Any]:
     }
 
 
-def fresh_sweep_project(root: Path, n_jobs: int, *, backend: str = "noop") -> Path:
+def fresh_sweep_project(
+    root: Path, n_jobs: int, *, backend: str = "noop", experiment: Path | None = None
+) -> Path:
     """A new project at `root` (replaced if present) with `n_jobs` created, unbound jobs.
 
     The jobs are what `aexp.create_run` makes (state point, `limina` and `status: created`); the
     template's files are copied, with signac.rc's backend set to `backend`, plus the baseline.
+    `experiment` (a file) replaces the template's experiment.py, for project.py and the
+    baseline alike (both import `experiment` from it).
     """
     workspace = new_workspace(root)
     for index in range(n_jobs):
         write_job(workspace, sweep_statepoint(index), created_document())
-    copy_template(root, extra_files={"baseline_sweep.py": BENCH / "baselines" / "sweep.py"})
+    extra = {"baseline_sweep.py": BENCH / "baselines" / "sweep.py"}
+    if experiment is not None:
+        extra["experiment.py"] = experiment
+    copy_template(root, extra_files=extra)
     set_rc(root / "signac.rc", "tracker", "backend", backend)
     return root
 
