@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from aexp.errors import BindingError, JobBusyError
+from aexp.mounts import kernel_local
 
 LOCK_FILE = ".aexp.lock"
 CLAIM_FILE = ".aexp.claim"
@@ -139,18 +140,23 @@ _NO_FLOCK = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
 
 @contextmanager
 def job_lock(job: Any) -> Iterator[None]:
-    """Hold the job's document lock (`flock` on `<job>/.aexp.lock`) for the block.
+    """Hold the job's document lock for the block: a `flock` on the job's directory where its
+    file system is served by this kernel alone (`aexp.mounts.kernel_local`), else on
+    `<job>/.aexp.lock`; on a file system without flock, filelock's soft lock
+    `<job>/.aexp.lock.filelock`.
 
     Excludes other processes and other threads of this one; re-entrant within a thread. The OS
-    drops the lock when its holder dies, so a killed process never leaves a job locked. On a
-    file system without flock, filelock's soft lock `<job>/.aexp.lock.filelock` takes its place.
+    drops the lock when its holder dies, so a killed process never leaves a job locked.
     Raises BindingError after LOCK_TIMEOUT_S seconds of waiting.
     """
     # A plain flock rather than filelock.FileLock: filelock 4 spends ~120 us of Python per
-    # acquire and release, against ~4 us for the system calls. A file rather than the job's
-    # directory (which would spare creating it): NFS has no flock for directories, and Linux
-    # then grants a lock local to the node, which excludes nothing on other nodes.
-    with _held_lock(f"{job.path}{os.sep}{LOCK_FILE}", job, LOCK_TIMEOUT_S):
+    # acquire and release, against ~4 us for the system calls. The directory where it is safe:
+    # it spares creating a file per job, among the dearest things a sweep of short jobs does
+    # (docs/benchmarks.md). Not on NFS and other shared file systems: Linux has no NFS flock
+    # for directories and grants one local to the node, which excludes nothing elsewhere.
+    path = f"{job.path}{os.sep}{LOCK_FILE}"
+    local = kernel_local(os.path.dirname(job.path))
+    with _held_lock(path, job, LOCK_TIMEOUT_S, directory=job.path if local else None):
         yield
 
 
@@ -173,7 +179,11 @@ def job_claim(job: Any) -> Iterator[int | None]:
 
 @contextmanager
 def _held_lock(
-    path: str, job: Any, timeout: float, busy: Callable[..., Exception] | None = None
+    path: str,
+    job: Any,
+    timeout: float,
+    busy: Callable[..., Exception] | None = None,
+    directory: str | None = None,
 ) -> Iterator[int | None]:
     depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
     fds: dict[str, int | None] = _held.__dict__.setdefault("fds", {})
@@ -184,7 +194,7 @@ def _held_lock(
         finally:
             depth[path] -= 1
         return
-    with _locked(path, job, timeout, busy or _timeout) as fd:
+    with _locked(path, job, timeout, busy or _timeout, directory) as fd:
         depth[path], fds[path] = 1, fd
         try:
             yield fd
@@ -195,8 +205,27 @@ def _held_lock(
 
 @contextmanager
 def _locked(
-    path: str, job: Any, timeout: float, busy: Callable[..., Exception]
+    path: str,
+    job: Any,
+    timeout: float,
+    busy: Callable[..., Exception],
+    directory: str | None = None,
 ) -> Iterator[int | None]:
+    if directory is not None:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            has_flock = _acquire(fd, job, directory, timeout, busy)
+        except BaseException:
+            os.close(fd)
+            raise
+        if has_flock:
+            try:
+                with _existing_lock_file(path, job, timeout, busy):
+                    yield fd
+            finally:
+                os.close(fd)
+            return
+        os.close(fd)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         has_flock = _acquire(fd, job, path, timeout, busy)
@@ -212,6 +241,25 @@ def _locked(
         yield fd
     finally:
         os.close(fd)  # closing the descriptor releases the lock (once no child holds it too)
+
+
+@contextmanager
+def _existing_lock_file(
+    path: str, job: Any, timeout: float, busy: Callable[..., Exception]
+) -> Iterator[None]:
+    # Earlier aexp versions (and every process where the directory is not locked) lock
+    # `.aexp.lock` alone: where a job has one, such a process may be working on it (a SLURM job
+    # started before an upgrade), so it is held too. Always after the directory: no cycle.
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield
+        return
+    try:
+        _acquire(fd, job, path, timeout, busy)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _acquire(fd: int, job: Any, path: str, timeout: float, busy: Callable[..., Exception]) -> bool:

@@ -30,6 +30,7 @@ from aexp import (
     update_binding,
 )
 from aexp.jobdoc import job_lock, read_doc, update_doc
+from aexp.mounts import kernel_local
 
 WORKERS = 4
 UPDATES = 60  # per worker and per kind
@@ -269,6 +270,58 @@ def test_without_flock_the_soft_lock_still_excludes_and_survives_a_killed_holder
     monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 30)
     update_doc(job, lambda doc: {"n": 0})  # the dead holder's lock is taken over
     assert read_doc(job, fresh=True)["n"] == 0
+
+
+_SHARED_FS = textwrap.dedent(
+    """
+    import aexp.jobdoc
+
+    # What a workspace on NFS, Lustre or GPFS gets (or what an older aexp always did).
+    aexp.jobdoc.kernel_local = lambda directory: False
+    """
+)
+
+
+def test_the_lock_is_the_job_directory_on_a_local_file_system_and_a_file_on_a_shared_one(
+    project, monkeypatch
+):
+    job = create_run(experiment_id="E1", hypothesis_id="H1")
+    if not kernel_local(os.path.dirname(job.path)):
+        pytest.skip("the test's directory is not on a local file system")
+    monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 0.3)
+    holder = subprocess.Popen(
+        [PYTHON, "-c", _HOLD, job.id], cwd=os.getcwd(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert not Path(job.path, ".aexp.lock").exists(), "no lock file is created per job"
+        with pytest.raises(BindingError, match="another process has held its lock"):
+            update_doc(job, lambda doc: {"n": 1})
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+    # A process that locks the file (the workspace seen through NFS, or an older aexp) holds
+    # this one off too, however this one locks.
+    other = create_run(experiment_id="E1", hypothesis_id="H2")
+    holder = subprocess.Popen(
+        [PYTHON, "-c", _SHARED_FS + _HOLD, other.id],
+        cwd=os.getcwd(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert Path(other.path, ".aexp.lock").exists()
+        with pytest.raises(BindingError, match="another process has held its lock"):
+            update_doc(other, lambda doc: {"n": 1})
+        assert "n" not in read_doc(other, fresh=True)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 30)
+    monkeypatch.setattr(jobdoc, "kernel_local", lambda directory: False)
+    assert _hammer_from_threads(other, updates=25)["n"] == 100  # threads, through the file
 
 
 # -- several `python project.py run` at once (issue 12) ------------------------------------------

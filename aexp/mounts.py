@@ -1,0 +1,62 @@
+"""Whether a directory lives on a file system that only this kernel serves (Linux mountinfo).
+
+`aexp.jobdoc.job_lock` flocks a job's directory where this says True: every process that can
+reach the directory then asks this kernel for the lock, so the lock excludes them all and a
+lock file need not be created per job. A network or cluster file system answers False: Linux
+has no NFS flock for directories and grants a lock local to the node, which excludes nothing on
+other nodes (see `LOCAL_TYPES`).
+"""
+
+from __future__ import annotations
+
+import os
+
+# File system types served by this kernel alone. Deliberately a short list of the common local
+# ones: an unknown type (nfs, nfs4, lustre, gpfs, beegfs, cifs, ceph, fuse.*, ...) answers False.
+LOCAL_TYPES = frozenset(
+    {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "zfs", "f2fs", "bcachefs", "overlay"}
+)
+MOUNTINFO = "/proc/self/mountinfo"
+
+# Answers by directory: asked once per workspace and process.
+_known: dict[str, bool] = {}
+
+
+def _unescape(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash in paths as octal escapes (\040 ...).
+    if "\\" not in field:
+        return field
+    return field.encode("latin-1").decode("unicode_escape").encode("latin-1").decode()
+
+
+def fs_type(path: str) -> str | None:
+    """The type of the file system `path` (resolved) is on, from /proc/self/mountinfo: the
+    mount whose mount point is the longest prefix of it. None where there is no mountinfo."""
+    target = os.path.realpath(path)
+    best, best_type = -1, None
+    try:
+        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as fh:
+            for line in fh:
+                fields = line.split()
+                try:
+                    mount_point = _unescape(fields[4])
+                    kind = fields[fields.index("-", 6) + 1]
+                except (IndexError, ValueError):
+                    continue
+                inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+                if inside and len(mount_point) >= best:  # a later mount hides an earlier one
+                    best, best_type = len(mount_point), kind
+    except OSError:
+        return None
+    return best_type
+
+
+def kernel_local(directory: str) -> bool:
+    """True when `directory` is on a file system of a type in LOCAL_TYPES (cached)."""
+    known = _known.get(directory)
+    if known is None:
+        known = _known[directory] = fs_type(directory) in LOCAL_TYPES
+    return known
+
+
+__all__ = ["LOCAL_TYPES", "fs_type", "kernel_local"]
