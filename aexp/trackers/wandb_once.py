@@ -73,9 +73,13 @@ def init_settings(wandb: Any, workdir: str | os.PathLike) -> tuple[dict[str, Any
     facts itself, and whether the caller must then `deliver_requirements` to the run.
 
     Reads W&B's global settings (`wandb.setup().settings`: environment and settings files) so
-    that whatever the user switched off stays off.
+    that whatever the user switched off stays off. A `wandb` without `setup` (a stand-in) is
+    left to collect everything itself.
     """
-    user = wandb.setup().settings
+    setup = getattr(wandb, "setup", None)
+    if setup is None:
+        return {}, False
+    user = setup().settings
     settings: dict[str, Any] = {}
     save_requirements = bool(user.x_save_requirements)
     if save_requirements:
