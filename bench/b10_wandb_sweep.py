@@ -11,14 +11,18 @@ by hand). Both sides run in the hermetic environment of bench/common.py (W&B's b
 loopback port; offline, nothing is sent). After every repetition both are checked complete: every
 job has its result and exactly one offline run folder whose transaction log holds ROWS rows
 (steps 0..ROWS-1) and W&B's exit record with code 0, and ours has every job document's binding
-state "finished". Alternating (ours, baseline, baseline, ours, ...), median of the paired ratios.
-Target (issue 15): ratio <= 0.8.
+state "finished". An informational third side runs the baseline with what aexp collects once per
+process switched off in W&B (`x_save_requirements=False`, `disable_git=True`; its runs lack the
+packages' list and the git state), so that aexp's own work is the only difference. The sides
+alternate (ours, hand, lean, then lean, hand, ours, ...); median of the paired ratios, and
+ms/job of each side. Target (issue 15): ratio <= 0.8 against the hand-written baseline.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -90,44 +94,59 @@ def run(opts: Any) -> list[Result]:
     n_jobs = opts.wandb_sweep_jobs
     work = opts.cache / "wandb-sweep"
     env = hermetic_env(work / "env")
+    lean_env = dict(env, BENCH_WANDB_LEAN="1")
+    sides = {  # name: (script, environment)
+        "ours": ("project.py", env),
+        "hand": ("baseline_wandb_sweep.py", env),
+        "lean": ("baseline_wandb_sweep.py", lean_env),
+    }
 
-    def side(script: str, jobs: int = n_jobs) -> float:
-        ours = script == "project.py"
-        root = make_project(work / ("ours" if ours else "hand"), jobs)
-        elapsed = run_timed([PYTHON, script, "run"], root, env)
-        check(root, jobs, ours=ours)
+    def side(name: str, jobs: int = n_jobs) -> float:
+        script, side_env = sides[name]
+        root = make_project(work / name, jobs)
+        elapsed = run_timed([PYTHON, script, "run"], root, side_env)
+        check(root, jobs, ours=name == "ours")
         return elapsed
 
-    # A 500-job round takes about a minute per side: fewer rounds at that size.
+    # A 500-job round takes about three minutes: fewer rounds at that size.
     reps = max(3, opts.reps // 2 + 1) if n_jobs >= 100 else opts.reps
-    log(f"  W&B offline sweep of {n_jobs} jobs: {reps} rounds, ours / hand-written alternating")
-    side("project.py", min(n_jobs, 10))  # warm-up: file caches, the SDK's bytecode
-    side("baseline_wandb_sweep.py", min(n_jobs, 10))
-    ours_s: list[float] = []
-    hand_s: list[float] = []
+    log(f"  W&B offline sweep of {n_jobs} jobs: {reps} rounds of ours / hand-written / lean")
+    for name in sides:  # warm-up: file caches, the SDK's bytecode
+        side(name, min(n_jobs, 3))
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    order = list(sides)
     for rep in range(reps):
-        order = ("project.py", "baseline_wandb_sweep.py")
-        for script in order if rep % 2 == 0 else order[::-1]:
-            (ours_s if script == "project.py" else hand_s).append(side(script))
-    ms_ours = [1000 * t / n_jobs for t in ours_s]
-    ms_hand = [1000 * t / n_jobs for t in hand_s]
-    ms = sorted(ms_ours)[len(ms_ours) // 2], sorted(ms_hand)[len(ms_hand) // 2]
-    log(f"  median ms/job: ours {ms[0]:.1f}, hand-written {ms[1]:.1f}")
+        for name in order if rep % 2 == 0 else order[::-1]:
+            samples[name].append(side(name))
+    ms = {name: [1000 * t / n_jobs for t in values] for name, values in samples.items()}
+    median_ms = {name: round(statistics.median(values), 2) for name, values in ms.items()}
+    log("  median ms/job: " + ", ".join(f"{k} {v:.1f}" for k, v in median_ms.items()))
+    extra = {
+        "jobs": n_jobs,
+        "rows_per_job": ROWS,
+        "ms_per_job": {name: [round(x, 2) for x in values] for name, values in ms.items()},
+        "median_ms_per_job": median_ms,
+    }
     return [
         make_result(
             f"W&B offline sweep of {n_jobs} jobs",
             10,
-            ours_s,
-            hand_s,
+            samples["ours"],
+            samples["hand"],
             limit=LIMIT,
             notes="python project.py run (backend = wandb, offline) vs a bare FlowProject "
             "calling wandb.init(mode='offline') / run.log / log_artifact / run.finish itself",
-            extra={
-                "jobs": n_jobs,
-                "rows_per_job": ROWS,
-                "ms_per_job_ours": [round(x, 2) for x in ms_ours],
-                "ms_per_job_baseline": [round(x, 2) for x in ms_hand],
-                "median_ms_per_job": {"ours": round(ms[0], 2), "baseline": round(ms[1], 2)},
-            },
-        )
+            extra=extra,
+        ),
+        make_result(
+            "  same, hand-written without requirements and git",
+            10,
+            samples["ours"],
+            samples["lean"],
+            limit=LIMIT,
+            judged=False,
+            notes="as above, but the hand-written runs also switch off what aexp collects once "
+            "per process (x_save_requirements=False, disable_git=True): aexp's own cost",
+            extra=extra,
+        ),
     ]

@@ -8,7 +8,13 @@ sides differ only in what aexp changes about `wandb.init`; W&B's defaults for th
 installed packages' list and the git state, collected by every `wandb.init`) stay as W&B has them.
 Nothing of aexp is imported. The experiment is the project's experiment.py (the same function the
 template runs).
+
+With BENCH_WANDB_LEAN=1 the runs also switch off what aexp collects once per process instead
+(`x_save_requirements=False`, `disable_git=True`): the informational variant that leaves aexp's
+own work as the only difference (its runs then lack the packages' list and the git state).
 """
+
+import os
 
 import wandb
 from flow import FlowProject
@@ -16,6 +22,10 @@ from flow import FlowProject
 from experiment import experiment
 
 PROJECT = "aexp-demo"
+LEAN = {"x_save_requirements": False, "disable_git": True}
+SETTINGS = {"silent": True, "console": "off", "x_disable_stats": True, "save_code": False}
+if os.environ.get("BENCH_WANDB_LEAN") == "1":
+    SETTINGS.update(LEAN)
 
 
 class HandWritten:
@@ -51,7 +61,7 @@ def execute(job):
         config={**sp, "job_id": job.id},
         dir=job.path,
         mode="offline",
-        settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, save_code=False),
+        settings=wandb.Settings(**SETTINGS),
     )
     experiment(job, HandWritten(run))
     artifact = wandb.Artifact("result.json", type="result")
