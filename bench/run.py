@@ -60,7 +60,7 @@ MODES = {
         "sweep_jobs": 40,
         "mlflow_runs": 20,
         "mlflow_steps": 300,
-        "wandb_sweep_jobs": 20,
+        "wandb_sweep_jobs": 10,
     },
     "default": {
         "reps": 5,
