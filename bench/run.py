@@ -43,6 +43,7 @@ BENCHMARKS = {
     7: ("sweep via run", "bench.b7_sweep"),
     8: ("MLflow replay", "bench.b8_mlflow_replay"),
     9: ("results on 10,000 jobs", "bench.b9_results"),
+    10: ("W&B sweep vs hand-written", "bench.b10_wandb_sweep"),
 }
 
 # Sizes per mode; an explicit option wins.
@@ -59,6 +60,7 @@ MODES = {
         "sweep_jobs": 40,
         "mlflow_runs": 20,
         "mlflow_steps": 300,
+        "wandb_sweep_jobs": 10,
     },
     "default": {
         "reps": 5,
@@ -72,6 +74,7 @@ MODES = {
         "sweep_jobs": 200,
         "mlflow_runs": 200,
         "mlflow_steps": 1_000,
+        "wandb_sweep_jobs": 500,
     },
 }
 MODES["full"] = dict(MODES["default"], status_sizes=[1_000, 10_000, 100_000])
@@ -108,6 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweep-jobs", type=int, metavar="N", help="benchmark 7: jobs in the sweep")
     p.add_argument("--mlflow-runs", type=int, metavar="N", help="benchmark 8: runs replayed")
     p.add_argument("--mlflow-steps", type=int, metavar="N", help="benchmark 8: rows per run")
+    p.add_argument(
+        "--wandb-sweep-jobs", type=int, metavar="N", help="benchmark 10: jobs in the W&B sweep"
+    )
     p.add_argument("--cache", type=Path, default=CACHE, help=f"default {CACHE}")
     p.add_argument("--out", type=Path, help="results JSON (default bench/results/<time>.json)")
     args = p.parse_args(argv)

@@ -25,6 +25,7 @@ from aexp.trackers.base import (
     TrackerUsageError,
     clean_metrics,
 )
+from aexp.trackers.wandb_once import deliver_requirements, init_settings
 from aexp.validate import TAG_MAX, shorten, validate_project_name
 
 if TYPE_CHECKING:
@@ -158,6 +159,9 @@ class WandbAdapter(TrackerAdapter):
         offline = bool(extra.get("offline", True))
         keep_wandb_local(workdir, offline=offline)
         try:
+            # What W&B would collect anew for every run is collected once per process and
+            # handed to the run (aexp/trackers/wandb_once.py): the same files reach the server.
+            once, save_requirements = init_settings(self.wandb, workdir)
             run = self.wandb.init(
                 id=handle.id,
                 project=handle.project,
@@ -171,12 +175,14 @@ class WandbAdapter(TrackerAdapter):
                 resume="allow",
                 reinit="create_new",
                 settings=self.wandb.Settings(
-                    silent=True, console="off", x_disable_stats=True, save_code=False
+                    silent=True, console="off", x_disable_stats=True, save_code=False, **once
                 ),
             )
         except Exception as exc:  # wandb raises many types; the caller needs one
             raise TrackerInitError(f"W&B refused to start run {handle.id}: {_reason(exc)}") from exc
         extra["_run"] = run
+        if save_requirements:
+            deliver_requirements(run)
         # What earlier attempts logged and this fragment must carry too: W&B keeps the summary
         # of a run's last fragment only, and rows a killed attempt lost (WandbAdapter.repair).
         summary = handle.extra.get("_summary")
