@@ -43,6 +43,7 @@ BENCHMARKS = {
     7: ("sweep via run", "bench.b7_sweep"),
     8: ("MLflow replay", "bench.b8_mlflow_replay"),
     9: ("results on 10,000 jobs", "bench.b9_results"),
+    11: ("run -p 2 vs serial", "bench.b11_parallel"),
 }
 
 # Sizes per mode; an explicit option wins.
@@ -59,6 +60,7 @@ MODES = {
         "sweep_jobs": 40,
         "mlflow_runs": 20,
         "mlflow_steps": 300,
+        "parallel_jobs": 40,
     },
     "default": {
         "reps": 5,
@@ -72,6 +74,7 @@ MODES = {
         "sweep_jobs": 200,
         "mlflow_runs": 200,
         "mlflow_steps": 1_000,
+        "parallel_jobs": 200,
     },
 }
 MODES["full"] = dict(MODES["default"], status_sizes=[1_000, 10_000, 100_000])
@@ -108,6 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweep-jobs", type=int, metavar="N", help="benchmark 7: jobs in the sweep")
     p.add_argument("--mlflow-runs", type=int, metavar="N", help="benchmark 8: runs replayed")
     p.add_argument("--mlflow-steps", type=int, metavar="N", help="benchmark 8: rows per run")
+    p.add_argument("--parallel-jobs", type=int, metavar="N", help="benchmark 11: 50 ms jobs")
     p.add_argument("--cache", type=Path, default=CACHE, help=f"default {CACHE}")
     p.add_argument("--out", type=Path, help="results JSON (default bench/results/<time>.json)")
     args = p.parse_args(argv)
