@@ -35,7 +35,7 @@ from bench.common import CACHE, REPO, RESULTS, Result, log
 
 BENCHMARKS = {
     1: ("status at scale", "bench.b1_status"),
-    2: ("import cost", "bench.b2_import"),
+    2: ("start-up of project.py", "bench.b2_startup"),
     3: ("noop log rate", "bench.b3_noop_log"),
     4: ("W&B offline log overhead", "bench.b4_wandb_log"),
     5: ("sync discovery", "bench.b5_discovery"),

@@ -23,7 +23,7 @@ from typing import Any
 from aexp.binding import backend_parts, get_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import peek_doc, read_doc
-from aexp.lifecycle import is_stale
+from aexp.attempts import is_stale  # not aexp.lifecycle: status loads no attempt machinery
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 from aexp.trackers import ADAPTERS
 
