@@ -64,7 +64,7 @@ MODES = {
     },
     "default": {
         "reps": 5,
-        "status_sizes": [1_000, 10_000],
+        "status_sizes": [1_000, 2_000, 10_000],
         "log_events": 50_000,
         "wandb_steps": 1_000,
         "discovery_jobs": 10_000,
@@ -77,7 +77,7 @@ MODES = {
         "parallel_jobs": 200,
     },
 }
-MODES["full"] = dict(MODES["default"], status_sizes=[1_000, 10_000, 100_000])
+MODES["full"] = dict(MODES["default"], status_sizes=[1_000, 2_000, 10_000, 100_000])
 
 
 def _ints(text: str) -> list[int]:
