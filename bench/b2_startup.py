@@ -13,12 +13,19 @@ mlflow, and records which aexp modules it loads (the rest are imported on first 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import time
 from typing import Any
 
-from bench.common import BENCH, PYTHON, Result, alternate, hermetic_env, log, make_result
+from bench.common import (
+    BENCH,
+    PYTHON,
+    Result,
+    alternate,
+    hermetic_env,
+    log,
+    make_result,
+    run_timed_cpu,
+)
 from bench.generate import copy_template
 
 LIMIT = 1.10
@@ -42,22 +49,6 @@ def _loaded(root: Any, env: dict[str, str]) -> list[str]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _timed(args: list[str], root: Any, env: dict[str, str], cpu: list[float]) -> float:
-    """Wall-clock seconds of `args`; appends its CPU seconds (user + system) to `cpu`, which a
-    machine shared with other work disturbs less than the wall clock."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        args, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}")
-    cpu.append(usage.ru_utime + usage.ru_stime)
-    return elapsed
-
-
 def run(opts: Any) -> list[Result]:
     root = opts.cache / "startup"
     root.mkdir(parents=True, exist_ok=True)
@@ -73,8 +64,8 @@ def run(opts: Any) -> list[Result]:
     cpu_a: list[float] = []
     cpu_b: list[float] = []
     a, b = alternate(
-        lambda: _timed([PYTHON, "project.py", "--help"], root, env, cpu_a),
-        lambda: _timed([PYTHON, "baseline_startup.py", "--help"], root, env, cpu_b),
+        lambda: run_timed_cpu([PYTHON, "project.py", "--help"], root, env, cpu_a),
+        lambda: run_timed_cpu([PYTHON, "baseline_startup.py", "--help"], root, env, cpu_b),
         reps,
         warmup=2,
     )
