@@ -7,6 +7,7 @@
     preflight.py    what is checked once before a pass (backend SDKs installed, the workspace
                     writable) and the workspace directories that are not jobs
     report.py       the pass summary: what changed in the job documents, in two lines
+    forked.py       the project as a process pool forked from this process finds it (run -p N)
     walltime.py     whether a SLURM submission leaves time to work before its warning signal
 
 aexp never imports signac-flow: these are ordinary functions, usable from any workflow engine.
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
 # Names are imported on first use (PEP 562): `status` and `--help` load the conditions, not the
 # operations, the pass report or the walltime check (docs/benchmarks.md, benchmark 2).
+_SUBMODULES = ("forked",)
 _WHERE = {
     "PassReport": "aexp.workflow.report",
     "PassWatch": "aexp.workflow.report",
@@ -94,6 +96,8 @@ _WHERE = {
 def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
+        if name in _SUBMODULES:  # wf.forked: the module itself
+            return importlib.import_module(f"{__name__}.{name}")
         raise AttributeError(f"module 'aexp.workflow' has no attribute {name!r}")
     value = globals()[name] = getattr(importlib.import_module(module), name)
     return value
