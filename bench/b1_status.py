@@ -46,7 +46,7 @@ def eligible_counts(root: Path, env: dict[str, str], script: str) -> dict[str, i
 
 def _reps(opts: Any, n_jobs: int) -> int:
     # Small workspaces take a second or less: more rounds tame the noise of a shared machine.
-    if n_jobs <= 2_000:
+    if n_jobs <= 2_000 and opts.mode != "quick":
         return opts.reps * 2
     return opts.reps if n_jobs <= 10_000 else max(3, opts.reps // 2)
 
