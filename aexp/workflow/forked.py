@@ -5,8 +5,9 @@ unpickles it again for each operation it runs. project.py runs as `__main__`, so
 conditions and operations are pickled by value: 43 KB and ~3 ms per operation here, two
 operations per job (init_tracker, execute), ~6 ms of every job's time in a worker. Workers
 forked from this process already hold the very same object: `remember` it, and let its pickle
-be a lookup by path (`by_path`) instead of a copy. Only where the pool forks (`fork_reduces`):
-a spawned worker starts empty and needs the copy.
+be a lookup (`by_id`: the object's id, which a fork keeps) instead of a copy; such a pickle means
+nothing in another process. Only where the pool forks (`fork_reduces`): a spawned worker starts
+empty and needs the copy.
 """
 
 from __future__ import annotations
@@ -14,23 +15,27 @@ from __future__ import annotations
 import multiprocessing
 from typing import Any
 
-_projects: dict[str, Any] = {}
+_projects: dict[int, Any] = {}  # id -> project; kept alive for the life of the process
 
 
-def remember(project: Any) -> None:
-    """Note `project` (anything with a `.path`) as this process's project for its path."""
-    _projects[project.path] = project
+def remember(project: Any) -> int:
+    """Keep `project` for the workers forked from this process; returns the key for `by_id`."""
+    _projects[id(project)] = project
+    return id(project)
 
 
-def by_path(path: str) -> Any:
-    """The project `remember`ed for `path` in this process (inherited by a forked worker).
+def by_id(key: int) -> Any:
+    """The project `remember`ed under `key` in this process (or in the process it forked from).
 
-    Raises LookupError when there is none (a worker that was not forked from the process).
+    Raises LookupError when there is none (a process that was not forked from the one that
+    pickled it).
     """
     try:
-        return _projects[path]
+        return _projects[key]
     except KeyError:
-        raise LookupError(f"no project at {path} in this process; it was not forked") from None
+        raise LookupError(
+            "the project was pickled in a process this one was not forked from"
+        ) from None
 
 
 def fork_reduces() -> bool:
