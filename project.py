@@ -45,6 +45,14 @@ class Project(FlowProject):
         self.compute_environment = environment or get_environment()
         super().__init__(*args, environment=self.compute_environment, **kwargs)
         wf.quiet_statepoint_errors()  # a damaged state point is reported once, by aexp
+        self._forked_key = wf.forked.remember(self)
+
+    def __reduce_ex__(self, protocol):
+        # `run -p N` pickles the project for every operation, by value (this file is __main__):
+        # ~3 ms per operation in a worker. A forked worker already has it: look it up instead.
+        if wf.forked.fork_reduces():
+            return (wf.forked.by_id, (self._forked_key,))
+        return super().__reduce_ex__(protocol)
 
     def _job_dirs(self):
         # signac lists every directory named like a job id and ends the whole command at the

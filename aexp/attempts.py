@@ -10,14 +10,16 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aexp.binding import get_binding, update_backend
 from aexp.errors import BindingError, JobBusyError
 from aexp.jobdoc import age_seconds, now_iso, strict_json, update_doc
 from aexp.journal import journal_path, read_journal, read_tail
 from aexp.schema import COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
-from aexp.tracker import Tracker
+
+if TYPE_CHECKING:  # imported where an attempt starts: `status` judges staleness without it
+    from aexp.tracker import Tracker
 
 ERROR_LOG = "error.log"
 # A file system that is full, over quota or read-only stops an attempt from outside, as a
@@ -209,6 +211,8 @@ def settle_from_journal(job: Any, binding: Mapping[str, Any], finish: Mapping[st
     code = finish.get("exit_code")
     code = code if type(code) is int else 1
     state = PREEMPTED if finish.get("preempted") else (FINISHED if code == 0 else FAILED)
+    from aexp.tracker import Tracker
+
     journal = read_journal(journal_path(job.path, binding["run_id"]))
     tracker = Tracker(job=job, run_id=binding["run_id"], step=(journal.last_step or -1) + 1)
     tracker.summary = journal.summary

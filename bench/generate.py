@@ -24,7 +24,7 @@ from signac.job import calc_id
 from aexp.checkpoint import write_checkpoint
 from bench.common import BENCH, CACHE, REPO, TEMPLATE_FILES, log
 
-GENERATOR_VERSION = "6"  # 6: journals for the jobs that ran
+GENERATOR_VERSION = "7"  # 7: mixes of states, `alive` markers
 DONE = ".bench-complete"
 
 # Mixed states, one per index modulo 20 (percentages of the workspace):
@@ -192,11 +192,14 @@ def write_journal(job_dir: str, run_id: str, lines: list[str]) -> None:
     _write(os.path.join(directory, "events.jsonl"), "".join(lines))
 
 
-def markers(state: str) -> list[str]:
-    """The baseline's marker files for a job in `state` (one per isfile condition that holds)."""
+def markers(state: str, index: int) -> list[str]:
+    """The baseline's marker files for job `index` in `state` (one per isfile condition that
+    holds): `alive` for a running job whose heartbeat is fresh (not eligible to execute)."""
     names = []
     if state == "corrupt":
         return ["corrupt"]
+    if is_alive(index, state):
+        names.append("alive")
     if state != "created":
         names.append("bound")
     if state in ("completed", "failed", "finished", "synced"):
@@ -257,27 +260,59 @@ def new_workspace(root: Path) -> Path:
     return workspace
 
 
-def status_project(n_jobs: int, *, cache: Path = CACHE) -> Path:
-    """A project of `n_jobs` jobs in mixed states (generated once, then reused); every job that
-    was bound has its run's journal (`journal_lines`)."""
-    root = cache / f"status-{n_jobs}"
-    key = f"{GENERATOR_VERSION} {n_jobs}"
+MIXES = ("mixed", "created", "finished")
+
+
+def mix_state(mix: str, index: int) -> str:
+    """The state of job `index` in a workspace of `mix`: "mixed" (`state_of`), "created" (every
+    job freshly created, unbound) or "finished" (every run finished offline, not synced)."""
+    return state_of(index) if mix == "mixed" else mix
+
+
+def status_project(n_jobs: int, *, cache: Path = CACHE, mix: str = "mixed") -> Path:
+    """A project of `n_jobs` jobs whose states follow `mix` (`mix_state`; generated once, then
+    reused); every job that was bound has its run's journal (`journal_lines`). The heartbeats
+    of the running jobs that are meant to be alive are renewed on every call (`renew_alive`)."""
+    root = cache / (f"status-{n_jobs}" if mix == "mixed" else f"status-{mix}-{n_jobs}")
+    key = f"{GENERATOR_VERSION} {n_jobs} {mix}"
     if not is_generated(root, key):
         workspace = new_workspace(root)
-        log(f"  generating {n_jobs} jobs in {root} ...")
+        log(f"  generating {n_jobs} jobs ({mix}) in {root} ...")
         now = datetime.now(UTC)
         for index in range(n_jobs):
-            state = state_of(index)
+            state = mix_state(mix, index)
             doc = job_document(index, state, now)
             job_dir = write_job(workspace, statepoint(index), doc)
-            for name in markers(state):
+            for name in markers(state, index):
                 _write(os.path.join(job_dir, name), "")
             lines = journal_lines(index, state, doc)
             if lines:
                 write_journal(job_dir, doc["tracker"]["run_id"], lines)
         mark_generated(root, key)
+    renew_alive(root, n_jobs, mix)
     copy_template(root, extra_files={"baseline_status.py": BENCH / "baselines" / "status.py"})
     return root
+
+
+def is_alive(index: int, state: str) -> bool:
+    """A running job whose heartbeat is fresh (half of them; the others are stale)."""
+    return state == "running" and index % 40 < 20
+
+
+def renew_alive(root: Path, n_jobs: int, mix: str) -> None:
+    """Set the heartbeat of every job meant to be alive (`is_alive`) to now, so that a cached
+    workspace keeps the same eligible operations, however old it is (stale_after is minutes)."""
+    now = _ts(datetime.now(UTC), 0)
+    for index in range(n_jobs):
+        if not is_alive(index, mix_state(mix, index)):
+            continue
+        path = os.path.join(
+            root, "workspace", calc_id(statepoint(index)), "signac_job_document.json"
+        )
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        doc["heartbeat_at"] = now
+        _write(path, json.dumps(doc))
 
 
 def sweep_statepoint(index: int) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from bench.common import CACHE, REPO, RESULTS, Result, log
 
 BENCHMARKS = {
     1: ("status at scale", "bench.b1_status"),
-    2: ("import cost", "bench.b2_import"),
+    2: ("start-up of project.py", "bench.b2_startup"),
     3: ("noop log rate", "bench.b3_noop_log"),
     4: ("W&B offline log overhead", "bench.b4_wandb_log"),
     5: ("sync discovery", "bench.b5_discovery"),
@@ -44,6 +44,7 @@ BENCHMARKS = {
     8: ("MLflow replay", "bench.b8_mlflow_replay"),
     9: ("results on 10,000 jobs", "bench.b9_results"),
     10: ("W&B sweep vs hand-written", "bench.b10_wandb_sweep"),
+    11: ("run -p 2 vs serial", "bench.b11_parallel"),
 }
 
 # Sizes per mode; an explicit option wins.
@@ -61,10 +62,11 @@ MODES = {
         "mlflow_runs": 20,
         "mlflow_steps": 300,
         "wandb_sweep_jobs": 10,
+        "parallel_jobs": 40,
     },
     "default": {
         "reps": 5,
-        "status_sizes": [1_000, 10_000],
+        "status_sizes": [1_000, 2_000, 10_000],
         "log_events": 50_000,
         "wandb_steps": 1_000,
         "discovery_jobs": 10_000,
@@ -75,9 +77,10 @@ MODES = {
         "mlflow_runs": 200,
         "mlflow_steps": 1_000,
         "wandb_sweep_jobs": 500,
+        "parallel_jobs": 200,
     },
 }
-MODES["full"] = dict(MODES["default"], status_sizes=[1_000, 10_000, 100_000])
+MODES["full"] = dict(MODES["default"], status_sizes=[1_000, 2_000, 10_000, 100_000])
 
 
 def _ints(text: str) -> list[int]:
@@ -114,6 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--wandb-sweep-jobs", type=int, metavar="N", help="benchmark 10: jobs in the W&B sweep"
     )
+    p.add_argument("--parallel-jobs", type=int, metavar="N", help="benchmark 11: 50 ms jobs")
     p.add_argument("--cache", type=Path, default=CACHE, help=f"default {CACHE}")
     p.add_argument("--out", type=Path, help="results JSON (default bench/results/<time>.json)")
     args = p.parse_args(argv)

@@ -561,11 +561,11 @@ def test_the_operation_syncs_the_whole_pass_in_one_go(
     import signac
 
     from aexp.settings import load_settings
-    from aexp.sync import operation
+    from aexp.sync import driver, operation
 
     calls: list[list[str]] = []
-    monkeypatch.setattr(
-        operation, "sync_offline_runs", lambda root, job_ids, **kw: calls.append(job_ids) or []
+    monkeypatch.setattr(  # the operation imports it on first use
+        driver, "sync_offline_runs", lambda root, job_ids, **kw: calls.append(job_ids) or []
     )
     monkeypatch.setattr(operation, "_pending", {})
     monkeypatch.setattr(operation, "_handled", set())

@@ -96,10 +96,21 @@ def test_an_entry_for_the_old_cloud_host_counts_exactly_when_wandb_counts_it() -
 
 
 def test_without_credentials_the_reason_names_the_host_and_the_remedy() -> None:
+    login("https://other.example.com")  # a netrc, but no entry for wandb's server
     reason = ask()
     assert reason is not None and not can_sync_here()
     assert default_url() in reason
     assert "wandb login" in reason and "WANDB_API_KEY" in reason
+
+
+def test_without_any_source_of_credentials_the_reason_comes_without_importing_wandb(
+    tmp_path: Path,
+) -> None:
+    # No key, no netrc, no settings file (the test's HOME is empty): `status` asks for every job
+    # that waits for a sync, and must not pay for importing wandb to hear "no".
+    out = check(tmp_path)
+    assert out["wandb"] is False
+    assert "no W&B credentials" in out["reason"] and "wandb login" in out["reason"]
 
 
 def test_an_entry_for_another_host_or_without_a_key_is_not_enough(

@@ -16,7 +16,9 @@ wandb's default (`wandb.sdk.lib.urls.DEFAULT_BASE_URL`, https://api.forge.corewe
 3. the `api_key` setting of wandb's settings files.
 
 `sync_blocker` answers from the environment alone where it can (a SLURM allocation; a non-empty
-`WANDB_API_KEY`): no import at all. Otherwise it imports wandb and asks wandb's own functions,
+`WANDB_API_KEY`; no source of credentials at all, none of the variables and files above): no
+import at all, so `status` on a host without credentials does not pay ~0.5 s for wandb's import.
+Otherwise it imports wandb and asks wandb's own functions,
 once per process (`status` asks for every job that waits for a sync). It never creates wandb's
 process-wide setup (`wandb.setup()`), whose settings a later `wandb.init` in the same process
 would reuse, and never contacts a server. If wandb's functions moved or fail, the answer is
@@ -57,7 +59,7 @@ def sync_blocker() -> str | None:
         )
     if os.environ.get("WANDB_API_KEY", "").strip():
         return None
-    return _ask_wandb()
+    return _ask_host()
 
 
 def can_sync_here() -> bool:
@@ -71,10 +73,36 @@ def can_sync_here() -> bool:
 
 def forget_sync_blocker() -> None:
     """Drop the answer `sync_blocker` keeps for this process (after `wandb login` in it)."""
-    _ask_wandb.cache_clear()
+    _ask_host.cache_clear()
+
+
+NO_CREDENTIALS = (
+    "no W&B credentials on this host (no WANDB_API_KEY, no netrc file, no wandb settings "
+    "file): run `wandb login` or set WANDB_API_KEY"
+)
 
 
 @functools.cache
+def _ask_host() -> str | None:
+    """The answer when the environment variables alone cannot give it: none of wandb's sources
+    of credentials exists (`_no_credential_source`), else wandb's own (`_ask_wandb`)."""
+    return NO_CREDENTIALS if _no_credential_source() else _ask_wandb()
+
+
+def _no_credential_source() -> bool:
+    """True when none of the places `_credentials_blocker` asks wandb about can hold a key: the
+    variables WANDB_API_KEY and WANDB_IDENTITY_TOKEN_FILE are unset, and neither a netrc file
+    (`$NETRC`, ~/.netrc, ~/_netrc: wandb 0.31 wbnetrc._get_netrc_file_path) nor wandb's global
+    settings file (`$WANDB_CONFIG_DIR/settings` or ~/.config/wandb/settings) exists. Whatever
+    server wandb would use, there is then no key for it. Only stats files; imports nothing."""
+    if any(name in os.environ for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "NETRC")):
+        return False
+    config_dir = os.environ.get("WANDB_CONFIG_DIR")
+    system = Path(config_dir) if config_dir else Path("~", ".config", "wandb")
+    files = (Path("~", ".netrc"), Path("~", "_netrc"), system / "settings")
+    return not any(path.expanduser().exists() for path in files)
+
+
 def _ask_wandb() -> str | None:
     try:
         import wandb

@@ -19,13 +19,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aexp.errors import AexpError
 from aexp.settings import Settings
-from aexp.sync.driver import sync_offline_runs
 from aexp.sync.hosts import sync_blocker
-from aexp.sync.result import SyncResult
+
+if TYPE_CHECKING:
+    from aexp.sync.result import SyncResult
 
 # Jobs (by path) found eligible since they were last synced by this process, and the jobs a
 # pass's sync took care of (their own calls return at once). Per process: flow's parallel
@@ -78,6 +79,8 @@ def sync_jobs(jobs: Iterable[Any], settings: Settings, **kwargs: Any) -> list[Sy
     """Sync the runs of `jobs` (jobs of one project: signac jobs or aexp.jobdoc.JobDir) in one
     sync. `kwargs` go to `sync_offline_runs`. Prints one line per failure to stderr and never
     raises for a failed upload or an AexpError (printed as one `error:` line, returning [])."""
+    from aexp.sync.driver import sync_offline_runs  # here: `project.py --help` needs none of it
+
     jobs = list(jobs)
     if not jobs:
         return []

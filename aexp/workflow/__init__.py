@@ -7,47 +7,107 @@
     preflight.py    what is checked once before a pass (backend SDKs installed, the workspace
                     writable) and the workspace directories that are not jobs
     report.py       the pass summary: what changed in the job documents, in two lines
+    forked.py       the project as a process pool forked from this process finds it (run -p N)
     walltime.py     whether a SLURM submission leaves time to work before its warning signal
 
 aexp never imports signac-flow: these are ordinary functions, usable from any workflow engine.
 """
 
-from aexp.workflow.conditions import (
-    backend_label,
-    backend_label_of,
-    binds_in_execute,
-    can_execute,
-    execute_ended,
-    is_bound,
-    is_corrupt,
-    is_finished,
-    is_synced,
-    is_unbound,
-    needs_finish,
-    needs_sync,
-    needs_sync_of,
-    outside_allocation,
-    snapshot,
-    stale_label,
-    state_label,
-    warn_once,
-)
-from aexp.workflow.operations import (
-    adapter_from_settings,
-    adapters_from_settings,
-    contained,
-    execute,
-    finish,
-    init_tracker,
-)
-from aexp.workflow.preflight import (
-    check_backends_installed,
-    check_writable,
-    quiet_statepoint_errors,
-    usable_job_dirs,
-)
-from aexp.workflow.report import PassReport, PassWatch
-from aexp.workflow.walltime import check_working_window, time_flag
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aexp.workflow.conditions import (
+        backend_label,
+        backend_label_of,
+        binds_in_execute,
+        can_execute,
+        execute_ended,
+        is_bound,
+        is_corrupt,
+        is_finished,
+        is_synced,
+        is_unbound,
+        needs_finish,
+        needs_sync,
+        needs_sync_of,
+        outside_allocation,
+        snapshot,
+        stale_label,
+        state_label,
+        warn_once,
+    )
+    from aexp.workflow.operations import (
+        adapter_from_settings,
+        adapters_from_settings,
+        contained,
+        execute,
+        finish,
+        init_tracker,
+    )
+    from aexp.workflow.preflight import (
+        check_backends_installed,
+        check_writable,
+        quiet_statepoint_errors,
+        usable_job_dirs,
+    )
+    from aexp.workflow.report import PassReport, PassWatch
+    from aexp.workflow.walltime import check_working_window, time_flag
+
+# Names are imported on first use (PEP 562): `status` and `--help` load the conditions, not the
+# operations, the pass report or the walltime check (docs/benchmarks.md, benchmark 2).
+_SUBMODULES = ("forked",)
+_WHERE = {
+    "PassReport": "aexp.workflow.report",
+    "PassWatch": "aexp.workflow.report",
+    "adapter_from_settings": "aexp.workflow.operations",
+    "adapters_from_settings": "aexp.workflow.operations",
+    "backend_label": "aexp.workflow.conditions",
+    "backend_label_of": "aexp.workflow.conditions",
+    "binds_in_execute": "aexp.workflow.conditions",
+    "can_execute": "aexp.workflow.conditions",
+    "check_backends_installed": "aexp.workflow.preflight",
+    "check_working_window": "aexp.workflow.walltime",
+    "check_writable": "aexp.workflow.preflight",
+    "contained": "aexp.workflow.operations",
+    "execute": "aexp.workflow.operations",
+    "execute_ended": "aexp.workflow.conditions",
+    "finish": "aexp.workflow.operations",
+    "init_tracker": "aexp.workflow.operations",
+    "is_bound": "aexp.workflow.conditions",
+    "is_corrupt": "aexp.workflow.conditions",
+    "is_finished": "aexp.workflow.conditions",
+    "is_synced": "aexp.workflow.conditions",
+    "is_unbound": "aexp.workflow.conditions",
+    "needs_finish": "aexp.workflow.conditions",
+    "needs_sync": "aexp.workflow.conditions",
+    "needs_sync_of": "aexp.workflow.conditions",
+    "outside_allocation": "aexp.workflow.conditions",
+    "quiet_statepoint_errors": "aexp.workflow.preflight",
+    "snapshot": "aexp.workflow.conditions",
+    "stale_label": "aexp.workflow.conditions",
+    "state_label": "aexp.workflow.conditions",
+    "time_flag": "aexp.workflow.walltime",
+    "usable_job_dirs": "aexp.workflow.preflight",
+    "warn_once": "aexp.workflow.conditions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        if name in _SUBMODULES:  # wf.forked: the module itself
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module 'aexp.workflow' has no attribute {name!r}")
+    value = globals()[name] = getattr(importlib.import_module(module), name)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
 
 __all__ = [
     "PassReport",

@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from aexp.attempts import is_stale  # not aexp.lifecycle: status loads no attempt machinery
 from aexp.binding import backend_parts, get_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import peek_doc, read_doc
-from aexp.lifecycle import is_stale
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 from aexp.trackers import ADAPTERS
 

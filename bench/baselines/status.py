@@ -3,7 +3,9 @@
 The same four operations, the same `run_job` group and as many labels as project.py, but every
 condition and label is a `job.isfile` check of an empty marker file (the cheap condition signac's
 documentation recommends) and nothing of aexp is imported. bench/generate.py writes the markers
-that match each job's state.
+that match each job's state, so that each operation is eligible for the same jobs as in
+project.py (benchmark 1 asserts it): a damaged binding is bound to nothing, a running job with a
+fresh heartbeat (`alive`) is not executed again.
 """
 
 import os
@@ -44,7 +46,7 @@ def corrupt(job):
 
 
 @run_job
-@Baseline.pre(lambda job: not job.isfile("bound"))
+@Baseline.pre(lambda job: not job.isfile("bound") and not job.isfile("corrupt"))
 @Baseline.post.isfile("bound")
 @Baseline.operation
 def init_tracker(job):
@@ -52,7 +54,9 @@ def init_tracker(job):
 
 
 @run_job
-@Baseline.pre(lambda job: job.isfile("bound") and not job.isfile("ended"))
+@Baseline.pre(
+    lambda job: job.isfile("bound") and not job.isfile("ended") and not job.isfile("alive")
+)
 @Baseline.post.isfile("ended")
 @Baseline.operation(directives={"np": 1, "walltime": 1})
 def execute(job):
