@@ -198,6 +198,21 @@ def test_version_and_help(tmp_path: Path) -> None:
         assert "-C DIR" in text
 
 
+def test_each_command_parses_alike_whether_built_alone_or_with_all_others() -> None:
+    # main registers only the command it is given; `aexp/cli/foo_bar.py` must add `foo-bar`.
+    everything = aexp_cli.build_parser()
+    assert everything.command_names == tuple(COMMANDS)
+    for name in COMMANDS:
+        alone = aexp_cli.build_parser(only=name)
+        assert alone.command_names == (name,)
+        help_of = [
+            p._subparsers._group_actions[0].choices[name].format_help()  # type: ignore[union-attr]
+            for p in (alone, everything)
+        ]
+        assert help_of[0] == help_of[1]
+    assert aexp_cli.build_parser(only="no-such-command").command_names == tuple(COMMANDS)
+
+
 def test_runs_help_and_state_filter_know_every_selectable_state(tmp_path: Path) -> None:
     # aexp.cli.runs spells the states out so that its parser does not load aexp.results.
     from aexp.results.select import SELECTABLE_STATES
