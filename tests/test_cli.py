@@ -26,6 +26,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import hermetic_env, snapshot
 
+import aexp.cli as aexp_cli
 import aexp.sync
 from aexp.cli import MAX_SWEEP, UsageError, parse_sp
 
@@ -197,13 +198,54 @@ def test_version_and_help(tmp_path: Path) -> None:
         assert "-C DIR" in text
 
 
+def test_each_command_parses_alike_whether_built_alone_or_with_all_others() -> None:
+    # main registers only the command it is given; `aexp/cli/foo_bar.py` must add `foo-bar`.
+    everything = aexp_cli.build_parser()
+    assert everything.command_names == tuple(COMMANDS)
+    for name in COMMANDS:
+        alone = aexp_cli.build_parser(only=name)
+        assert alone.command_names == (name,)
+        help_of = [
+            p._subparsers._group_actions[0].choices[name].format_help()  # type: ignore[union-attr]
+            for p in (alone, everything)
+        ]
+        assert help_of[0] == help_of[1]
+    assert aexp_cli.build_parser(only="no-such-command").command_names == tuple(COMMANDS)
+
+
+def test_runs_help_and_state_filter_know_every_selectable_state(tmp_path: Path) -> None:
+    # aexp.cli.runs spells the states out so that its parser does not load aexp.results.
+    from aexp.results.select import SELECTABLE_STATES
+
+    text = ok(aexp("runs", "--help", cwd=tmp_path))
+    assert f"States: {', '.join(SELECTABLE_STATES)}." in " ".join(text.split())
+    parser = aexp_cli.build_parser()
+    for state in SELECTABLE_STATES:
+        assert parser.parse_args(["runs", "--state", state]).state == [state]
+    fails(aexp("runs", "--state", "asleep", cwd=tmp_path), "unknown state 'asleep'")
+
+
 def test_importing_the_cli_loads_no_signac_flow_tracker_client_or_plotting(tmp_path: Path) -> None:
     # Every command imports all of aexp.cli and builds the whole parser before it runs, so what
-    # they load is paid by each call, including cron's idle `sync-offline` passes.
+    # they load is paid by each call, including cron's idle `sync-offline` passes. The parser
+    # needs no command's machinery either (bindings, results, settings): each command imports
+    # its own when it runs.
+    heavy = [
+        "signac",
+        "flow",
+        "wandb",
+        "mlflow",
+        "matplotlib",
+        "signac_dashboard",
+        "aexp.binding",
+        "aexp.results",
+        "aexp.settings",
+        "aexp.jobdoc",
+        "aexp.sync",
+    ]
     code = (
         "import sys, aexp.cli; aexp.cli.build_parser();"
-        "print(sorted({'signac', 'flow', 'wandb', 'mlflow', 'matplotlib', 'signac_dashboard'}"
-        " & set(sys.modules)))"
+        f"print(sorted(set({heavy!r}) & set(sys.modules)))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True

@@ -20,9 +20,14 @@ A new command is one module plus its registration: write `aexp/cli/foo_bar.py` w
 then import it below and add it to `COMMAND_MODULES` where `aexp --help` should list it (ruff
 reports either half done alone: an unused import, or an undefined name).
 
-Imports: every module of this package is imported for every command, so none may import signac,
-flow, wandb or mlflow at its top level (import them inside the function that needs them); an idle
-`aexp sync-offline` pass loads none of them. tests/test_cli.py and tests/test_sync.py check both.
+Imports: every module of this package is imported for every command, so at its top level a
+command module imports only what its parser needs (this package's shared pieces, aexp.errors,
+aexp.schema, the backend names of aexp.trackers). What the command does (aexp.binding, .results,
+.settings, .sync, signac, wandb, ...) is imported inside its `cmd_*` function, when it runs: the
+parser of every command is built without any of it, and an idle `aexp sync-offline` pass loads
+neither signac, flow nor wandb. tests/test_cli.py and tests/test_sync.py check both. `main`
+registers only the sub-parser of the command it is given (argparse spends ~10 ms on the others);
+a command line naming none, or an unknown one, gets them all.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from aexp import __version__
 from aexp.cli import (
@@ -68,8 +74,9 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> _Parser:
-    """The `aexp` argument parser (every command, with its help and example)."""
+def build_parser(only: str | None = None) -> _Parser:
+    """The `aexp` argument parser: every command, with its help and example, or only command
+    `only` when it names one (what `main` uses once it knows the command; see _command_of)."""
     common = _Parser(add_help=False)
     common.add_argument(
         "-C",
@@ -100,10 +107,28 @@ def build_parser() -> _Parser:
     commands = Commands(
         parser.add_subparsers(dest="command", metavar="COMMAND", title="commands"), common
     )
-    for module in COMMAND_MODULES:
+    modules = [m for m in COMMAND_MODULES if _command_name(m) == only] or COMMAND_MODULES
+    for module in modules:
         module.register(commands)
     parser.command_names = commands.names
     return parser
+
+
+def _command_name(module: ModuleType) -> str:
+    """The command a module of COMMAND_MODULES adds: `aexp/cli/foo_bar.py` adds `foo-bar`."""
+    return module.__name__.rpartition(".")[2].replace("_", "-")
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command word of a command line: its first argument that is neither an option of
+    `aexp` itself nor the DIR of `-C DIR` (None when there is none)."""
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-C", "--project-dir"):
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def _usage_message(exc: _ArgumentError, commands: Sequence[str]) -> str:
@@ -142,8 +167,8 @@ def _attach_dash_values(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `aexp` console script; returns the exit code."""
-    parser = build_parser()
     argv = _attach_dash_values(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_command_of(argv))
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:

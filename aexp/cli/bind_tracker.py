@@ -6,16 +6,17 @@ import argparse
 import json
 from typing import Any
 
-from aexp.binding import bind_tracker as bind_job
-from aexp.binding import get_binding
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _adapter, _jobs, _project, _tracker_target
 from aexp.errors import BindingError
-from aexp.settings import load_settings
 from aexp.trackers import ADAPTERS
 
 
 def cmd_bind_tracker(args: argparse.Namespace) -> int:
+    from aexp.binding import bind_tracker as bind_job
+    from aexp.binding import get_binding
+    from aexp.settings import load_settings
+
     project = _project(args)
     settings = load_settings(project.path)
     backend, name, entity = _tracker_target(args, settings)

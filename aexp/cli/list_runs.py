@@ -14,10 +14,11 @@ from typing import Any
 from aexp.cli.output import _dump, _table, _warn
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _adapter, _project, _tracker_target
-from aexp.settings import load_settings
 
 
 def cmd_list_runs(args: argparse.Namespace) -> int:
+    from aexp.settings import load_settings
+
     project = _project(args)
     settings = load_settings(project.path)
     backend, name, entity = _tracker_target(args, settings)

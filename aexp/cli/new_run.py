@@ -5,18 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 
-from aexp.binding import _check_id
-from aexp.binding import create_run as create_job
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _project
 from aexp.cli.sweep import parse_sp
-from aexp.jobs import full_statepoint
 
 
 def cmd_new_run(args: argparse.Namespace) -> int:
+    from aexp.jobs import check_id, create_run, full_statepoint
+
     points = parse_sp(args.sp)
-    _check_id("experiment_id", args.experiment)  # before the first job, --dry-run included
-    _check_id("hypothesis_id", args.hypothesis)
+    check_id("experiment_id", args.experiment)  # before the first job, --dry-run included
+    check_id("hypothesis_id", args.hypothesis)
     # Every point is checked before the first job is made: a sweep whose fifth point signac
     # would refuse (a key with a dot, lr=1e400) leaves nothing on disk, not four jobs.
     for point in points:
@@ -27,7 +26,7 @@ def cmd_new_run(args: argparse.Namespace) -> int:
             sp = {"hypothesis_id": args.hypothesis, "experiment_id": args.experiment, **point}
             print(f"{project.open_job(sp).id}\t{json.dumps(sp)}")
             continue
-        job = create_job(
+        job = create_run(
             experiment_id=args.experiment,
             hypothesis_id=args.hypothesis,
             statepoint=point,

@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aexp.cli.parsing import PROG
-from aexp.results.select import flatten
 
 
 def _fmt(value: Any) -> str:
@@ -33,6 +32,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def _section(title: str, mapping: dict[str, Any]) -> list[str]:
     """The lines of a titled block of `show`: one indented `key  value` line per leaf."""
+    from aexp.results.select import flatten
+
     flat = flatten(mapping)
     lines = [title]
     width = max((len(k) for k in flat), default=0)

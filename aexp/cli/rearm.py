@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from aexp.binding import check_rearmable, rearm
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _jobs, _project
 
 
 def cmd_rearm(args: argparse.Namespace) -> int:
+    from aexp.binding import check_rearmable, rearm
+
     project = _project(args)
     jobs = _jobs(project, args.job_ids)
     for job in jobs:  # check all before changing any

@@ -9,13 +9,15 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aexp.binding import find_job, open_project
 from aexp.cli.parsing import UsageError
 from aexp.errors import AexpError, JobNotFoundError, TrackerInitError
-from aexp.settings import Settings, validate_project_name
-from aexp.trackers import ADAPTERS, TrackerAdapter, get_adapter
+from aexp.trackers import ADAPTERS
+
+if TYPE_CHECKING:
+    from aexp.settings import Settings
+    from aexp.trackers import TrackerAdapter
 
 
 def _signac_error(name: str) -> tuple[type[Exception], ...]:
@@ -40,6 +42,8 @@ def _project(args: argparse.Namespace) -> Any:
     # signac logs what it then raises; main's error says it once, in aexp's words.
     import logging
 
+    from aexp.jobs import open_project
+
     logging.getLogger("signac").addHandler(logging.NullHandler())
     try:
         return open_project(where)
@@ -50,6 +54,8 @@ def _project(args: argparse.Namespace) -> Any:
 
 def _jobs(project: Any, idents: Iterable[str], *, stdin: bool = True) -> list[Any]:
     """Resolve job ids, unique prefixes or tracker run ids (`-`: read them from stdin)."""
+    from aexp.jobs import find_job
+
     names: list[str] = []
     for ident in idents:
         if ident == "-" and stdin:
@@ -75,6 +81,8 @@ def _check_backend(name: str) -> str:
 
 
 def _adapter(backend: str, entity: str | None, workspace: str) -> TrackerAdapter:
+    from aexp.trackers import get_adapter
+
     if backend == "wandb":
         return get_adapter("wandb", entity=entity)
     if backend == "noop":
@@ -84,6 +92,8 @@ def _adapter(backend: str, entity: str | None, workspace: str) -> TrackerAdapter
 
 def _tracker_target(args: argparse.Namespace, settings: Settings) -> tuple[str, str, str | None]:
     """Backend, tracker project and entity: the flags where given, else signac.rc's values."""
+    from aexp.validate import validate_project_name
+
     backend = _check_backend(args.backend or settings.backend)
     if args.project is not None:
         validate_project_name(args.project, where="--project")

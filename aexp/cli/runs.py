@@ -11,19 +11,27 @@ import io
 import math
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aexp.cli.output import _dump, _fmt, _table
 from aexp.cli.parsing import Commands, UsageError
 from aexp.cli.resolve import _project
 from aexp.cli.sweep import parse_where
-from aexp.results.select import SELECTABLE_STATES, Selection
+from aexp.schema import STATES
+
+if TYPE_CHECKING:
+    from aexp.results.select import Selection
 
 FORMATS = ("table", "json", "csv")
+# aexp.results.select.SELECTABLE_STATES, spelled out: importing it would load all of
+# aexp.results (~11 ms) into every command's parser. tests/test_cli.py checks they agree.
+SELECTABLE_STATES = (*STATES, "unbound", "corrupt")
 
 
 def selection_of(args: argparse.Namespace) -> Selection:
     """The jobs that `--where`, `--experiment`, `--hypothesis` and `--state` select."""
+    from aexp.results.select import Selection
+
     return Selection(
         where=parse_where(args.where or []),
         experiment=args.experiment,

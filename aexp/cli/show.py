@@ -9,11 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aexp.binding import get_binding, run_spec
 from aexp.cli.output import _dump, _plain, _section
 from aexp.cli.parsing import Commands, UsageError
 from aexp.cli.resolve import _jobs, _project
-from aexp.jobdoc import read_doc
 
 
 def _run_files(job: Any, binding: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -36,6 +34,9 @@ def _run_files(job: Any, binding: dict[str, Any] | None) -> list[dict[str, Any]]
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from aexp.binding import get_binding, run_spec
+    from aexp.jobdoc import read_doc
+
     project = _project(args)
     (job,) = _jobs(project, [args.job], stdin=False)
     doc = read_doc(job)

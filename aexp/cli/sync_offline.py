@@ -14,12 +14,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from aexp.binding import backend_parts, find_project_root, get_binding
 from aexp.cli.output import _dump
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _jobs, _project, _project_dir
 from aexp.errors import AexpError, BindingError
-from aexp.settings import load_settings
 
 
 def backend_needs_sync(name: str, part: Any, *, offline: bool) -> bool:
@@ -47,6 +45,10 @@ def _reason(result: Any) -> str:
 
 
 def cmd_sync_offline(args: argparse.Namespace) -> int:
+    from aexp.binding import backend_parts, get_binding
+    from aexp.jobs import find_project_root
+    from aexp.settings import load_settings
+
     # Without job ids, sync needs job directories only, not signac (see sync_offline_runs).
     root = find_project_root(_project_dir(args))
     settings = load_settings(root)
@@ -75,6 +77,7 @@ def cmd_sync_offline(args: argparse.Namespace) -> int:
         timeout=args.timeout or settings.sync_timeout,
         resync=args.resync,
         progress=sys.stderr.isatty() and not args.json,
+        settings=settings,
     )
     counts = {"synced": 0, "skipped": 0, "failed": 0}
     lines = []

@@ -92,7 +92,7 @@ def sync_offline_runs(
         resync=resync,
     )
     sync.add(skipped)
-    if dry_run:
+    if dry_run or not work:  # an idle pass stops here, having read each job document once
         for item in work:
             sync.dry(item)
         return sync.ordered()

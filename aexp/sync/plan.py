@@ -101,12 +101,13 @@ def needs(binding: Mapping[str, Any], *, resync: bool) -> tuple[bool, list[str],
     offline = bool(binding.get("offline"))
     wandb, replays, pending = False, [], False
     for name, part in backend_parts(binding).items():
+        # A part already synced asks nothing (unless resync), whatever its backend: checked
+        # first, so an idle pass does not import each backend's adapter to learn its feed.
+        if part.get("synced_at") and not resync:
+            continue
         if not backend_needs_sync(name, part, offline=offline):
             continue
-        synced = bool(part.get("synced_at")) and not resync
         pending = pending or not part.get("synced_at")
-        if synced:
-            continue
         if name == WANDB:
             # A run that never executed (or was re-armed) has nothing new in W&B: its job is
             # not claimed, so that an attempt starting now is not refused.
