@@ -124,14 +124,7 @@ def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     before = outside_files()
-    environment = dict(os.environ)
     yield
-    # wandb exports the address of its in-process service (WANDB_SERVICE) straight into
-    # os.environ, where monkeypatch does not see it: a later test's `wandb sync` would then dial
-    # a service that ended with this test. Every variable goes back to what it was.
-    for key in set(os.environ) - set(environment):
-        del os.environ[key]
-    os.environ.update(environment)
     left = sorted(outside_files() - before)
     if left:
         pytest.fail(f"the test left files outside its tmp dir: {left}")

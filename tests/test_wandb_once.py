@@ -93,6 +93,10 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         sync_env = wandb_env(base, server.base_url)
         for key, value in sync_env.items():
             mp.setenv(key, value)
+        # A module fixture runs before the tests' own environment is set up: an earlier test's
+        # in-process wandb may have left the address of its service (WANDB_SERVICE) behind, and
+        # that service may have ended since. This sync starts its own.
+        mp.delenv("WANDB_SERVICE", raising=False)
         results = sync_offline_runs(root)
         assert len(results) == 2 and all(r.ok for r in results), results
         run_cmd([PYTHON, "-m", "wandb", "sync", str(folder)], root, sync_env, TIMEOUT, True)
