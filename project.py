@@ -81,7 +81,9 @@ class Project(FlowProject):
         except SystemExit as exc:
             if not wf.forked.in_pool_worker():
                 raise
-            raise wf.forked.WorkerExit(exc.code if isinstance(exc.code, int) else 1) from None
+            code = exc.code if isinstance(exc.code, int) else 1
+            wf.forked.exit_soon(code)  # as the SystemExit would have, once the result is sent
+            raise wf.forked.WorkerExit(code) from None
 
     def _ids(self, jobs):
         """The ids of the jobs `run` was given; None when that is every job."""

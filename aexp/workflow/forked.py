@@ -16,6 +16,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,7 +49,7 @@ def fork_reduces() -> bool:
     return multiprocessing.get_start_method() == "fork"
 
 
-class WorkerExit(Exception):  # noqa: N818 (an exit, not an error)
+class WorkerExit(Exception):
     """An operation in a pool worker ended with an exit code (a preempted attempt: 128 + signal).
 
     Raised in the worker instead of the SystemExit a preemption raises: SystemExit would end the
@@ -60,6 +61,16 @@ class WorkerExit(Exception):  # noqa: N818 (an exit, not an error)
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+def exit_soon(code: int, delay: float = 0.5) -> None:
+    """End this pool worker with `code` `delay` seconds from now: time to send its task's
+    result (WorkerExit) to the parent first. A preempted worker must still end, as the SystemExit
+    it replaced would have ended it: the pool's terminate() signals each worker once and then
+    waits for it."""
+    timer = threading.Timer(delay, os._exit, (code,))
+    timer.daemon = True
+    timer.start()
 
 
 def in_pool_worker() -> bool:
