@@ -68,9 +68,22 @@ class Project(FlowProject):
         wf.check_backends_installed(SETTINGS.backends)
         wf.check_writable(self.workspace)
         watch = wf.PassWatch(self.workspace, self._ids(jobs), stale_after=STALE_AFTER)
-        super().run(jobs=jobs, names=names, **kwargs)
+        with wf.forked.signals_stop_pool(kwargs.get("np") not in (None, 1)):
+            super().run(jobs=jobs, names=names, **kwargs)
         self.exit_code = watch.finish().exit_code
         return None
+
+    def _execute_operation(self, operation, timeout=None, pretend=False):
+        # In a pool worker of `run -p N`, a preempted attempt's SystemExit would end the worker
+        # and lose its task (the pass would wait for it forever): it reaches `run` instead.
+        try:
+            return super()._execute_operation(operation, timeout=timeout, pretend=pretend)
+        except SystemExit as exc:
+            if not wf.forked.in_pool_worker():
+                raise
+            code = exc.code if isinstance(exc.code, int) else 1
+            wf.forked.exit_soon(code)  # as the SystemExit would have, once the result is sent
+            raise wf.forked.WorkerExit(code) from None
 
     def _ids(self, jobs):
         """The ids of the jobs `run` was given; None when that is every job."""
@@ -236,6 +249,8 @@ if __name__ == "__main__":
         dirs = " ".join(str(Path(project.workspace, job_id)) for job_id in exc.job_ids)
         sys.exit(f"error: the state point of {dirs} cannot be read; remove it with rm -r {dirs} "
                  "(or repair its signac_statepoint.json), then run again.")  # fmt: skip
+    except wf.forked.WorkerExit as exc:  # run -p N: a preempted attempt (said in its line)
+        sys.exit(exc.code)
     except KeyboardInterrupt:  # Ctrl-C between operations (during one, it is a preemption)
         print("interrupted (Ctrl-C); run again to go on.", file=sys.stderr)
         sys.exit(130)

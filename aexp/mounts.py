@@ -10,6 +10,7 @@ other nodes (see `LOCAL_TYPES`).
 from __future__ import annotations
 
 import os
+import re
 
 # File system types served by this kernel alone. Deliberately a short list of the common local
 # ones: an unknown type (nfs, nfs4, lustre, gpfs, beegfs, cifs, ceph, fuse.*, ...) answers False.
@@ -22,11 +23,17 @@ MOUNTINFO = "/proc/self/mountinfo"
 _known: dict[str, bool] = {}
 
 
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
 def _unescape(field: str) -> str:
-    # mountinfo writes space, tab, newline and backslash in paths as octal escapes (\040 ...).
+    # mountinfo writes space, tab, newline and backslash in paths as octal escapes (\040 ...);
+    # every other byte is as it is (the line was read as UTF-8 with surrogateescape, so a
+    # non-ASCII path must not go through a latin-1 round trip: that raised, and the mount was
+    # skipped, its parent's type answering for it).
     if "\\" not in field:
         return field
-    return field.encode("latin-1").decode("unicode_escape").encode("latin-1").decode()
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
 def fs_type(path: str) -> str | None:

@@ -414,10 +414,10 @@ def test_a_journal_line_cut_short_is_closed_off_before_the_next_attempt(project)
 
 
 # -- 7. Ctrl-C --------------------------------------------------------------------------------
-def _start_run(root: Path, env: dict | None = None) -> subprocess.Popen:
+def _start_run(root: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     """`python project.py run` in a session of its own, as a terminal runs a command."""
     return subprocess.Popen(
-        [PYTHON, "project.py", "run"],
+        [PYTHON, "project.py", "run", *args],
         cwd=root,
         env=env or dict(os.environ),
         start_new_session=True,
@@ -563,6 +563,38 @@ def test_run_p_2_runs_every_job_of_a_sweep(noop: Path) -> None:
         assert binding["state"] == "finished" and binding["attempts"] == 1
         journal = read_journal(journal_path(job.path, binding["run_id"]))
         assert [row.step for row in journal.rows] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("target", ["a worker", "run itself"])
+def test_run_p_2_stopped_by_sigterm_ends_with_143_and_records_the_attempts(
+    noop: Path, target: str
+) -> None:
+    # A pool worker's preempted attempt used to end the worker (SystemExit): its task never
+    # reported back and `run -p 2` waited forever. SIGTERM to run itself ended it alone, at once,
+    # and its orphaned workers ran on and printed BrokenPipeError tracebacks.
+    jobs = make_jobs(4, epochs=8, epoch_seconds=0.3)
+    proc = _start_run(noop, "-p", "2")
+    _wait_for_step(jobs[0], proc, 1)
+    if target == "a worker":
+        worker = int(doc(jobs[0])["attempt"]["pid"])
+        os.kill(worker, signal.SIGTERM)
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("run -p 2 hung after SIGTERM")
+    assert proc.returncode == 143
+    assert "Traceback" not in err
+    said = [x for x in lines(err) if "Serialize" not in x]
+    assert said and all("recorded as preempted" in x for x in said), said
+    states = {doc(job).get("tracker", {}).get("state") for job in jobs}
+    assert "running" not in states and "preempted" in states
+    again = flow(noop, "run")
+    assert again.returncode == 0, again.stderr
+    assert all(doc(job)["tracker"]["state"] == "finished" for job in jobs)
 
 
 # -- 11. the backend's SDK is not installed -----------------------------------------------------

@@ -170,6 +170,15 @@ def test_an_api_key_in_wandbs_settings_file() -> None:
     assert ask() is None
 
 
+def test_an_api_key_in_the_working_directorys_wandb_settings_file(tmp_path: Path) -> None:
+    # wandb reads ./wandb/settings (its workspace settings file) too: the shortcut that answers
+    # "no credentials" without importing wandb must not overlook it.
+    settings = tmp_path / "wandb" / "settings"
+    settings.parent.mkdir()
+    settings.write_text(f"[default]\napi_key = {KEY}\n")
+    assert check(tmp_path)["reason"] is None
+
+
 def test_an_empty_api_key_is_not_counted_and_a_blank_one_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -93,13 +93,22 @@ def _no_credential_source() -> bool:
     """True when none of the places `_credentials_blocker` asks wandb about can hold a key: the
     variables WANDB_API_KEY and WANDB_IDENTITY_TOKEN_FILE are unset, and neither a netrc file
     (`$NETRC`, ~/.netrc, ~/_netrc: wandb 0.31 wbnetrc._get_netrc_file_path) nor wandb's global
-    settings file (`$WANDB_CONFIG_DIR/settings` or ~/.config/wandb/settings) exists. Whatever
+    settings files (`$WANDB_CONFIG_DIR/settings` or ~/.config/wandb/settings, and the working
+    directory's ./wandb/settings or ./.wandb/settings) exists. Whatever
     server wandb would use, there is then no key for it. Only stats files; imports nothing."""
     if any(name in os.environ for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "NETRC")):
         return False
     config_dir = os.environ.get("WANDB_CONFIG_DIR")
     system = Path(config_dir) if config_dir else Path("~", ".config", "wandb")
-    files = (Path("~", ".netrc"), Path("~", "_netrc"), system / "settings")
+    # wandb also reads the workspace settings file of the working directory (its `root_dir`):
+    # ./wandb/settings, or ./.wandb/settings where ./.wandb exists (Settings.settings_workspace).
+    files = (
+        Path("~", ".netrc"),
+        Path("~", "_netrc"),
+        system / "settings",
+        Path("wandb", "settings"),
+        Path(".wandb", "settings"),
+    )
     return not any(path.expanduser().exists() for path in files)
 
 

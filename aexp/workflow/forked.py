@@ -12,7 +12,12 @@ empty and needs the copy.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 _projects: dict[int, Any] = {}  # id -> project; kept alive for the life of the process
@@ -42,3 +47,64 @@ def fork_reduces() -> bool:
     """True when a process pool made now forks this process (Linux's default start method),
     so a worker finds the remembered project by path."""
     return multiprocessing.get_start_method() == "fork"
+
+
+class WorkerExit(Exception):
+    """An operation in a pool worker ended with an exit code (a preempted attempt: 128 + signal).
+
+    Raised in the worker instead of the SystemExit a preemption raises: SystemExit would end the
+    pool worker process, its task would never report back, and `run -p N` would wait for it
+    forever. As an Exception it reaches the parent through the pool; `run` then stops the pool
+    (the other attempts are preempted too, as with Ctrl-C) and exits with `code`.
+    """
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def exit_soon(code: int, delay: float = 0.5) -> None:
+    """End this pool worker with `code` `delay` seconds from now: time to send its task's
+    result (WorkerExit) to the parent first. A preempted worker must still end, as the SystemExit
+    it replaced would have ended it: the pool's terminate() signals each worker once and then
+    waits for it."""
+    timer = threading.Timer(delay, os._exit, (code,))
+    timer.daemon = True
+    timer.start()
+
+
+def in_pool_worker() -> bool:
+    """True in a worker process of a multiprocessing pool (flow's `run -p N`)."""
+    process = multiprocessing.current_process()
+    return bool(
+        process.daemon
+        and multiprocessing.parent_process() is not None
+        and process.name.split("-")[0].endswith("PoolWorker")
+    )
+
+
+@contextlib.contextmanager
+def signals_stop_pool(parallel: bool) -> Iterator[None]:
+    """In the parent of `run -p N` (`parallel`): SIGTERM and SIGUSR1 raise WorkerExit(128 +
+    signal), so leaving flow's pool terminates its workers (each records its attempt preempted)
+    and `run` exits with that code. By default they ended the parent alone, at once and
+    silently, and its orphaned workers ran on, then printed BrokenPipeError tracebacks.
+    A forked worker that gets one outside an attempt ends as by default."""
+    if not parallel:
+        yield
+        return
+    parent = os.getpid()
+
+    def stop(signum: int, frame: Any) -> None:
+        if os.getpid() != parent:  # a pool worker between operations: end as by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise WorkerExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
