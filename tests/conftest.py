@@ -35,6 +35,13 @@ TEMPLATE_FILES = (
 )
 # CI sets this so that tests needing SLURM fail instead of skipping when it is missing.
 REQUIRE_SLURM = os.environ.get("AEXP_REQUIRE_SLURM") == "1"
+# The marks of a test module that drives the real wandb client: `pytestmark = NEEDS_WANDB`.
+NEEDS_WANDB = [
+    pytest.mark.wandb,
+    pytest.mark.skipif(
+        __import__("importlib").util.find_spec("wandb") is None, reason="needs wandb"
+    ),
+]
 # A loopback port nothing listens on: any stray W&B request fails at once, locally.
 CLOSED_URL = "http://127.0.0.1:9"
 

@@ -15,28 +15,18 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import PYTHON, copy_template, hermetic_env, preempt_attempt, run_cmd
+from conftest import NEEDS_WANDB, PYTHON, copy_template, hermetic_env, preempt_attempt, run_cmd
+from wandb_server import FakeWandbServer, wandb_env
 
 from aexp.journal import journal_path, read_journal
 
-pytestmark = [
-    pytest.mark.wandb,
-    pytest.mark.skipif(
-        __import__("importlib").util.find_spec("wandb") is None, reason="needs wandb"
-    ),
-]
-
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from wandb_server import FakeWandbServer, wandb_env  # noqa: E402
+pytestmark = NEEDS_WANDB
 
 STEP_TIMEOUT = 180
 

@@ -19,28 +19,26 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import PYTHON, copy_template, hermetic_env, preempt_attempt, run_cmd, snapshot
+from conftest import (
+    NEEDS_WANDB,
+    PYTHON,
+    copy_template,
+    hermetic_env,
+    preempt_attempt,
+    run_cmd,
+    snapshot,
+)
+from wandb_server import FAKE_API_KEY, FakeWandbServer, wandb_env
 
 from aexp.sync import SyncResult, find_offline_runs, sync_jobs, sync_offline_runs
 
-pytestmark = [
-    pytest.mark.wandb,
-    pytest.mark.skipif(
-        __import__("importlib").util.find_spec("wandb") is None, reason="needs wandb"
-    ),
-]
-
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from wandb_server import FAKE_API_KEY, FakeWandbServer, wandb_env  # noqa: E402
+pytestmark = NEEDS_WANDB
 
 STEP_TIMEOUT = 120  # every subprocess of the fixture
 

@@ -17,22 +17,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import PYTHON, run_cmd
+from conftest import NEEDS_WANDB, PYTHON, run_cmd
+from wandb_server import FAKE_API_KEY, FakeWandbServer
 
 from aexp.sync import can_sync_here, forget_sync_blocker, sync_blocker
 from aexp.sync.hosts import INSTALL_HINT, app_url
 
-pytestmark = [
-    pytest.mark.wandb,
-    pytest.mark.skipif(
-        __import__("importlib").util.find_spec("wandb") is None, reason="needs wandb"
-    ),
-]
-
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from wandb_server import FAKE_API_KEY, FakeWandbServer  # noqa: E402
+pytestmark = NEEDS_WANDB
 
 KEY = "k" * 40  # the shape of a W&B API key (40+ word characters)
 

@@ -13,26 +13,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import PYTHON, copy_template, hermetic_env, run_cmd
+from conftest import NEEDS_WANDB, PYTHON, copy_template, hermetic_env, run_cmd
+from wandb_server import FakeWandbServer, wandb_env
 
 from aexp.sync import sync_offline_runs
 
-pytestmark = [
-    pytest.mark.wandb,
-    pytest.mark.skipif(
-        __import__("importlib").util.find_spec("wandb") is None, reason="needs wandb"
-    ),
-]
-
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from wandb_server import FakeWandbServer, wandb_env  # noqa: E402
+pytestmark = NEEDS_WANDB
 
 TIMEOUT = 180  # every subprocess
 EPOCHS = 3

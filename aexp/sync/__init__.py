@@ -41,8 +41,9 @@ appears in W&B's output it is masked.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aexp.lazy import lazy_names
 
 if TYPE_CHECKING:
     from aexp.sync.driver import sync_offline_runs
@@ -68,18 +69,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aexp.sync' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
-
+__getattr__, __dir__ = lazy_names(globals(), _WHERE)
 
 __all__ = [
     "RETRY_DEFAULTS",

@@ -11,6 +11,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from aexp.errors import TrackerInitError
+from aexp.lazy import lazy_names
 from aexp.trackers.base import RunHandle, RunRecord, TrackerAdapter, clean_metrics
 
 if TYPE_CHECKING:
@@ -67,13 +68,8 @@ _CLASSES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """The adapter classes, imported on first use (PEP 562)."""
-    module = _CLASSES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aexp.trackers' has no attribute {name!r}")
-    value = globals()[name] = getattr(importlib.import_module(module), name)
-    return value
+# The adapter classes, imported on first use.
+__getattr__, _ = lazy_names(globals(), _CLASSES)
 
 
 def get_adapter(name: str, **options: Any) -> TrackerAdapter:

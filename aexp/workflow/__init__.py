@@ -15,8 +15,9 @@ aexp never imports signac-flow: these are ordinary functions, usable from any wo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aexp.lazy import lazy_names
 
 if TYPE_CHECKING:
     from aexp.workflow.conditions import (
@@ -95,19 +96,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        if name in _SUBMODULES:  # wf.forked: the module itself
-            return importlib.import_module(f"{__name__}.{name}")
-        raise AttributeError(f"module 'aexp.workflow' has no attribute {name!r}")
-    value = globals()[name] = getattr(importlib.import_module(module), name)
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
-
+__getattr__, __dir__ = lazy_names(globals(), _WHERE, _SUBMODULES)
 
 __all__ = [
     "PassReport",
