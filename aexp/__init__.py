@@ -28,10 +28,10 @@ _EXPORTS = {
         "find_job",
         "get_binding",
         "open_project",
-        "rearm",
         "run_spec",
         "update_binding",
     ),
+    "aexp.rearming": ("rearm",),
     "aexp.errors": (
         "AexpError",
         "BindingError",

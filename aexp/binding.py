@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aexp.errors import BindingError, TrackerInitError
-from aexp.jobdoc import job_lock, now_iso, read_doc, update_doc
+from aexp.jobdoc import now_iso, read_doc, update_doc
+from aexp.joblock import job_lock
 from aexp.jobs import (  # re-exported: the public names of aexp.binding before aexp.jobs existed
     check_id,
     create_run,
@@ -339,36 +340,6 @@ def handle_for(job: Any, binding: Mapping[str, Any], name: str | None = None) ->
     )
 
 
-def check_rearmable(job: Any, doc: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The job's binding if its run failed (and can be re-armed), else BindingError saying why."""
-    binding = get_binding(job, doc)
-    if binding is None:
-        raise BindingError(f"job {job.id} is not bound to a tracker run; nothing to re-arm.")
-    if binding["state"] != FAILED:
-        raise BindingError(
-            f"job {job.id} is {binding['state']}, not failed; only failed runs are re-armed."
-        )
-    return binding
-
-
-def rearm(job: Any) -> dict[str, Any]:
-    """Make a failed job's run eligible for `execute` again (same run id, step axis continues)."""
-
-    def change(doc: dict[str, Any]) -> dict[str, Any]:
-        binding = check_rearmable(job, doc)
-        rearmed = {
-            **binding,
-            "state": BOUND,
-            "exit_code": None,
-            "error": None,
-            "finished_at": None,
-            "synced_at": None,  # the next attempt adds to the run: it must be synced again
-        }
-        return {"tracker": rearmed, "status": "created"}
-
-    return update_doc(job, change)["tracker"]
-
-
 __all__ = [
     "BOUND",
     "COMPLETED",
@@ -383,7 +354,6 @@ __all__ = [
     "bind_tracker",
     "check_backends",
     "check_id",
-    "check_rearmable",
     "create_run",
     "find_job",
     "find_project_root",
@@ -393,7 +363,6 @@ __all__ = [
     "new_run_id",
     "open_project",
     "project_group_by",
-    "rearm",
     "run_spec",
     "run_tags",
     "spec_of",

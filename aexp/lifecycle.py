@@ -51,7 +51,7 @@ from aexp.attempts import (
 )
 from aexp.binding import get_binding, write_init_event
 from aexp.errors import AexpError, BindingError
-from aexp.jobdoc import job_claim, job_lock
+from aexp.joblock import job_claim, job_lock
 from aexp.journal import JournalWriter, journal_path, read_journal, read_tail
 from aexp.mirrors import LiveMirrors, has_live
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING

@@ -1,6 +1,6 @@
 """Whether a directory lives on a file system that only this kernel serves (Linux mountinfo).
 
-`aexp.jobdoc.job_lock` flocks a job's directory where this says True: every process that can
+`aexp.joblock.job_lock` flocks a job's directory where this says True: every process that can
 reach the directory then asks this kernel for the lock, so the lock excludes them all and a
 lock file need not be created per job. A network or cluster file system answers False: Linux
 has no NFS flock for directories and grants a lock local to the node, which excludes nothing on

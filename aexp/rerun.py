@@ -40,7 +40,8 @@ from aexp.binding import (
 )
 from aexp.checkpoint import SLOTS
 from aexp.errors import BindingError
-from aexp.jobdoc import job_claim, now_iso, read_doc, update_doc
+from aexp.jobdoc import now_iso, read_doc, update_doc
+from aexp.joblock import job_claim
 from aexp.journal import JOURNAL_DIR
 from aexp.lifecycle import ERROR_LOG
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING

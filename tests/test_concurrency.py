@@ -26,10 +26,12 @@ from aexp import (
     create_run,
     get_binding,
     jobdoc,
+    joblock,
     open_project,
     update_binding,
 )
-from aexp.jobdoc import job_lock, read_doc, update_doc
+from aexp.jobdoc import read_doc, update_doc
+from aexp.joblock import job_lock
 from aexp.mounts import kernel_local
 
 WORKERS = 4
@@ -194,7 +196,7 @@ _HOLD = textwrap.dedent(
     """
     import sys, time
     from aexp import find_job, open_project
-    from aexp.jobdoc import job_lock
+    from aexp.joblock import job_lock
 
     with job_lock(find_job(open_project(), sys.argv[1])):
         print("holding", flush=True)
@@ -210,7 +212,7 @@ def test_a_held_lock_times_out_with_a_sentence_and_a_killed_holder_frees_it(proj
     )
     try:
         assert holder.stdout.readline().strip() == "holding"
-        monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 0.3)
+        monkeypatch.setattr(joblock, "LOCK_TIMEOUT_S", 0.3)
         with pytest.raises(BindingError, match="another process has held its lock"):
             update_doc(job, lambda doc: {"n": 1})
         assert "n" not in read_doc(job, fresh=True), "nothing written without the lock"
@@ -233,13 +235,13 @@ def test_the_lock_is_reentrant_within_a_thread(project):
 _NO_FLOCK = textwrap.dedent(
     """
     import errno, types
-    import aexp.jobdoc
+    import aexp.joblock
 
     def flock(fd, op):
         raise OSError(errno.ENOSYS, "Function not implemented")
 
     # What a Lustre client mounted without -o flock answers.
-    aexp.jobdoc.fcntl = types.SimpleNamespace(flock=flock, LOCK_EX=2, LOCK_NB=4)
+    aexp.joblock.fcntl = types.SimpleNamespace(flock=flock, LOCK_EX=2, LOCK_NB=4)
     """
 )
 
@@ -247,7 +249,7 @@ _NO_FLOCK = textwrap.dedent(
 def test_without_flock_the_soft_lock_still_excludes_and_survives_a_killed_holder(
     project, monkeypatch
 ):
-    monkeypatch.setattr(jobdoc, "fcntl", jobdoc.fcntl)  # restored after the test
+    monkeypatch.setattr(joblock, "fcntl", joblock.fcntl)  # restored after the test
     exec(_NO_FLOCK, {})  # the patch the holder below applies to itself
     job = create_run(experiment_id="E1", hypothesis_id="H1")
     assert _hammer_from_threads(job, updates=25)["n"] == 100
@@ -261,23 +263,23 @@ def test_without_flock_the_soft_lock_still_excludes_and_survives_a_killed_holder
     try:
         assert holder.stdout.readline().strip() == "holding"
         assert Path(job.path, ".aexp.lock.filelock").exists()
-        monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 0.5)
+        monkeypatch.setattr(joblock, "LOCK_TIMEOUT_S", 0.5)
         with pytest.raises(BindingError, match="another process has held its lock"):
             update_doc(job, lambda doc: {"n": 0})
     finally:
         holder.kill()
         holder.wait(timeout=30)
-    monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 30)
+    monkeypatch.setattr(joblock, "LOCK_TIMEOUT_S", 30)
     update_doc(job, lambda doc: {"n": 0})  # the dead holder's lock is taken over
     assert read_doc(job, fresh=True)["n"] == 0
 
 
 _SHARED_FS = textwrap.dedent(
     """
-    import aexp.jobdoc
+    import aexp.joblock
 
     # What a workspace on NFS, Lustre or GPFS gets (or what an older aexp always did).
-    aexp.jobdoc.kernel_local = lambda directory: False
+    aexp.joblock.kernel_local = lambda directory: False
     """
 )
 
@@ -288,7 +290,7 @@ def test_the_lock_is_the_job_directory_on_a_local_file_system_and_a_file_on_a_sh
     job = create_run(experiment_id="E1", hypothesis_id="H1")
     if not kernel_local(os.path.dirname(job.path)):
         pytest.skip("the test's directory is not on a local file system")
-    monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(joblock, "LOCK_TIMEOUT_S", 0.3)
     holder = subprocess.Popen(
         [PYTHON, "-c", _HOLD, job.id], cwd=os.getcwd(), stdout=subprocess.PIPE, text=True
     )
@@ -319,8 +321,8 @@ def test_the_lock_is_the_job_directory_on_a_local_file_system_and_a_file_on_a_sh
     finally:
         holder.kill()
         holder.wait(timeout=30)
-    monkeypatch.setattr(jobdoc, "LOCK_TIMEOUT_S", 30)
-    monkeypatch.setattr(jobdoc, "kernel_local", lambda directory: False)
+    monkeypatch.setattr(joblock, "LOCK_TIMEOUT_S", 30)
+    monkeypatch.setattr(joblock, "kernel_local", lambda directory: False)
     assert _hammer_from_threads(other, updates=25)["n"] == 100  # threads, through the file
 
 
@@ -333,7 +335,7 @@ def test_concurrent_runs_open_and_close_each_attempt_once(tmp_path: Path) -> Non
     job, two terminals), several trials: every job ends finished, and each attempt was opened
     once and closed once: as many `resume_run` as `finish` events in its journal, one finish per
     attempt, one W&B fragment per attempt with an exit record and rows (no extra empty
-    fragment). The job's claim (aexp.jobdoc.job_claim) serialises the operations; each one
+    fragment). The job's claim (aexp.joblock.job_claim) serialises the operations; each one
     checks the job's state again under it. (`-o run_job`: the attempt's operations; the upload
     needs a server and is another matter.)"""
     pytest.importorskip("wandb")

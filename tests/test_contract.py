@@ -154,7 +154,7 @@ def test_a_five_method_adapter_can_be_made_and_works_in_the_workflow(
     with pytest.raises(Exception, match="stop"), run_lifecycle(job) as tracker:
         tracker.log({"loss": 1.0})
         raise RuntimeError("stop")  # a failed first attempt...
-    from aexp.binding import rearm
+    from aexp.rearming import rearm
 
     rearm(job)
     with run_lifecycle(job) as tracker:  # ...and a second one after a re-arm

@@ -340,7 +340,7 @@ def test_a_sync_killed_mid_upload_is_neither_repeated_nor_raced(
     """kill -9 of a sync while its `wandb sync` uploads: that process keeps the claims; a second
     sync skips the runs naming it; once it is done, a third records its uploads without
     uploading anything twice."""
-    from aexp.jobdoc import CLAIM_FILE
+    from aexp.joblock import CLAIM_FILE
 
     slow = sweep.runs["a"]
     server.set_mode("hang", for_run_ids={slow})

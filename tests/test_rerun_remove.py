@@ -68,7 +68,7 @@ def hold_claim(job) -> subprocess.Popen:
     """Another process holding the job's claim (as an executing attempt does) until killed."""
     code = (
         "import sys, time\n"
-        "from aexp.jobdoc import JobDir, job_claim\n"
+        "from aexp.jobdoc import JobDir\nfrom aexp.joblock import job_claim\n"
         f"with job_claim(JobDir({job.id!r}, {job.path!r})):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(60)\n"

@@ -538,7 +538,7 @@ def test_a_job_claimed_by_another_process_is_skipped_in_one_line(
     busy = built.ids["full"]
     hold = (
         "import sys, time\n"
-        "from aexp.jobdoc import JobDir, job_claim\n"
+        "from aexp.jobdoc import JobDir\nfrom aexp.joblock import job_claim\n"
         "with job_claim(JobDir(sys.argv[1], sys.argv[2])):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(120)\n"

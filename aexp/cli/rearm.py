@@ -9,7 +9,7 @@ from aexp.cli.resolve import _jobs, _project
 
 
 def cmd_rearm(args: argparse.Namespace) -> int:
-    from aexp.binding import check_rearmable, rearm
+    from aexp.rearming import check_rearmable, rearm
 
     project = _project(args)
     jobs = _jobs(project, args.job_ids)

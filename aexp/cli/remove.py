@@ -18,9 +18,10 @@ from aexp.errors import AexpError, JobBusyError
 
 def _busy_reason(job: Any, stale_after: float) -> str | None:
     """Why another process is working on the job (None: it is free). Takes and releases the
-    job's claim (aexp.jobdoc.job_claim), and reads a running attempt's heartbeat, which
+    job's claim (aexp.joblock.job_claim), and reads a running attempt's heartbeat, which
     covers an attempt on another host of a file system whose locks do not reach across."""
-    from aexp.jobdoc import job_claim, read_doc
+    from aexp.jobdoc import read_doc
+    from aexp.joblock import job_claim
     from aexp.lifecycle import is_stale
 
     try:
@@ -38,7 +39,7 @@ def _busy_reason(job: Any, stale_after: float) -> str | None:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from aexp.jobdoc import job_claim
+    from aexp.joblock import job_claim
     from aexp.results import iter_records
     from aexp.settings import load_settings
 

@@ -1,4 +1,4 @@
-"""Claims: one process at a time uploads a job's run (aexp.jobdoc.job_claim).
+"""Claims: one process at a time uploads a job's run (aexp.joblock.job_claim).
 
 A sync takes the claim of every job of a batch before it mends, completes or uploads anything of
 it, and hands the claims' file descriptors to the `wandb sync` process it starts (`pass_fds`): a
@@ -20,7 +20,8 @@ import resource
 from contextlib import ExitStack
 
 from aexp.errors import JobBusyError
-from aexp.jobdoc import CLAIM_FILE, JobDir, job_claim
+from aexp.jobdoc import JobDir
+from aexp.joblock import CLAIM_FILE, job_claim
 
 _HOST = os.uname().nodename
 # Paths per `wandb sync` process: keeps the command line far below ARG_MAX.
