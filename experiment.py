@@ -3,14 +3,16 @@
 `experiment(job, tracker)` runs one execution attempt of one point of the sweep. `job.sp` holds
 the parameters (the state point); `tracker` logs to the job's run:
 
-    tracker.log({"loss": 0.1})            one row of metrics at the next step
-    tracker.checkpoint(state)             save resumable state; also where a preemption stops you
-    tracker.load_checkpoint()             the state saved by the last attempt, or None
-    tracker.log_artifact("name", "file")  attach a file of the job's workspace to the run
+    tracker.log({"loss": 0.1}, step=epoch)  one row of metrics at step `epoch`
+    tracker.checkpoint(state)               save resumable state; also where a preemption stops you
+    tracker.load_checkpoint()               the state saved by the last attempt, or None
+    tracker.log_artifact("name", "file")    attach a file of the job's workspace to the run
 
 An attempt can be preempted (SLURM time limit, scancel, Ctrl-C) and started again later: the next
 attempt gets the same run and the step axis continues. Resume from `load_checkpoint()` and the
-work done before the last checkpoint is not repeated. Raise an exception to fail the run.
+work done before the last checkpoint is not repeated. Log with `step=` your own counter (the
+epoch): an epoch done again after a kill then adds no second row in any tracker (without it,
+the re-done epoch would be logged once more, at a new step). Raise an exception to fail the run.
 
 The example fits a logistic regression with SGD on synthetic data drawn from the seed (no
 downloads, no dependencies). State point keys it understands:
@@ -81,7 +83,7 @@ def experiment(job: Any, tracker: Any) -> None:
             grad = _predict(w, b, x) - y
             w = [wi - lr * grad * xi / 8 for wi, xi in zip(w, x, strict=True)]
             b -= lr * grad / 8
-        tracker.log({"epoch": epoch, **evaluate(w, b, data)})
+        tracker.log({"epoch": epoch, **evaluate(w, b, data)}, step=epoch)
         time.sleep(float(sp.get("epoch_seconds", 0)))
         tracker.checkpoint({"epoch": epoch + 1, "w": w, "b": b})
 

@@ -82,26 +82,35 @@ def hermetic_env(root: Path, base_url: str = CLOSED_URL) -> dict[str, str]:
 
 
 # Where files outside every test's tmp dir would land: the repository (a test that forgot its
-# own directory) and the temporary directory this process saw first. Python's `tempfile` caches
-# the first TMPDIR it sees for the whole process, and pytest asks it before any test runs, so
-# code in this process (the in-process wandb-core's port file, say) would write there although
-# the test set TMPDIR: `_hermetic` points the cache at the test's tmp dir too.
+# own directory) and this session's own temporary directory. The session gets a private one
+# (TMPDIR for this process and everything it starts; pytest's tmp_path lives inside it): a
+# machine's shared temporary directory also holds what other processes write there (another
+# wandb run, another test session), which no test of this session may be blamed for. Python's
+# `tempfile` caches the first TMPDIR it sees for the whole process, so code in this process (the
+# in-process wandb-core's port file, say) writes where the cache points: `_hermetic` points it at
+# the test's tmp dir too.
 REAL_TMP = Path(tempfile.gettempdir())
-# Names in the real temporary directory that this project's code or wandb would make; other
-# processes on a shared machine make files there too, so only these are watched.
-_LEAK_PREFIXES = ("aexp-", "wandb", "port-")
+SESSION_TMP = Path(tempfile.mkdtemp(prefix="aexp-tests-", dir=REAL_TMP))
+os.environ["TMPDIR"] = str(SESSION_TMP)
+tempfile.tempdir = str(SESSION_TMP)
 _IGNORED_IN_REPO = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+_IGNORED_IN_SESSION = ("pytest-of-",)  # pytest's own tmp_path tree
 
 
 def outside_files() -> set[str]:
-    """What lies where no test may leave anything: the repository's top level, its workspace
-    and tests directories, and the real temporary directory's entries of ours."""
+    """What lies where no test may leave anything: the repository's top level, its workspace,
+    tests and bench directories, and this session's private temporary directory (but for the
+    tests' own tmp dirs in it)."""
     found = set()
     for where in (REPO, REPO / "workspace", REPO / "tests", REPO / "bench"):
         with contextlib.suppress(OSError):
             found |= {f"{where}/{n}" for n in os.listdir(where) if n not in _IGNORED_IN_REPO}
     with contextlib.suppress(OSError):
-        found |= {f"{REAL_TMP}/{n}" for n in os.listdir(REAL_TMP) if n.startswith(_LEAK_PREFIXES)}
+        found |= {
+            f"{SESSION_TMP}/{n}"
+            for n in os.listdir(SESSION_TMP)
+            if not n.startswith(_IGNORED_IN_SESSION)
+        }
     return found
 
 
@@ -117,6 +126,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if left:  # a module fixture or a process that outlived its test
         print(f"\nerror: the tests left files outside their tmp dirs: {left}", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if session.exitstatus == pytest.ExitCode.OK:
+        # A green session leaves nothing behind; a red one keeps its tmp dirs to look at.
+        shutil.rmtree(SESSION_TMP, ignore_errors=True)
+    else:
+        print(f"\nthe tests' temporary files are kept in {SESSION_TMP}", file=sys.stderr)
 
 
 _OUTSIDE = pytest.StashKey[set[str]]()

@@ -323,6 +323,90 @@ def test_sp_grammar_errors(specs: list[str], fragment: str) -> None:
         parse_sp(specs)
 
 
+@pytest.mark.parametrize(
+    ("specs", "expected", "warnings"),
+    [
+        # A ';' where ',' was meant: one string value, said once, never split silently.
+        (
+            ["lr=0.1;seed=1"],
+            [{"lr": "0.1;seed=1"}],
+            ["lr=0.1;seed=1 became the string '0.1;seed=1'"],
+        ),
+        (["a=b=c"], [{"a": "b=c"}], ["a=b=c became the string 'b=c'"]),
+        # Capitalised booleans and nulls of other languages stay strings, each named.
+        (["flag=True"], [{"flag": "True"}], ["flag=True became the string 'True' (write true"]),
+        (
+            ["flag=TRUE|False"],
+            [{"flag": "TRUE"}, {"flag": "False"}],
+            ["flag=TRUE became the string 'TRUE'", "flag=False became the string 'False'"],
+        ),
+        (["opt=None"], [{"opt": "None"}], ["opt=None became the string 'None' (write null"]),
+        (["lr=inf"], [{"lr": "inf"}], ["lr=inf became the string 'inf'"]),
+        # What the grammar types, or a quoted string, is what the user meant: no warning.
+        (
+            ["flag=true,opt=null,lr=0.1,seed=1"],
+            [{"flag": True, "opt": None, "lr": 0.1, "seed": 1}],
+            [],
+        ),
+        (["name='True'", 'expr="a=b;c"'], [{"name": "True", "expr": "a=b;c"}], []),
+        (["model=resnet18"], [{"model": "resnet18"}], []),
+    ],
+)
+def test_sp_values_probably_meant_otherwise_are_named(specs, expected, warnings) -> None:
+    said: list[str] = []
+    assert parse_sp(specs, warn=said.append) == expected
+    assert len(said) == len(warnings)
+    for sentence, fragment in zip(said, warnings, strict=True):
+        assert fragment in sentence
+
+
+def test_new_run_warns_once_per_doubtful_value_and_still_creates(project) -> None:
+    root = Path(project.path)
+    result = aexp(
+        "new-run", "--experiment", "E1", "--hypothesis", "H1", "--sp", "lr=0.1;seed=1",
+        "--sp", "flag=True", cwd=root,
+    )  # fmt: skip
+    (job_id,) = ok(result).split()
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("aexp: warning: --sp ") for line in lines)
+    assert "became the string '0.1;seed=1'" in lines[0]
+    assert "became the string 'True'" in lines[1]
+    sp = json.loads((root / "workspace" / job_id / "signac_statepoint.json").read_text())
+    assert sp["lr"] == "0.1;seed=1" and sp["flag"] == "True"
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        # The misspelt option is what is wrong, not the required one it was meant to be; the
+        # closest known option comes first.
+        (
+            ["new-run", "--experiment", "E1", "--hypotesis", "H1"],
+            "unknown option --hypotesis (did you mean --hypothesis?); see 'aexp new-run --help'.",
+        ),
+        (
+            ["new-run", "--experimnt=E1", "--hypothesis", "H1"],
+            "unknown option --experimnt (did you mean --experiment",
+        ),
+        (["runs", "--metrix", "loss"], "unknown option --metrix (did you mean --metrics"),
+        (["runs", "--sotr", "loss"], "unknown option --sotr (did you mean --sort"),
+        (["sync-offline", "--dryrun"], "unknown option --dryrun (did you mean --dry-run"),
+        (["show", "abc", "--project-dri", "."], "unknown option --project-dri (did you mean"),
+        (["runs", "--zzzzzz"], "unknown option --zzzzzz; see 'aexp runs --help'."),
+        (["synk-offline"], "unknown command 'synk-offline' (did you mean sync-offline?)"),
+        (["rearn", "abc"], "unknown command 'rearn' (did you mean rerun or rearm?)"),
+    ],
+)
+def test_a_misspelt_option_or_command_is_named_with_what_was_meant(
+    tmp_path: Path, args: list[str], sentence: str
+) -> None:
+    result = aexp(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aexp: error: ") and sentence in line, line
+
+
 def test_new_run_sweep_is_typed_and_idempotent(project, tmp_path: Path) -> None:
     root = Path(project.path)
     args = ["--experiment", "E018", "--hypothesis", "H012", "--sp", "condition=full|ablated"]
@@ -659,7 +743,7 @@ NEW = "new-run --experiment E1 --hypothesis H1"
 BAD_INPUT = [
     ("unknown command", "frobnicate", None, "unknown command 'frobnicate'; commands: new-run"),
     ("no command", "", None, "no command given"),
-    ("unknown flag", "runs --frob", None, "unrecognized argument: --frob; see 'aexp runs --help'"),
+    ("unknown flag", "runs --frob", None, "unknown option --frob; see 'aexp runs --help'"),
     ("unknown state", "runs --state weird", None, "unknown state 'weird'"),
     (
         "missing argument",

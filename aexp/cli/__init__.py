@@ -52,7 +52,15 @@ from aexp.cli import (
     show,
     sync_offline,
 )
-from aexp.cli.parsing import PROG, Commands, UsageError, _ArgumentError, _Parser
+from aexp.cli.parsing import (
+    PROG,
+    Commands,
+    UsageError,
+    _ArgumentError,
+    _Parser,
+    did_you_mean,
+    unknown_option,
+)
 from aexp.cli.resolve import _signac_error
 from aexp.cli.sweep import MAX_SWEEP, parse_sp
 from aexp.errors import AexpError
@@ -111,6 +119,7 @@ def build_parser(only: str | None = None) -> _Parser:
     for module in modules:
         module.register(commands)
     parser.command_names = commands.names
+    parser.command_parsers = commands.parsers
     return parser
 
 
@@ -131,11 +140,24 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _usage_message(exc: _ArgumentError, commands: Sequence[str]) -> str:
+def _usage_message(exc: _ArgumentError, parser: _Parser, argv: Sequence[str]) -> str:
+    """One sentence for what argparse refused. A misspelt option is named first, with the option
+    it most likely meant: `--hypotesis H1` makes argparse complain that `--hypothesis` is
+    missing, which is true but not what the user needs to hear."""
     message = str(exc)
+    commands = parser.command_names
     match = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
     if match:
-        return f"unknown command {match.group(1)!r}; commands: {', '.join(commands)}."
+        word = match.group(1)
+        return (
+            f"unknown command {word!r}{did_you_mean(word, commands)}; "
+            f"commands: {', '.join(commands)}."
+        )
+    command = parser.command_parsers.get(_command_of(argv) or "")
+    known = (command or parser).option_names  # `-C` is the command's too; `--version` is not
+    unknown = unknown_option(argv, known)
+    if unknown:
+        return f"{unknown}; see '{exc.prog} --help'."
     message = message.replace("the following arguments are required", "missing required argument")
     return f"{message}; see '{exc.prog} --help'."
 
@@ -179,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise _ArgumentError("no command given", PROG)
         return args.func(args)
     except _ArgumentError as exc:
-        _fail(_usage_message(exc, parser.command_names))
+        _fail(_usage_message(exc, parser, argv))
         return 2
     except AexpError as exc:
         _fail(str(exc))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from aexp.cli.output import _warn
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _project
 from aexp.cli.sweep import parse_sp
@@ -13,7 +14,7 @@ from aexp.cli.sweep import parse_sp
 def cmd_new_run(args: argparse.Namespace) -> int:
     from aexp.jobs import check_id, create_run, full_statepoint
 
-    points = parse_sp(args.sp)
+    points = parse_sp(args.sp, warn=_warn)
     check_id("experiment_id", args.experiment)  # before the first job, --dry-run included
     check_id("hypothesis_id", args.hypothesis)
     # Every point is checked before the first job is made: a sweep whose fifth point signac

@@ -6,7 +6,8 @@ raises instead of printing usage, and `Commands`, through which each command mod
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aexp.errors import AexpError
@@ -29,9 +30,44 @@ class _ArgumentError(Exception):
 class _Parser(argparse.ArgumentParser):
     # Set by build_parser on the top-level parser: main names them for an unknown command.
     command_names: tuple[str, ...] = ()
+    # Set by build_parser on the top-level parser: {command: its sub-parser}.
+    command_parsers: dict[str, _Parser] = {}
 
     def error(self, message: str) -> Any:  # never prints usage: one sentence, see main()
         raise _ArgumentError(message, self.prog)
+
+    @property
+    def option_names(self) -> list[str]:
+        """Every option string this parser accepts (`--sp`, `-C`, ...)."""
+        # argparse keeps them in a private table and offers no public listing.
+        return list(self._option_string_actions)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """The clause " (did you mean X?)" naming the choices closest to a mistyped `word` (at most
+    two, the closest first: `rearn` is one letter from both `rearm` and `rerun`), or "" if none
+    is close (difflib's similarity of at least 0.6, its default)."""
+    close = difflib.get_close_matches(word, list(choices), n=2)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def unknown_option(argv: Sequence[str], known: Iterable[str]) -> str | None:
+    """A sentence naming the first option of `argv` that no parser knows, with the closest known
+    one; None when every option is known. Options after a bare `--` are operands; an
+    unambiguous prefix of a known long option is known (argparse accepts it)."""
+    known = list(known)
+    for arg in argv:
+        if arg == "--":
+            break
+        if not arg.startswith("-") or arg == "-" or arg[1:2].isdigit():
+            continue
+        name = arg.split("=", 1)[0]
+        if name in known:
+            continue
+        if name.startswith("--") and sum(k.startswith(name) for k in known) == 1:
+            continue
+        return f"unknown option {name}{did_you_mean(name, known)}"
+    return None
 
 
 class Commands:
@@ -44,6 +80,7 @@ class Commands:
     ) -> None:
         self._subparsers = subparsers
         self._common = common  # the options every command accepts after its name (-C DIR)
+        self.parsers: dict[str, _Parser] = {}
 
     def add(
         self, name: str, summary: str, example: str, func: Callable[[argparse.Namespace], int]
@@ -62,6 +99,7 @@ class Commands:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sub.set_defaults(func=func, command_prog=sub.prog)
+        self.parsers[name] = sub
         return sub
 
     @property

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aexp.cli.parsing import UsageError
@@ -20,6 +20,21 @@ _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
 _RANGE = re.compile(r"^([+-]?\d+)\.\.([+-]?\d+)$")
 _QUOTES = "\"'"
 _RESERVED = ("experiment_id", "hypothesis_id")
+# Bare words that look like a typed value in another language (Python, YAML, shell) but are
+# strings in this grammar: the spelling that would have given the value the user meant.
+_LOOKALIKES = {
+    word: hint
+    for words, hint in (
+        (("True", "TRUE", "False", "FALSE"), "write true or false for a boolean"),
+        (("None", "Null", "NULL", "none", "nil"), "write null for a null value"),
+        (
+            ("nan", "NaN", "inf", "-inf", "+inf", "Infinity", "-Infinity"),
+            "state points hold finite numbers only",
+        ),
+    )
+    for word in words
+}
+Warn = Callable[[str], None]
 
 
 def _split(spec: str, text: str, sep: str, flag: str = "--sp") -> list[str]:
@@ -44,8 +59,14 @@ def _split(spec: str, text: str, sep: str, flag: str = "--sp") -> list[str]:
     return parts
 
 
-def _values(spec: str, key: str, text: str, flag: str = "--sp") -> list[Any]:
-    """The value(s) of one alternative: a typed scalar, a quoted string, or a range."""
+def _values(
+    spec: str, key: str, text: str, flag: str = "--sp", warn: Warn | None = None
+) -> list[Any]:
+    """The value(s) of one alternative: a typed scalar, a quoted string, or a range.
+
+    A bare string that a tired user likely meant as something else (`lr=0.1;seed=1`, `a=b=c`,
+    `flag=True`) is kept as the string it is, and `warn` is told which value it became.
+    """
     value = text.strip()
     if not value:
         raise UsageError(
@@ -85,15 +106,32 @@ def _values(spec: str, key: str, text: str, flag: str = "--sp") -> list[Any]:
         return [int(value)]
     if _FLOAT.match(value):
         return [float(value)]
+    if warn is not None:
+        hint = _string_hint(value)
+        if hint:
+            warn(f"{flag} {spec!r}: {key}={value} became the string {value!r} ({hint}).")
     return [value]
 
 
-def parse_sp(specs: Sequence[str]) -> list[dict[str, Any]]:
+def _string_hint(value: str) -> str | None:
+    """Why a bare string value is probably not what was meant, or None when it looks intended."""
+    if value in _LOOKALIKES:
+        return _LOOKALIKES[value]
+    if ";" in value:
+        return "separate key=value pairs with ',', not ';'"
+    if "=" in value:
+        return "separate key=value pairs with ','; quote the value if the '=' is part of it"
+    return None
+
+
+def parse_sp(specs: Sequence[str], warn: Warn | None = None) -> list[dict[str, Any]]:
     """The state points (cross product) described by the `--sp` arguments; see docs/cli.md.
 
     Each argument is `key=value[,key=value...]`; a value is a number, true/false, null, a
     quoted string or a bare string; `A|B|C` lists alternatives and `START..END` an inclusive
-    range of whole numbers; `a.b=1` sets the nested key {"a": {"b": 1}}. Raises UsageError.
+    range of whole numbers; `a.b=1` sets the nested key {"a": {"b": 1}}. `warn(sentence)` is
+    called once for each bare string that was probably meant otherwise (`lr=0.1;seed=1`,
+    `flag=True`): it stays a string. Raises UsageError.
     """
     axes: dict[str, list[Any]] = {}
     for spec in specs:
@@ -122,7 +160,7 @@ def parse_sp(specs: Sequence[str]) -> list[dict[str, Any]]:
             alternatives = _split(spec, value, "|")
             values: dict[str, Any] = {}  # by JSON text: 1, 1.0, true and "1" stay distinct
             for alternative in alternatives:
-                for item in _values(spec, key, alternative):
+                for item in _values(spec, key, alternative, warn=warn):
                     values.setdefault(json.dumps(item), item)
             axes[key] = list(values.values())
     for key in axes:
@@ -149,12 +187,13 @@ def parse_sp(specs: Sequence[str]) -> list[dict[str, Any]]:
     return points
 
 
-def parse_where(specs: Sequence[str]) -> dict[str, list[Any]]:
+def parse_where(specs: Sequence[str], warn: Warn | None = None) -> dict[str, list[Any]]:
     """The state-point filters of `--where` arguments: {dotted key: [accepted values]}.
 
     The grammar of `--sp` (docs/cli.md): `key=value[,key=value...]`, typed values, `A|B`
     alternatives and `START..END` ranges; a job matches when each key has one of its values
-    (aexp.results.select). `experiment_id` and `hypothesis_id` may be named. Raises UsageError.
+    (aexp.results.select). `experiment_id` and `hypothesis_id` may be named. `warn` as for
+    `parse_sp`. Raises UsageError.
     """
     where: dict[str, list[Any]] = {}
     for spec in specs:
@@ -177,7 +216,7 @@ def parse_where(specs: Sequence[str]) -> dict[str, list[Any]]:
                 )
             values: dict[str, Any] = {}
             for alternative in _split(spec, value, "|", "--where"):
-                for item in _values(spec, key, alternative, "--where"):
+                for item in _values(spec, key, alternative, "--where", warn):
                     values.setdefault(json.dumps(item), item)
             where[key] = list(values.values())
     return where
