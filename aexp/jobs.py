@@ -134,6 +134,11 @@ def create_run(
     return job
 
 
+def is_job_id(name: str) -> bool:
+    """True if `name` has the shape of a signac job id (32 lowercase hex digits)."""
+    return _JOB_ID.match(name) is not None
+
+
 def is_job_dir(workspace: str, name: str) -> bool:
     """True if `workspace/name` holds a job: its state point file exists and is not empty.
 
@@ -208,6 +213,7 @@ __all__ = [
     "find_project_root",
     "full_statepoint",
     "is_job_dir",
+    "is_job_id",
     "open_project",
     "stray_dir_message",
     "stray_job_dirs",

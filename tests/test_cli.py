@@ -180,7 +180,7 @@ def copy(sweep: SimpleNamespace, tmp_path: Path) -> Path:
 # -- version, help ----------------------------------------------------------------------------
 COMMANDS = [
     "new-run", "bind-tracker", "sync-offline", "runs", "plot", "show", "list-runs", "rearm",
-    "rerun", "remove",
+    "rerun", "remove", "repair",
 ]  # fmt: skip
 
 
@@ -813,7 +813,12 @@ BAD_INPUT = [
     ("corrupt binding (rearm)", "rearm {full0}", _corrupt_tracker, "['run_id'] is 17"),
     ("corrupt binding (sync)", "sync-offline {full0}", _corrupt_tracker, "['run_id'] is 17"),
     ("broken job document", "show {full0}", _break_document, "is not valid JSON"),
-    ("broken state point", "show {full0}", _break_statepoint, "missing or corrupted"),
+    (
+        "broken state point",
+        "show {full0}",
+        _break_statepoint,
+        "missing or damaged; rebuild it from the run's journal with: aexp repair",
+    ),
     ("no wandb (bind)", "bind-tracker {abl1} --backend wandb", "hide-wandb", "needs the wandb"),
     ("no wandb (list)", "list-runs --backend wandb --offline", "hide-wandb", "needs the wandb"),
     ("no wandb (rc)", "bind-tracker {abl1}", "hide-wandb-rc", "needs the wandb package"),

@@ -47,6 +47,7 @@ from aexp.cli import (
     plot,
     rearm,
     remove,
+    repair,
     rerun,
     runs,
     show,
@@ -79,6 +80,7 @@ COMMAND_MODULES = (
     rearm,
     rerun,
     remove,
+    repair,
 )
 
 
@@ -209,8 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _signac_error("JobsCorruptedError") as exc:
         jobs = ", ".join(map(str, exc.job_ids))
         _fail(
-            f"the state point file of job {jobs} is missing or corrupted; restore "
-            "signac_statepoint.json or remove the job's directory."
+            f"the state point file of job {jobs} is missing or damaged; rebuild it from the "
+            f"run's journal with: aexp repair {' '.join(map(str, exc.job_ids))}"
         )
         return 2
     except _signac_error("Error") as exc:

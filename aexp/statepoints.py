@@ -1,0 +1,208 @@
+"""A job's state point file, checked and, when lost or damaged, rebuilt from its run's journal.
+
+signac names a job by the MD5 hash of its state point (`signac.job.calc_id`) and keeps the state
+point in `<job>/signac_statepoint.json`. When that file is deleted, truncated (a full disk, a
+kill during a copy) or edited by hand, signac refuses the job, and so does every command that
+lists jobs. The job's results, checkpoints and journal are still there, and so is its state
+point: every run's journal starts with an `init_run` event whose `config` is the flattened state
+point plus the run's `job_id` and research ids (aexp.spec.spec_of). `rebuild_statepoint` turns
+that back into a state point and accepts it only when it hashes to the job's id, so a rebuilt
+file is exactly the one signac wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aexp.errors import StatepointError
+from aexp.jobdoc import JobDir
+from aexp.joblock import job_lock
+from aexp.jobs import STATEPOINT_FILE, is_job_id
+from aexp.journal import iter_events, journal_path
+
+# Keys spec_of adds to the flattened state point in a run's config (aexp.spec.spec_of).
+_RUN_KEYS = ("job_id", "limina.experiment_id", "limina.hypothesis_id")
+_JOURNALS = "tracker_log"
+
+
+def statepoint_problem(job: Any) -> str | None:
+    """What is wrong with the job's state point file, in words; None when signac can read it.
+
+    `job` is anything with `id` and `path` (a signac Job, or aexp.jobdoc.JobDir). Checks what
+    signac checks when it opens a job: the file exists, is a JSON object, and hashes to the id.
+    """
+    path = os.path.join(job.path, STATEPOINT_FILE)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return f"its {STATEPOINT_FILE} is missing"
+    except OSError as exc:
+        return f"its {STATEPOINT_FILE} cannot be read ({exc.strerror or exc})"
+    if not data.strip():
+        return f"its {STATEPOINT_FILE} is empty"
+    try:
+        statepoint = json.loads(data)
+    except ValueError:
+        return f"its {STATEPOINT_FILE} is not valid JSON (truncated or edited)"
+    if not isinstance(statepoint, dict):
+        return f"its {STATEPOINT_FILE} is not a JSON object"
+    if _calc_id(statepoint) != job.id:
+        return f"its {STATEPOINT_FILE} does not hash to the job's id (edited by hand?)"
+    return None
+
+
+def _calc_id(statepoint: Mapping[str, Any]) -> str:
+    from signac.job import calc_id  # signac's own rule for a job's id
+
+    return calc_id(statepoint)
+
+
+def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    # Inverse of aexp.spec's flattening: signac forbids dots in state point keys, so a dotted
+    # key always stood for nesting.
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+            if not isinstance(node, dict):
+                raise ValueError(key)
+        node[leaf] = value
+    return nested
+
+
+def _candidates(config: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """State points a run's config may have come from: with the research ids (what
+    `create_run` makes) or without them (a job made by signac directly). A state point the
+    journal recorded whole (`{"": statepoint}`) is the one candidate: flattening loses an empty
+    mapping, recording it whole does not."""
+    if set(config) == {""}:
+        yield dict(config[""])
+        return
+    try:
+        rest = _unflatten({k: v for k, v in config.items() if k not in _RUN_KEYS})
+    except ValueError:
+        return
+    experiment = config.get("limina.experiment_id")
+    hypothesis = config.get("limina.hypothesis_id")
+    if experiment is not None:
+        if hypothesis is not None:
+            yield {"hypothesis_id": hypothesis, "experiment_id": experiment, **rest}
+        yield {"experiment_id": experiment, **rest}
+    yield rest
+
+
+def _init_configs(job: Any) -> Iterator[dict[str, Any]]:
+    """What each run journal's `init_run` in the job (current and earlier runs) holds of the
+    state point: its `statepoint` where recorded, else its `config` (flattened)."""
+    try:
+        run_ids = sorted(os.listdir(os.path.join(job.path, _JOURNALS)))
+    except OSError:
+        return
+    for run_id in run_ids:
+        try:
+            for event in iter_events(journal_path(job.path, run_id)):
+                if event.get("event") == "init_run":
+                    if isinstance(event.get("statepoint"), dict):
+                        yield {"": event["statepoint"]}
+                    if isinstance(event.get("config"), dict):
+                        yield event["config"]
+                    break
+        except OSError:
+            continue
+
+
+def rebuild_statepoint(job: Any) -> dict[str, Any]:
+    """The job's state point, rebuilt from its runs' journals and checked against its id.
+
+    Raises StatepointError (one sentence saying what was tried) when no journal holds a state
+    point that hashes to the job's id.
+    """
+    configs = list(_init_configs(job))
+    if not configs:
+        raise StatepointError(
+            f"job {job.id}'s state point cannot be rebuilt: it has no run journal "
+            f"({_JOURNALS}/<run id>/events.jsonl) to rebuild it from; restore {STATEPOINT_FILE} "
+            "from a backup or a copy of the project."
+        )
+    for config in configs:
+        for statepoint in _candidates(config):
+            if _calc_id(statepoint) == job.id:
+                return statepoint
+    raise StatepointError(
+        f"job {job.id}'s state point cannot be rebuilt: the state point its journal records "
+        "does not hash to the job's id (the journal belongs to another job, or a key was "
+        f"renamed); restore {STATEPOINT_FILE} from a backup or a copy of the project."
+    )
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What `repair_statepoint` found and did: `problem` (None: the file was intact),
+    `statepoint` (as rebuilt, or None), `written` (False in a dry run or when intact)."""
+
+    job_id: str
+    problem: str | None
+    statepoint: dict[str, Any] | None = None
+    written: bool = False
+
+
+def repair_statepoint(job: Any, *, dry_run: bool = False) -> Repair:
+    """Rebuild a lost or damaged state point file from the journal and write it (atomically,
+    under the job's lock, only if it is still damaged then). An intact file is left alone.
+
+    Raises StatepointError when it cannot be rebuilt (`rebuild_statepoint`), OSError when the
+    file cannot be written. Nothing else in the job is touched.
+    """
+    problem = statepoint_problem(job)
+    if problem is None:
+        return Repair(job.id, None)
+    statepoint = rebuild_statepoint(job)
+    if dry_run:
+        return Repair(job.id, problem, statepoint)
+    with job_lock(job):
+        if statepoint_problem(job) is None:  # another process repaired it meanwhile
+            return Repair(job.id, problem, statepoint)
+        path = os.path.join(job.path, STATEPOINT_FILE)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(statepoint, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    return Repair(job.id, problem, statepoint, written=True)
+
+
+def damaged_jobs(workspace: str) -> list[JobDir]:
+    """The job directories of `workspace` (named like job ids) whose state point signac cannot
+    read (`statepoint_problem`), sorted by id. An absent workspace has none."""
+    try:
+        names = sorted(os.listdir(workspace))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        job = JobDir(name, os.path.join(workspace, name))
+        if is_job_id(name) and os.path.isdir(job.path) and statepoint_problem(job):
+            found.append(job)
+    return found
+
+
+__all__ = [
+    "Repair",
+    "damaged_jobs",
+    "rebuild_statepoint",
+    "repair_statepoint",
+    "statepoint_problem",
+]
