@@ -42,6 +42,7 @@ from types import ModuleType
 from aexp import __version__
 from aexp.cli import (
     bind_tracker,
+    export_otel,
     list_runs,
     new_run,
     plot,
@@ -71,6 +72,7 @@ COMMAND_MODULES = (
     rearm,
     rerun,
     remove,
+    export_otel,
 )
 
 
