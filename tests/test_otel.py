@@ -21,7 +21,7 @@ from aexp.trackers.otel import check_traces_file, span_id, trace_id, traces_path
 from aexp.trackers.otel.files import read_lines, sent_path
 
 pytest.importorskip("opentelemetry.proto")
-from otlp_receiver import OtlpReceiver  # noqa: E402  (needs opentelemetry-proto)
+from otlp_receiver import OtlpReceiver
 
 STEP_TIMEOUT = 180
 
@@ -36,8 +36,18 @@ def _doc(root: Path, job_id: str) -> dict:
 
 def _new_runs(root: Path, env: dict[str, str], sp: str) -> list[str]:
     out = run_cmd(
-        [PYTHON, "-m", "aexp.cli", "new-run", "--experiment", "E1", "--hypothesis", "H1"]
-        + ["--sp", sp],
+        [
+            PYTHON,
+            "-m",
+            "aexp.cli",
+            "new-run",
+            "--experiment",
+            "E1",
+            "--hypothesis",
+            "H1",
+            "--sp",
+            sp,
+        ],
         root,
         env,
         STEP_TIMEOUT,

@@ -1,4 +1,4 @@
-"""`aexp export-otel`: write each run of the given jobs as an OTLP JSON Lines trace file, offline."""
+"""`aexp export-otel`: each run of the given jobs as an OTLP JSON Lines trace file, offline."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def name_problem(name: str) -> str | None:
     if where(name) is not None:
         return None
     return (
-        f"names an unknown tracker backend {name!r}; known backends: {', '.join(known())} "
+        f"names an unknown tracker backend {name!r}; known backends: {', '.join(sorted(known()))} "
         "(or a dotted path to an adapter class, e.g. mypkg.trackers:MyAdapter)"
     )
 

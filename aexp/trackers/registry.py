@@ -123,7 +123,7 @@ def get_adapter(name: str, **options: Any) -> TrackerAdapter:
     try:
         cls = ADAPTERS[name]
     except KeyError:
-        known = ", ".join(ADAPTERS)
+        known = ", ".join(sorted(ADAPTERS))
         raise TrackerInitError(
             f"unknown tracker backend {name!r}; known backends: {known} (or a dotted path to "
             "an adapter class, e.g. mypkg.trackers:MyAdapter)."
