@@ -6,6 +6,7 @@ the user's page.
 
     adapter.py   OtelAdapter: feed = "replay"; `replay` exports, then sends what is new
     trace.py     the journal as spans (OTLP JSON): ids, attributes, events
+    resource.py  what the job says about the run: the resource, the actor, the previous run
     export.py    one run's export into its traces file (offline; `aexp export-otel`)
     files.py     the OTLP JSON Lines traces file, the record of what was sent, the format check
     target.py    where traces go: an OTLP/HTTP endpoint, the MLflow run, or nowhere

@@ -23,7 +23,8 @@ from aexp.trackers.otel.files import (
     traces_path,
     written,
 )
-from aexp.trackers.otel.trace import RunContext, attributes, build_spans, resource_attributes
+from aexp.trackers.otel.resource import RunContext, resource_attributes
+from aexp.trackers.otel.trace import attributes, build_spans
 
 
 @dataclass

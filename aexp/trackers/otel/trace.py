@@ -25,11 +25,11 @@ import hashlib
 import math
 import signal
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aexp.journal import Journal, iter_events
+from aexp.trackers.otel.resource import RunContext, actor_attributes
 
 SPAN_KIND_INTERNAL = 1
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
@@ -95,60 +95,6 @@ def attributes(pairs: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> list[dic
         if encoded is not None:
             out.append({"key": key, "value": encoded})
     return out
-
-
-@dataclass
-class RunContext:
-    """What a trace says about its run beyond the journal: from the job and the settings."""
-
-    job_id: str
-    service_name: str = "aexp"
-    limina: Mapping[str, Any] = field(default_factory=dict)  # experiment_id, hypothesis_id
-    actor: Mapping[str, Any] | None = None  # who launched the run (see actor_attributes)
-    url: str | None = None  # the run's page in its primary backend
-    backends: list[str] = field(default_factory=list)
-    previous_run_id: str | None = None  # the run a rerun replaced: linked from the run span
-    version: str = ""  # aexp's version (the instrumentation scope)
-
-
-def actor_attributes(actor: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Resource attributes of the actor that launched the run, as the job document records it.
-
-    Reads `job.doc["actor"]`: an object with `kind` ("person" or "agent"), `id` (user@host, or
-    the agent's id), `session_id` (the agent session, e.g. Claude Code's), `tool`; when it has
-    a `launch` (or `launched`) object, that one (the launch of the run) is read instead. The
-    session becomes `session.id` (OpenTelemetry's attribute, the one Claude Code's own telemetry
-    carries), the rest `aexp.actor.*`. Nothing recorded: no attributes.
-    """
-    if not isinstance(actor, Mapping):
-        return {}
-    for key in ("launch", "launched"):
-        if isinstance(actor.get(key), Mapping):
-            actor = actor[key]
-            break
-    out: dict[str, Any] = {}
-    for key in ("kind", "id", "tool"):
-        if isinstance(actor.get(key), str) and actor[key]:
-            out[f"aexp.actor.{key}"] = actor[key]
-    session = actor.get("session_id") or actor.get("session")
-    if isinstance(session, str) and session:
-        out["session.id"] = session
-    return out
-
-
-def resource_attributes(journal: Journal, context: RunContext) -> dict[str, Any]:
-    """The attributes every span of the run shares (the OTLP resource)."""
-    config = journal.config
-    limina = context.limina or {}
-    return {
-        "service.name": context.service_name,
-        "aexp.project": journal.project,
-        "aexp.job.id": context.job_id,
-        "aexp.run.id": journal.run_id,
-        "limina.hypothesis_id": limina.get("hypothesis_id") or config.get("limina.hypothesis_id"),
-        "limina.experiment_id": limina.get("experiment_id") or config.get("limina.experiment_id"),
-        **actor_attributes(context.actor),
-    }
 
 
 def _result(state: str) -> str | None:
@@ -398,13 +344,10 @@ def _run_status(state: str, exit_code: int | None) -> dict[str, Any]:
 
 
 __all__ = [
-    "RunContext",
-    "actor_attributes",
     "any_value",
     "attributes",
     "build_spans",
     "nanos",
-    "resource_attributes",
     "span_id",
     "trace_id",
 ]
