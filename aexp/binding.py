@@ -44,7 +44,7 @@ from aexp.schema import (
 )
 from aexp.settings import Settings, validate_project_name
 from aexp.spec import project_group_by, run_spec, run_tags, spec_of
-from aexp.trackers import ADAPTERS, RunHandle, TrackerAdapter, get_adapter
+from aexp.trackers import ADAPTERS, RunHandle, TrackerAdapter, get_adapter, recreatable
 
 _check_id = check_id  # the name aexp.cli used before aexp.jobs existed
 
@@ -133,7 +133,7 @@ def adapters_of(adapter: Any) -> list[TrackerAdapter]:
     items = [adapter] if isinstance(adapter, TrackerAdapter | str) else list(adapter or [])
     if not items:
         raise TrackerInitError("bind a job to at least one tracker backend.")
-    adapters = [get_adapter(item) if isinstance(item, str) else item for item in items]
+    adapters = [get_adapter(item) if isinstance(item, str) else recreatable(item) for item in items]
     names = [a.name for a in adapters]
     if len(set(names)) != len(names):
         raise TrackerInitError(f"a backend is named twice in {', '.join(names)}.")

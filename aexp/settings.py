@@ -11,7 +11,7 @@ editing it:
     AEXP_PROJECT   [tracker] project       AEXP_SYNC_TIMEOUT  [sync] timeout
     AEXP_ENTITY    [tracker] entity        AEXP_STALE_AFTER   [workflow] stale_after
     AEXP_OFFLINE   [tracker] offline       AEXP_HEARTBEAT     [workflow] heartbeat_interval
-    AEXP_TAGS      [tracker] tags
+    AEXP_TAGS      [tracker] tags     AEXP_OTEL_ENDPOINT [otel] endpoint
     AEXP_GROUP_BY  [tracker] group_by
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aexp.errors import SettingsError
-from aexp.trackers import ADAPTERS
+from aexp.trackers.names import name_problem
 from aexp.validate import validate_project_name
 
 SETTINGS_FILE = "signac.rc"
@@ -42,9 +42,13 @@ _ENV = {
     ("workflow", "stale_after"): "AEXP_STALE_AFTER",
     ("sync", "workers"): "AEXP_SYNC_WORKERS",
     ("sync", "timeout"): "AEXP_SYNC_TIMEOUT",
+    ("otel", "endpoint"): "AEXP_OTEL_ENDPOINT",
 }
 # Every key of [tracker]: a misspelt one would otherwise silently fall back to its default.
 TRACKER_KEYS = ("backend", "project", "entity", "offline", "tags", "group_by")
+# Every key of [otel] (docs/otel.md).
+OTEL_KEYS = ("endpoint", "protocol", "timeout", "service_name")
+OTEL_PROTOCOLS = ("http/protobuf", "http/json")
 # A `group_by` key: a state-point key as `--sp` writes it, dots for nested keys.
 _GROUP_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
@@ -62,6 +66,16 @@ class SlurmSettings:
     warning_signal: str = "USR1"  # sent warning_seconds before the time limit
     warning_seconds: int = 120
     requeue: bool = True
+
+
+@dataclass(frozen=True)
+class OtelSettings:
+    """The [otel] section: where the otel backend sends each run's trace (docs/otel.md)."""
+
+    endpoint: str = ""  # "" (MLflow's server, else OTEL_EXPORTER_OTLP_*), "none", "mlflow", a URL
+    protocol: str = "http/protobuf"  # or "http/json"
+    timeout: float = 10.0  # seconds one request may take
+    service_name: str = "aexp"  # the resource's service.name
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,7 @@ class Settings:
     sync_timeout: float = 600.0
     mlflow_tracking_uri: str | None = None  # [mlflow] tracking_uri as written (None: default)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    otel: OtelSettings = field(default_factory=OtelSettings)
 
 
 def load_settings(root: str | os.PathLike | None = None) -> Settings:
@@ -154,20 +169,20 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
             f"{shown} has a top-level 'project' key; move it under [tracker] "
             "(signac mistakes a top-level one for a legacy project)."
         )
-    if parser.has_section("tracker"):
-        for key in parser.options("tracker"):
-            if key not in TRACKER_KEYS and not parser.has_option(configparser.DEFAULTSECT, key):
+    for section, keys in (("tracker", TRACKER_KEYS), ("otel", OTEL_KEYS)):
+        if not parser.has_section(section):
+            continue
+        for key in parser.options(section):
+            if key not in keys and not parser.has_option(configparser.DEFAULTSECT, key):
                 raise SettingsError(
-                    f"[tracker] {key} in {shown} is not a setting; the [tracker] keys are "
-                    f"{', '.join(TRACKER_KEYS)}."
+                    f"[{section}] {key} in {shown} is not a setting; the [{section}] keys are "
+                    f"{', '.join(keys)}."
                 )
     backends = words("tracker", "backend") or ("noop",)
     for backend in backends:
-        if backend not in ADAPTERS:
-            raise SettingsError(
-                f"{origin('tracker', 'backend')} names an unknown tracker backend {backend!r}; "
-                f"known backends: {', '.join(sorted(ADAPTERS))}."
-            )
+        problem = name_problem(backend)
+        if problem:
+            raise SettingsError(f"{origin('tracker', 'backend')} {problem}.")
     if len(set(backends)) != len(backends):
         raise SettingsError(f"{origin('tracker', 'backend')} names a backend twice.")
     project = (raw("tracker", "project") or "aexp").strip()
@@ -201,6 +216,25 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         warning_seconds=warning_seconds,
         requeue=boolean("slurm", "requeue", True),
     )
+    protocol = (raw("otel", "protocol") or OTEL_PROTOCOLS[0]).strip().lower()
+    if protocol not in OTEL_PROTOCOLS:
+        raise SettingsError(
+            f"{origin('otel', 'protocol')} must be one of {', '.join(OTEL_PROTOCOLS)}, "
+            f"not {protocol!r}."
+        )
+    endpoint = (raw("otel", "endpoint") or "").strip()
+    named = endpoint.lower() in ("", "none", "mlflow")
+    if not named and not re.match(r"^https?://[^/\s]+", endpoint):
+        raise SettingsError(
+            f"{origin('otel', 'endpoint')} must be none, mlflow or an http(s) URL, "
+            f"not {endpoint!r}."
+        )
+    otel = OtelSettings(
+        endpoint=endpoint,
+        protocol=protocol,
+        timeout=number("otel", "timeout", 10.0),
+        service_name=(raw("otel", "service_name") or "aexp").strip() or "aexp",
+    )
     return Settings(
         path=path,
         backend=backends[0],
@@ -217,6 +251,7 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         sync_timeout=number("sync", "timeout", 600.0),
         mlflow_tracking_uri=(raw("mlflow", "tracking_uri") or "").strip() or None,
         slurm=slurm,
+        otel=otel,
     )
 
 

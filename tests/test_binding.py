@@ -385,7 +385,7 @@ def test_unparseable_document_is_reported_naming_the_job(project):
 def test_bad_input_gives_a_clear_error_and_leaves_the_document_unchanged(project):
     job = e018()
     before = doc_bytes(job)
-    with pytest.raises(TrackerInitError, match="known backends: mlflow, noop, wandb"):
+    with pytest.raises(TrackerInitError, match="known backends: mlflow, noop, otel, wandb"):
         bind_tracker(job, get_adapter("nope"), project="p")
     with pytest.raises(SettingsError, match="not a valid tracker project name"):
         bind_tracker(job, NoopAdapter(), project="team/project")

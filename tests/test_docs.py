@@ -22,7 +22,7 @@ DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])
 NOT_RUN_MAX = 8
 COMMANDS = [
     "new-run", "bind-tracker", "sync-offline", "runs", "plot", "show", "list-runs", "rearm",
-    "rerun", "remove",
+    "rerun", "remove", "repair", "export-otel",
 ]  # fmt: skip
 
 

@@ -42,6 +42,7 @@ from types import ModuleType
 from aexp import __version__
 from aexp.cli import (
     bind_tracker,
+    export_otel,
     list_runs,
     new_run,
     plot,
@@ -81,6 +82,7 @@ COMMAND_MODULES = (
     rerun,
     remove,
     repair,
+    export_otel,
 )
 
 
