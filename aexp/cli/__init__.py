@@ -41,7 +41,9 @@ from types import ModuleType
 
 from aexp import __version__
 from aexp.cli import (
+    best,
     bind_tracker,
+    compare,
     list_runs,
     new_run,
     plot,
@@ -65,6 +67,8 @@ COMMAND_MODULES = (
     bind_tracker,
     sync_offline,
     runs,
+    best,
+    compare,
     plot,
     show,
     list_runs,
