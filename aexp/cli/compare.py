@@ -117,10 +117,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace, comparison: Any) -> str:
+    from aexp.results import parse_metric
     from aexp.results.curves import load_curves
     from aexp.results.plot import plot_sides, save_figure
-
-    from aexp.results import parse_metric
 
     metric = args.metric or (
         parse_metric(comparison.metrics[0].name).key if comparison.metrics else None

@@ -95,7 +95,7 @@ def _curves(args: argparse.Namespace, records: list[Any], where: str, out: Any) 
     title = f"{args.metric} — {where}, {len(series)} job{'s' if len(series) != 1 else ''}"
     if by:
         title += f", coloured by {', '.join(by)}"
-    fig = plot_metric(series, args.metric, by=by, band=args.band, x=x, logy=args.logy, title=title)
+    fig = plot_metric(series, args.metric, by=by, band=args.band, logy=args.logy, title=title)
     save_figure(fig, out)
     breaks = sum(len(curve.breaks) for _, curve in series)
     marks = f", {breaks} interrupted attempt(s) marked" if breaks else ""

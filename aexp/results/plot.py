@@ -227,16 +227,15 @@ def plot_metric(
     *,
     by: str | Sequence[str] | None = None,
     band: str | None = None,
-    x: str = STEP,
     logy: bool = False,
     title: str | None = None,
     figsize: tuple[float, float] = (8.0, 5.0),
     ax: Any = None,
     legend: bool = True,
 ) -> Any:
-    """A matplotlib Figure of `series` ((JobRecord, Curve) pairs; the curves made over `x`) as
-    the module docstring says. `by`: a state-point key or several (one colour per distinct
-    combination of their values).
+    """A matplotlib Figure of `series` ((JobRecord, Curve) pairs, the curves over the x axis
+    they were made for) as the module docstring says. `by`: a state-point key or several (one
+    colour per distinct combination of their values).
 
     `ax`: draw into these Axes (of a figure with several panels) instead of a new Figure of
     `figsize`; the Axes' figure is returned. `legend=False` leaves the legend out.
@@ -246,6 +245,7 @@ def plot_metric(
     if band is not None and band not in BANDS:
         raise SelectionError(f"unknown band {band!r}; use {', '.join(BANDS)}.")
     keys = (by,) if isinstance(by, str) else tuple(by or ())
+    x = series[0][1].x_axis if series else STEP
     ax = _axes(ax, figsize)
     band_groups = None
     if keys:
@@ -269,7 +269,6 @@ def plot_sides(
     sides: Sequence[tuple[str, Sequence[tuple[Any, Curve]]]],
     metric: str,
     *,
-    x: str = STEP,
     logy: bool = False,
     title: str | None = None,
     figsize: tuple[float, float] = (8.0, 5.0),
@@ -277,6 +276,7 @@ def plot_sides(
     """Two (or more) labelled sets of runs in one figure (`aexp compare --plot`): a colour per
     side; a side of several runs also gets its mean and 95 % t band."""
     require_matplotlib()
+    x = next((c.x_axis for _, series in sides for _, c in series), STEP)
     ax = _axes(None, figsize)
     tint = colours([label for label, _ in sides])
     groups = [(label, tint[label], list(series)) for label, series in sides]

@@ -23,6 +23,7 @@ from aexp.results.groups import Group, Groups
 from aexp.results.reduce import MetricSpec, parse_metric
 from aexp.results.select import SelectionError, VaryingKeys
 from aexp.results.spread import Gap, Spread, gap
+from aexp.results.table import rank
 
 DIRECTIONS = {"min": "lower is better", "max": "higher is better"}
 
@@ -106,8 +107,8 @@ def best_of(groups: Groups, metric: str, direction: str | None) -> Best:
 
 def run_rows(group: Group, metric: str, seed_keys: list[str]) -> list[dict[str, Any]]:
     """The runs behind a configuration (its jobs, with what tells them apart: the seed keys and
-    any other state-point key whose value differs between them), the finished ones first, each
-    with its value of `metric`."""
+    any other state-point key whose value differs between them), the finished ones first, then
+    in the order of those values, each with its value of `metric`."""
     differ = VaryingKeys()
     for run in group.members:
         differ.add(run.statepoint)
@@ -119,7 +120,13 @@ def run_rows(group: Group, metric: str, seed_keys: list[str]) -> list[dict[str, 
             {"job_id": run.job_id, "state": run.state, "params": rest,
              "value": run.values.get(metric)}
         )  # fmt: skip
-    rows.sort(key=lambda r: (r["state"] != "finished", r["job_id"]))
+    rows.sort(
+        key=lambda r: (
+            r["state"] != "finished",
+            [rank(v) if v is not None else (9, "") for v in r["params"].values()],
+            r["job_id"],
+        )
+    )
     return rows
 
 
