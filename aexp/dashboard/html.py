@@ -38,7 +38,7 @@ def text(value: Any) -> str:
     return json.dumps(value)
 
 
-# Once per page: cells never wrap (a number split over two lines reads as two numbers), numbers
+# On every page with a table: cells never wrap (a number split over two lines reads as two numbers), numbers
 # line up, and a click on a sortable table's header sorts its rows (again: the other way).
 # Each cell's `data-value` is what it sorts by: numbers as numbers, missing values last.
 _ASSETS = Markup("""<style>
@@ -75,12 +75,9 @@ window.aexpSort = window.aexpSort || function (th) {
 
 
 def page_assets() -> Markup:
-    """The tables' style and sorting script, the first time a page asks (flask.g), else ""."""
-    from flask import g
-
-    if g.get("aexp_assets"):
-        return Markup("")
-    g.aexp_assets = True
+    """The tables' style and sorting script, for every card that shows a table (a page may
+    show any of them: signac-dashboard lets the user switch cards off; the script defines its
+    function once, however often it comes)."""
     return _ASSETS
 
 
