@@ -326,3 +326,26 @@ def test_gap_direction_and_degenerate_cases() -> None:
     half = t_quantile(0.975, 4) * math.sqrt(2 / 3)
     assert [g.ci_low, g.ci_high] == pytest.approx([1 - half, 1 + half])
     assert gap(spread([1.0]), b).ci_low is None and gap(spread([]), b).diff is None
+
+
+def test_every_document_matches_its_json_schema(sweep: SimpleNamespace) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="the validator of the check")
+    from aexp.results.documents import schema_of
+
+    documents = [
+        aexp_cli("runs", "--metrics", "loss,loss:min", "--json", cwd=sweep.root),
+        aexp_cli("runs", "--group-by", "--metrics", "loss:min,acc", "--json", cwd=sweep.root),
+        aexp_cli("best", "loss:min", "--json", cwd=sweep.root),
+        aexp_cli("best", "loss:min", "--where", "lr=0.01,width=16", "--json", cwd=sweep.root),
+        aexp_cli("compare", "lr=0.1", "lr=0.01", "--json", cwd=sweep.root),
+        aexp_cli("compare", sweep.ids["bound"], sweep.ids[(0.1, 16, 0)], "--json", cwd=sweep.root),
+    ]
+    names = []
+    for result in documents:
+        doc = json.loads(ok(result))
+        jsonschema.validate(doc, schema_of(doc["schema"]))
+        names.append(doc["schema"])
+    assert names == [
+        "aexp.runs/1", "aexp.runs.groups/1", "aexp.best/1", "aexp.best/1", "aexp.compare/1",
+        "aexp.compare/1",
+    ]  # fmt: skip

@@ -38,9 +38,9 @@ def text(value: Any) -> str:
     return json.dumps(value)
 
 
-# On every page with a table: cells never wrap (a number split over two lines reads as two numbers), numbers
-# line up, and a click on a sortable table's header sorts its rows (again: the other way).
-# Each cell's `data-value` is what it sorts by: numbers as numbers, missing values last.
+# On every page with a table: cells never wrap (a number split over two lines reads as two
+# numbers), numbers line up, and a click on a sortable table's header sorts its rows (again: the
+# other way). Each cell's `data-value` is what it sorts by: numbers as numbers, missing last.
 _ASSETS = Markup("""<style>
 .aexp-table td, .aexp-table th { white-space: nowrap; word-break: normal; overflow-wrap: normal; }
 .aexp-table td.aexp-num { text-align: right; font-variant-numeric: tabular-nums; }

@@ -28,6 +28,15 @@ BEST_SCHEMA = "aexp.best/1"
 COMPARE_SCHEMA = "aexp.compare/1"
 
 
+def schema_of(name: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of document `name` (e.g. RUNS_SCHEMA, "aexp.runs/1"),
+    from the package's `aexp/schemas/`. Raises FileNotFoundError for an unknown name."""
+    from importlib.resources import files
+
+    base = name.rsplit("/", 1)[0]
+    return json.loads(files("aexp").joinpath("schemas", f"{base}.schema.json").read_text())
+
+
 def strict(value: Any) -> Any:
     """`value` with non-finite floats as strict JSON writes them (recursively)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -223,6 +232,7 @@ __all__ = [
     "group_object",
     "groups_document",
     "runs_document",
+    "schema_of",
     "statistics_note",
     "strict",
     "write_json",
