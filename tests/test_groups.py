@@ -307,6 +307,8 @@ def test_compare_two_configurations_tie_and_missing_metric(sweep, tmp_path: Path
         (["runs", "--group-by", "--metrics", "loss:median"], "unknown reduction 'median'"),
         (["runs", "--group-by", "--sort", "nope"], "no group key, count or aggregate"),
         (["runs", "--group-by", "-q"], "--params and -q apply to jobs"),
+        (["runs", "--metrics", "los:min"], "no selected run logged 'los' (asked as los:min)"),
+        (["runs", "--group-by", "--metrics", "acc,los"], "no selected run logged 'los'"),
         (["best", "nope:min"], "has a value of 'nope:min'"),
         (["best", "loss:median"], "unknown reduction 'median'"),
         (["best", "loss"], "say which way is better: --min"),

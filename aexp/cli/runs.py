@@ -71,6 +71,19 @@ def _split_names(texts: list[str] | None) -> list[str] | None:
     return [name.strip() for text in texts for name in text.split(",") if name.strip()]
 
 
+def check_metrics(specs: Sequence[Any], logged: Sequence[str], has_value: Callable) -> None:
+    """UsageError for a metric that no selected run logged while others did (a typo, most
+    likely); nothing to say while no run has logged anything yet."""
+    if not logged:
+        return
+    for spec in specs:
+        if spec.key not in logged and not has_value(spec):
+            raise UsageError(
+                f"no selected run logged {spec.key!r} (asked as {spec.name}); metrics logged: "
+                f"{', '.join(logged)}."
+            )
+
+
 def group_keys(text: str | None) -> list[str] | None:
     """The keys of `--group-by K1,K2`; None (every key but the seed keys) when none are named."""
     if text is None or text == _DEFAULT:
@@ -156,6 +169,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
             metrics=metrics,
             stats=stats,
         )
+        check_metrics(
+            metrics, groups.logged, lambda m: any(g.spread(m.name).n for g in groups.groups)
+        )
         sort_groups(groups, args.sort)
         return print_groups(groups, fmt, where)
     from aexp.results import build_table
@@ -164,6 +180,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     table = build_table(
         records, params=params, metrics=metrics, sort=args.sort, stats=stats, details=fmt == "json"
     )
+    check_metrics(metrics, table.logged, table.has_value)
     if args.quiet:
         for values in table.values():
             print(values[0])

@@ -53,7 +53,8 @@ _RECORD_COLUMNS: dict[str, Callable[[JobRecord], Any]] = {
     "exit_code": lambda r: (r.binding or {}).get("exit_code"),
 }
 _MISSING = object()
-# A row: (job id, state-point values by key index, group, backend, run, state, synced, url,
+# A row: (job id, (its keys' layout, its state-point values in that layout's order), group,
+# backend, run, state, synced, url,
 # metric values, sort value, details)
 _JOB, _SP, _RUN, _URL, _METRICS, _SORT, _DETAILS = 0, 1, 2, 7, 8, 9, 10
 
@@ -116,8 +117,17 @@ class Table:
 
     params: list[str]
     metrics: list[MetricSpec]
-    keys: list[str] = field(default_factory=list)  # every state-point key seen, in order
+    keys: list[str] = field(default_factory=list)  # every state-point key, in the rows' order
+    logged: list[str] = field(default_factory=list)  # metric keys in the runs' summaries
     _rows: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
+    # The distinct orders of keys the state points have (a sweep has one or a few): each row
+    # refers to its layout and keeps only its values.
+    _layouts: list[dict[str, int]] = field(default_factory=list, repr=False)
+
+    def _value(self, row: tuple[Any, ...], key: str) -> Any:
+        layout, values = row[_SP]
+        position = self._layouts[layout].get(key)
+        return None if position is None else values[position]
 
     @property
     def columns(self) -> list[str]:
@@ -126,13 +136,15 @@ class Table:
     def __len__(self) -> int:
         return len(self._rows)
 
+    def has_value(self, spec: MetricSpec) -> bool:
+        """Whether some row has a value of metric column `spec` (which the table shows)."""
+        i = [m.name for m in self.metrics].index(spec.name)
+        return any(row[_METRICS][i] is not None for row in self._rows)
+
     def values(self) -> Iterator[list[Any]]:
         """Each row's values in `columns` order."""
-        index = {key: i for i, key in enumerate(self.keys)}
-        slots = [index[key] for key in self.params]
         for row in self._rows:
-            sp = row[_SP]
-            params = [sp[i] if i < len(sp) and sp[i] is not _MISSING else None for i in slots]
+            params = [self._value(row, key) for key in self.params]
             yield [row[_JOB], *params, *row[_RUN:_URL], *row[_METRICS], row[_URL]]
 
     @property
@@ -148,9 +160,7 @@ class Table:
 
     def statepoint_value(self, row_index: int, key: str) -> Any:
         """The value of state-point `key` in row `row_index` (None where the job lacks it)."""
-        sp = self._rows[row_index][_SP]
-        i = self.keys.index(key) if key in self.keys else len(sp)
-        return sp[i] if i < len(sp) and sp[i] is not _MISSING else None
+        return self._value(self._rows[row_index], key)
 
 
 def _details(record: JobRecord) -> dict[str, Any]:
@@ -214,20 +224,20 @@ def build_table(
     plan = _plan_sort(sort, metrics, params)
     hidden = plan.hidden if plan is not None else None
     specs = [*metrics, *([hidden] if hidden is not None and hidden not in metrics else [])]
-    summary_keys_seen = False
+    logged: dict[str, None] = {}
     table = Table(params=list(params) if params is not None else [], metrics=metrics)
     shared = Shared()
     seen = VaryingKeys()
-    index: dict[str, int] = {}
+    layouts: dict[tuple[str, ...], int] = {}
     for record in records:
         flat = flatten(record.statepoint)
         seen.add(flat)
-        for key in flat:
-            if key not in index:
-                index[key] = len(index)
-        sp = [_MISSING] * len(index)
-        for key, value in flat.items():
-            sp[index[key]] = shared(value)
+        order = tuple(flat)
+        layout = layouts.get(order)
+        if layout is None:
+            layout = layouts[order] = len(layouts)
+            table._layouts.append({key: i for i, key in enumerate(order)})
+        sp = (layout, tuple(shared(value) for value in flat.values()))
         values = stats.values(record, specs) if specs else {}
         cells = tuple(values[m.name] for m in metrics)
         sort_value = None
@@ -236,12 +246,12 @@ def build_table(
                 sort_value = plan.column(record)
             elif hidden is not None:
                 sort_value = values[hidden.name]
-                if not hidden.journal and record.binding:
-                    summary_keys_seen |= hidden.key in (record.binding.get("summary") or {})
+        if record.binding and record.binding.get("summary"):
+            logged.update(dict.fromkeys(record.binding["summary"]))
         table._rows.append(
             (
                 record.job_id,
-                tuple(sp),
+                sp,
                 shared(record.group),
                 shared(record.backend_label),
                 record.run_id,
@@ -253,27 +263,29 @@ def build_table(
                 _details(record) if details else None,
             )
         )
-    table.keys = list(index)
-    if params is None:
-        table.params = seen.varying()
+    table.logged = list(logged)
     table._rows.sort(key=lambda row: (row[_RUN] or "", row[_JOB]))
+    # Keys in the order the rows, as shown, first have them (not the order jobs were read in).
+    orders = list(layouts)
+    used = dict.fromkeys(row[_SP][0] for row in table._rows)
+    table.keys = list(dict.fromkeys(key for layout in used for key in orders[layout]))
+    if params is None:
+        varying = set(seen.varying())
+        table.params = [key for key in table.keys if key in varying]
     if plan is not None:
-        table._rows = sort_values(
-            table._rows, _sort_key(plan, table, summary_keys_seen), plan.descending
-        )
+        table._rows = sort_values(table._rows, _sort_key(plan, table), plan.descending)
     return table
 
 
-def _sort_key(plan: _Sort, table: Table, summary_seen: bool) -> Callable[[tuple[Any, ...]], Any]:
+def _sort_key(plan: _Sort, table: Table) -> Callable[[tuple[Any, ...]], Any]:
     """How to read a row's sort value, once every row is known. Raises SelectionError."""
     if plan.metric is not None:
         return lambda row: row[_METRICS][plan.metric]
     if plan.column is not None:
         return lambda row: row[_SORT]
     if plan.name in table.keys:  # a state-point key, shown or not
-        i = table.keys.index(plan.name)
-        return lambda row: row[_SP][i] if i < len(row[_SP]) else None
-    if plan.hidden is not None and (plan.hidden.journal or summary_seen):
+        return lambda row: table._value(row, plan.name)
+    if plan.hidden is not None and (plan.hidden.journal or plan.hidden.key in table.logged):
         return lambda row: row[_SORT]
     if plan.hidden is None and ":" in plan.name:
         parse_metric(plan.name)  # says what is wrong with the reduction
