@@ -21,42 +21,18 @@ import csv
 import io
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cli_helpers import aexp_cli, ok
+from cli_helpers import bad as bad_input
 from known_sweep import T1, T2, build_sweep
 
 from aexp.results import JournalStats, iter_records, parse_metrics
 from aexp.results.groups import group_records
 from aexp.results.ranking import best_of
 from aexp.results.spread import gap, spread, t_quantile
-
-AEXP = str(Path(sys.executable).parent / "aexp")
-
-
-def aexp_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [AEXP, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def bad(result: subprocess.CompletedProcess, fragment: str) -> str:
-    assert result.returncode == 2, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    lines = [line for line in result.stderr.strip().splitlines() if "warning" not in line]
-    assert len(lines) == 1 and lines[0].startswith("aexp: error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -318,7 +294,7 @@ def test_compare_two_configurations_tie_and_missing_metric(sweep, tmp_path: Path
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_2(sweep: SimpleNamespace, args, fragment) -> None:
-    bad(aexp_cli(*args, cwd=sweep.root), fragment)
+    bad_input(aexp_cli(*args, cwd=sweep.root), fragment, warnings=True)
 
 
 def test_gap_direction_and_degenerate_cases() -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cli_helpers import aexp_cli, ok
 from known_sweep import FINAL, STEPS, T2, build_sweep, loss_at
 
 from aexp.journal import read_journal
@@ -29,8 +28,6 @@ from PIL import Image
 from aexp.results.plot import plot_metric, plot_sides
 from aexp.results.scatter import plot_parallel, plot_scatter
 
-AEXP = str(Path(sys.executable).parent / "aexp")
-
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
@@ -38,12 +35,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 
 def cli(*args: str, cwd: Path) -> str:
-    result = subprocess.run(
-        [AEXP, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return ok(aexp_cli(*args, cwd=cwd))
 
 
 def legend(ax) -> list[str]:

@@ -7,25 +7,17 @@ template project run by the real workflow (`python project.py run`, noop backend
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import aexp_cli, ok
 from conftest import PYTHON, run_cmd, set_rc
 
 import aexp
 
-AEXP = str(Path(sys.executable).parent / "aexp")
-
 
 def cli(root: Path, *args: str) -> str:
-    result = subprocess.run(
-        [AEXP, *args], cwd=root, capture_output=True, text=True, timeout=120,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return ok(aexp_cli(*args, cwd=root))
 
 
 def binding(job) -> dict:

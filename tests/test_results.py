@@ -15,12 +15,12 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cli_helpers import aexp_cli, bad, ok
 
 import aexp
 from aexp.journal import JournalWriter, read_journal
@@ -39,39 +39,12 @@ from aexp.results import (
 from aexp.results.curves import KILLED, PREEMPTED
 from aexp.results.stats import CACHE_DIR
 
-AEXP = str(Path(sys.executable).parent / "aexp")
 STEPS = 5
 
 
 def loss_at(lr: float, seed: int, step: int) -> float:
     """The loss the fixture logs: distinct per job, falling with the step."""
     return round(1.0 / (1 + step) + lr + 0.01 * seed, 6)
-
-
-def aexp_cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [AEXP, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-    )
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def bad(result: subprocess.CompletedProcess, fragment: str) -> str:
-    assert result.returncode == 2, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("aexp: error: "), result.stderr
-    assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def _run(job, values: list[dict], *, preempt_after: int | None = None, fail: bool = False):
