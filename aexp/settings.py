@@ -76,6 +76,11 @@ class DashboardSettings:
 
 
 BANDS = ("minmax", "std", "ci")
+# Every key of [results] and [dashboard]: a misspelt one (color_by) would silently do nothing.
+SECTION_KEYS = {
+    "results": ("seed_keys",),
+    "dashboard": ("metrics", "colour_by", "band", "max_rows", "max_curves"),
+}
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,13 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         raise SettingsError(
             f"{origin('slurm', 'warning_seconds')} must be at most 65535, not {warning_seconds}."
         )
+    for section, keys in SECTION_KEYS.items():
+        for key in parser.options(section) if parser.has_section(section) else ():
+            if key not in keys and not parser.has_option(configparser.DEFAULTSECT, key):
+                raise SettingsError(
+                    f"[{section}] {key} in {shown} is not a setting; the [{section}] keys are "
+                    f"{', '.join(keys)}."
+                )
     seed_keys = words("results", "seed_keys") or ("seed",)
     colour_by = (raw("dashboard", "colour_by") or "").strip()
     named = [("results", "seed_keys", key) for key in seed_keys]

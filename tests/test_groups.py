@@ -327,3 +327,26 @@ def test_every_document_matches_its_json_schema(sweep: SimpleNamespace) -> None:
         "aexp.runs/1", "aexp.runs.groups/1", "aexp.best/1", "aexp.best/1", "aexp.compare/1",
         "aexp.compare/1",
     ]  # fmt: skip
+
+
+def test_seed_keys_come_from_signac_rc(sweep: SimpleNamespace, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(sweep.root, root)
+    rc = root / "signac.rc"
+    rc.write_text(rc.read_text() + "[results]\nseed_keys = seed, width\n")
+    doc = json.loads(
+        ok(aexp_cli("runs", "--group-by", "--metrics", "loss:min", "--json", cwd=root))
+    )
+    assert doc["keys"] == ["lr"] and doc["seed_keys"] == ["seed", "width"]
+    assert [(g["config"], g["metrics"]["loss:min"]["n"]) for g in doc["groups"]] == [
+        ({"lr": 0.01}, 4), ({"lr": 0.1}, 5)
+    ]  # fmt: skip
+    for text, fragment in (
+        ("[dashboard]\ncolor_by = lr\n", "[dashboard] color_by in"),
+        ("[dashboard]\nband = wide\n", "must be one of minmax, std, ci or empty"),
+        ("[results]\nseed_keys = seed/x\n", "names 'seed/x', not a state-point key"),
+    ):
+        rc.write_text("[tracker]\nbackend = noop\nproject = demo\n" + text)
+        bad_input(aexp_cli("runs", "--group-by", cwd=root), fragment)
