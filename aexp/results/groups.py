@@ -119,12 +119,6 @@ class Groups:
     runs: int = 0
     logged: list[str] = field(default_factory=list)  # metric keys in the runs' summaries
 
-    def find(self, config: dict[str, Any]) -> Group | None:
-        for group in self.groups:
-            if all(same_value(group.config.get(k), v) for k, v in config.items()):
-                return group
-        return None
-
 
 def _hashable(value: Any) -> Any:
     """A dict key for a JSON value that keeps JSON's equality (1 == 1.0, True != 1)."""
@@ -169,7 +163,7 @@ def group_records(
         if keys is None:
             config = {k: v for k, v in flat.items() if k not in seeds}
         else:
-            config = {k: flat.get(k, lookup(record.statepoint, k, None)) for k in keys}
+            config = {k: flat[k] if k in flat else lookup(record.statepoint, k, None) for k in keys}
         ident = tuple(sorted((k, _hashable(v)) for k, v in config.items()))
         group = by_config.get(ident)
         if group is None:

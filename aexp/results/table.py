@@ -158,10 +158,6 @@ class Table:
         for row, values in zip(self._rows, self.values(), strict=True):
             yield values, row[_DETAILS] or {}
 
-    def statepoint_value(self, row_index: int, key: str) -> Any:
-        """The value of state-point `key` in row `row_index` (None where the job lacks it)."""
-        return self._value(self._rows[row_index], key)
-
 
 def _details(record: JobRecord) -> dict[str, Any]:
     """The fields of a row's JSON object that are not table columns."""
