@@ -179,8 +179,8 @@ def copy(sweep: SimpleNamespace, tmp_path: Path) -> Path:
 
 # -- version, help ----------------------------------------------------------------------------
 COMMANDS = [
-    "new-run", "bind-tracker", "sync-offline", "runs", "plot", "show", "list-runs", "rearm",
-    "rerun", "remove", "repair", "export-otel",
+    "new-run", "bind-tracker", "sync-offline", "runs", "best", "compare", "plot", "show",
+    "list-runs", "rearm", "rerun", "remove", "repair", "export-otel",
 ]  # fmt: skip
 
 
@@ -489,7 +489,7 @@ def test_bind_tracker_wandb_online_and_env_override(copy: Path, sweep: SimpleNam
 # -- runs, show -------------------------------------------------------------------------------
 def test_runs_table_json_and_filters(sweep: SimpleNamespace) -> None:
     ids, runs, root = sweep.ids, sweep.runs, sweep.root
-    rows = {r["job_id"]: r for r in json.loads(ok(aexp("runs", "--json", cwd=root)))}
+    rows = {r["job_id"]: r for r in json.loads(ok(aexp("runs", "--json", cwd=root)))["jobs"]}
     assert set(rows) == set(ids.values())
     assert rows[ids["full0"]]["state"] == "finished" and rows[ids["full0"]]["backend"] == "noop"
     assert rows[ids["full1"]]["state"] == "finished" and rows[ids["full1"]]["synced"] is False
@@ -529,7 +529,7 @@ def test_runs_table_json_and_filters(sweep: SimpleNamespace) -> None:
     assert ok(
         aexp("runs", "--hypothesis", "H012", "--state", "unbound", "-q", cwd=root)
     ).split() == [ids["abl1"]]
-    assert ok(aexp("runs", "--state", "running", "--json", cwd=root)).strip() == "[]"
+    assert json.loads(ok(aexp("runs", "--state", "running", "--json", cwd=root)))["jobs"] == []
     empty = aexp("runs", "--state", "running", cwd=root)
     assert ok(empty) == "" and "no jobs match" in empty.stderr
 
@@ -540,7 +540,7 @@ def test_runs_marks_a_corrupt_binding_and_goes_on(copy: Path, sweep: SimpleNames
     doc["tracker"]["state"] = "exploded"
     doc_path.write_text(json.dumps(doc))
     result = aexp("runs", "--json", cwd=copy)
-    rows = {r["job_id"]: r["state"] for r in json.loads(ok(result))}
+    rows = {r["job_id"]: r["state"] for r in json.loads(ok(result))["jobs"]}
     assert rows[sweep.ids["full0"]] == "corrupt" and rows[sweep.ids["abl0"]] == "failed"
     assert f"warning: job {sweep.ids['full0']}" in result.stderr
 
@@ -697,7 +697,7 @@ def test_rearm(copy: Path, sweep: SimpleNamespace) -> None:
     job, run = sweep.ids["abl0"], sweep.runs["abl0"]
     out = ok(aexp("rearm", job[:8], cwd=copy))
     assert out.strip() == f"re-armed {job} (run {run}): eligible for execute again"
-    rows = {r["job_id"]: r for r in json.loads(ok(aexp("runs", "--json", cwd=copy)))}
+    rows = {r["job_id"]: r for r in json.loads(ok(aexp("runs", "--json", cwd=copy)))["jobs"]}
     assert rows[job]["state"] == "bound" and rows[job]["run_id"] == run
     assert rows[job]["status"] == "created"
     fails(aexp("rearm", job, cwd=copy), "is bound, not failed")

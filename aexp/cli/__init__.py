@@ -41,7 +41,9 @@ from types import ModuleType
 
 from aexp import __version__
 from aexp.cli import (
+    best,
     bind_tracker,
+    compare,
     export_otel,
     list_runs,
     new_run,
@@ -75,6 +77,8 @@ COMMAND_MODULES = (
     bind_tracker,
     sync_offline,
     runs,
+    best,
+    compare,
     plot,
     show,
     list_runs,
