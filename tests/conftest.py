@@ -116,9 +116,7 @@ def outside_files() -> set[str]:
             found |= {f"{where}/{n}" for n in os.listdir(where) if n not in _IGNORED_IN_REPO}
     with contextlib.suppress(OSError):
         found |= {
-            f"{SESSION_TMP}/{n}"
-            for n in os.listdir(SESSION_TMP)
-            if n not in _IGNORED_IN_SESSION
+            f"{SESSION_TMP}/{n}" for n in os.listdir(SESSION_TMP) if n not in _IGNORED_IN_SESSION
         }
     return found
 
