@@ -50,13 +50,13 @@ if TYPE_CHECKING:
     from aexp.sync.hosts import can_sync_here, forget_sync_blocker, sync_blocker
     from aexp.sync.operation import sync_jobs, sync_operation, sync_ready
     from aexp.sync.plan import find_offline_runs
+    from aexp.sync.processes import RETRY_DEFAULTS
     from aexp.sync.result import SyncResult
-    from aexp.sync.wandb_process import RETRY_DEFAULTS
 
 # Names are imported on first use (PEP 562): an idle `aexp sync-offline` pass loads the plan and
 # nothing of the upload machinery.
 _WHERE = {
-    "RETRY_DEFAULTS": "aexp.sync.wandb_process",
+    "RETRY_DEFAULTS": "aexp.sync.processes",
     "SyncResult": "aexp.sync.result",
     "can_sync_here": "aexp.sync.hosts",
     "find_offline_runs": "aexp.sync.plan",
