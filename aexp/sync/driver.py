@@ -234,8 +234,8 @@ class _Sync:
 
         names = {WANDB for item in work if item.wandb} | {n for i in work for n in i.replays}
         blocked = {name: b for name in sorted(names) if (b := backend_blocker(name)) is not None}
-        for blocker in blocked.values():
-            print(f"sync: not attempted on this host: {blocker.reason}", file=sys.stderr)
+        for name, blocker in blocked.items():
+            print(f"sync: {name} not attempted on this host: {blocker.reason}", file=sys.stderr)
         if not blocked:
             return work
         kept = []

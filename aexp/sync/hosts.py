@@ -101,7 +101,7 @@ def backend_blocker(name: str) -> Blocker | None:
             short = "no credentials: wandb login"
         else:
             short = "W&B cannot be used here"
-        return Blocker(f"W&B: {reason}", short)
+        return Blocker(reason, short)
     from aexp.trackers import ADAPTERS
 
     check = getattr(ADAPTERS.get(name), "sync_blocker", None)
@@ -109,7 +109,7 @@ def backend_blocker(name: str) -> Blocker | None:
     if reason is None:
         return None
     short = f"{name} not installed" if "not installed" in reason else f"{name} cannot be used here"
-    return Blocker(f"{name}: {reason}", short)
+    return Blocker(reason, short)
 
 
 def _allocation() -> str | None:

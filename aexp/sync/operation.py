@@ -48,7 +48,7 @@ def _blocked(name: str) -> bool:
     """Whether backend `name` cannot be synced from this host (said once per process)."""
     blocker = backend_blocker(name)
     if blocker is not None:
-        _say_once(f"sync_offline: {name} is not synced from this host: {blocker.reason}.")
+        _say_once(f"sync_offline: {name} not synced from this host: {blocker.reason}.")
     return blocker is not None
 
 
