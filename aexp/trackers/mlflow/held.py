@@ -59,7 +59,7 @@ def held_by_server(
             steps_wanted <= {m.step for m in store.client.get_metric_history(mlid, key)}
             for key, steps_wanted in wanted.items()
         )
-    status, end_ms, code = _end_of(journal)
+    status, _, code = _end_of(journal)
     ended = status not in TERMINAL or (
         run.info.status == status and (code is None or tags.get(EXIT_CODE_TAG) == code)
     )
