@@ -100,6 +100,7 @@ _UPLOAD_RE = re.compile(r"^/_upload/([^/]+)/([^/]+)/([^/]+)/(.+)$")
 _ARTIFACT_UPLOAD_RE = re.compile(r"^/_artifact/(\d+)/(.+)$")
 # The public API's queries about a run: answered from what the server holds, never changing it.
 _QUERIES = ("run", "runstate", "runhistorykeys", "runoutputartifacts")
+_QUERY_NAMES = ("Run", "RunState", "RunHistoryKeys", "RunOutputArtifacts")
 _OPERATION_RE = re.compile(r"\b(?:query|mutation)\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -199,6 +200,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rec.run_id = _run_id_of(rec) or fake._artifact_run_id(rec)
         fake._record(rec)
 
+        if fake.delay and rec.run_id is not None and rec.operation not in _QUERY_NAMES:
+            time.sleep(fake.delay)
         try:
             failure = fake._failure_for(rec)
             if failure == "refuse":
@@ -284,6 +287,9 @@ class FakeWandbServer:
         self.mode: str = "ok"
         self.fail_run_ids: set[str] | None = None
         self.fail_when: Callable[[RecordedRequest], bool] | None = None
+        #: Seconds every answer about a run's data (history, files, artifacts) waits: an upload
+        #: then takes long enough to be interrupted at a random moment.
+        self.delay: float = 0.0
         self.port: int = 0
         self._lock = threading.Lock()
         self._httpd: _HTTPServer | None = None

@@ -19,6 +19,7 @@ temporary directory, removed afterwards); the API key is never on a command line
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -190,6 +191,14 @@ def main() -> int:
                 out[item["key"]] = {"error": _one_line(exc)}
     except Exception as exc:  # no credentials, no server
         out = {"error": _one_line(exc)}
+    finally:
+        # Stop wandb's service now: left to notice this process's end, it leaves its socket
+        # directory behind (in /tmp when TMPDIR is too long for a socket path).
+        wandb_module = sys.modules.get("wandb")
+        teardown = getattr(wandb_module, "teardown", None)
+        if callable(teardown):
+            with contextlib.suppress(Exception):
+                teardown()
     sys.stdout.write(json.dumps(out))
     sys.stdout.flush()
     return 0
