@@ -58,17 +58,20 @@ def cmd_sync_offline(args: argparse.Namespace) -> int:
                 )
         job_ids = [job.id for job in jobs]
     sync = _sync_function()
-    results = sync(
-        root,
-        dry_run=args.dry_run,
-        job_ids=job_ids,
-        workers=args.jobs or settings.sync_workers,
-        timeout=args.timeout or settings.sync_timeout,
-        resync=args.resync,
-        progress=sys.stderr.isatty() and not args.json,
-        settings=settings,
-        verbose=args.verbose,
-    )
+    try:
+        results = sync(
+            root,
+            dry_run=args.dry_run,
+            job_ids=job_ids,
+            workers=args.jobs or settings.sync_workers,
+            timeout=args.timeout or settings.sync_timeout,
+            resync=args.resync,
+            progress=sys.stderr.isatty() and not args.json,
+            settings=settings,
+            verbose=args.verbose,
+        )
+    except KeyboardInterrupt:  # the sync said in one line what did not finish
+        return 130
     summary = summarize(results, dry_run=args.dry_run)
     code = 1 if summary.failed else 0
     if args.json:
