@@ -28,7 +28,6 @@ import os
 import sys
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aexp.binding import find_project_root, get_binding
@@ -38,15 +37,14 @@ from aexp.schema import FAILED, FINISHED
 from aexp.settings import Settings, load_settings
 from aexp.sync.plan import WANDB, JobWork, corrupt_reason, plan_jobs, settle
 from aexp.sync.result import (
-    NOT_ATTEMPTED,
     STILL_EXECUTING,
     SyncResult,
-    job_result,
     replay_result,
     result_for,
 )
 from aexp.sync.rules import still_executing
-from aexp.wandb_offline.folders import folder_order, job_fragment_folders
+from aexp.sync.tally import Tally, journal_of
+from aexp.wandb_offline.folders import job_fragment_folders
 
 if TYPE_CHECKING:
     from aexp.sync.wandb_prepare import WandbRun
@@ -157,8 +155,8 @@ def say(job_id: str, run_id: str, line: str) -> None:
     print(f"note: job {job_id} run {run_id}: {line}", file=sys.stderr)
 
 
-class _Sync:
-    """The state of one sync: its options, its results, its progress bar, what is in flight."""
+class _Sync(Tally):
+    """One sync: its options and progress bar, and its results (Tally)."""
 
     def __init__(
         self,
@@ -173,108 +171,9 @@ class _Sync:
         self.workers, self.timeout, self.resync = workers, timeout, resync
         self.dry_run, self.stale_after = dry_run, settings.stale_after
         self.settings, self.root = settings, root
-        self.results: dict[tuple[str, str], SyncResult] = {}
         self.bar: Any = None
-        self.in_flight: set[tuple[str, str]] = set()  # (job id, backend) uploading right now
-
-    # -- results ------------------------------------------------------------------------------
-    def add(self, results: Iterable[SyncResult]) -> None:
-        for r in results:
-            self.results[(r.path, r.backend)] = r
-
-    def ordered(self) -> list[SyncResult]:
-        """By job id; W&B fragments in start-time order first, then replayed backends."""
-
-        def key(r: SyncResult) -> tuple[Any, ...]:
-            if r.backend == WANDB:
-                return (r.job_id or "", 0, folder_order(Path(r.path)))
-            return (r.job_id or "", 1, (r.backend, "", ""))
-
-        return sorted(self.results.values(), key=key)
-
-    def skip_job(self, item: JobWork, reason: str) -> None:
-        self.add(result_for(f, ok=True, skipped=reason) for f in item.run_fragments())
-        self.add(
-            replay_result(name, _journal(item), item.job_id, item.run_id, ok=True, skipped=reason)
-            for name in item.replays
-        )
-
-    def fail_wandb(self, item: JobWork, reason: str) -> None:
-        """Every fragment of the job's W&B run failed with `reason` (a job-level result when the
-        run has none)."""
-        frags = [f for f in item.run_fragments() if f.log]
-        self.add(result_for(f, ok=False, stderr=reason) for f in frags)
-        if not frags:
-            self.add(
-                [
-                    job_result(
-                        item.job_id,
-                        item.job.path,
-                        ok=False,
-                        stderr=reason,
-                        run_id=item.run_id,
-                        backend=WANDB,
-                    )
-                ]
-            )
-
-    def fail_job(self, item: JobWork, reason: str) -> None:
-        """The whole job failed with `reason`: its W&B run and each replay due."""
-        self.fail_wandb(item, reason)
-        self.add(
-            replay_result(name, _journal(item), item.job_id, item.run_id, ok=False, stderr=reason)
-            for name in item.replays
-        )
-
-    # -- what this host can do ----------------------------------------------------------------
-    def host_checks(self, work: list[JobWork]) -> list[JobWork]:
-        """Leave out the backends this host cannot sync to: each is said once, and every run
-        that needed it gets one failed result `not attempted on this host: <why>`."""
-        from aexp.sync.hosts import backend_blocker
-
-        names = {WANDB for item in work if item.wandb} | {n for i in work for n in i.replays}
-        blocked = {name: b for name in sorted(names) if (b := backend_blocker(name)) is not None}
-        for name, blocker in blocked.items():
-            print(f"sync: {name} not attempted on this host: {blocker.reason}", file=sys.stderr)
-        if not blocked:
-            return work
-        kept = []
-        for item in work:
-            reason = f"{NOT_ATTEMPTED}: "
-            if item.wandb and WANDB in blocked:
-                item.wandb = False
-                self.fail_wandb(item, reason + blocked[WANDB].short)
-            for name in [n for n in item.replays if n in blocked]:
-                item.replays.remove(name)
-                self.add(
-                    [
-                        replay_result(
-                            name,
-                            _journal(item),
-                            item.job_id,
-                            item.run_id,
-                            ok=False,
-                            stderr=reason + blocked[name].short,
-                        )
-                    ]
-                )
-            if item.busy:
-                kept.append(item)
-        return kept
-
-    def say_unfinished(self) -> None:
-        """After Ctrl-C or SIGTERM: one line saying what did not finish."""
-        if self.in_flight:
-            runs = len({job for job, _ in self.in_flight})
-            names = ", ".join(sorted({backend for _, backend in self.in_flight}))
-            print(
-                f"interrupted: the uploads of {runs} run(s) ({names}) did not finish; they stay "
-                "recorded in flight, and the next sync asks the server what arrived before "
-                "sending anything of them again",
-                file=sys.stderr,
-            )
-        else:
-            print("interrupted: what had finished is recorded", file=sys.stderr)
+        super().__init__()
+        self.unresponsive: set[str] = set()  # replayed backends whose server ran out of time
 
     # -- a dry run ----------------------------------------------------------------------------
     def dry(self, item: JobWork) -> None:
@@ -399,7 +298,6 @@ class _Sync:
         """Everything but the W&B upload, for one claimed job: its W&B run made ready, its
         replays done, its binding finalized. A failure stays with this job (one result line)."""
         from aexp.sync.record import finalize_job
-        from aexp.sync.replay import replay_backend
         from aexp.sync.wandb_prepare import load_journal, prepare_wandb, stderr_say
 
         run = None
@@ -411,22 +309,7 @@ class _Sync:
             if item.replays:
                 journal = load_journal(item)
                 for name in item.replays:
-                    self.in_flight.add((item.job_id, name))
-                    self.add(
-                        [
-                            replay_backend(
-                                item,
-                                name,
-                                journal,
-                                dry_run=False,
-                                settings=self.settings,
-                                root=self.root,
-                                timeout=self.timeout,
-                                resync=self.resync,
-                            )
-                        ]
-                    )
-                    self.in_flight.discard((item.job_id, name))
+                    self.add([self.replay(item, name, journal)])
             if item.finalize:
                 finalize_job(item.job, item.run_id)
         except Exception as exc:  # one job's damage never fails another job's sync
@@ -435,11 +318,37 @@ class _Sync:
             return None
         return run
 
+    def replay(self, item: JobWork, name: str, journal: Any) -> SyncResult:
+        """Replay one run into backend `name`, unless its server already let a replay of this
+        pass run out of time: then the rest are not attempted (a hung server costs one
+        timeout, not one per run)."""
+        from aexp.sync.replay import TIMED_OUT, replay_backend
 
-def _journal(item: JobWork) -> Path:
-    from aexp.journal import journal_path
-
-    return journal_path(item.job.path, item.run_id)
+        if name in self.unresponsive:
+            return replay_result(
+                name,
+                journal_of(item),
+                item.job_id,
+                item.run_id,
+                ok=False,
+                stderr=f"not attempted: the {name} server did not answer (a replay took longer "
+                f"than the timeout, {self.timeout:g} s)",
+            )
+        self.in_flight.add((item.job_id, name))
+        result = replay_backend(
+            item,
+            name,
+            journal,
+            dry_run=False,
+            settings=self.settings,
+            root=self.root,
+            timeout=self.timeout,
+            resync=self.resync,
+        )
+        self.in_flight.discard((item.job_id, name))
+        if not result.ok and TIMED_OUT in result.stderr:
+            self.unresponsive.add(name)
+        return result
 
 
 def _progress_bar() -> Any:

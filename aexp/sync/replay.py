@@ -29,10 +29,14 @@ from typing import Any
 from aexp.binding import adapter_for, backend_parts
 from aexp.journal import Journal
 from aexp.settings import Settings
-from aexp.sync.deadline import within
+from aexp.sync.deadline import DeadlineExceeded, within
 from aexp.sync.plan import JobWork
 from aexp.sync.record import record_backend, record_inflight
 from aexp.sync.result import SyncResult, replay_result
+
+# How a replay cut off by the timeout is reported (DeadlineExceeded's words, which an SDK that
+# wraps the exception keeps in its own message).
+TIMED_OUT = "it took longer than the timeout"
 
 
 def _sentence(exc: BaseException) -> str:
@@ -118,6 +122,8 @@ def replay_backend(
             replayed = adapter.replay(journal, job_path=work.job.path, state=state)
     except Exception as exc:  # any failure of one backend stays with that backend
         reason = f"the {name} backend failed: {_sentence(exc)}"
+        if isinstance(exc, DeadlineExceeded) or TIMED_OUT in reason:
+            reason = f"the {name} backend failed: {TIMED_OUT} ({timeout:g} s)"
         record_backend(work.job, run_id, name, attempts=attempts, through=False, error=reason)
         return result(ok=False, stderr=reason, duration=took())
     through = replayed.complete or not work.binding.get("finished_at")
@@ -139,4 +145,4 @@ def replay_backend(
     )
 
 
-__all__ = ["replay_backend"]
+__all__ = ["TIMED_OUT", "replay_backend"]
