@@ -131,7 +131,7 @@ def failure_lines(results: Iterable[SyncResult]) -> list[str]:
         if r.ok:
             continue
         last = [ln.strip() for ln in (r.stderr or "").splitlines() if ln.strip()]
-        text = (last[-1] if last else "failed")[:300]
+        text = (last[-1] if last else "failed")[:600]
         if text.startswith(NOT_ATTEMPTED):
             continue
         if not r.backend:

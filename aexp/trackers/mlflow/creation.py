@@ -17,6 +17,7 @@ that cannot be written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,12 @@ def creation_lock(uri: str, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[N
             f"{timeout:g} s (its lock {path}{LOCK_SUFFIX} is held); try again once it is done."
         ) from None
     except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise TrackerInitError(
+                f"the MLflow store {path} cannot be written ({exc.strerror}: read-only); make "
+                "it and its directory writable, or point [mlflow] tracking_uri (or "
+                "MLFLOW_TRACKING_URI) at another store."
+            ) from None
         raise TrackerInitError(
             f"cannot lock the MLflow store {path} for its creation ({exc.strerror or exc}): "
             f"its directory {path.parent} must exist and be writable."
@@ -71,14 +78,13 @@ def store_problem(uri: str, exc: BaseException) -> str | None:
     tmp = _ALEMBIC_TMP.search(text)
     if tmp:
         repair = (
-            f"back it up, drop the leftover table (sqlite3 {where} 'DROP TABLE {tmp.group(1)}'), "
-            f"then run: mlflow db upgrade sqlite:///{where}"
+            f"sqlite3 {where} 'DROP TABLE {tmp.group(1)}' && mlflow db upgrade sqlite:///{where}"
             if path is not None
-            else f"drop the leftover table {tmp.group(1)}, then run: mlflow db upgrade {uri}"
+            else f"drop the table {tmp.group(1)}, then: mlflow db upgrade {uri}"
         )
         return (
             f"the MLflow store {where} was left half-upgraded by an interrupted schema "
-            f"migration (table {tmp.group(1)} remains); {repair}."
+            f"migration (table {tmp.group(1)} remains); back it up, then repair it: {repair}"
         )
     if "out-of-date database schema" in text or "mlflow db upgrade" in text:
         return (
