@@ -10,7 +10,9 @@ rolls back its transaction); replays are idempotent, so the next sync completes 
 left.
 
 Signals reach the main thread only: elsewhere (a worker thread) the block runs unbounded, and
-the backend's own limits apply (MLflow: `bounded_mlflow_env`).
+the backend's own limits apply (MLflow: aexp/trackers/mlflow/timeouts.py). An alarm set before
+the block (a test runner's timeout) is kept: it fires at its own time, and is set again for the
+time it had left when the block ends.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,13 +46,21 @@ def within(seconds: float | None) -> Iterator[None]:
         return
 
     active = [True]
+    start = time.monotonic()
+    outer_at: float | None = None  # when an alarm set before this block is due
 
     def alarm(signum: int, frame: Any) -> None:
+        if outer_at is not None and time.monotonic() >= outer_at and callable(previous):
+            previous(signum, frame)  # the earlier alarm's turn (pytest-timeout's, say)
         if active[0]:
             raise DeadlineExceeded(seconds)
 
     previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT_SECONDS)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT_SECONDS)
+    if outer > 0:
+        outer_at = start + outer
+        if outer < seconds:
+            signal.setitimer(signal.ITIMER_REAL, outer, REPEAT_SECONDS)
     try:
         yield
     finally:
@@ -58,6 +69,8 @@ def within(seconds: float | None) -> Iterator[None]:
                 active[0] = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
+                if outer_at is not None:  # the earlier alarm, with the time it had left
+                    signal.setitimer(signal.ITIMER_REAL, max(0.001, outer_at - time.monotonic()))
                 break
             except DeadlineExceeded:
                 continue

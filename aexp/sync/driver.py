@@ -246,7 +246,8 @@ class _Sync(Tally):
         fragments = job_fragment_folders(planned.job.path, planned.job_id)
         only = [WANDB] * planned.wandb + planned.replays
         item, results = settle(planned.job, binding, fragments, self.resync, only)
-        self.add(results)
+        if planned.wandb:  # else its fragments have their results (plan, host checks) already
+            self.add(results)
         return item if item.busy else None
 
     def settle_pending(self, items: list[JobWork]) -> list[JobWork]:

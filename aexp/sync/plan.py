@@ -94,6 +94,8 @@ def needs(
 ) -> tuple[bool, list[str], bool]:
     """(W&B to sync?, replayed backends to sync, binding to finalize?) for a binding; `only`:
     the backends this sync may work on (None: every one)."""
+    if binding.get("synced_at") and not resync:  # the run reached every backend it needs
+        return False, [], False
     offline = bool(binding.get("offline"))
     due = sync_due(binding)
     wandb, replays, pending = False, [], False
@@ -147,6 +149,8 @@ def settle(
                     skipped=f"not the job's run (it is bound to run {work.run_id}); left alone",
                 )
             )
+        elif only is not None and WANDB not in only:
+            continue  # W&B is not this sync's to speak of
         elif frag.log is None:
             results.append(result_for(frag, ok=True, skipped=_no_log(frag)))
         elif not wandb:
@@ -157,10 +161,8 @@ def settle(
                 WANDB, part, offline=bool(binding.get("offline"))
             ):
                 why = "W&B is not synced from here for this run"
-            elif not sync_due(binding):
-                why = not_due(binding)
             else:
-                why = "W&B is left out of this sync"
+                why = not_due(binding)
             results.append(result_for(frag, ok=True, skipped=why))
     return work, results
 
