@@ -76,9 +76,20 @@ class Summary:
         return f"dry run: {text}" if self.dry_run else text
 
     def as_json(self) -> dict[str, Any]:
+        """{backend: counts}, the same counts as `line()` (a dry run's: `would_upload` or
+        `would_replay`)."""
+
+        def done(name: str) -> str:
+            word = _DONE.get(name, _DONE_DEFAULT)
+            return (
+                {"uploaded": "would_upload", "replayed": "would_replay"}[word]
+                if (self.dry_run)
+                else word
+            )
+
         return {
             name: {
-                _DONE.get(name, _DONE_DEFAULT): c.done,
+                done(name): c.done,
                 "already_synced": c.already,
                 "skipped": c.skipped,
                 "failed": c.failed,
