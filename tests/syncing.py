@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import PYTHON, copy_template, run_cmd, set_rc
+from mlflow_server import descendants  # noqa: F401 (the tests take it from here)
+from wandb_server import FakeWandbServer, wandb_env
 
 STEP_TIMEOUT = 300
 
@@ -179,23 +184,6 @@ def alive(pid: int) -> bool:
         return False
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, from /proc (to wait for what a killed sync left running)."""
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                if child not in found:
-                    found.append(child)
-                    todo.append(child)
-    return found
-
-
 def start_sync(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [PYTHON, "-m", "aexp.cli", "sync-offline", *args],
@@ -206,3 +194,21 @@ def start_sync(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
         stdin=subprocess.DEVNULL,
         text=True,
     )
+
+
+# -- fixtures a test module takes by importing them (it defines its own `sweep`): `copy`, `server`
+@pytest.fixture(name="copy")
+def copy_fixture(sweep: Any, tmp_path: Path) -> Path:
+    """A private copy of the module's sweep (`sweep.root`)."""
+    root = tmp_path / "p"
+    shutil.copytree(sweep.root, root, symlinks=True)
+    return root
+
+
+@pytest.fixture(name="server")
+def server_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWandbServer]:
+    """The loopback W&B stand-in, with this process's environment pointing wandb at it."""
+    with FakeWandbServer() as srv:
+        for key, value in wandb_env(tmp_path, srv.base_url).items():
+            monkeypatch.setenv(key, value)
+        yield srv

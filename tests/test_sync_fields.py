@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy as deepcopy
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,8 +19,18 @@ from typing import Any
 
 import pytest
 from conftest import NEEDS_WANDB, PYTHON, hermetic_env, run_cmd
-from syncing import MAKE_JOBS, assert_wandb_once, binding, doc, make_sweep, sync, write_doc
-from wandb_server import FakeWandbServer, wandb_env
+from syncing import (  # noqa: F401 (fixtures `copy`, `server`)
+    MAKE_JOBS,
+    assert_wandb_once,
+    binding,
+    copy_fixture,
+    doc,
+    make_sweep,
+    server_fixture,
+    sync,
+    write_doc,
+)
+from wandb_server import FakeWandbServer
 
 from aexp import schema
 from aexp.trackers import ADAPTERS
@@ -143,21 +152,6 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     env = hermetic_env(base / "env")
     ids = make_sweep(root, env, 3)
     return SimpleNamespace(root=root, ids=ids, env=env)
-
-
-@pytest.fixture
-def copy(sweep: SimpleNamespace, tmp_path: Path) -> Path:
-    root = tmp_path / "p"
-    shutil.copytree(sweep.root, root, symlinks=True)
-    return root
-
-
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    with FakeWandbServer() as srv:
-        for key, value in wandb_env(tmp_path, srv.base_url).items():
-            monkeypatch.setenv(key, value)
-        yield srv
 
 
 # -- the check itself -------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from syncing import (
     MAKE_JOBS,
     assert_mlflow_once,
     binding,
+    copy_fixture,  # noqa: F401 (fixtures `copy`, `server`)
     doc,
     make_sweep,
     start_sync,
@@ -51,13 +52,6 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     ids = make_sweep(root, hermetic_env(base / "env"), RUNS, backend="mlflow")
     assert not (root / "mlflow.db").exists()
     return SimpleNamespace(root=root, ids=ids)
-
-
-@pytest.fixture
-def copy(sweep: SimpleNamespace, tmp_path: Path) -> Path:
-    root = tmp_path / "p"
-    shutil.copytree(sweep.root, root, symlinks=True)
-    return root
 
 
 def env_with(uri: str) -> dict[str, str]:

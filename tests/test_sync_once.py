@@ -20,13 +20,15 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import NEEDS_WANDB, PYTHON, hermetic_env
-from syncing import (
+from syncing import (  # noqa: F401 (fixtures `copy`, `server`)
     assert_wandb_once,
     binding,
+    copy_fixture,
     doc,
     fragments,
     make_sweep,
     quirk,
+    server_fixture,
     sync,
     write_doc,
 )
@@ -45,21 +47,6 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     root = base / "sweep"
     ids = make_sweep(root, hermetic_env(base / "env"), 6)
     return SimpleNamespace(root=root, ids=ids)
-
-
-@pytest.fixture
-def copy(sweep: SimpleNamespace, tmp_path: Path) -> Path:
-    root = tmp_path / "p"
-    shutil.copytree(sweep.root, root, symlinks=True)
-    return root
-
-
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    with FakeWandbServer() as srv:
-        for key, value in wandb_env(tmp_path, srv.base_url).items():
-            monkeypatch.setenv(key, value)
-        yield srv
 
 
 def uploads_started(server: FakeWandbServer) -> list[str]:

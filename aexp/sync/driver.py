@@ -224,7 +224,15 @@ class _Sync(Tally):
                 run = self.prepare(item)
                 if run is not None:
                     runs[(item.job_id, item.run_id)] = run
-            upload_runs(self, runs, fds)
+            upload_runs(
+                self,
+                runs,
+                fds,
+                workers=self.workers,
+                timeout=self.timeout,
+                resync=self.resync,
+                bar=self.bar,
+            )
 
     def reread(self, planned: JobWork) -> JobWork | None:
         """The job as its document says now that its claim is held (None: nothing to do)."""

@@ -69,26 +69,15 @@ def job_result(
     backend: str = "",
 ) -> SyncResult:
     """The SyncResult of a whole job (`backend` ""): one whose document cannot be read, or a
-    backend of it that was not attempted."""
-    return SyncResult(
-        path=str(path),
-        job_id=job_id,
-        run_id=run_id,
-        ok=ok,
-        skipped=skipped,
-        returncode=None,
-        stdout="",
-        stderr=stderr,
-        duration=0.0,
-        backend=backend,
-    )
+    backend of it that was not attempted (`path`: the job's directory)."""
+    return replay_result(backend, path, job_id, run_id, ok=ok, skipped=skipped, stderr=stderr)
 
 
 def replay_result(
     backend: str,
     journal: str | Path,
     job_id: str,
-    run_id: str,
+    run_id: str | None,
     *,
     ok: bool,
     skipped: str | None = None,

@@ -35,34 +35,44 @@ from aexp.wandb_offline import FragmentFolder
 from aexp.wandb_offline.repair import describe
 
 if TYPE_CHECKING:
-    from aexp.sync.driver import _Sync
+    from aexp.sync.tally import Tally
     from aexp.sync.wandb_prepare import WandbRun
 
 RunKey = tuple[str, str]  # (job id, run id)
 
 
 def upload_runs(
-    sync: _Sync, runs: Mapping[RunKey, WandbRun], fds: Mapping[str, int | None]
+    tally: Tally,
+    runs: Mapping[RunKey, WandbRun],
+    fds: Mapping[str, int | None],
+    *,
+    workers: int,
+    timeout: float,
+    resync: bool,
+    bar: Any = None,
 ) -> None:
-    """Upload the fragments `runs` have to do (module docstring); results go to `sync`."""
-    round_ = _Round(sync, runs)
+    """Upload the fragments `runs` have to do (module docstring); results go to `tally`.
+    `fds`: {job id: its claim's file descriptor}; `bar`: a progress bar (tqdm) or None."""
+    round_ = _Round(tally, runs, timeout=timeout, bar=bar)
     round_.start()
     upload_rounds(
         round_.todo,
         runs,
         on_done=round_.done,
         on_start=round_.record_start,
-        workers=sync.workers,
-        timeout=sync.timeout,
-        resync=sync.resync,
+        workers=workers,
+        timeout=timeout,
+        resync=resync,
         claims=fds,
     )
     round_.settle_doubts()
 
 
 class _Round:
-    def __init__(self, sync: _Sync, runs: Mapping[RunKey, WandbRun]) -> None:
-        self.sync, self.runs = sync, runs
+    def __init__(
+        self, sync: Tally, runs: Mapping[RunKey, WandbRun], *, timeout: float, bar: Any
+    ) -> None:
+        self.sync, self.runs, self.timeout, self.bar = sync, runs, timeout, bar
         self.todo: dict[RunKey, list[FragmentFolder]] = {k: list(r.todo) for k, r in runs.items()}
         self.urls: dict[RunKey, str] = {}
         self.counted: set[Path] = set()
@@ -72,7 +82,7 @@ class _Round:
 
     def start(self) -> None:
         total = sum(len(left) for left in self.todo.values())
-        bar = self.sync.bar
+        bar = self.bar
         if bar is not None and total:
             bar.total = (bar.total or 0) + total
             bar.refresh()
@@ -179,8 +189,8 @@ class _Round:
                 clear_inflight(run.work.job, run.work.run_id, WANDB, [frag.folder.name])
                 self.sync.in_flight.discard((frag.job_id, WANDB))
             advanced += self.stop_run(key, frag)
-        if self.sync.bar is not None:
-            self.sync.bar.update(advanced)
+        if self.bar is not None:
+            self.bar.update(advanced)
 
     def settle_doubts(self) -> None:
         """Ask the server about the uploads in doubt and record what it says (module
@@ -200,7 +210,7 @@ class _Round:
         keys = list(self.doubts)
         answers = settle_runs(
             [(self.runs[k].work.job, k[1], self._binding(k)) for k in keys],
-            timeout=self.sync.timeout,
+            timeout=self.timeout,
         )
         for key in keys:
             outcome = self.doubts[key]
@@ -215,15 +225,7 @@ class _Round:
             self.sync.in_flight.discard((key[0], WANDB))
             verdict = next((v for v in answer if v.folder == outcome.fragment.folder.name), None)
             if verdict is not None and verdict.kind == SENT:
-                result = result_for(
-                    outcome.fragment,
-                    ok=True,
-                    stdout=(outcome.stdout + "\n" if outcome.stdout else "")
-                    + f"uploaded: {verdict.sentence()} ({outcome.reason})",
-                    returncode=outcome.returncode,
-                    duration=outcome.duration,
-                )
-                self.sync.add([result])
+                self._annotate(outcome, f"uploaded: {verdict.sentence()} ({outcome.reason})")
                 if self.urls.get(key) or outcome.url:
                     self.urls[key] = self.urls.get(key) or outcome.url or ""
                 if key not in self.waiting:
@@ -242,13 +244,21 @@ class _Round:
         return get_binding(run.work.job, read_doc(run.work.job, fresh=True)) or run.work.binding
 
     def _annotate(self, outcome: Outcome, line: str) -> None:
+        """The fragment's result, settled: `line` ends its stdout when the server holds it
+        (ok), its stderr (the reason) when it does not or cannot say."""
+        ok = line.startswith("uploaded: ")
+        stdout, stderr = outcome.stdout, outcome.stderr
+        if ok:
+            stdout = (stdout + "\n" if stdout else "") + line
+        else:
+            stderr = (stderr + "\n" if stderr else "") + line
         self.sync.add(
             [
                 result_for(
                     outcome.fragment,
-                    ok=False,
-                    stdout=outcome.stdout,
-                    stderr=(outcome.stderr + "\n" if outcome.stderr else "") + line,
+                    ok=ok,
+                    stdout=stdout,
+                    stderr=stderr,
                     returncode=outcome.returncode,
                     duration=outcome.duration,
                 )

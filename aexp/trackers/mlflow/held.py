@@ -20,8 +20,15 @@ from typing import TYPE_CHECKING, Any
 from aexp.trackers.base import ReplayResult
 from aexp.trackers.mlflow import limits
 from aexp.trackers.mlflow.client import translated
-from aexp.trackers.mlflow.mapping import ARTIFACT_PREFIX, EXIT_CODE_TAG, PROGRESS_TAG, TERMINAL
-from aexp.trackers.mlflow.replay import _artifact_marker, _end_of, axis
+from aexp.trackers.mlflow.mapping import (
+    ARTIFACT_PREFIX,
+    EXIT_CODE_TAG,
+    PROGRESS_TAG,
+    TERMINAL,
+    artifact_marker,
+    axis,
+    end_of,
+)
 from aexp.trackers.mlflow.uri import run_page
 
 if TYPE_CHECKING:
@@ -59,13 +66,13 @@ def held_by_server(
             steps_wanted <= {m.step for m in store.client.get_metric_history(mlid, key)}
             for key, steps_wanted in wanted.items()
         )
-    status, _, code = _end_of(journal)
+    status, _, code = end_of(journal)
     ended = status not in TERMINAL or (
         run.info.status == status and (code is None or tags.get(EXIT_CODE_TAG) == code)
     )
     last: dict[str, Any] = {artifact.name: artifact for artifact in journal.artifacts}
     artifacts_held = all(
-        tags.get(limits.mlflow_name(ARTIFACT_PREFIX + name)) == _artifact_marker(artifact)
+        tags.get(limits.mlflow_name(ARTIFACT_PREFIX + name)) == artifact_marker(artifact)
         for name, artifact in last.items()
     )
     complete = rows_held and ended and artifacts_held and status in TERMINAL
