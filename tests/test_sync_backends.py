@@ -47,6 +47,12 @@ def test_bind_tracker_binds_the_backends_of_signac_rc_and_both_get_the_run(
     assert list(alone["backends"]) == ["mlflow"]
 
     run_cmd([PYTHON, "project.py", "run", "-o", "execute", "finish"], root, env, 300, True)
+
+    def shown(job_id: str) -> dict[str, Any]:
+        return json.loads(run_cmd([*aexp, "show", job_id, "--json"], root, env, 120, True).stdout)
+
+    before = shown(job)["sync"]  # each backend speaks for itself, not the primary for all
+    assert {name: s["synced_at"] for name, s in before.items()} == {"wandb": None, "mlflow": None}
     uri = copy_store(empty_store, tmp_path / "store" / "mlflow.db")
     with FakeWandbServer() as server:
         sync_env = {**wandb_env(tmp_path, server.base_url), "MLFLOW_TRACKING_URI": uri}
@@ -56,6 +62,11 @@ def test_bind_tracker_binds_the_backends_of_signac_rc_and_both_get_the_run(
         assert_wandb_once(server, root, [job])
     assert_mlflow_once(uri, root, [job, other])
     assert binding(root, job)["synced_at"]
+    after = shown(job)
+    assert all(s["synced_at"] for s in after["sync"].values()), after["sync"]
+    assert all(f["kind"] == "W&B offline run, synced" for f in after["run_files"])
+    text = run_cmd([*aexp, "show", job], root, env, 120, True).stdout
+    assert "sync (per backend)" in text and "  mlflow   synced " in text
 
 
 @NEEDS_WANDB[0]

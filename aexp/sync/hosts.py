@@ -102,6 +102,13 @@ def backend_blocker(name: str) -> Blocker | None:
         else:
             short = "W&B cannot be used here"
         return Blocker(reason, short)
+    return _adapter_blocker(name)
+
+
+@functools.cache
+def _adapter_blocker(name: str) -> Blocker | None:
+    """A backend's own answer (its adapter's `sync_blocker()`), kept per process: `status`
+    asks for every job that waits for a sync."""
     from aexp.trackers import ADAPTERS
 
     check = getattr(ADAPTERS.get(name), "sync_blocker", None)
@@ -123,8 +130,10 @@ def _allocation() -> str | None:
 
 
 def forget_sync_blocker() -> None:
-    """Drop the answer `sync_blocker` keeps for this process (after `wandb login` in it)."""
+    """Drop the answers `sync_blocker` and `backend_blocker` keep for this process (after
+    `wandb login`, or installing a backend's package, in it)."""
     _ask_host.cache_clear()
+    _adapter_blocker.cache_clear()
 
 
 NO_CREDENTIALS = (

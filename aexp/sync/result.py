@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aexp.wandb_offline import FragmentFolder
+if TYPE_CHECKING:
+    from aexp.wandb_offline import FragmentFolder
 
 # Skip reasons (SyncResult.skipped) that callers may compare against.
 ALREADY_SYNCED = "already synced"
