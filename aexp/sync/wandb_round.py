@@ -231,7 +231,7 @@ class _Round:
                 if key not in self.waiting:
                     self.through(key)
             elif verdict is not None and verdict.kind != NONE:
-                self._annotate(outcome, f"{verdict.sentence()} at the next sync")
+                self._annotate(outcome, f"{verdict.sentence()} (by the next sync)")
             else:
                 self._annotate(outcome, "the server holds none of it; it is sent again next time")
 

@@ -52,6 +52,7 @@ class Verdict:
     folder: str  # the fragment's folder name
     kind: str  # SENT, NONE or PARTIAL
     record: dict[str, Any] | None  # what the document records of it as synced (None: nothing)
+    missing: tuple[str, ...] = ()  # what of it the server lacks (PARTIAL)
 
     def sentence(self) -> str:
         """One line for the user."""
@@ -61,9 +62,8 @@ class Verdict:
             return "the server holds none of it: sent again"
         rec = self.record or {}
         held = f"steps {rec['first']}..{rec['last']}" if rec.get("rows") else "none of its rows"
-        return (
-            f"the server holds part of it ({held}); the rest is written from the journal "
-            "and sent after it"
+        return f"the server holds part of it ({held}); sent from the journal after it: " + (
+            ", ".join(self.missing)
         )
 
 
@@ -129,12 +129,17 @@ def decide(
             "start": entry.get("start") or 0.0,
             "artifacts": sorted(arrived),
         }
-        whole = held_rows == rows and len(arrived) == len(entry.get("artifacts") or ())
+        lacking = [a for a in entry.get("artifacts") or () if a not in arrived]
+        missing = []
+        if held_rows < rows:
+            missing.append(f"the rows after step {held_last}" if held_rows else "its rows")
+        missing += [f"artifact {a}" for a in lacking]
         last_one = index == len(ordered) - 1
         if last_one and not account.ended:
             record["ended"] = False  # the run's end (exit code, summary) did not arrive
-        sent = whole and (account.ended or not last_one)
-        verdicts.append(Verdict(name, SENT if sent else PARTIAL, record))
+            missing.append("the run's end")
+        sent = not missing
+        verdicts.append(Verdict(name, SENT if sent else PARTIAL, record, tuple(missing)))
     return verdicts
 
 
