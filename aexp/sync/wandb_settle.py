@@ -199,15 +199,21 @@ def settle_runs(
         if not isinstance(account, Account):
             out[job.id] = f"W&B could not say what it holds of run {run_id} ({account})"
             continue
-        inflight = inflight_fragments(binding)
-        recorded = {k: v for k, v in known_fragments(dict(binding)).items() if k not in inflight}
-        folders = {name: Path(job.path, WANDB_DIR, name) for name in inflight}
-        verdicts = decide(account, inflight, recorded, folders)
-        written = apply_verdicts(job, run_id, verdicts, folders)
+        try:
+            inflight = inflight_fragments(binding)
+            recorded = {
+                k: v for k, v in known_fragments(dict(binding)).items() if k not in inflight
+            }
+            folders = {name: Path(job.path, WANDB_DIR, name) for name in inflight}
+            verdicts = decide(account, inflight, recorded, folders)
+            written = apply_verdicts(job, run_id, verdicts, folders)
+        except Exception as exc:  # this job's trouble stays with it: its uploads stay in doubt
+            out[job.id] = f"its verdict could not be recorded ({type(exc).__name__}: {exc})"
+            continue
         out[job.id] = (
             verdicts
             if written
-            else (f"the job document could not record what W&B holds of run {run_id}")
+            else f"the job document could not record what W&B holds of run {run_id}"
         )
     return out
 
