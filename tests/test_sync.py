@@ -294,7 +294,9 @@ def test_a_marker_written_for_an_incomplete_upload_counts_as_a_failure(
     assert "filestream" in results[victim].stderr
     assert reason(results[victim]).startswith("the server holds part of it (none of its rows)")
     assert server.runs()[victim]["history"] == [], "the server has the run, not its data"
-    assert not list((copy / "workspace" / built.ids["full"]).glob("wandb/*/*.synced"))
+    # W&B's marker stays: the job document records the fragment as far as the server holds it
+    # (its artifact), and a bare `wandb sync` must not send that again either.
+    assert list((copy / "workspace" / built.ids["full"]).glob("wandb/*/*.synced"))
     assert not binding(copy, built.ids["full"]).get("synced_at")
 
     server.set_mode("ok")

@@ -8,7 +8,8 @@ failed, and W&B sometimes logs an ERROR for an upload that arrived whole. So eve
 an upload that started is a doubt (`Outcome.doubt`), never a verdict: the server's own account
 settles it (wandb_settle.py) before anything of the run is sent again. An upload that provably
 never started (not named in W&B's log of a process that ran to its end) failed, and nothing of it
-arrived. A marker W&B wrote for a fragment that is not judged synced is removed again. Nothing
+arrived; a marker W&B wrote for it is removed again. A doubt keeps W&B's marker: the settling
+removes it when the server holds nothing of the fragment. Nothing
 else in the workspace is deleted or changed (W&B adds its own `run-<id>.wandb.syncstate` on
 every attempt).
 
@@ -267,9 +268,11 @@ class Launch:
             outcome.doubt = started and not outcome.requeue
             extra = [f"W&B: {e}" for e in [*state.errors, *self.log.global_errors]]
             mine_err = [*mine_err, *dict.fromkeys(extra)]
-            if new_marker and frag.marker is not None:
-                # W&B wrote the marker although the upload was incomplete (or we cut it short):
-                # take it back, so the fragment stays unsynced and is retried next time.
+            if new_marker and frag.marker is not None and not outcome.doubt:
+                # W&B wrote the marker although nothing of the upload can have arrived: take it
+                # back, so the fragment stays unsynced and is sent next time. A doubt keeps its
+                # marker until the server's account decides (wandb_settle.py removes it when
+                # nothing arrived; a bare `wandb sync` then skips what did).
                 with contextlib.suppress(OSError):
                     frag.marker.unlink()
             outcome.reason = reason
