@@ -18,12 +18,14 @@ journal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -61,10 +63,20 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return SimpleNamespace(root=root, ids=ids)
 
 
-def _trial_env(tmp: Path, server: FakeWandbServer, store: Path) -> dict[str, str]:
-    env = wandb_env(tmp, server.base_url)
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
-    return env
+@contextlib.contextmanager
+def _trial(
+    sweep: SimpleNamespace, root: Path, empty_store: Path, home: Path
+) -> Iterator[tuple[FakeWandbServer, dict[str, str], Path]]:
+    """One trial: a copy of the sweep at `root` with a fresh MLflow store in it, a fresh W&B
+    stand-in answering slowly; yields (server, the sync's environment, the store)."""
+    shutil.copytree(sweep.root, root, symlinks=True)
+    store = root / "store.db"
+    copy_store(empty_store, store)
+    with FakeWandbServer() as server:
+        server.delay = DELAY
+        env = wandb_env(home, server.base_url)
+        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
+        yield server, env, store
 
 
 def _interrupt(proc: subprocess.Popen, sig: int, after: float) -> tuple[list[int], float]:
@@ -92,12 +104,7 @@ def test_a_sync_interrupted_at_random_moments_then_synced_again_sends_everything
     landed = 0
     for trial in range(SIGNAL_TRIALS):
         root = tmp_path / f"t{trial}"
-        shutil.copytree(sweep.root, root, symlinks=True)
-        store = root / "store.db"
-        copy_store(empty_store, store)
-        with FakeWandbServer() as server:
-            server.delay = DELAY
-            env = _trial_env(tmp_path / f"e{trial}", server, store)
+        with _trial(sweep, root, empty_store, tmp_path / f"e{trial}") as (server, env, store):
             after = rng.uniform(0.5, 8.0)
             print(f"trial {trial}: {signal.Signals(sig).name} after {after:.2f} s")
             proc = start_sync(root, env)
@@ -167,12 +174,8 @@ def test_a_disk_that_fills_up_during_a_sync_then_has_room_again_sends_everything
         _mount_tmpfs(disk, size_mb)
         try:
             root = disk / "project"
-            shutil.copytree(sweep.root, root, symlinks=True)
-            store = root / "store.db"
-            copy_store(empty_store, store)
-            with FakeWandbServer() as server:
-                server.delay = DELAY
-                env = _trial_env(tmp_path / f"e{trial}", server, store)
+            home = tmp_path / f"e{trial}"
+            with _trial(sweep, root, empty_store, home) as (server, env, store):
                 env["TMPDIR"] = str(disk / "tmp")  # the sync's own temporary files too
                 (disk / "tmp").mkdir()
                 after = rng.uniform(0.3, 6.0)
