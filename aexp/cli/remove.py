@@ -1,5 +1,11 @@
 """`aexp remove`: delete jobs of the sweep (their workspace directories, runs and files), after
-a confirmation, never while another process works on one of them.
+a confirmation, never while another process works on one of them, and never a run that exists
+nowhere else without `--force`.
+
+A run that ran (any state but bound) and has not reached every backend that receives runs from a
+login node (W&B offline, MLflow: aexp.sync.rules.unsynced_backends), or a previous run a rerun
+kept that has not, exists only in its job: deleting the job deletes it for good. Such runs are
+named, and the removal refused unless `--force` (then the prompt and the summary name them).
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from aexp.errors import AexpError, JobBusyError
 
 def _busy_reason(job: Any, stale_after: float) -> str | None:
     """Why another process is working on the job (None: it is free). Takes and releases the
-    job's claim (aexp.joblock.job_claim), and reads a running attempt's heartbeat, which
-    covers an attempt on another host of a file system whose locks do not reach across."""
+    job's claim (aexp.joblock.job_claim), and asks whether an attempt holds the run
+    (aexp.sync.rules.still_executing: its heartbeat, whatever node it runs on), which covers an
+    attempt on another host of a file system whose locks do not reach across."""
+    from aexp.binding import get_binding
     from aexp.jobdoc import read_doc
     from aexp.joblock import job_claim
-    from aexp.lifecycle import is_stale
+    from aexp.sync.rules import still_executing
 
     try:
         with job_claim(job):
@@ -31,11 +39,42 @@ def _busy_reason(job: Any, stale_after: float) -> str | None:
         return str(exc)
     except AexpError:  # an unreadable document: nothing can be running it through aexp
         return None
-    binding = doc.get("tracker")
-    running = isinstance(binding, dict) and binding.get("state") == "running"
-    if running and not is_stale(doc, stale_after):
-        return f"job {job.id} is executing (heartbeat {doc.get('heartbeat_at')})."
+    try:
+        binding = get_binding(job, doc)
+    except AexpError:
+        return None
+    if binding is not None and still_executing(doc, binding, stale_after):
+        host = (doc.get("attempt") or {}).get("host")
+        where = f" on {host}" if host else ""
+        return f"job {job.id} is executing{where} (heartbeat {doc.get('heartbeat_at')})."
     return None
+
+
+def _only_here(record: Any) -> list[str]:
+    """The runs of a job that exist nowhere else: `run <id> (not on <backends>)` for its run
+    and each previous run a rerun kept, when it ran and some backend that receives it from a
+    login node has not."""
+    from aexp.schema import BOUND
+    from aexp.sync.rules import backend_needs_sync, unsynced_backends
+
+    binding = record.binding
+    if not binding:
+        return []
+    found = []
+    missing = unsynced_backends(binding)
+    if missing and binding["state"] != BOUND:
+        found.append(f"run {binding['run_id']} (not on {', '.join(missing)})")
+    offline = bool(binding.get("offline"))
+    for previous in binding.get("previous_runs") or []:
+        parts = previous.get("backends") or {previous.get("backend") or binding["backend"]: {}}
+        lacking = [
+            name
+            for name, part in parts.items()
+            if backend_needs_sync(name, {}, offline=offline) and not part.get("synced_at")
+        ]
+        if lacking and previous.get("state") != BOUND:
+            found.append(f"previous run {previous['run_id']} (not on {', '.join(lacking)})")
+    return found
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -66,6 +105,14 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if busy:
         more = f" (and {len(busy) - 1} more)" if len(busy) > 1 else ""
         raise AexpError(f"{busy[0]}{more} Nothing removed; wait for it, or leave it out.")
+    only_here = {r.job_id: runs for r in records if (runs := _only_here(r))}
+    lost = [f"job {job_id} {run}" for job_id, runs in only_here.items() for run in runs]
+    if lost and not args.force:
+        raise AexpError(
+            f"{len(lost)} run(s) exist only in their jobs, not synced yet: {'; '.join(lost)}. "
+            "Nothing removed; sync them first (aexp sync-offline, from a login node), or pass "
+            "--force to delete them for good."
+        )
     rows = [(r.job_id, r.state, r.run_id, r.group) for r in records]
     print(_table(("JOB", "STATE", "RUN", "GROUP"), rows))
     noun = "1 job" if len(records) == 1 else f"{len(records)} jobs"
@@ -73,13 +120,16 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if not args.yes:
         if "-" in (args.job_ids or []) or not sys.stdin or sys.stdin.closed:
             raise UsageError("the job ids came from stdin, so there is no one to ask; pass --yes.")
-        print(f"Remove {these}, with their runs and files? [y/N] ", end="", file=sys.stderr)
+        never = (
+            f" ({len(lost)} run(s) never synced, lost for good: {'; '.join(lost)})" if lost else ""
+        )
+        print(f"Remove {these}, with their runs and files{never}? [y/N] ", end="", file=sys.stderr)
         sys.stderr.flush()
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             print("nothing removed.", file=sys.stderr)
-            return 1
-    removed, failed = 0, 0
+            return 0
+    removed, failed, deleted = 0, 0, []
     for record in records:
         job = jobs[record.job_id]
         try:
@@ -90,12 +140,13 @@ def cmd_remove(args: argparse.Namespace) -> int:
             failed += 1
             continue
         removed += 1
+        deleted += [f"job {record.job_id} {run}" for run in only_here.get(record.job_id, [])]
         run = f" (run {record.run_id}, {record.state})" if record.run_id else " (no run)"
         print(f"removed {record.job_id}{run}")
-    print(
-        f"removed {removed} of {noun}; runs already synced stay on their tracker's server.",
-        file=sys.stderr,
-    )
+    closing = f"removed {removed} of {noun}; runs already synced stay on their tracker's server"
+    if deleted:
+        closing += f"; deleted for good, never synced: {'; '.join(deleted)}"
+    print(closing + ".", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -107,8 +158,9 @@ def register(commands: Commands) -> None:
         "  aexp remove 5d1f4c3e\n"
         "  aexp remove --experiment E018 --where seed=3..4\n"
         "  aexp runs --state failed -q | aexp remove - --yes\n\n"
-        "Jobs another process works on are refused (nothing is removed). Runs already synced\n"
-        "to W&B or MLflow stay there.",
+        "Jobs another process works on are refused (nothing is removed), and so are runs that\n"
+        "exist only in their job (not synced to W&B or MLflow yet) unless --force. Runs already\n"
+        "synced stay on their tracker's server. Declining the prompt exits 0.",
         cmd_remove,
     )
     sub.add_argument(
@@ -117,6 +169,11 @@ def register(commands: Commands) -> None:
     add_selection_options(sub)
     sub.add_argument("--all", action="store_true", help="every job of the project")
     sub.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="also remove runs that were never synced (deleted for good)",
+    )
 
 
 __all__ = ["cmd_remove", "register"]

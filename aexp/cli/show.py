@@ -1,5 +1,8 @@
-"""`aexp show`: everything about one job (state point, document, binding, run files), found by
-job id, unique prefix or tracker run id.
+"""`aexp show`: everything about one job (state point, document, binding, each backend's sync
+state, run files), found by job id, unique prefix or tracker run id.
+
+What is synced is said per backend, from the job document (each backend's `synced_at`; W&B's
+fragments as the document records them), never from the primary backend or W&B's marker files.
 """
 
 from __future__ import annotations
@@ -18,19 +21,64 @@ def _run_files(job: Any, binding: dict[str, Any] | None) -> list[dict[str, Any]]
     files: list[dict[str, Any]] = []
     if binding is None:
         return files
-    if binding["backend"] == "noop":
-        events = Path(job.path, "tracker_log", binding["run_id"], "events.jsonl")
-        if events.exists():
-            files.append({"path": str(events), "kind": "noop event log"})
-    elif binding["backend"] == "wandb":
-        from aexp.wandb_offline import find_fragments, fragment_log
+    from aexp.binding import backend_parts
 
+    parts = backend_parts(binding)
+    events = Path(job.path, "tracker_log", binding["run_id"], "events.jsonl")
+    if binding["backend"] == "noop" and events.exists():
+        files.append({"path": str(events), "kind": "noop event log"})
+    if "wandb" in parts:
+        from aexp.wandb_offline import find_fragments
+
+        part = parts["wandb"]
+        recorded = (part.get("state") or {}).get("fragments") or {}
+        in_flight = (part.get("inflight") or {}).get("fragments") or {}
         for folder in find_fragments(job.path):
-            log = fragment_log(folder)
-            synced = log is not None and log.with_name(log.name + ".synced").exists()
-            kind = "W&B offline run, synced" if synced else "W&B offline run, not synced"
+            # What the job document records, not W&B's marker files (docs/sync.md).
+            if folder.name in recorded:
+                kind = "W&B offline run, synced"
+            elif folder.name in in_flight:
+                kind = "W&B offline run, upload in doubt (the next sync asks the server)"
+            else:
+                kind = "W&B offline run, not synced"
             files.append({"path": str(folder), "kind": kind})
     return files
+
+
+def _sync_state(binding: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Each backend of the run: whether it is synced from a login node at all, and whether it
+    holds the run (its own `synced_at`, not the primary backend's)."""
+    if binding is None:
+        return {}
+    from aexp.binding import backend_parts
+    from aexp.sync.rules import backend_needs_sync
+
+    offline = bool(binding.get("offline"))
+    state = {}
+    for name, part in backend_parts(binding).items():
+        needs = backend_needs_sync(name, part, offline=offline)
+        state[name] = {
+            "synced_from_login_node": needs,
+            "synced_at": part.get("synced_at"),
+            "in_flight": bool(part.get("inflight")),
+            "url": part.get("url"),
+        }
+    return state
+
+
+def _sync_lines(state: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for name, s in state.items():
+        if not s["synced_from_login_node"]:
+            what = "fed during each attempt (nothing to sync)"
+        elif s["synced_at"]:
+            what = f"synced {s['synced_at']}"
+        elif s["in_flight"]:
+            what = "not synced: an upload is in doubt (the next sync asks the server first)"
+        else:
+            what = "not synced yet (aexp sync-offline)"
+        lines.append(f"  {name:<8} {what}")
+    return lines
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -50,6 +98,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             "statepoint": job.cached_statepoint,
             "document": other,
             "tracker": binding,
+            "sync": _sync_state(binding),
             "run_files": files,
         }
     )
@@ -78,6 +127,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         lines += ["", "tracker", f"  not bound (bind it with: aexp bind-tracker {job.id})"]
     else:
         lines += ["", *_section("tracker", binding)]
+        lines += ["", "sync (per backend)", *_sync_lines(everything["sync"])]
     if files:
         lines += ["", "run files"] + [f"  {f['path']}  ({f['kind']})" for f in files]
     print("\n".join(lines))

@@ -1,9 +1,11 @@
 """`aexp sync-offline`: upload finished W&B offline runs, replay runs into backends fed by replay
 (from a login node).
 
-The sync itself is `aexp.sync.sync_offline_runs`; this module picks the jobs and reports. An idle
-pass without job ids must stay cheap (login nodes run it from cron): it loads none of signac,
-flow or wandb, which tests/test_sync.py checks (see "Imports" in aexp/cli/__init__.py).
+The sync itself is `aexp.sync.sync_offline_runs`; this module picks the jobs and reports, per
+backend and in runs (aexp.sync.report): `wandb: 3 uploaded, 1 failed (...); mlflow: 4 replayed`,
+the same in `--json` (schema `aexp.sync-offline/1`). An idle pass without job ids must stay cheap
+(login nodes run it from cron): it loads none of signac, flow or wandb, which tests/test_sync.py
+checks (see "Imports" in aexp/cli/__init__.py).
 """
 
 from __future__ import annotations
@@ -20,12 +22,6 @@ from aexp.cli.resolve import _jobs, _project, _project_dir
 from aexp.errors import AexpError, BindingError
 
 
-def backend_needs_sync(name: str, part: Any, *, offline: bool) -> bool:
-    from aexp.sync.plan import backend_needs_sync as needs
-
-    return needs(name, part, offline=offline)
-
-
 def _sync_function() -> Callable[..., list[Any]]:
     from aexp import sync
 
@@ -35,19 +31,12 @@ def _sync_function() -> Callable[..., list[Any]]:
     return function
 
 
-def _reason(result: Any) -> str:
-    for text in (getattr(result, "stderr", None), getattr(result, "stdout", None)):
-        lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-        if lines:
-            return lines[-1][:300]
-    code = getattr(result, "returncode", None)
-    return f"exit code {code}" if code is not None else "no reason given"
-
-
 def cmd_sync_offline(args: argparse.Namespace) -> int:
     from aexp.binding import backend_parts, get_binding
     from aexp.jobs import find_project_root
     from aexp.settings import load_settings
+    from aexp.sync.report import SCHEMA, failure_lines, summarize
+    from aexp.sync.rules import backend_needs_sync
 
     # Without job ids, sync needs job directories only, not signac (see sync_offline_runs).
     root = find_project_root(_project_dir(args))
@@ -69,43 +58,48 @@ def cmd_sync_offline(args: argparse.Namespace) -> int:
                 )
         job_ids = [job.id for job in jobs]
     sync = _sync_function()
-    results = sync(
-        root,
-        dry_run=args.dry_run,
-        job_ids=job_ids,
-        workers=args.jobs or settings.sync_workers,
-        timeout=args.timeout or settings.sync_timeout,
-        resync=args.resync,
-        progress=sys.stderr.isatty() and not args.json,
-        settings=settings,
-    )
-    counts = {"synced": 0, "skipped": 0, "failed": 0}
-    lines = []
-    for r in results:
-        backend = getattr(r, "backend", "wandb")
-        where = f"job {r.job_id} run {r.run_id} ({r.path if backend == 'wandb' else backend})"
-        if r.skipped:
-            counts["skipped"] += 1
-            if args.verbose:
-                lines.append((sys.stdout, f"skipped: {where}: {r.skipped}"))
-        elif r.ok:
-            counts["synced"] += 1
-            if args.verbose:
-                verb = "would sync" if args.dry_run else "synced"
-                lines.append((sys.stdout, f"{verb}: {where}"))
-        else:
-            counts["failed"] += 1
-            lines.append((sys.stderr, f"failed: {where}: {_reason(r)}"))
+    try:
+        results = sync(
+            root,
+            dry_run=args.dry_run,
+            job_ids=job_ids,
+            workers=args.jobs or settings.sync_workers,
+            timeout=args.timeout or settings.sync_timeout,
+            resync=args.resync,
+            progress=sys.stderr.isatty() and not args.json,
+            settings=settings,
+            verbose=args.verbose,
+        )
+    except KeyboardInterrupt:  # the sync said in one line what did not finish
+        return 130
+    summary = summarize(results, dry_run=args.dry_run)
+    code = 1 if summary.failed else 0
     if args.json:
-        print(_dump([dataclasses.asdict(r) for r in results]))
-        return 1 if counts["failed"] else 0
-    for stream, line in lines:
-        print(line, file=stream)
-    prefix = "dry run, would have " if args.dry_run else ""
-    print(
-        f"{prefix}synced {counts['synced']}, skipped {counts['skipped']}, failed {counts['failed']}"
-    )
-    return 1 if counts["failed"] else 0
+        print(
+            _dump(
+                {
+                    "schema": SCHEMA,
+                    "summary": summary.line(),
+                    "backends": summary.as_json(),
+                    "corrupt": summary.corrupt,
+                    "results": [dataclasses.asdict(r) for r in results],
+                }
+            )
+        )
+        return code
+    if args.verbose:
+        for r in results:
+            where = (
+                f"job {r.job_id} run {r.run_id} ({r.path if r.backend == 'wandb' else r.backend})"
+            )
+            if r.skipped:
+                print(f"skipped: {where}: {r.skipped}")
+            elif r.ok:
+                print(f"{'would sync' if args.dry_run else 'synced'}: {where}")
+    for line in failure_lines(results):
+        print(line, file=sys.stderr)
+    print(summary.line())
+    return code
 
 
 def _positive_int(text: str) -> int:
@@ -135,8 +129,9 @@ def register(commands: Commands) -> None:
         "upload finished W&B offline runs (from a login node)",
         "  aexp sync-offline --dry-run\n"
         "  aexp sync-offline --jobs 8 --timeout 300\n\n"
-        "Runs already synced are skipped (unless --resync); one line per failure, then\n"
-        "'synced N, skipped N, failed N'. Exit code 1 when any run failed to sync.",
+        "Runs already synced are skipped (unless --resync); one line per failure, then one\n"
+        "line per backend, in runs: 'wandb: 3 uploaded, 1 failed (...); mlflow: 4 replayed'.\n"
+        "Exit code 1 when any run failed to sync.",
         cmd_sync_offline,
     )
     sub.add_argument("job_ids", nargs="*", metavar="JOB", help="only these jobs (default: all)")
@@ -145,8 +140,16 @@ def register(commands: Commands) -> None:
         "--jobs", type=_positive_int, metavar="N", help="runs synced in parallel ([sync] workers)"
     )
     sub.add_argument(
-        "--timeout", type=_positive_float, metavar="S", help="seconds per run ([sync] timeout)"
+        "--timeout",
+        type=_positive_float,
+        metavar="S",
+        help="seconds per run and backend ([sync] timeout)",
     )
     sub.add_argument("--resync", action="store_true", help="upload runs already synced again")
-    sub.add_argument("--json", action="store_true", help="print the results as a JSON list")
-    sub.add_argument("-v", "--verbose", action="store_true", help="one line per run")
+    sub.add_argument("--json", action="store_true", help="print the summary and results as JSON")
+    sub.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="one line per fragment and replay; the backends' own log lines",
+    )
