@@ -22,7 +22,8 @@ def _busy_reason(job: Any, stale_after: float) -> str | None:
     covers an attempt on another host of a file system whose locks do not reach across."""
     from aexp.jobdoc import read_doc
     from aexp.joblock import job_claim
-    from aexp.lifecycle import is_stale
+    from aexp.schema import RUNNING
+    from aexp.state import job_state
 
     try:
         with job_claim(job):
@@ -31,10 +32,9 @@ def _busy_reason(job: Any, stale_after: float) -> str | None:
         return str(exc)
     except AexpError:  # an unreadable document: nothing can be running it through aexp
         return None
-    binding = doc.get("tracker")
-    running = isinstance(binding, dict) and binding.get("state") == "running"
-    if running and not is_stale(doc, stale_after):
-        return f"job {job.id} is executing (heartbeat {doc.get('heartbeat_at')})."
+    seen = job_state(job, doc, stale_after=stale_after)
+    if seen.state == RUNNING and not seen.stale:
+        return f"job {job.id} is executing (heartbeat {seen.mark.heartbeat_at})."
     return None
 
 

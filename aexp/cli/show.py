@@ -34,8 +34,9 @@ def _run_files(job: Any, binding: dict[str, Any] | None) -> list[dict[str, Any]]
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from aexp.binding import get_binding, run_spec
+    from aexp.binding import get_binding
     from aexp.jobdoc import read_doc
+    from aexp.spec import run_spec
 
     project = _project(args)
     (job,) = _jobs(project, [args.job], stdin=False)

@@ -36,7 +36,7 @@ class AexpDashboard(Dashboard):
         config: dict[str, Any] | None = None,
         modules: list[Any] | None = None,
     ) -> None:
-        from aexp.binding import open_project
+        from aexp.jobs import open_project
         from aexp.settings import load_settings
 
         project = project if project is not None else open_project(root)

@@ -16,11 +16,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aexp.binding import backend_parts, get_binding, spec_of
+from aexp.binding import backend_parts, get_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import peek_doc
 from aexp.journal import journal_path
 from aexp.results.select import CORRUPT, UNBOUND, Selection
+from aexp.spec import spec_of
+from aexp.state import job_state
 from aexp.trackers import ADAPTERS
 
 # Strict JSON keeps non-finite floats as these strings (aexp.jobdoc.strict_json).
@@ -43,12 +45,15 @@ class JobRecord:
     binding: dict[str, Any] | None = None
     error: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # computed columns, by name
+    observed: str | None = None  # aexp.state.job_state(...).state, when read from the job
 
     @property
     def state(self) -> str:
-        """The binding's state, or `unbound` / `corrupt`."""
+        """The job's state (`aexp.state.job_state`), or `unbound` / `corrupt`."""
         if self.error is not None:
             return CORRUPT
+        if self.observed is not None:
+            return self.observed
         return self.binding["state"] if self.binding else UNBOUND
 
     @property
@@ -151,6 +156,7 @@ def read_record(
         record.error = str(exc)
         return record
     record.status = doc.get("status")
+    record.observed = job_state(job, doc).state  # a running attempt's start: in its journal
     if binding is None:
         limina = doc.get("limina") if isinstance(doc.get("limina"), Mapping) else None
         record.group = spec_of(statepoint, limina, job.id, group_by=group_by)["group"]

@@ -26,10 +26,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aexp.binding import RUNNING, find_project_root, get_binding
+from aexp.binding import get_binding
 from aexp.errors import BindingError, JobBusyError, TrackerInitError
 from aexp.jobdoc import read_doc
-from aexp.schema import FAILED, FINISHED
+from aexp.jobs import find_project_root
+from aexp.schema import FAILED, FINISHED, RUNNING
 from aexp.settings import Settings, load_settings
 from aexp.sync.plan import WANDB, JobWork, plan_jobs, settle, stale
 from aexp.sync.result import STILL_EXECUTING, SyncResult, replay_result, result_for

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aexp.binding import BOUND, RUNNING, backend_parts, find_project_root, get_binding
+from aexp.binding import backend_parts, get_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import JobDir, peek_doc
-from aexp.schema import PREEMPTED
+from aexp.jobs import find_project_root
+from aexp.schema import BOUND, PREEMPTED, RUNNING
+from aexp.state import is_stale, job_state
 from aexp.sync.result import ALREADY_SYNCED, SET_ASIDE, STILL_EXECUTING, SyncResult, result_for
 from aexp.trackers import ADAPTERS
 from aexp.wandb_offline import FragmentFolder, job_fragment_folders, workspace_fragment_folders
@@ -155,8 +157,6 @@ def _no_log(frag: FragmentFolder) -> str:
 
 
 def stale(doc: Mapping[str, Any], stale_after: float) -> bool:
-    from aexp.lifecycle import is_stale  # here: the lifecycle's imports, for running jobs only
-
     return is_stale(doc, stale_after)
 
 
@@ -185,7 +185,8 @@ def plan_jobs(
                 for f in fragments
             ]
             continue
-        if binding["state"] == RUNNING and not stale(doc, stale_after):
+        seen = job_state(job, doc, stale_after=stale_after)  # an attempt's start: its journal
+        if seen.state == RUNNING and not seen.stale:
             results += [result_for(f, ok=True, skipped=STILL_EXECUTING) for f in fragments]
             continue
         item, skipped = settle(job, binding, fragments, resync)

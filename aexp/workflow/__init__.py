@@ -1,7 +1,10 @@
-"""What project.py's operations, conditions and labels call: plain functions of a job.
+"""What project.py's operations, conditions and labels call: plain functions of a job; and the
+FlowProject project.py subclasses.
 
+    project.py      WorkflowProject (flow's machinery: checks, the pass summary, submission) and
+                    `main`: the one module of aexp that imports signac-flow
     conditions.py   what `status` and `run` ask of a job (eligibility, labels), read from its
-                    document at one parse per job
+                    state (aexp.state) at one parse per job
     operations.py   init_tracker, execute, finish: each contained to its job (a failure is one
                     line, never the end of the pass)
     preflight.py    what is checked once before a pass (backend SDKs installed, the workspace
@@ -10,7 +13,8 @@
     forked.py       the project as a process pool forked from this process finds it (run -p N)
     walltime.py     whether a SLURM submission leaves time to work before its warning signal
 
-aexp never imports signac-flow: these are ordinary functions, usable from any workflow engine.
+Everything but project.py is ordinary functions, usable from any workflow engine; importing
+`aexp.workflow` imports no flow.
 """
 
 from __future__ import annotations

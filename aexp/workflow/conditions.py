@@ -1,18 +1,20 @@
-"""The workflow's conditions and labels: plain functions of a job that read its document.
+"""The workflow's conditions and labels: plain functions of a job that read its state.
 
-Conditions and labels see a job through a small tuple of facts taken from its document (bound?
-state, backends, offline, finished, synced, needs a sync, or the reason it cannot be read; and
-the document itself while the job is running, for `is_stale`). Outside `snapshot()` the facts are
-re-derived only when the document changed (`read_doc` is cached per file change); inside
-`snapshot()`, which project.py wraps around `status`, each job document is read exactly once for
-all of its conditions and labels and the parsed document is not kept, so a status over 100,000
-jobs holds a few hundred bytes per job, not the documents. A job whose document was damaged
-(aexp/schema.py) is never eligible for anything; it shows the `corrupt` label and one warning
-naming the job, and every other job carries on.
+Conditions and labels see a job through a small tuple of facts taken from its state
+(`aexp.state.job_state`: bound? state, backends, offline, finished, synced, needs a sync, or the
+reason it cannot be read; and the running attempt's mark, whose staleness is judged at each
+question). Outside `snapshot()` the facts are re-derived only when the document changed
+(`read_doc` is cached per file change); inside `snapshot()`, which the workflow's project wraps
+around `status`, each job's state is read exactly once for all of its conditions and labels and
+the parsed document is not kept, so a status over 100,000 jobs holds a few hundred bytes per
+job, not the documents. A job whose document was damaged (aexp/schema.py) is never eligible for
+anything; it shows the `corrupt` label and one warning naming the job, and every other job
+carries on.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -20,22 +22,22 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from aexp.attempts import is_stale  # not aexp.lifecycle: status loads no attempt machinery
-from aexp.binding import backend_parts, get_binding
+from aexp.binding import backend_parts
 from aexp.errors import BindingError
-from aexp.jobdoc import peek_doc, read_doc
+from aexp.jobdoc import read_doc
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
+from aexp.state import CORRUPT, UNBOUND, is_stale, job_state
 from aexp.trackers import ADAPTERS
 
 _warned: set[str] = set()
 
 # What the conditions and labels know about a job, as a plain tuple (of atomic values but for
-# the running doc: the garbage collector stops tracking those, which matters when a status holds
+# the mark: the garbage collector stops tracking those, which matters when a status holds
 # 100,000 of them):
-#   (error, bound, backend label, state, finished, synced, needs sync, running_doc)
+#   (error, bound, backend label, state, finished, synced, needs sync, mark)
 # error is the BindingError message when the document or binding cannot be read, else None;
-# running_doc is the document of a job whose run is running (what `is_stale` judges), else None.
-_ERROR, _BOUND, _BACKEND, _STATE, _FINISHED, _SYNCED, _NEEDS_SYNC, _RUNNING_DOC = range(8)
+# mark is the running attempt's (aexp.state.Mark, what `is_stale` judges), else None.
+_ERROR, _BOUND, _BACKEND, _STATE, _FINISHED, _SYNCED, _NEEDS_SYNC, _MARK = range(8)
 Facts = tuple[Any, ...]
 _UNBOUND: Facts = (None, False, None, None, False, False, False, None)
 # Outside a snapshot: the facts of each job by path, and the parsed document they came from
@@ -102,20 +104,20 @@ def backend_label_of(binding: dict[str, Any]) -> str:
     return label
 
 
-def _unreadable(exc: BindingError) -> Facts:
-    return (str(exc), False, None, None, False, False, False, None)
+def _unreadable(message: str) -> Facts:
+    return (message, False, None, None, False, False, False, None)
 
 
 def _derive(job: Any, doc: dict[str, Any] | None) -> Facts:
-    try:
-        if doc is None:
-            doc = peek_doc(job)  # raises BindingError for a document that is not JSON
-        binding = get_binding(job, doc)
-    except BindingError as exc:
-        return _unreadable(exc)
-    if binding is None:
+    # Staleness is judged at each question (it changes with time, not with the files), with
+    # the bound the question brings: the state is read here without judging it.
+    seen = job_state(job, doc, stale_after=math.inf)
+    if seen.state == CORRUPT:
+        return _unreadable(seen.problem or "")
+    if seen.state == UNBOUND:
         return _UNBOUND
-    state = sys.intern(binding["state"])
+    binding = seen.binding
+    state = sys.intern(seen.state)
     return (
         None,
         True,
@@ -124,7 +126,7 @@ def _derive(job: Any, doc: dict[str, Any] | None) -> Facts:
         bool(binding.get("finished_at")),
         bool(binding.get("synced_at")),
         needs_sync_of(binding),
-        doc if state == RUNNING else None,
+        seen.mark if state == RUNNING else None,
     )
 
 
@@ -139,7 +141,7 @@ def _facts_of(job: Any) -> Facts:
     try:
         doc = read_doc(job)
     except BindingError as exc:
-        return _unreadable(exc)
+        return _unreadable(str(exc))
     if _facts_docs.get(path) is doc:
         return _facts[path]
     facts = _derive(job, doc)
@@ -217,7 +219,7 @@ def can_execute(job: Any, stale_after: float) -> bool:
     state = facts[_STATE]
     if state in (BOUND, PREEMPTED):
         return True
-    return state == RUNNING and is_stale(facts[_RUNNING_DOC], stale_after)
+    return state == RUNNING and is_stale(facts[_MARK], stale_after)
 
 
 def binds_in_execute(job: Any) -> bool:
@@ -277,7 +279,7 @@ def state_label(job: Any) -> str | None:
 
 def stale_label(job: Any, stale_after: float) -> bool:
     facts = _usable(job)
-    return bool(facts and facts[_STATE] == RUNNING and is_stale(facts[_RUNNING_DOC], stale_after))
+    return bool(facts and facts[_STATE] == RUNNING and is_stale(facts[_MARK], stale_after))
 
 
 __all__ = [

@@ -29,17 +29,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from aexp.binding import get_binding
 from aexp.errors import BindingError, WorkspaceError
-from aexp.jobdoc import JobDir, peek_doc
+from aexp.jobdoc import JobDir, read_doc
 from aexp.jobs import stray_dir_message, stray_job_dirs
-from aexp.lifecycle import is_stale
 from aexp.schema import FAILED, FINISHED, PREEMPTED, RUNNING
+from aexp.state import CORRUPT, UNBOUND, job_state
 from aexp.workflow.conditions import needs_sync_of, warn_once
 from aexp.workflow.operations import storage_said
 from aexp.workflow.preflight import check_writable, report_stray
-
-_HOST = os.uname().nodename
 
 
 @dataclass(frozen=True)
@@ -65,23 +62,28 @@ class Facts:
 
 
 def facts_of(job: Any, stale_after: float) -> Facts:
-    """The Facts of `job` (anything with `id` and `path`) as its document says now."""
+    """The Facts of `job` (anything with `id` and `path`) as its state says now
+    (`aexp.state.job_state`)."""
     try:
-        doc = peek_doc(job)
-        binding = get_binding(job, doc)
+        # Kept in the document cache: the pass's conditions read the same documents next, and
+        # the pass's own writes leave them there for the reading after it.
+        doc = read_doc(job)
     except BindingError as exc:
-        return Facts("corrupt", problem=str(exc))
-    if binding is None:
-        return Facts("unbound")
-    state = binding["state"]
+        return Facts(CORRUPT, problem=str(exc))
+    seen = job_state(job, doc, stale_after=stale_after)
+    if seen.state == CORRUPT:
+        return Facts(CORRUPT, problem=seen.problem)
+    if seen.state == UNBOUND:
+        return Facts(UNBOUND)
+    binding = seen.binding
+    attempts = int(binding.get("attempts") or 0)
     left = False
-    if state == RUNNING:
-        attempt = doc.get("attempt") or {}
-        ours = attempt.get("host") == _HOST and attempt.get("pid") == os.getpid()
-        left = ours or is_stale(doc, stale_after)
+    if seen.state == RUNNING and seen.mark is not None:
+        left = seen.mark.ours or seen.stale
+        attempts = max(attempts, seen.mark.attempt or 0)
     return Facts(
-        state=state,
-        attempts=int(binding.get("attempts") or 0),
+        state=seen.state,
+        attempts=attempts,
         finished_at=binding.get("finished_at"),
         synced=bool(binding.get("synced_at")),
         needs_sync=needs_sync_of(binding),
@@ -102,7 +104,8 @@ def observe(
 ) -> Observation:
     """Read the facts of the jobs `job_ids` (default: every job in `workspace`).
 
-    One read of each job document, no signac: about 30 microseconds per job.
+    One read of each job document (kept in the document cache), no signac: about 30
+    microseconds per job; the run's journal's tail too for a job bound, running or preempted.
     """
     stray: list[str] = []
     if job_ids is None:
