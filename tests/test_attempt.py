@@ -17,7 +17,6 @@ from aexp import NoopAdapter, bind_tracker, create_run, get_binding, run_lifecyc
 from aexp.attempt import AttemptEnded, NothingToRun
 from aexp.errors import BindingError, JobBusyError
 from aexp.jobdoc import now_iso, read_doc, update_doc
-from aexp.joblock import job_claim
 from aexp.journal import JournalWriter, journal_path
 from aexp.settings import Settings
 from aexp.state import attempt_identity, job_state
@@ -130,7 +129,7 @@ def test_a_job_another_process_holds_is_refused(project) -> None:
         holder.communicate("")
 
 
-# -- what an earlier attempt left: resumed, or recorded --------------------------------------------
+# -- what an earlier attempt left: resumed, or recorded -------------------------------------------
 def _dead_pid() -> int:
     return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True).stdout)  # fmt: skip
@@ -186,7 +185,7 @@ def test_a_preempted_attempt_only_the_journal_knows_is_recorded_and_resumed(proj
     assert get_binding(job)["attempts"] == 2
 
 
-# -- can_execute, each state on its own -------------------------------------------------------------
+# -- can_execute, each state on its own -----------------------------------------------------------
 @pytest.mark.parametrize(
     ("state", "eligible"),
     [
@@ -225,7 +224,7 @@ def test_can_execute(project, state: str, eligible: bool) -> None:
     assert can_execute(job, 300) is eligible  # as `run` asks it
 
 
-# -- what one attempt reads and writes ---------------------------------------------------------------
+# -- what one attempt reads and writes ------------------------------------------------------------
 class FileCalls:
     """Counts the file-system calls on one job's files while it is active: document reads
     (opens of signac_job_document.json), document writes (renames onto it), locks taken

@@ -273,7 +273,7 @@ def test_the_warning_signal_to_the_batch_shell_reaches_python(template: Path) ->
 # copy from scancel or a user's second Ctrl-C would arrive. A marker file proves it was sent.
 _SIGNAL_WHILE_RECORDING = """
 import os, signal
-import aexp.attempts as attempts
+import aexp.attempt as attempts
 
 _update_doc = attempts.update_doc
 
