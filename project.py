@@ -60,7 +60,7 @@ def corrupt(job):
 
 # -- operations -------------------------------------------------------------------------------
 @run_job
-@Project.pre(wf.is_unbound)
+@Project.pre(wf.needs_binding)  # in a pass that runs `execute`, that binds the job
 @Project.post(wf.is_bound)
 @Project.operation
 def init_tracker(job):

@@ -53,7 +53,7 @@ from aexp.binding import (
 from aexp.errors import AexpError, BindingError, JobBusyError
 from aexp.jobdoc import age_seconds, now_iso, read_doc, strict_json, update_doc
 from aexp.joblock import job_lock
-from aexp.journal import JournalWriter, Tail, journal_path, read_journal
+from aexp.journal import JournalWriter, Tail, journal_file, read_journal
 from aexp.mirrors import LiveMirrors, has_live
 from aexp.schema import COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 from aexp.spec import run_spec
@@ -185,7 +185,7 @@ class Attempt:
             raise NothingToRun(
                 f"job {job.id}'s run failed; re-arm it first with: aexp rearm {job.id}"
             )
-        self._writer = JournalWriter(journal_path(job.path, binding["run_id"]))
+        self._writer = JournalWriter(journal_file(job.path, binding["run_id"]))
         self._tail = self._writer.tail()
         later = unrecorded_attempt(self._tail, binding)
         if later is None and state != RUNNING:
@@ -216,7 +216,7 @@ class Attempt:
 
     def _open_journal(self, binding: dict[str, Any]) -> None:
         job, tracker = self.job, self.tracker
-        path = journal_path(job.path, binding["run_id"])
+        path = journal_file(job.path, binding["run_id"])
         writer = self._writer or JournalWriter(path, new=self.bound_now is not None)
         self._writer = None
         try:
@@ -387,7 +387,7 @@ def settle(job: Any, binding: Mapping[str, Any], tail: Tail) -> dict[str, Any]:
     code = code if type(code) is int else 1
     state = PREEMPTED if finish.get("preempted") else (FINISHED if code == 0 else FAILED)
     number = tail.attempt or binding.get("attempts", 0)
-    journal = read_journal(journal_path(job.path, binding["run_id"]))
+    journal = read_journal(journal_file(job.path, binding["run_id"]))
     last_step = journal.last_step
     ended = now_iso()
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aexp.errors import BindingError, TrackerInitError
-from aexp.jobdoc import now_iso, read_doc, update_doc
+from aexp.jobdoc import derived, now_iso, read_doc, update_doc
 from aexp.joblock import job_lock
 from aexp.journal import JOURNAL_DIR, JournalWriter, journal_path, read_head
 from aexp.schema import BOUND, binding_problem, document_problem
@@ -54,19 +54,24 @@ def get_binding(job: Any, doc: Mapping[str, Any] | None = None) -> dict[str, Any
     damaged: any aexp field of the wrong type, an unknown backend or state (aexp/schema.py).
     """
     doc = read_doc(job) if doc is None else doc
+    problem = derived(job, doc, lambda: _problem(job, doc))  # once per version of the document
+    if problem:
+        raise BindingError(problem)
+    return doc.get("tracker")
+
+
+def _problem(job: Any, doc: Mapping[str, Any]) -> str | None:
     problem = document_problem(doc)
     if problem:
-        raise BindingError(f"job {job.id}: {problem}; repair it (docs/job-document.md).")
+        return f"job {job.id}: {problem}; repair it (docs/job-document.md)."
     binding = doc.get("tracker")
-    if binding is None:
-        return None
-    problem = binding_problem(binding, ADAPTERS)
+    problem = None if binding is None else binding_problem(binding, ADAPTERS)
     if problem:
-        raise BindingError(
+        return (
             f"job {job.id}: {problem}; repair it or remove the key to re-bind "
             "(a new run is created)."
         )
-    return binding
+    return None
 
 
 def pending_binding(job_path: str) -> dict[str, Any] | None:

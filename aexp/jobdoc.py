@@ -26,6 +26,9 @@ from aexp.joblock import job_lock
 # dicts rather than one of (key, doc) pairs: fewer objects for the garbage collector to walk.
 _cache_keys: dict[str, tuple[int, int, int]] = {}
 _cache_docs: dict[str, dict[str, Any]] = {}
+# A value derived from the cached document of a path (`derived`), dropped when the cached
+# document is replaced: the binding validated once per version, not once per question.
+_cache_derived: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,23 @@ def read_doc(job: Any, *, fresh: bool = False) -> dict[str, Any]:
     return _read_doc(job, _doc_path(job), fresh)
 
 
+_MISSING: Any = object()
+
+
+def derived(job: Any, doc: dict[str, Any], make: Callable[[], Any]) -> Any:
+    """`make()`, once per version of the job's document: where `doc` is the document this
+    module holds for the job (what `read_doc` returned), the value is kept with it until the
+    document changes; any other `doc` (a `peek_doc`, a private copy) gets `make()` each time.
+    `make` must depend on `doc` alone."""
+    path = _doc_path(job)
+    if _cache_docs.get(path) is not doc:
+        return make()
+    value = _cache_derived.get(path, _MISSING)
+    if value is _MISSING:
+        value = _cache_derived[path] = make()
+    return value
+
+
 def peek_doc(job: Any) -> dict[str, Any]:
     """`read_doc`, but a document parsed now is not kept in the cache.
 
@@ -104,6 +124,7 @@ def _read_doc(job: Any, path: str, fresh: bool, *, keep: bool = True) -> dict[st
     if keep:
         _cache_keys[path] = key
         _cache_docs[path] = doc
+        _cache_derived.pop(path, None)
     return doc
 
 
@@ -154,6 +175,7 @@ def update_doc(
             st = os.stat(path)
             _cache_keys[path] = (st.st_ino, st.st_mtime_ns, st.st_size)
             _cache_docs[path] = json.loads(text)
+            _cache_derived.pop(path, None)
         return current
 
 

@@ -38,7 +38,7 @@ from typing import Any
 from aexp.binding import get_binding, pending_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import age_seconds, peek_doc
-from aexp.journal import Tail, journal_path, read_tail
+from aexp.journal import Tail, journal_file, read_tail
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 
 UNBOUND, CORRUPT = "unbound", "corrupt"
@@ -192,7 +192,7 @@ def job_state(
     if state in (COMPLETED, FAILED, FINISHED):
         return JobState(state, binding=binding, recorded=recorded)
     try:
-        tail = read_tail(journal_path(job.path, binding["run_id"]), steps=False, limit=TAIL_BYTES)
+        tail = read_tail(journal_file(job.path, binding["run_id"]), steps=False, limit=TAIL_BYTES)
     except OSError:  # unreadable: the document's word stands
         tail = Tail()
     mark = unrecorded_attempt(tail, binding)

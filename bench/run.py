@@ -102,7 +102,7 @@ MODES["smoke"] = {
     "sync_runs": 2,
     "sweep_jobs": 0,
     "trivial_jobs": [10],
-    "mlflow_runs": 2,
+    "mlflow_runs": 4,  # a warm-up round replays three
     "mlflow_steps": 20,
     "wandb_sweep_jobs": 2,
     "parallel_jobs": 4,

@@ -33,6 +33,7 @@ from aexp.journal.format import (
     JOURNAL_FILE,
     decode_metrics,
     encode_metrics,
+    journal_file,
     journal_path,
     now,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "decode_metrics",
     "encode_metrics",
     "iter_events",
+    "journal_file",
     "journal_path",
     "now",
     "read_head",

@@ -59,7 +59,7 @@ class JournalWriter:
     """
 
     def __init__(self, path: str | os.PathLike, *, new: bool = False) -> None:
-        self.path = Path(path)
+        self._file = os.fspath(path)  # a string: the hot path makes no Path objects
         self._fd: int | None = None
         self._new = new
         self._checked = False  # a torn last line closed off (before this writer's first event)
@@ -69,17 +69,18 @@ class JournalWriter:
         # this process (what a SIGKILL could lose), no text layer on the hot path. O_RDWR: the
         # torn-line check and `tail` read through it.
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        run_dir = os.path.dirname(self._file)
         if self._new:
             with contextlib.suppress(FileExistsError):
-                os.mkdir(self.path.parent.parent)
+                os.mkdir(os.path.dirname(run_dir))
             with contextlib.suppress(FileExistsError):
-                os.mkdir(self.path.parent)
+                os.mkdir(run_dir)
             self._checked = True  # a journal made here has no torn line
         try:
-            fd = os.open(self.path, flags, 0o644)
+            fd = os.open(self._file, flags, 0o644)
         except FileNotFoundError:  # the run's first event: make its directory (once)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, flags, 0o644)
+            os.makedirs(run_dir, exist_ok=True)
+            fd = os.open(self._file, flags, 0o644)
         self._fd = fd
         return fd
 
@@ -87,7 +88,12 @@ class JournalWriter:
         """The journal's tail as it stands (`read_tail`), read through this writer's descriptor
         (opening the journal, and creating an empty one where there is none)."""
         fd = self._fd if self._fd is not None else self._open()
-        return read_tail(self.path, fd=fd)
+        return read_tail(self._file, fd=fd)
+
+    @property
+    def path(self) -> Path:
+        """The journal's file."""
+        return Path(self._file)
 
     def _append(self, line: str) -> None:
         fd = self._fd

@@ -29,7 +29,7 @@ from aexp.settings import Settings
 from aexp.spec import run_spec
 from aexp.tracker import Preempted
 from aexp.trackers import ADAPTERS, TrackerAdapter, get_adapter
-from aexp.workflow.conditions import binds_in_execute
+from aexp.workflow.conditions import is_unbound
 from aexp.workflow.preflight import check_writable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -158,13 +158,8 @@ def contained(operation: F) -> F:
 
 @contained
 def init_tracker(job: Any, settings: Settings) -> None:
-    """Bind the job to a run of the backends `signac.rc` names (idempotent).
-
-    A job that this pass also executes is left to `execute`, which binds it in the attempt's
-    first document update (`binds_in_execute`).
-    """
-    if binds_in_execute(job):
-        return
+    """Bind the job to a run of the backends `signac.rc` names (idempotent). In a pass that
+    runs `execute` too, `execute` binds the job itself (`needs_binding`)."""
     bind_tracker(
         job,
         adapters_from_settings(settings),
@@ -187,12 +182,12 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
         return "skipped"
     # The run's spec, once for the whole attempt, and before the attempt takes the job's claim:
     # a job whose state point is damaged is left untouched, as `init_tracker` would leave it.
-    spec = run_spec(job)
+    spec = run_spec(job, settings.group_by)
     binder = None
     if settings.backends:
         # A job this pass binds here gets its binding made now too, for the same reason (a
         # backend refusing the run). Used only if the job is still unbound under the claim.
-        prepared = _new_binding(job, settings, spec) if binds_in_execute(job) else None
+        prepared = _new_binding(job, settings, spec) if is_unbound(job) else None
 
         def binder(spec: Mapping[str, Any]) -> dict[str, Any]:
             return prepared if prepared is not None else _new_binding(job, settings, spec)

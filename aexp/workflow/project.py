@@ -21,6 +21,7 @@ operation to project.py never needs them.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,15 +37,17 @@ from signac.errors import JobsCorruptedError
 from aexp.errors import AexpError, SubmissionError, TrackerInitError
 from aexp.settings import Settings, load_settings
 from aexp.workflow import forked
-from aexp.workflow.conditions import snapshot
+from aexp.workflow.conditions import in_run, operation_ran, snapshot
 from aexp.workflow.preflight import (
     check_backends_installed,
     check_writable,
     quiet_statepoint_errors,
     usable_job_dirs,
 )
-from aexp.workflow.report import PassWatch
-from aexp.workflow.walltime import check_working_window, time_flag
+
+# The pass summary (and, through it, the attempt machinery) and the walltime check are imported
+# where `run` and `submit` need them: `status` and `--help` load neither (docs/benchmarks.md,
+# benchmark 2).
 
 # SLURM batch output goes to <project>/logs/slurm-<SLURM job id>.out (unless --job-output).
 SLURM_LOG_DIR = "logs"
@@ -67,10 +70,13 @@ class WorkflowProject(FlowProject):
     `exit_code` is the last `run`'s: 1 when an experiment failed or a problem needs the user.
     `submit_group` is the group `submit` sends when no operation is named (one SLURM job per
     sweep point runs it in one process: bind, execute and finish with one live tracker run).
+    `binding_operation` binds an unbound job in its attempt: a `run` that selects it leaves
+    unbound jobs to it (`aexp.workflow.conditions.execute_binds`).
     """
 
     settings: ClassVar[Settings]
     submit_group: ClassVar[str] = "run_job"
+    binding_operation: ClassVar[str] = "execute"
     exit_code = 0
 
     def __init__(self, *args: Any, environment: Any = None, **kwargs: Any) -> None:
@@ -102,10 +108,16 @@ class WorkflowProject(FlowProject):
         # every job alike), then summed up in two lines from the jobs' states (docs/workflow.md).
         if pretend:
             return super().run(jobs=jobs, names=names, pretend=pretend, **kwargs)
+        from aexp.workflow.report import PassWatch
+
         check_backends_installed(self.settings.backends)
         check_writable(self.workspace)
         watch = PassWatch(self.workspace, self._ids(jobs), stale_after=self.settings.stale_after)
-        with forked.signals_stop_pool(kwargs.get("np") not in (None, 1)):
+        serial = kwargs.get("np") in (None, 1)
+        run = in_run(
+            execute_binds=self._selects(names, self.binding_operation), trust_sweeps=serial
+        )
+        with forked.signals_stop_pool(not serial), run:
             super().run(jobs=jobs, names=names, **kwargs)
         self.exit_code = watch.finish().exit_code
         return None
@@ -113,6 +125,7 @@ class WorkflowProject(FlowProject):
     def _execute_operation(self, operation: Any, timeout: Any = None, pretend: bool = False) -> Any:
         # In a pool worker of `run -p N`, a preempted attempt's SystemExit would end the worker
         # and lose its task (the pass would wait for it forever): it reaches `run` instead.
+        # After it, the conditions look at the jobs' documents again (`operation_ran`).
         # flow (a private method) has no public hook around one operation's execution.
         try:
             return super()._execute_operation(operation, timeout=timeout, pretend=pretend)
@@ -122,6 +135,22 @@ class WorkflowProject(FlowProject):
             code = exc.code if isinstance(exc.code, int) else 1
             forked.exit_soon(code)  # as the SystemExit would have, once the result is sent
             raise forked.WorkerExit(code) from None
+        finally:
+            operation_ran()
+
+    def _selects(self, names: Any, operation: str) -> bool:
+        """Whether `run`'s `names` (flow's: regular expressions of operation or group names,
+        None for every one) select `operation`, alone or in a group."""
+        if names is None:
+            return True
+        for name in names:
+            for group_name, group in self.groups.items():
+                try:
+                    if re.fullmatch(name, group_name) and operation in group.operations:
+                        return True
+                except re.error:  # flow says it
+                    return False
+        return False
 
     def _ids(self, jobs: Any) -> list[str] | None:
         """The ids of the jobs `run` was given; None when that is every job."""
@@ -169,6 +198,8 @@ class WorkflowProject(FlowProject):
             )
             as_slurm = type(self)(path=self.path, environment=TestEnvironment)
             return as_slurm.submit(*args, names=names, pretend=True, flags=flags, **kwargs)
+        from aexp.workflow.walltime import time_flag
+
         # sbatch flags after `--` (e.g. --time=2) override the operations' walltime directives.
         self._flag_walltime = time_flag(flags or [])
         # SLURM silently drops a job whose output directory is missing: make it first.
@@ -182,6 +213,8 @@ class WorkflowProject(FlowProject):
         first of the pass is sent. Here: a walltime that ends before SLURM's warning signal
         leaves no time to work (docs/hpc.md, "The working window"). Extend it in a subclass
         for more checks (call this one too)."""
+        from aexp.workflow.walltime import check_working_window
+
         walltime = operation.directives.get("walltime")
         flagged = getattr(self, "_flag_walltime", None)  # set by `submit`
         seconds = flagged or (walltime.total_seconds() if walltime else None)

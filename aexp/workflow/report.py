@@ -29,22 +29,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from aexp.errors import BindingError, WorkspaceError
-from aexp.jobdoc import JobDir, read_doc
+from aexp.errors import WorkspaceError
+from aexp.jobdoc import JobDir
 from aexp.jobs import stray_dir_message, stray_job_dirs
-from aexp.schema import FAILED, FINISHED, PREEMPTED, RUNNING
-from aexp.state import CORRUPT, UNBOUND, job_state
-from aexp.workflow.conditions import needs_sync_of, warn_once
+from aexp.schema import FAILED, FINISHED, PREEMPTED
+from aexp.state import CORRUPT, UNBOUND, is_stale
+from aexp.workflow.conditions import facts_of, warn_once
 from aexp.workflow.operations import storage_said
 from aexp.workflow.preflight import check_writable, report_stray
 
 
 @dataclass(frozen=True)
-class Facts:
-    """What the summary needs of one job, read from its document.
+class Seen:
+    """What the summary needs of one job, from its facts (aexp.workflow.conditions.facts_of).
 
-    `state` is the binding's state, "unbound", or "corrupt" (then `problem` says why).
-    `left_running`: running, but its attempt is this process or a process that is gone.
+    `state` is the job's state (aexp.state.job_state), or "unbound" or "corrupt" (then
+    `problem` says why). `left_running`: running, but its attempt is this process or a process
+    that is gone.
     """
 
     state: str
@@ -61,51 +62,47 @@ class Facts:
         return (self.state, self.attempts, self.finished_at, self.synced)
 
 
-def facts_of(job: Any, stale_after: float) -> Facts:
-    """The Facts of `job` (anything with `id` and `path`) as its state says now
-    (`aexp.state.job_state`)."""
-    try:
-        # Kept in the document cache: the pass's conditions read the same documents next, and
-        # the pass's own writes leave them there for the reading after it.
-        doc = read_doc(job)
-    except BindingError as exc:
-        return Facts(CORRUPT, problem=str(exc))
-    seen = job_state(job, doc, stale_after=stale_after)
-    if seen.state == CORRUPT:
-        return Facts(CORRUPT, problem=seen.problem)
-    if seen.state == UNBOUND:
-        return Facts(UNBOUND)
-    binding = seen.binding
-    attempts = int(binding.get("attempts") or 0)
-    left = False
-    if seen.state == RUNNING and seen.mark is not None:
-        left = seen.mark.ours or seen.stale
-        attempts = max(attempts, seen.mark.attempt or 0)
-    return Facts(
-        state=seen.state,
-        attempts=attempts,
-        finished_at=binding.get("finished_at"),
-        synced=bool(binding.get("synced_at")),
-        needs_sync=needs_sync_of(binding),
-        left_running=left,
+def seen_of(job: Any, stale_after: float, *, fresh: bool = False) -> Seen:
+    """The Seen of `job` (anything with `id` and `path`) as its state says now. The facts are
+    the ones the pass's conditions use (derived once per version of the document); `fresh`
+    derives them again (after the pass: its attempts may have changed only journals)."""
+    facts = facts_of(job, fresh=fresh)
+    if facts.error is not None:
+        return Seen(CORRUPT, problem=facts.error)
+    if not facts.bound:
+        return Seen(UNBOUND)
+    mark = facts.mark
+    return Seen(
+        state=facts.state,
+        attempts=facts.attempts,
+        finished_at=facts.finished_at,
+        synced=facts.synced,
+        needs_sync=facts.needs_sync,
+        left_running=mark is not None and (mark.ours or is_stale(mark, stale_after)),
     )
 
 
 @dataclass
 class Observation:
-    """The facts of the jobs of a pass at one moment, and the directories that are not jobs."""
+    """The jobs of a pass as seen at one moment, and the directories that are not jobs."""
 
-    jobs: dict[str, Facts]
+    jobs: dict[str, Seen]
     stray: list[str]
 
 
 def observe(
-    workspace: str, job_ids: Iterable[str] | None = None, *, stale_after: float = 300.0
+    workspace: str,
+    job_ids: Iterable[str] | None = None,
+    *,
+    stale_after: float = 300.0,
+    fresh: bool = False,
 ) -> Observation:
-    """Read the facts of the jobs `job_ids` (default: every job in `workspace`).
+    """Read the state of the jobs `job_ids` (default: every job in `workspace`); `fresh`: not
+    the facts the pass's conditions derived (`seen_of`).
 
-    One read of each job document (kept in the document cache), no signac: about 30
-    microseconds per job; the run's journal's tail too for a job bound, running or preempted.
+    One read of each job document (kept in the document cache, where the pass's conditions
+    find it), no signac: about 30 microseconds per job; the run's journal's tail too for a job
+    bound, running or preempted.
     """
     stray: list[str] = []
     if job_ids is None:
@@ -117,7 +114,7 @@ def observe(
         skip = set(stray)
         job_ids = [n for n in names if len(n) == 32 and n not in skip and _is_hex(n)]
     jobs = {
-        job_id: facts_of(JobDir(job_id, os.path.join(workspace, job_id)), stale_after)
+        job_id: seen_of(JobDir(job_id, os.path.join(workspace, job_id)), stale_after, fresh=fresh)
         for job_id in job_ids
     }
     return Observation(jobs, stray)
@@ -268,7 +265,7 @@ class PassWatch:
     def finish(self, out: TextIO | None = None) -> PassReport:
         """Read the jobs again, print the summary and the next steps to `out` (stdout), and
         return the report."""
-        after = observe(self.workspace, self.job_ids, stale_after=self.stale_after)
+        after = observe(self.workspace, self.job_ids, stale_after=self.stale_after, fresh=True)
         storage = None
         try:
             check_writable(self.workspace)
@@ -283,4 +280,4 @@ class PassWatch:
         return report
 
 
-__all__ = ["Facts", "Observation", "PassReport", "PassWatch", "compare", "facts_of", "observe"]
+__all__ = ["Observation", "PassReport", "PassWatch", "Seen", "compare", "observe", "seen_of"]
