@@ -51,7 +51,7 @@ from aexp.binding import (
     write_init_event,
 )
 from aexp.errors import AexpError, BindingError, JobBusyError
-from aexp.jobdoc import age_seconds, now_iso, read_doc, strict_json, update_doc
+from aexp.jobdoc import HeldDoc, age_seconds, hold_doc, now_iso, strict_json, update_doc
 from aexp.joblock import job_lock
 from aexp.journal import JournalWriter, Tail, journal_file, read_journal
 from aexp.mirrors import LiveMirrors, has_live
@@ -123,6 +123,7 @@ class Attempt:
         self._t0 = 0.0
         self._tail = Tail()
         self._writer: JournalWriter | None = None
+        self._held: HeldDoc | None = None
         self._beat: heartbeat.Beat | None = None
         self._running_recorded = False
 
@@ -145,16 +146,15 @@ class Attempt:
         job = self.job
         self.started_at = now_iso()
         self._t0 = time.monotonic()
-        self.doc = read_doc(job, fresh=True)  # fresh: under the claim, the document as it is
+        # The one read: under the claim, the document as it is; held open, so that the end is
+        # written on top of it without reading it again (`update_doc(..., base=...)`).
+        self._held = hold_doc(job)
+        self.doc = self._held.doc
         binding = get_binding(job, self.doc)
         if binding is None:
             binding = pending_binding(job.path)
         if binding is not None:
-            try:
-                binding = self._judge(binding)
-            except BaseException:
-                self.close_journal()
-                raise
+            binding = self._judge(binding)
         elif self._bind is not None:
             binding = self.bound_now = self._bind(self.spec)
         if binding is not None:
@@ -289,12 +289,16 @@ class Attempt:
         """One heartbeat (called by aexp.heartbeat's thread): the first records the attempt as
         running; each refreshes `heartbeat_at` and `tracker.last_step`."""
 
+        first = not self._running_recorded
+        recorded = False
+
         def change(doc: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal recorded
             if beat.ended:  # the attempt ended while this beat waited for the job lock
                 return None
             now = now_iso()
-            if not self._running_recorded:
-                self._running_recorded = True
+            if first:
+                recorded = True
                 return self._running(doc, now)
             updates: dict[str, Any] = {"heartbeat_at": now}
             current = self._ours(doc)
@@ -302,11 +306,10 @@ class Attempt:
                 updates["tracker"] = {**current, "last_step": self.tracker.step - 1}
             return updates
 
-        try:
-            update_doc(self.job, change)
-        except BaseException:
-            self._running_recorded = False  # not written: the next beat records it again
-            raise
+        update_doc(self.job, change)
+        # Once written (a failed write is recorded again by the next beat, or by the end; the
+        # end writing it again after a beat wrote it is harmless: the same keys).
+        self._running_recorded = self._running_recorded or recorded
 
     def end(
         self, state: str, exit_code: int, error: str | None = None, *, preempted: bool = False
@@ -346,7 +349,7 @@ class Attempt:
                 updates["tracker"] = binding
             return updates
 
-        stored = update_doc(self.job, change)
+        stored = update_doc(self.job, change, base=self._held)
         if unwritten:  # said only once the document is written: else that failure is the news
             warn(self.job, f"the end of its journal was not written ({unwritten})")
         return stored
@@ -371,8 +374,11 @@ class Attempt:
         finally:
             writer.close()
 
-    def close_journal(self) -> None:
-        """Close the journal a refused attempt opened to read (nothing written)."""
+    def close(self) -> None:
+        """Release what the attempt holds open: its read of the document, and the journal a
+        refused attempt opened to read its tail (the run's own journal closes with the run)."""
+        if self._held is not None:
+            self._held.close()
         if self._writer is not None:
             self._writer.close()
             self._writer = None

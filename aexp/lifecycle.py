@@ -112,9 +112,12 @@ def run_lifecycle(
         spec=spec,
     )
     with job_claim(job):
-        tracker = attempt.begin()
-        with _attempt(attempt, tracker) as opened:
-            yield opened
+        try:
+            tracker = attempt.begin()
+            with _attempt(attempt, tracker) as opened:
+                yield opened
+        finally:
+            attempt.close()
 
 
 @contextmanager

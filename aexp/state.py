@@ -173,9 +173,9 @@ def job_state(
 
     `doc` is the job's document when the caller has read it already (else it is read here,
     not kept in aexp's document cache). `stale_after` is the age in seconds after which a
-    silent attempt counts as dead (None: the project's `[workflow] stale_after`). Never raises
-    for a damaged document or journal: a damaged document is `corrupt`, a journal that cannot
-    be read is taken as saying nothing.
+    silent attempt counts as dead (None: the project's `[workflow] stale_after`, read from its
+    signac.rc: SettingsError when that cannot be read). Never raises for a damaged document or
+    journal: a damaged document is `corrupt`, a journal that cannot be read says nothing.
     """
     try:
         if doc is None:

@@ -20,7 +20,7 @@ from aexp.jobdoc import now_iso, read_doc, update_doc
 from aexp.journal import JournalWriter, journal_path
 from aexp.settings import Settings
 from aexp.state import attempt_identity, job_state
-from aexp.workflow import can_execute, execute
+from aexp.workflow import can_execute, execute, execute_ended
 from aexp.workflow.conditions import snapshot
 
 DOC = "signac_job_document.json"
@@ -224,6 +224,20 @@ def test_can_execute(project, state: str, eligible: bool) -> None:
     assert can_execute(job, 300) is eligible  # as `run` asks it
 
 
+@pytest.mark.parametrize(
+    ("state", "ended"),
+    [("bound", False), ("preempted", False), ("running", False), ("failed", True),
+     ("finished", True), ("completed", True)],
+)  # fmt: skip
+def test_execute_ended_holds_for_a_failed_run(project, state: str, ended: bool) -> None:
+    """`execute`'s postcondition: a failed run has ended (flow never runs `execute` on it), as
+    a finished one has; a preempted or running one has not."""
+    job = _job()
+    if state != "bound":
+        _set(job, {"heartbeat_at": now_iso(), "attempt": ELSEWHERE}, state=state, attempts=1)
+    assert execute_ended(job) is ended
+
+
 # -- what one attempt reads and writes ------------------------------------------------------------
 class FileCalls:
     """Counts the file-system calls on one job's files while it is active: document reads
@@ -283,16 +297,16 @@ def _trivial(job, tracker) -> None:
 
 def test_one_attempt_reads_its_document_once_and_writes_it_once(project, monkeypatch) -> None:
     """A new job through the workflow's `execute` (as `run` does it: its conditions asked
-    first): the attempt binds it, runs, and records everything in one document write. Reads: one
-    at the start, under the job's claim, and one under the lock of that write (which catches
-    another process's write meanwhile). One lock for the claim, one for the write; the journal's
-    two directories made once, its file opened once."""
+    first): the attempt binds it, runs, and records everything in one document write. One
+    read, at the start under the job's claim: the write goes on top of it (the file held open
+    shows no other write came between). One lock for the claim, one for the write; the
+    journal's two directories made once, its file opened once."""
     job = _job(bound=False)
     settings = Settings(path=None, backend="noop", backends=("noop",), heartbeat_interval=30)
     assert can_execute(job, settings.stale_after)  # what flow asks first (and caches)
     calls = FileCalls(monkeypatch, job)
     counts = calls.during(execute, job, _trivial, settings)
-    assert counts == {"reads": 2, "writes": 1, "locks": 2, "mkdirs": 2, "journal": 1}, counts
+    assert counts == {"reads": 1, "writes": 1, "locks": 2, "mkdirs": 2, "journal": 1}, counts
     binding = get_binding(job)
     assert (binding["state"], binding["attempts"], binding["last_step"]) == ("finished", 1, 4)
 
@@ -304,8 +318,20 @@ def test_a_resumed_attempt_reads_its_document_once_and_writes_it_once(project, m
     assert can_execute(job, settings.stale_after)
     calls = FileCalls(monkeypatch, job)
     counts = calls.during(execute, job, _trivial, settings)
-    assert counts == {"reads": 2, "writes": 1, "locks": 2, "mkdirs": 0, "journal": 1}, counts
+    assert counts == {"reads": 1, "writes": 1, "locks": 2, "mkdirs": 0, "journal": 1}, counts
     assert get_binding(job)["attempts"] == 2
+
+
+def test_a_write_between_the_attempts_read_and_its_end_is_kept(project) -> None:
+    """The end is written on top of the attempt's one read only while the document is unchanged:
+    another process's write in between (here a key of the user's, as `update_doc` writes it) is
+    read again under the lock and kept."""
+    job = _job()
+    with run_lifecycle(job) as tracker:
+        tracker.log({"loss": 1.0})
+        update_doc(job, lambda doc: {"note": "written meanwhile"})
+    doc = read_doc(job, fresh=True)
+    assert doc["note"] == "written meanwhile" and doc["tracker"]["state"] == "finished"
 
 
 def test_a_longer_attempt_is_in_its_document_from_its_first_second(project) -> None:

@@ -278,7 +278,7 @@ import aexp.attempt as attempts
 _update_doc = attempts.update_doc
 
 
-def update_doc(job, change):
+def update_doc(job, change, **options):
     def change_and_signal(doc):
         updates = change(doc)
         if updates and updates.get("status") == "preempted":
@@ -286,7 +286,7 @@ def update_doc(job, change):
             os.kill(os.getpid(), signal.SIGTERM)
         return updates
 
-    return _update_doc(job, change_and_signal)
+    return _update_doc(job, change_and_signal, **options)
 
 
 attempts.update_doc = update_doc
