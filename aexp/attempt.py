@@ -34,13 +34,9 @@ never run again.
 
 from __future__ import annotations
 
-import errno
 import os
-import sys
 import time
-import traceback
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from aexp import heartbeat
@@ -55,19 +51,14 @@ from aexp.jobdoc import HeldDoc, age_seconds, hold_doc, now_iso, strict_json, up
 from aexp.joblock import job_lock
 from aexp.journal import JournalWriter, Tail, journal_file, read_journal
 from aexp.mirrors import LiveMirrors, has_live
+from aexp.outcome import STATUS_OF, settle, warn
 from aexp.schema import COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 from aexp.spec import run_spec
 from aexp.state import Mark, attempt_identity, is_stale, unrecorded_attempt
 from aexp.tracker import Tracker
 
-ERROR_LOG = "error.log"
-# A file system that is full, over quota or read-only stops an attempt from outside, as a
-# signal does: not the experiment's failure. Such an attempt is recorded preempted (exit code 1,
-# the OSError in `error`) and resumes from its last checkpoint once there is room again.
-STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 # Seconds after its start at which an attempt's first heartbeat records it in the document.
 FIRST_RECORD_S = 1.0
-STATUS_OF = {FINISHED: "complete", FAILED: "failed", PREEMPTED: "preempted"}
 # What a running attempt sets in its binding (`Attempt.begin`), recorded with its start.
 _RUNNING_KEYS = ("state", "attempts", "exit_code", "error", "closed", "synced_at")
 
@@ -384,78 +375,4 @@ class Attempt:
             self._writer = None
 
 
-def settle(job: Any, binding: Mapping[str, Any], tail: Tail) -> dict[str, Any]:
-    """Record the end of the journal's last attempt, which the job's document does not know
-    (its process died after the journal's `finish`): its state, exit code, step and summary,
-    from the journal, in one document update. Returns the binding as stored."""
-    finish = tail.last or {}
-    code = finish.get("exit_code")
-    code = code if type(code) is int else 1
-    state = PREEMPTED if finish.get("preempted") else (FINISHED if code == 0 else FAILED)
-    number = tail.attempt or binding.get("attempts", 0)
-    journal = read_journal(journal_file(job.path, binding["run_id"]))
-    last_step = journal.last_step
-    ended = now_iso()
-
-    def change(doc: dict[str, Any]) -> dict[str, Any] | None:
-        current = doc.get("tracker")
-        if current is None:
-            current = dict(binding)
-        elif not isinstance(current, dict) or current.get("run_id") != binding["run_id"]:
-            return None
-        settled = {**current, "state": state, "exit_code": code, "error": None, "closed": True}
-        if number > current.get("attempts", 0):  # its start was never recorded either
-            settled["attempts"] = number
-            settled["synced_at"] = None
-            for name in settled.get("backends") or {}:
-                settled = update_backend(settled, name, synced_at=None)
-        if state != PREEMPTED:
-            settled["finished_at"] = settled.get("finished_at") or ended
-        settled["last_step"] = -1 if last_step is None else last_step
-        settled["summary"] = strict_json(journal.summary)
-        return {
-            "status": STATUS_OF[state],
-            "ended_at": ended,
-            "heartbeat_at": ended,
-            "tracker": settled,
-        }
-
-    stored = update_doc(job, change)
-    return get_binding(job, stored) or dict(binding)
-
-
-def is_storage_error(exc: BaseException) -> bool:
-    """True for an OSError of a file system that refuses writes (STORAGE_ERRNOS)."""
-    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
-
-
-def warn(job: Any, message: str) -> None:
-    """One warning line on stderr naming the job."""
-    print(f"warning: job {job.id}: {message}", file=sys.stderr)
-
-
-def record_error(job: Any, attempt: int | None) -> str:
-    """Append the exception being handled to the job's error.log; returns its first line
-    (`Type: message`, at most 500 characters) for the document's `error`."""
-    exc_type, exc, _ = sys.exc_info()
-    line = f"{exc_type.__name__}: {exc}" if exc_type else "unknown error"
-    try:
-        with open(Path(job.path, ERROR_LOG), "a", encoding="utf-8") as fh:
-            fh.write(f"--- {now_iso()} attempt {attempt}\n{traceback.format_exc()}\n")
-    except OSError as err:  # a full disk or read-only workspace: the line below still says it
-        line += f" (error.log not written: {err.strerror or err})"
-    return line.splitlines()[0][:500]
-
-
-__all__ = [
-    "ERROR_LOG",
-    "FIRST_RECORD_S",
-    "STORAGE_ERRNOS",
-    "Attempt",
-    "AttemptEnded",
-    "NothingToRun",
-    "is_storage_error",
-    "record_error",
-    "settle",
-    "warn",
-]
+__all__ = ["FIRST_RECORD_S", "Attempt", "AttemptEnded", "Binder", "NothingToRun"]

@@ -34,18 +34,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from aexp.attempt import (
-    Attempt,
-    Binder,
-    is_storage_error,
-    record_error,
-    settle,
-)
+from aexp.attempt import Attempt, Binder
 from aexp.binding import get_binding, pending_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import now_iso, read_doc, update_doc
 from aexp.joblock import job_claim
 from aexp.journal import JournalWriter, journal_path, read_tail
+from aexp.outcome import is_storage_error, record_error, settle
 from aexp.schema import COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 from aexp.state import unrecorded_attempt
 from aexp.tracker import Preempted, Tracker

@@ -31,7 +31,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from aexp.attempt import ERROR_LOG
 from aexp.binding import (
     adapter_for,
     backend_parts,
@@ -44,6 +43,7 @@ from aexp.errors import BindingError
 from aexp.jobdoc import now_iso, read_doc, update_doc
 from aexp.joblock import job_claim
 from aexp.journal import JOURNAL_DIR
+from aexp.outcome import ERROR_LOG
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 
 RERUNNABLE = (FINISHED, FAILED, COMPLETED, PREEMPTED)

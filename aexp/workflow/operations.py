@@ -20,11 +20,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aexp.attempt import ERROR_LOG, STORAGE_ERRNOS, AttemptEnded, NothingToRun
+from aexp.attempt import AttemptEnded, NothingToRun
 from aexp.binding import adapters_of, bind_tracker, new_binding
 from aexp.errors import AexpError, JobBusyError, WorkspaceError
 from aexp.jobdoc import now_iso
 from aexp.lifecycle import finish_run, run_lifecycle
+from aexp.outcome import ERROR_LOG, STORAGE_ERRNOS
 from aexp.settings import Settings
 from aexp.spec import run_spec
 from aexp.tracker import Preempted
