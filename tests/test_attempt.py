@@ -351,3 +351,63 @@ def test_a_longer_attempt_is_in_its_document_from_its_first_second(project) -> N
         assert (doc["tracker"]["state"], doc["tracker"]["attempts"]) == ("running", 1)
         assert doc["attempt"] == attempt_identity() and doc["ended_at"] is None
     assert read_doc(job, fresh=True)["status"] == "complete"
+
+
+# -- a first attempt that binds the job: its binding is in the journal first ---------------------
+_FIRST_ATTEMPT = """
+import sys, time
+from aexp import NoopAdapter, open_project, run_lifecycle
+from aexp.binding import adapters_of, new_binding
+job = open_project().open_job(id=sys.argv[1])
+bind = lambda spec: new_binding(job, adapters_of(NoopAdapter()), project="p", offline=True,
+                                tags=(), notes=None, spec=spec)
+with run_lifecycle(job, bind=bind) as tracker:
+    tracker.log({"loss": 1.0})
+    print(tracker.run_id, flush=True)
+    time.sleep(60)
+"""
+
+
+def _killed_first_attempt(job) -> str:
+    """The run id of a first attempt of `job` (unbound) killed within its first second."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _FIRST_ATTEMPT, job.id], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        run_id = child.stdout.readline().strip()
+    finally:
+        child.kill()
+        child.wait()
+    assert run_id, "the first attempt never started"
+    return run_id
+
+
+def test_a_first_attempt_killed_before_its_record_is_resumed_in_its_own_run(project) -> None:
+    job = _job(bound=False)
+    run_id = _killed_first_attempt(job)
+    assert "tracker" not in read_doc(job, fresh=True), "killed before its first record"
+    seen = job_state(job, stale_after=300)
+    assert (seen.state, seen.stale, seen.recorded, seen.binding["run_id"]) == (
+        "running",
+        True,
+        False,
+        run_id,
+    )
+
+    def second_binding(spec):
+        raise AssertionError("the job has its run: no second binding")
+
+    with run_lifecycle(job, bind=second_binding) as tracker:
+        assert (tracker.run_id, tracker.attempt, tracker.step) == (run_id, 2, 1)
+    binding = get_binding(job)
+    assert (binding["run_id"], binding["attempts"], binding["state"]) == (run_id, 2, "finished")
+    assert len(list(Path(job.path, "tracker_log").iterdir())) == 1, "one run, not two"
+
+
+def test_bind_tracker_takes_the_run_a_killed_first_attempt_bound(project) -> None:
+    job = _job(bound=False)
+    run_id = _killed_first_attempt(job)
+    binding = bind_tracker(job, NoopAdapter(), project="p")
+    assert binding["run_id"] == run_id and get_binding(job)["run_id"] == run_id
+    seen = job_state(job, stale_after=300)  # the document has the binding, the journal the start
+    assert (seen.state, seen.stale, seen.recorded, seen.mark.attempt) == ("running", True, True, 1)
