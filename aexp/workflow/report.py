@@ -4,9 +4,10 @@
     next: job 3f2a... failed: see its error.log, fix the cause, then aexp rearm 3f2a...; ...
 
 With `-p N`, flow runs the operations in worker processes, so counters kept by the process that
-prints the summary would miss their work. The summary is read from the job documents instead:
-`observe` takes the facts of every job before the pass and again after it, and `compare` sets
-them side by side (a job whose state, attempt count or end changed was worked on in this pass).
+prints the summary would miss their work. The summary is read from the jobs' states instead
+(aexp.state: the documents, and the journals where an attempt is not recorded yet): `observe`
+takes them before the pass and again after it, and `compare` sets them side by side (a job
+whose state, attempt count or end changed was worked on in this pass).
 
     finished   ended finished in this pass
     failed     its experiment failed in this pass (recorded failed; `aexp rearm` after a fix)
