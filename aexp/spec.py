@@ -1,21 +1,23 @@
 """What a run is made of, derived from its job: the group, the tags and the config.
 
-    spec_of(statepoint, limina, job_id, group_by)   the pure rule (docs/job-document.md)
-    run_spec(job)                                   the rule applied to a job, with its
-                                                    project's `[tracker] group_by`
-
-aexp.binding re-exports these names (their home before this module existed).
+spec_of(statepoint, limina, job_id, group_by)   the pure rule (docs/job-document.md)
+run_spec(job)                                   the rule applied to a job, with its
+                                                project's `[tracker] group_by`
+project_settings(job)                           the settings of the job's project
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aexp.errors import BindingError
 from aexp.jobdoc import read_doc
 from aexp.validate import GROUP_MAX, TAG_MAX, shorten
+
+if TYPE_CHECKING:
+    from aexp.settings import Settings
 
 
 def spec_of(
@@ -74,43 +76,56 @@ def _group_value(flat: Mapping[str, Any], statepoint: Mapping[str, Any], key: st
 
 
 _ABSENT = object()
-# group_by of each project root's signac.rc, with the file's (mtime, size) it was read at.
-_group_by_cache: dict[str, tuple[Any, tuple[str, ...]]] = {}
+# The settings of each project root, with the stamp they were read at: signac.rc's (mtime, size)
+# and the environment variables that override what the core reads from them this way.
+_settings_cache: dict[str, tuple[Any, Settings]] = {}
+_OVERRIDES = ("AEXP_GROUP_BY", "AEXP_STALE_AFTER")
 
 
-def project_group_by(job: Any) -> tuple[str, ...]:
-    """`[tracker] group_by` of the signac.rc of the job's project (`()` when not set).
+def project_settings(job: Any) -> Settings:
+    """The settings (`aexp.settings.load_settings`) of the project that holds `job`.
 
     The project is the directory above the job's workspace (signac 2 keeps the workspace at
-    `<project>/workspace`). Read once per change of the file (or of AEXP_GROUP_BY, which
-    overrides it). Raises SettingsError for a malformed signac.rc.
+    `<project>/workspace`). Read once per change of its signac.rc (one `stat` per call) or of
+    AEXP_GROUP_BY and AEXP_STALE_AFTER, the overrides of what is read this way. Raises
+    SettingsError for a malformed signac.rc.
     """
     from aexp.settings import SETTINGS_FILE, load_settings
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(job.path)))
+    overrides = tuple(os.environ.get(name) for name in _OVERRIDES)
     try:
         st = os.stat(os.path.join(root, SETTINGS_FILE))
-        stamp: Any = (st.st_mtime_ns, st.st_size, os.environ.get("AEXP_GROUP_BY"))
+        stamp: Any = (st.st_mtime_ns, st.st_size, overrides)
     except OSError:
-        stamp = (None, os.environ.get("AEXP_GROUP_BY"))
-    cached = _group_by_cache.get(root)
+        stamp = (None, overrides)
+    cached = _settings_cache.get(root)
     if cached is not None and cached[0] == stamp:
         return cached[1]
-    group_by = load_settings(root).group_by
-    _group_by_cache[root] = (stamp, group_by)
-    return group_by
+    settings = load_settings(root)
+    _settings_cache[root] = (stamp, settings)
+    return settings
 
 
-def run_spec(job: Any, group_by: Sequence[str] | None = None) -> dict[str, Any]:
+def project_group_by(job: Any) -> tuple[str, ...]:
+    """`[tracker] group_by` of the job's project (`()` when not set; `project_settings`)."""
+    return project_settings(job).group_by
+
+
+def run_spec(
+    job: Any, group_by: Sequence[str] | None = None, doc: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """`spec_of` the job: group, tags and config of its run. `group_by=None`: the project's
-    `[tracker] group_by` (`project_group_by`).
+    `[tracker] group_by` (`project_group_by`); `doc`: the job's document when the caller has
+    read it (its `limina`).
 
     Raises BindingError when signac cannot read the job's state point (its file is missing or
     damaged: the directory is not a usable job).
     """
     if group_by is None:
         group_by = project_group_by(job)
-    return spec_of(_statepoint(job), read_doc(job).get("limina"), job.id, group_by)
+    limina = (read_doc(job) if doc is None else doc).get("limina")
+    return spec_of(_statepoint(job), limina, job.id, group_by)
 
 
 def _statepoint(job: Any) -> Mapping[str, Any]:
@@ -143,4 +158,4 @@ def run_tags(spec: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
     return list(dict.fromkeys([*spec["tags"], *(shorten(str(t), TAG_MAX) for t in extra if t)]))
 
 
-__all__ = ["project_group_by", "run_spec", "run_tags", "spec_of"]
+__all__ = ["project_group_by", "project_settings", "run_spec", "run_tags", "spec_of"]

@@ -35,9 +35,10 @@ from aexp import (
     run_spec,
     update_binding,
 )
-from aexp.binding import STATES, adapter_for, handle_for
+from aexp.binding import adapter_for, handle_for
 from aexp.jobdoc import read_doc, update_doc
 from aexp.journal import journal_path
+from aexp.schema import STATES
 
 
 def doc_bytes(job) -> bytes:

@@ -17,9 +17,9 @@ import pytest
 from conftest import PYTHON, run_cmd, set_rc
 
 import aexp
-from aexp.binding import spec_of
 from aexp.errors import SettingsError
 from aexp.settings import load_settings
+from aexp.spec import spec_of
 
 AEXP = str(Path(sys.executable).parent / "aexp")
 

@@ -25,12 +25,11 @@ from aexp.errors import AexpError, JobBusyError
 def _busy_reason(job: Any, stale_after: float) -> str | None:
     """Why another process is working on the job (None: it is free). Takes and releases the
     job's claim (aexp.joblock.job_claim), and asks whether an attempt holds the run
-    (aexp.sync.rules.still_executing: its heartbeat, whatever node it runs on), which covers an
+    (aexp.sync.rules.executing_attempt: its heartbeat, whatever node it runs on), which covers an
     attempt on another host of a file system whose locks do not reach across."""
-    from aexp.binding import get_binding
     from aexp.jobdoc import read_doc
     from aexp.joblock import job_claim
-    from aexp.sync.rules import still_executing
+    from aexp.sync.rules import executing_attempt
 
     try:
         with job_claim(job):
@@ -39,14 +38,13 @@ def _busy_reason(job: Any, stale_after: float) -> str | None:
         return str(exc)
     except AexpError:  # an unreadable document: nothing can be running it through aexp
         return None
-    try:
-        binding = get_binding(job, doc)
-    except AexpError:
-        return None
-    if binding is not None and still_executing(doc, binding, stale_after):
-        host = (doc.get("attempt") or {}).get("host")
-        where = f" on {host}" if host else ""
-        return f"job {job.id} is executing{where} (heartbeat {doc.get('heartbeat_at')})."
+    # A first attempt's start is in its journal before the document records it: the job's
+    # state (not the binding alone) says whether an attempt holds it.
+    mark = executing_attempt(job, doc, stale_after)
+    if mark is not None:
+        where = f" on {mark.host}" if mark.host else ""
+        beat = mark.heartbeat_at
+        return f"job {job.id} is executing{where} (heartbeat {beat})."
     return None
 
 

@@ -82,8 +82,9 @@ def _sync_lines(state: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from aexp.binding import get_binding, run_spec
+    from aexp.binding import get_binding
     from aexp.jobdoc import read_doc
+    from aexp.spec import run_spec
 
     project = _project(args)
     (job,) = _jobs(project, [args.job], stdin=False)

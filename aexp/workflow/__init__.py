@@ -1,7 +1,10 @@
-"""What project.py's operations, conditions and labels call: plain functions of a job.
+"""What project.py's operations, conditions and labels call: plain functions of a job; and the
+FlowProject project.py subclasses.
 
+    project.py      WorkflowProject (flow's machinery: checks, the pass summary, submission) and
+                    `main`: the one module of aexp that imports signac-flow
     conditions.py   what `status` and `run` ask of a job (eligibility, labels), read from its
-                    document at one parse per job
+                    state (aexp.state) at one parse per job
     operations.py   init_tracker, execute, finish: each contained to its job (a failure is one
                     line, never the end of the pass)
     preflight.py    what is checked once before a pass (backend SDKs installed, the workspace
@@ -10,7 +13,8 @@
     forked.py       the project as a process pool forked from this process finds it (run -p N)
     walltime.py     whether a SLURM submission leaves time to work before its warning signal
 
-aexp never imports signac-flow: these are ordinary functions, usable from any workflow engine.
+Everything but project.py is ordinary functions, usable from any workflow engine; importing
+`aexp.workflow` imports no flow.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ if TYPE_CHECKING:
     from aexp.workflow.conditions import (
         backend_label,
         backend_label_of,
-        binds_in_execute,
         can_execute,
         execute_ended,
         is_bound,
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
         is_finished,
         is_synced,
         is_unbound,
+        needs_binding,
         needs_finish,
         needs_sync,
         needs_sync_of,
@@ -67,7 +71,6 @@ _WHERE = {
     "adapters_from_settings": "aexp.workflow.operations",
     "backend_label": "aexp.workflow.conditions",
     "backend_label_of": "aexp.workflow.conditions",
-    "binds_in_execute": "aexp.workflow.conditions",
     "can_execute": "aexp.workflow.conditions",
     "check_backends_installed": "aexp.workflow.preflight",
     "check_working_window": "aexp.workflow.walltime",
@@ -82,6 +85,7 @@ _WHERE = {
     "is_finished": "aexp.workflow.conditions",
     "is_synced": "aexp.workflow.conditions",
     "is_unbound": "aexp.workflow.conditions",
+    "needs_binding": "aexp.workflow.conditions",
     "needs_finish": "aexp.workflow.conditions",
     "needs_sync": "aexp.workflow.conditions",
     "needs_sync_of": "aexp.workflow.conditions",
@@ -105,7 +109,6 @@ __all__ = [
     "adapters_from_settings",
     "backend_label",
     "backend_label_of",
-    "binds_in_execute",
     "can_execute",
     "check_backends_installed",
     "check_working_window",
@@ -120,6 +123,7 @@ __all__ = [
     "is_finished",
     "is_synced",
     "is_unbound",
+    "needs_binding",
     "needs_finish",
     "needs_sync",
     "needs_sync_of",
