@@ -8,9 +8,9 @@ SLURM keeps the rest pending with the reason `DependencyNeverSatisfied`, and the
 Why held, not cancelled (`--kill-on-invalid-dep=yes` would cancel them): a cancelled job leaves
 the queue, so the next `submit` would send it again, without a gate, and the bug the canary
 caught would burn the whole sweep after all. Held jobs stay in the queue (flow shows them `[Q]`
-and never sends them twice); `status` names the failed canary and says what to do; the next
-`submit` after the fix moves them behind its new canary (`submit --canary`) or releases them
-(plain `submit`); `scancel` drops them.
+and never sends them twice); `status` names the failed canary and says what to do; after the fix,
+`submit --canary` moves them behind its new canary, which releases them when it succeeds; a plain
+`submit` leaves them held (it must not let loose what a canary caught); `scancel` drops them.
 
 The record, `<project>/logs/canary.json`: {"canaries": {<SLURM job id>: {"jobs": [job ids],
 "name": <SLURM job name>, "submitted_at": ISO time}}}, the newest KEEP entries, written by each
@@ -123,9 +123,8 @@ def status_lines(
                 f"held: {count} SLURM job{'s' * (count != 1)} of this sweep will never start: "
                 f"their canary {who}, SLURM job {slurm}, did not succeed (see {outputs}). Fix "
                 "it (aexp rearm <job id> for a failed run), then `python project.py submit "
-                "--canary` puts them behind a new canary, or `python project.py submit` "
-                f"releases them; scancel {' '.join(gate.waiting[:3])}{' ...' * (count > 3)} "
-                "drops them."
+                "--canary` puts them behind a new canary; scancel "
+                f"{' '.join(gate.waiting[:3])}{' ...' * (count > 3)} drops them."
             )
         else:
             lines.append(

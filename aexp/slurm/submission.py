@@ -58,7 +58,8 @@ class Sent:
 @dataclass
 class Outcome:
     """What a pass did: sent (in order), refused (the bundle and sbatch's reason), not sent
-    after a refusal, waiting for the next submit, jobs moved behind the canary or released."""
+    after a refusal, waiting for the next submit, jobs held behind a failed canary: moved behind
+    this pass's canary, or still held."""
 
     eligible: int = 0
     sent: list[Sent] = field(default_factory=list)
@@ -67,7 +68,7 @@ class Outcome:
     not_sent: int = 0
     waiting: int = 0
     regated: list[str] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)
+    still_held: list[str] = field(default_factory=list)
 
 
 def sizing_flags(
@@ -269,18 +270,19 @@ class Submission:
         return " and ".join(k for k in ("walltime", "memory") if getattr(slurm, k) == "auto")
 
     def _regate(self, held: list[str], gate: list[str]) -> None:
-        """Move jobs held behind a failed canary behind the new one, or release them."""
+        """Move the jobs held behind a failed canary behind the canary this pass sent. Without
+        a new canary they stay held: a plain `submit` must not let loose what a canary caught."""
         if not held or self.pretend:
             return
-        if self.canary and not gate:
-            return  # the new canary was not sent: they stay held
-        dependency = f"afterok:{':'.join(gate)}" if gate else ""
+        if not gate:
+            self.outcome.still_held.extend(held)
+            return
         try:
-            commands.update_dependency(held, dependency)
+            commands.update_dependency(held, f"afterok:{':'.join(gate)}")
         except commands.SlurmCommandError as exc:
             self.say(f"warning: the jobs held behind a failed canary stay held ({exc}).")
             return
-        (self.outcome.regated if gate else self.outcome.released).extend(held)
+        self.outcome.regated.extend(held)
 
     # -- what it says -------------------------------------------------------------------------
     def _refusal(self, bundle: Bundle, reason: str) -> str:
@@ -298,7 +300,7 @@ class Submission:
         )
         return (
             f"sbatch {verb} {what} ({reason}); {kept}; {fate}{out.not_sent} eligible job"
-            f"{'s' * (out.not_sent != 1)} were not sent: the next submit sends them."
+            f"{'s were' if out.not_sent != 1 else ' was'} not sent: the next submit sends them."
         )
 
     def _report(self, plan: Plan) -> None:
@@ -313,7 +315,7 @@ class Submission:
                     + "; nothing was submitted."
                 )
             return
-        if out.eligible or out.regated or out.released:
+        if out.eligible or out.regated or out.still_held:
             self.say(self._summary(sent))
         self._record(sent)
 
@@ -339,8 +341,11 @@ class Submission:
             parts.append(f"{out.not_sent} not sent: their canary was not submitted")
         if out.regated:
             parts.append(f"{len(out.regated)} held SLURM job(s) now wait for the new canary")
-        if out.released:
-            parts.append(f"{len(out.released)} SLURM job(s) held behind a failed canary released")
+        if out.still_held:
+            parts.append(
+                f"{len(out.still_held)} SLURM job(s) stay held behind a failed canary (status "
+                "says which; submit --canary puts them behind a new one)"
+            )
         if self.limits.unread and out.waiting:
             parts.append("not known: " + "; ".join(self.limits.unread))
         return "; ".join(parts) + "."
@@ -366,7 +371,7 @@ class Submission:
             "waiting": out.waiting,
             "limits": self.limits.describe(),
             "regated": out.regated,
-            "released": out.released,
+            "still_held": out.still_held,
         }
         try:
             os.makedirs(self.log_dir, exist_ok=True)
