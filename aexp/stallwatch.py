@@ -13,9 +13,10 @@ least `[workflow] stall_after`). Once it has not:
    limit: inside a SLURM job to its batch shell (`scancel --batch`), whose trap forwards it to
    the operation and requeues the job after the attempt is recorded preempted; elsewhere to this
    process. The run resumes from its last checkpoint, as after any preemption;
-3. if the attempt has still not ended GRACE_S seconds later (the main thread is stuck where no
-   Python signal handler runs: inside a C call), the process exits with 128 + signal; the next
-   attempt finds it dead (its SLURM job restarted, or its pid gone) and resumes the run.
+3. if the attempt has still not ended a grace period later (GRACE_MIN_S, or the stall bound if
+   longer: the main thread is stuck where no Python signal handler runs, inside a C call), the
+   process exits with 128 + signal from the heartbeat thread; the next attempt finds it dead
+   (its SLURM job restarted, or its pid gone) and resumes the run.
 
 In a `--parallel` bundle the batch shell forwards the signal to every operation: the others are
 preempted too and resume after the requeue. `[workflow] on_stall = report` (the default) leaves
@@ -32,9 +33,9 @@ from typing import Any
 
 from aexp.state import PACE_FACTOR, stall_bound
 
-# Seconds a stalled attempt may take to be recorded after its preemption signal before its
-# process is ended from the heartbeat thread.
-GRACE_S = 60.0
+# Seconds a stalled attempt may take, at least, to be recorded after its preemption signal
+# before its process is ended from the heartbeat thread (recording takes about a second).
+GRACE_MIN_S = 15.0
 
 
 class StallWatch:
@@ -47,6 +48,7 @@ class StallWatch:
         self.signum = int(getattr(signal, f"SIG{signal_name}"))
         self.reason: str | None = None  # why it was preempted, once it was
         self._deadline = 0.0
+        self._grace = GRACE_MIN_S
 
     def check(self, tracker: Any) -> None:
         """Called by each heartbeat of the attempt whose `tracker` logs to the journal."""
@@ -56,7 +58,9 @@ class StallWatch:
         now = time.monotonic()
         if self.reason is not None:
             if now > self._deadline and not tracker._closing:
-                self._say(f"not stopped {GRACE_S:.0f} s after SIG{self._name}; ending its process")
+                self._say(
+                    f"not stopped {self._grace:.0f} s after SIG{self._name}; ending its process"
+                )
                 os._exit(128 + self.signum)
             return
         idle = now - (writer.progress_at or writer.opened_at)
@@ -68,7 +72,8 @@ class StallWatch:
             f"{PACE_FACTOR:g} x its pace and at least [workflow] stall_after)"
         )
         tracker._stalled = True
-        self._deadline = now + GRACE_S
+        self._grace = max(GRACE_MIN_S, bound)
+        self._deadline = now + self._grace
         self._say(f"{self.reason}; preempting it ([workflow] on_stall = preempt)")
         self._preempt()
 
@@ -92,4 +97,4 @@ class StallWatch:
         os.kill(os.getpid(), self.signum)
 
 
-__all__ = ["GRACE_S", "StallWatch"]
+__all__ = ["GRACE_MIN_S", "StallWatch"]

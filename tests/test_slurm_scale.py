@@ -228,6 +228,11 @@ def test_a_submission_sbatch_refuses_part_way_is_reported_as_it_happened(cluster
     assert record["refused"]["ops"] == [f"run_job({order[1]})"] and record["not_sent"] == 2
     pending = cluster.flow("submit", "--pretend").stderr
     assert f"run_job({order[1]})" in pending and f"run_job({order[2]})" in pending
+    # flow's own `--after ID` would be `sbatch -W` (a wait): here it is a dependency.
+    after = cluster.flow("submit", "--pretend", "--after", first_id).stdout
+    assert set(re.findall(r"^# Submit command: (.*)$", after, re.M)) == {
+        f"sbatch --dependency=afterok:{first_id} --kill-on-invalid-dep=no"
+    }
 
 
 # -- a hung job: stalled, preempted, resumed from its checkpoint ---------------------------------

@@ -128,8 +128,8 @@ def status_lines(
             )
         else:
             lines.append(
-                f"gated: {count} SLURM job{'s' * (count != 1)} of this sweep wait for their "
-                f"canary {who}, SLURM job {slurm}, to succeed."
+                f"gated: {count} SLURM job{'s' * (count != 1)} of this sweep "
+                f"wait{'s' * (count == 1)} for their canary {who}, SLURM job {slurm}, to succeed."
             )
     return lines
 
