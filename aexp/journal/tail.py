@@ -19,9 +19,9 @@ class Tail:
     `last` is the last readable event (None: no journal, or nothing readable yet); `last_step`
     the highest step recorded (None: no row, or not asked for); `opening` the `resume_run` event
     of the journal's last attempt (None: no attempt recorded, or not asked for). `pace`: the
-    longest gap in seconds between two consecutive progress events (`log`, `log_artifact`) of
-    the last attempt, as far as the read reaches (None: fewer than two, or not asked for); the
-    wait from the attempt's opening to its first row is not pace (a start loads data, compiles).
+    longest gap in seconds between two consecutive progress events (`log`, `log_artifact`) among
+    the last attempt's last PACE_ROWS (None: fewer than two, or not asked for); the wait from the
+    attempt's opening to its first row is not pace (a start loads data, compiles).
     """
 
     last: dict[str, Any] | None = None
@@ -58,16 +58,25 @@ _HEAD = re.compile(rb'^\{"timestamp": "([^"]*)", "event": "(\w+)"')
 _PROGRESS = (b"log", b"log_artifact")
 
 
+# The pace is read from the last attempt's last PACE_ROWS rows at most: a status over many
+# running jobs parses a few hundred timestamps per job, not a whole tail's.
+PACE_ROWS = 128
+
+
 class _Pace:
     """The longest gap between consecutive progress events, fed from the last one backwards."""
 
-    __slots__ = ("later", "longest")
+    __slots__ = ("fed", "later", "longest")
 
     def __init__(self) -> None:
         self.later: datetime | None = None  # the progress event after the one being fed
         self.longest: float | None = None
+        self.fed = 0
 
     def feed(self, stamp: bytes) -> None:
+        if self.fed > PACE_ROWS:
+            return
+        self.fed += 1
         try:
             when = datetime.fromisoformat(stamp.decode())
         except ValueError:
@@ -175,4 +184,4 @@ def tail_step(path: str | os.PathLike) -> int | None:
     return read_tail(path).last_step
 
 
-__all__ = ["Tail", "parse_event", "read_tail", "tail_step"]
+__all__ = ["PACE_ROWS", "Tail", "parse_event", "read_tail", "tail_step"]
