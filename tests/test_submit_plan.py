@@ -160,3 +160,47 @@ def test_submit_pretend_shows_the_canary_first_and_the_rest_behind_it(template: 
     for bad in ("0", "x"):
         refused = run_cmd([PYTHON, "project.py", "submit", "--canary", bad], cwd=template)
         assert refused.returncode == 2 and "--canary: must be" in refused.stderr
+
+
+# -- `run --canary`: the local counterpart ------------------------------------------------------
+BUGGY = """\
+import os
+
+
+def experiment(job, tracker):
+    if os.path.exists(os.path.join(os.path.dirname(os.path.dirname(job.path)), "BUG")):
+        raise RuntimeError("the bug the canary catches")
+    tracker.log({"x": 1.0}, step=0)
+"""
+
+
+def test_run_canary_stops_at_the_failed_canary_and_runs_everything_once_it_succeeds(
+    template: Path,
+) -> None:
+    set_rc(template, "tracker", "backend", "noop")
+    (template / "experiment.py").write_text(BUGGY)
+    (template / "BUG").touch()
+    jobs = [
+        create_run(experiment_id="E1", hypothesis_id="H1", statepoint={"seed": seed})
+        for seed in range(4)
+    ]
+    failed = run_cmd([PYTHON, "project.py", "run", "--canary"], cwd=template)
+    assert failed.returncode == 1, failed.stderr
+    started = [job for job in jobs if "tracker" in job.document]
+    assert len(started) == 1, "no job runs after the canary failed"
+    (canary_job,) = started
+    assert canary_job.document["tracker"]["state"] == "failed"
+    assert (
+        f"canary: job {canary_job.id} failed; stopped before running any other job (3 more "
+        f"eligible, left as they are). Fix it, then: aexp rearm {canary_job.id} && python "
+        "project.py run --canary" in failed.stderr
+    )
+
+    (template / "BUG").unlink()
+    rearm = run_cmd([str(Path(PYTHON).parent / "aexp"), "rearm", canary_job.id], cwd=template)
+    assert rearm.returncode == 0, rearm.stderr
+    passed = run_cmd([PYTHON, "project.py", "run", "--canary", "2"], cwd=template)
+    assert passed.returncode == 0, passed.stderr
+    assert "canary:" not in passed.stderr
+    assert [job.document["tracker"]["state"] for job in jobs] == ["finished"] * 4
+    assert all(job.document["tracker"]["attempts"] == 1 for job in jobs if job != canary_job)
