@@ -165,6 +165,21 @@ def current_user() -> str:
     return os.environ.get("SLURM_JOB_USER") or getpass.getuser()
 
 
+def option_values(flags: Sequence[str] | None, long: str, short: str) -> list[str]:
+    """The values sbatch flags give one option, in order (sbatch takes the last): `long=x`,
+    `long x`, `short x` and `shortx` (e.g. "--qos"/"-q", "--time"/"-t")."""
+    items = list(flags or ())
+    found = []
+    for index, flag in enumerate(items):
+        if flag.startswith(long + "="):
+            found.append(flag.split("=", 1)[1])
+        elif flag in (long, short) and index + 1 < len(items):
+            found.append(items[index + 1])
+        elif flag.startswith(short) and len(flag) > len(short) and not flag.startswith("--"):
+            found.append(flag[len(short) :])
+    return found
+
+
 __all__ = [
     "QUERY_TIMEOUT_S",
     "SBATCH_TIMEOUT_S",
@@ -175,6 +190,7 @@ __all__ = [
     "config",
     "current_user",
     "last_line",
+    "option_values",
     "queue",
     "sacctmgr",
     "sbatch",

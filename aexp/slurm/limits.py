@@ -86,16 +86,8 @@ def _number(text: str | None) -> int | None:
 
 def qos_flag(flags: Sequence[str]) -> str | None:
     """The QOS that sbatch flags after `--` ask for (`--qos=x`, `--qos x`, `-q x`), if any."""
-    items = list(flags or ())
-    found = None
-    for index, flag in enumerate(items):
-        if flag.startswith("--qos="):
-            found = flag.split("=", 1)[1]
-        elif flag in ("--qos", "-q") and index + 1 < len(items):
-            found = items[index + 1]
-        elif flag.startswith("-q") and len(flag) > 2 and not flag.startswith("--"):
-            found = flag[2:]
-    return found
+    values = commands.option_values(flags, "--qos", "-q")
+    return values[-1] if values else None
 
 
 def accounting_limits(
@@ -134,7 +126,7 @@ def learn_limits(settings: Any, *, flags: Sequence[str] = (), user: str | None =
         everyone = commands.queue(every_state=True)
     except SlurmCommandError as exc:
         return Limits((), (f"squeue ({exc.reason}): the queue cannot be counted",))
-    mine = sum(1 for row in everyone if row.user == user and row.state in _ACTIVE)
+    mine = count_mine(everyone, user)
     cap = settings.slurm.max_submit
     if cap is not None:
         limits.append(Limit("max_submit", cap, "[slurm] max_submit in signac.rc", mine))
