@@ -1,7 +1,8 @@
 """Sweeps at cluster scale on the real SLURM cluster (scripts/slurm_cluster.sh starts one): a
 canary gates the sweep, queue limits are respected and reported, sbatch refusing part-way is
-reported as it happened, a hung job is preempted as stalled and resumes from its checkpoint, and
-each attempt's peak memory is recorded.
+reported as it happened, a hung job is labelled stalled by `status` on the login node and, with
+`on_stall = preempt`, preempted and resumed from its checkpoint, and each attempt's peak memory
+is recorded.
 
 The cluster is shared: each test knows its own SLURM jobs by the names (and ids) its submit
 printed (tests/slurm_cluster.py). Jobs use the noop backend; they take seconds.
@@ -73,13 +74,6 @@ def wait_for(what: str, check, cluster: Cluster, timeout: float = 90) -> None:
     pytest.fail(f"{what}: not within {timeout:.0f} s; queue {cluster.reasons()}\n{cluster.logs()}")
 
 
-def show(slurm_id: str) -> dict[str, str]:
-    out = subprocess.run(
-        ["scontrol", "-o", "show", "job", slurm_id], capture_output=True, text=True, timeout=30
-    ).stdout
-    return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
-
-
 def finishes(job) -> list[dict]:
     return [e for e in events(job) if e["event"] == "finish"]
 
@@ -134,8 +128,8 @@ def test_a_failed_canary_holds_the_rest_and_status_names_it_until_a_new_canary_s
     for job in jobs.values():
         assert doc(job)["tracker"]["state"] == "finished", cluster.logs()
     for slurm_id in held:  # the same SLURM jobs ran: released, not resubmitted
-        assert show(slurm_id)["JobState"] == "COMPLETED"
-        assert show(slurm_id)["StartTime"] >= show(new_id)["EndTime"]
+        assert cluster.show(slurm_id)["JobState"] == "COMPLETED"
+        assert cluster.show(slurm_id)["StartTime"] >= cluster.show(new_id)["EndTime"]
 
 
 # -- a canary that succeeds releases the rest; peak memory of each attempt ----------------------
@@ -150,9 +144,9 @@ def test_a_canary_that_succeeds_releases_the_rest_and_each_attempt_records_its_p
     sent = cluster.sent()
     assert [canary for *_, canary in sent] == [True, False, False], cluster.said
     cluster.wait_until_drained(timeout=120)
-    canary_end = show(sent[0][1])["EndTime"]
+    canary_end = cluster.show(sent[0][1])["EndTime"]
     for _, slurm_id, _ in sent[1:]:
-        info = show(slurm_id)
+        info = cluster.show(slurm_id)
         assert info["JobState"] == "COMPLETED" and info["StartTime"] >= canary_end, info
     for job in jobs.values():
         assert doc(job)["tracker"]["state"] == "finished", cluster.logs()
@@ -222,7 +216,7 @@ def test_a_submission_sbatch_refuses_part_way_is_reported_as_it_happened(cluster
         f"available); the 1 submitted before it stay queued (SLURM jobs {first_id}); 2 eligible "
         "jobs were not sent: the next submit sends them."
     )
-    assert show(first_id)["JobName"] == first
+    assert cluster.show(first_id)["JobName"] == first
     record = json.loads((cluster.root / "logs" / "submit.jsonl").read_text().splitlines()[-1])
     assert [s["slurm_id"] for s in record["sent"]] == [first_id]
     assert record["refused"]["ops"] == [f"run_job({order[1]})"] and record["not_sent"] == 2
@@ -236,6 +230,35 @@ def test_a_submission_sbatch_refuses_part_way_is_reported_as_it_happened(cluster
 
 
 # -- a hung job: stalled, preempted, resumed from its checkpoint ---------------------------------
+def test_status_on_the_login_node_labels_a_hung_slurm_job_stalled_within_its_bound(
+    cluster: Cluster,
+) -> None:
+    noop(cluster)
+    set_rc(cluster.root, "workflow", "stall_after", "3")  # on_stall = report: a label alone
+    (job,) = sweep(1, epochs=4, epoch_seconds=0.2, hang_at_epoch=2)
+    (name,) = cluster.submit()
+    slurm_id = cluster.slurm_id(name)
+    deadline, row = time.monotonic() + 60, ""
+    while "stalled" not in row:
+        if time.monotonic() > deadline:
+            pytest.fail(f"never labelled stalled:\n{row}\n{cluster.logs()}")
+        status = cluster.flow("status", "-d").stdout
+        row = next((x for x in status.splitlines() if x.startswith(job.id)), "")
+        time.sleep(0.3)
+    rows = [e for e in events(job) if e["event"] == "log"]
+    silent = time.time() - _seconds(rows[-1]["timestamp"])
+    print(f"status labelled it stalled {silent:.1f} s after its last row (bound 3 s)")
+    assert [r["step"] for r in rows] == [0, 1], "it hung at epoch 2"
+    assert 3 <= silent <= 3 + 8, silent  # the bound, then the poll and two status calls at most
+    assert "running" in row and "[A]" in row and "stale," not in row, row
+    assert cluster.show(slurm_id)["JobState"] == "RUNNING"
+    runs = run_cmd([str(Path(PYTHON).parent / "aexp"), "runs", "--json"], cwd=cluster.root)
+    (seen,) = json.loads(runs.stdout)["jobs"]
+    assert seen["state"] == "running" and seen["stalled"] is True
+    subprocess.run(["scancel", slurm_id], check=True, timeout=30)
+    cluster.wait_until_drained(timeout=60)
+
+
 def test_a_hung_job_is_preempted_as_stalled_and_resumes_from_its_checkpoint(
     cluster: Cluster,
 ) -> None:
@@ -259,7 +282,7 @@ def test_a_hung_job_is_preempted_as_stalled_and_resumes_from_its_checkpoint(
     silence = _seconds(first["timestamp"]) - _seconds(rows[2]["timestamp"])
     print(f"hung after epoch 2; preempted {silence:.1f} s after its last row (bound 5 s)")
     assert 5 <= silence <= 5 + 1 + 6, silence  # the bound, a heartbeat, the signal's way
-    assert show(slurm_id)["Restarts"] == "1"
+    assert cluster.show(slurm_id)["Restarts"] == "1"
     out = cluster.log_text(slurm_id)
     assert "stalled: its journal logged nothing for" in out and "requeueing job" in out
 
