@@ -25,6 +25,7 @@ from conftest import PYTHON, run_cmd, set_rc
 from aexp import NoopAdapter, bind_tracker, create_run, get_binding
 from aexp.jobdoc import update_doc
 from aexp.journal import journal_path
+from aexp.journal.tail import PACE_ROWS
 from aexp.state import PACE_FACTOR, job_state, stall_bound
 
 ELSEWHERE = {"host": "node-17", "pid": 4242, "slurm_job_id": None, "slurm_restart_count": "0"}
@@ -80,6 +81,19 @@ def test_a_running_job_is_stalled_when_its_journal_is_silent_past_its_own_pace(
         assert seen.mark.pace_s == pytest.approx(max(gaps), abs=0.01)
         bound = stall_bound(seen.mark.pace_s, 10)
         assert bound == pytest.approx(max(10, PACE_FACTOR * max(gaps)), abs=0.1)
+
+
+@pytest.mark.parametrize(("recent", "stalled"), [(PACE_ROWS - 1, False), (PACE_ROWS, True)])
+def test_status_reads_the_pace_of_the_last_pace_rows_rows(
+    project, recent: int, stalled: bool
+) -> None:
+    # A slow gap (about 47 s: a bound of about 235 s), then `recent` rows 0.1 s apart, then 40 s
+    # of silence: the slow gap counts while it lies among the last PACE_ROWS rows, not after.
+    rows = [100.0] + [40.0 + 0.1 * (recent - 1 - i) for i in range(recent)]
+    seen = job_state(_running(120, rows), stale_after=300, stall_after=10)
+    assert seen.stalled is stalled, seen.mark.pace_s
+    expected = 0.1 if stalled else rows[0] - rows[1]
+    assert seen.mark.pace_s == pytest.approx(expected, abs=0.01)
 
 
 def test_a_dead_attempt_is_stale_not_stalled(project) -> None:

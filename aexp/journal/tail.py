@@ -74,7 +74,7 @@ class _Pace:
         self.fed = 0
 
     def feed(self, stamp: bytes) -> None:
-        if self.fed > PACE_ROWS:
+        if self.fed >= PACE_ROWS:
             return
         self.fed += 1
         try:
