@@ -23,6 +23,8 @@ downloads, no dependencies). State point keys it understands:
     lr              learning rate (default 0.5)
     epoch_seconds   sleep per epoch, to make a run long enough to preempt (default 0)
     fail_at_epoch   raise at this epoch, to see what a failed run looks like (default: never)
+    hang_at_epoch   stop making progress at this epoch in the first attempt, to see what a
+                    stalled job looks like (`status` labels it `stalled`; docs/workflow.md)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import threading
 import time
 from typing import Any
 
@@ -76,6 +79,8 @@ def experiment(job: Any, tracker: Any) -> None:
     for epoch in range(state["epoch"], epochs):
         if sp.get("fail_at_epoch") == epoch:
             raise RuntimeError(f"injected failure at epoch {epoch}")
+        if sp.get("hang_at_epoch") == epoch and tracker.attempt == 1:
+            threading.Event().wait()  # a deadlock: alive, heartbeat beating, nothing logged
         order = list(range(len(data)))
         rng.shuffle(order)
         for i in order:
