@@ -229,16 +229,18 @@ class Attempt:
                         write_init_event(job, binding, writer, spec=self.spec)
             last = tail.last
             tracker.attempt = self.number
-            tracker.step = max(
-                binding.get("last_step", -1), -1 if tail.last_step is None else tail.last_step
-            )
-            tracker.step += 1
-            tracker.summary = dict(binding.get("summary") or {})
+            logged = -1 if tail.last_step is None else tail.last_step
+            tracker.step = max(binding.get("last_step", -1), logged) + 1
             # The previous attempt ended cleanly when its `finish` is the journal's last event;
             # if not (killed), the live backends may have lost rows: they are repaired from it.
             unclean = last is not None and last.get("event") not in ("finish", "init_run")
             resumed = self.number > 1 and has_live(binding)
-            journal = read_journal(path) if unclean or resumed else None
+            # Rows the document's summary does not cover (an attempt killed before its end was
+            # recorded): the summary starts from the journal's, not from this attempt's rows.
+            lagging = logged > binding.get("last_step", -1)
+            journal = read_journal(path) if unclean or resumed or lagging else None
+            covered = journal is None or not (unclean or lagging)
+            tracker.summary = dict(binding.get("summary") or {}) if covered else journal.summary
             writer.resume_run(attempt=self.number, **self.identity)
         except BaseException:  # the attempt is recorded without its journal (as before it opened)
             writer.close()
