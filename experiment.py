@@ -75,14 +75,16 @@ def experiment(job: Any, tracker: Any) -> None:
 
     state = tracker.load_checkpoint() or {"epoch": 0, "w": [0.0] * N_FEATURES, "b": 0.0}
     w, b = state["w"], state["b"]
-    rng = random.Random(f"{sp.get('seed', 0)}-shuffle")
     for epoch in range(state["epoch"], epochs):
         if sp.get("fail_at_epoch") == epoch:
             raise RuntimeError(f"injected failure at epoch {epoch}")
         if sp.get("hang_at_epoch") == epoch and tracker.attempt == 1:
             threading.Event().wait()  # a deadlock: alive, heartbeat beating, nothing logged
+        # Every random draw is seeded from (seed, epoch), not from a generator carried across
+        # epochs: a resumed attempt draws what an uninterrupted one would (or checkpoint the
+        # generator's state with the model).
         order = list(range(len(data)))
-        rng.shuffle(order)
+        random.Random(f"{sp.get('seed', 0)}-shuffle-{epoch}").shuffle(order)
         for i in order:
             x, y = data[i]
             grad = _predict(w, b, x) - y
