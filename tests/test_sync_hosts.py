@@ -275,3 +275,29 @@ def test_the_app_url_without_wandb(monkeypatch: pytest.MonkeyPatch) -> None:
     assert app_url() == "http://127.0.0.1:8080"
     monkeypatch.setenv("WANDB_APP_URL", "https://app.example.org/")
     assert app_url() == "https://app.example.org"
+
+
+@pytest.mark.parametrize(
+    ("fragments", "expected"),
+    [
+        # a synced run whose empty fragment was set aside is synced, not skipped
+        (["already synced", "set aside"], "wandb: 1 already synced"),
+        (["set aside", "already synced", "already synced"], "wandb: 1 already synced"),
+        (["already synced"], "wandb: 1 already synced"),
+        # a run with nothing but a set-aside fragment, or still executing, is skipped
+        (["set aside"], "wandb: 1 skipped"),
+        (["already synced", "still executing"], "wandb: 1 skipped"),
+        (["uploaded", "set aside"], "wandb: 1 uploaded"),
+    ],
+)
+def test_a_run_counts_once_by_its_fragments(fragments: list[str], expected: str) -> None:
+    from aexp.sync.report import summarize
+    from aexp.sync.result import ALREADY_SYNCED, SET_ASIDE, STILL_EXECUTING, SyncResult
+
+    why = {"already synced": ALREADY_SYNCED, "set aside": SET_ASIDE, "uploaded": None}
+    why["still executing"] = STILL_EXECUTING
+    results = [
+        SyncResult(f"f{i}", "job", "run", True, why[kind], None, "", "", 0.0)
+        for i, kind in enumerate(fragments)
+    ]
+    assert summarize(results).line() == expected

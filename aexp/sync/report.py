@@ -5,9 +5,10 @@
     dry run: wandb: would upload 19 run(s) (26 fragments); mlflow: would replay 19 run(s)
 
 A W&B run has one result per fragment; it counts once: failed when any of its fragments failed,
-uploaded when any was uploaded, else already synced (every fragment was) or skipped (still
-executing, claimed by another process, not due). A job whose document cannot be read counts as
-`corrupt` (failed). The reasons of the failures follow their count, the most frequent first.
+uploaded when any was uploaded, else already synced (every fragment was, or was set aside as
+holding no run) or skipped (still executing, claimed by another process, not due). A job whose
+document cannot be read counts as `corrupt` (failed). The reasons of the failures follow their
+count, the most frequent first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aexp.sync.result import ALREADY_SYNCED, NOT_ATTEMPTED, SyncResult
+from aexp.sync.result import ALREADY_SYNCED, NOT_ATTEMPTED, SET_ASIDE, SyncResult
 
 SCHEMA = "aexp.sync-offline/1"
 # How each backend's feed names a run that got its data.
@@ -128,7 +129,9 @@ def summarize(results: Iterable[SyncResult], *, dry_run: bool = False) -> Summar
         elif ran:
             counts.done += 1
             counts.fragments += len(ran)
-        elif all(r.skipped == ALREADY_SYNCED for r in items):
+        elif any(r.skipped == ALREADY_SYNCED for r in items) and all(
+            r.skipped in (ALREADY_SYNCED, SET_ASIDE) for r in items
+        ):  # a fragment set aside holds nothing to upload: its rows came from the journal
             counts.already += 1
         else:
             counts.skipped += 1
