@@ -120,6 +120,8 @@ class Tracker:
         seq = self._checkpoint_seq + 1
         write_checkpoint(self.job.path, seq, self.step, state)
         self._checkpoint_seq = seq
+        if self._journal is not None:
+            self._journal.checkpoint(seq=seq, last_step=self.step - 1 if self.step else None)
         if self._preempt_signal is not None:
             raise Preempted(self._preempt_signal)
 

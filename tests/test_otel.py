@@ -118,6 +118,22 @@ def test_a_sweep_with_a_preemption_a_failure_and_a_rerun_arrives_as_its_traces(
         assert two.status == (1, "") and two.attributes["aexp.attempt.state"] == "finished"
         (resume,) = [attrs for name, attrs in two.events if name == "aexp.resume"]
         assert resume["aexp.resume.after_step"] == one.attributes["aexp.attempt.last_step"]
+        # Each checkpoint is an event of the attempt that wrote it: numbered over the job, after
+        # each epoch's row (the template checkpoints every epoch; a SIGTERM stops at one).
+        saved = [
+            [
+                (a["aexp.checkpoint.seq"], a["aexp.checkpoint.last_step"])
+                for n, a in s.events
+                if n == "aexp.checkpoint"
+            ]
+            for s in (one, two)
+        ]
+        assert saved[0] and saved[1], saved
+        assert saved[0] + saved[1] == [(step, step) for step in range(6)]
+        assert saved[0][-1][1] == one.attributes["aexp.attempt.last_step"]
+        assert [s.attributes["aexp.attempt.checkpoints"] for s in (one, two)] == [
+            len(x) for x in saved
+        ]
         root_span = trace[span_id(runs[preempted], 0)]
         assert (
             root_span.status[0] == 1 and root_span.attributes["cicd.pipeline.result"] == "success"

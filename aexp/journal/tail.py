@@ -49,13 +49,15 @@ class Tail:
     def in_flight(self) -> bool:
         """The last attempt opened the run and has not written its `finish` (it runs, or its
         process died)."""
-        return self.event in ("resume_run", "log", "log_artifact") and self.opening is not None
+        return self.event in _OPEN_EVENTS and self.opening is not None
 
 
 # The head of every event line JournalWriter writes: its time and name are read from there
 # without parsing the line (a `log` line is skipped by name when its step is not asked for).
 _HEAD = re.compile(rb'^\{"timestamp": "([^"]*)", "event": "(\w+)"')
-_PROGRESS = (b"log", b"log_artifact")
+_PROGRESS = (b"log", b"log_artifact", b"checkpoint")
+# The events an attempt writes between its opening and its `finish`.
+_OPEN_EVENTS = ("resume_run", "log", "log_artifact", "checkpoint")
 
 
 # The pace is read from the last attempt's last PACE_ROWS rows at most: a status over many
@@ -142,7 +144,7 @@ def _tail_of(fd: int, steps: bool, limit: int | None, pace: bool = False) -> Tai
                 name = head.group(2) if head else None
                 if name == b"log" and (step is not None or not steps):
                     continue
-                if name in (b"log_artifact", b"finish"):
+                if name in (b"log_artifact", b"checkpoint", b"finish"):
                     continue
             event = parse_event(line)
             if event is None:

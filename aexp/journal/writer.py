@@ -199,6 +199,12 @@ class JournalWriter:
         self.event("log_artifact", name=name, path=stored, size_bytes=int(size_bytes))
         self._progressed()
 
+    def checkpoint(self, *, seq: int, last_step: int | None) -> None:
+        """Checkpoint number `seq` was written, after the row at `last_step` (None: before any);
+        an attempt resumed from it repeats nothing logged up to there."""
+        self.event("checkpoint", seq=int(seq), last_step=last_step)
+        self._progressed()
+
     def finish(
         self,
         exit_code: int,

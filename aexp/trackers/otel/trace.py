@@ -4,7 +4,7 @@
     run     the root span: first attempt's start to the last attempt's end; the run's outcome
             (status and `cicd.pipeline.result`), attempt count, last step and summary
     attempt one child span per execution attempt; its outcome, `aexp.resume`, `aexp.redo`,
-            `aexp.artifact` and `aexp.preempted` events
+            `aexp.checkpoint`, `aexp.artifact` and `aexp.preempted` events
     span id = the first 8 bytes of SHA-256("aexp.span" NUL run_id NUL attempt NUL index);
             the run span is attempt 0, index 0; attempt n's span is (n, 0)
 
@@ -35,6 +35,9 @@ SPAN_KIND_INTERNAL = 1
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 # The OTel SDK's default limit of attributes per span is 128: the summary keeps below it.
 MAX_SUMMARY_ATTRIBUTES = 100
+# ... and of events per span 128: an attempt's span keeps its last checkpoints, and says how many
+# it wrote (an experiment may checkpoint every few seconds for days).
+MAX_CHECKPOINT_EVENTS = 100
 
 
 def trace_id(run_id: str) -> str:
@@ -111,15 +114,24 @@ def _signal_name(exit_code: int | None) -> str | None:
         return None
 
 
-def _resumes(journal: Journal) -> dict[int, dict[str, Any]]:
-    """{attempt: its resume_run event} (host, pid, SLURM job id and restart count)."""
-    out: dict[int, dict[str, Any]] = {}
+def _attempt_events(
+    journal: Journal,
+) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+    """({attempt: its resume_run event} (host, pid, SLURM job id and restart count),
+    {attempt: its checkpoint events, in order})."""
+    resumes: dict[int, dict[str, Any]] = {}
+    checkpoints: dict[int, list[dict[str, Any]]] = {}
     if not journal.path.exists():
-        return out
+        return resumes, checkpoints
+    current = 1  # events before any resume_run belong to attempt 1 (as the reader counts)
     for event in iter_events(journal.path):
-        if event.get("event") == "resume_run" and type(event.get("attempt")) is int:
-            out.setdefault(event["attempt"], event)
-    return out
+        kind = event.get("event")
+        if kind == "resume_run" and type(event.get("attempt")) is int:
+            current = event["attempt"]
+            resumes.setdefault(current, event)
+        elif kind == "checkpoint":
+            checkpoints.setdefault(current, []).append(event)
+    return resumes, checkpoints
 
 
 def build_spans(journal: Journal, context: RunContext) -> list[dict[str, Any]]:
@@ -132,7 +144,7 @@ def build_spans(journal: Journal, context: RunContext) -> list[dict[str, Any]]:
     run_id = journal.run_id
     tid = trace_id(run_id)
     root = span_id(run_id, 0)
-    resumes = _resumes(journal)
+    resumes, checkpoints = _attempt_events(journal)
     init_ns = nanos(str(journal.init.get("timestamp") or "")) or 0
     ends: dict[int, int] = {}  # attempt -> its latest event time
     redo: dict[int, list[Any]] = {}
@@ -193,6 +205,18 @@ def build_spans(journal: Journal, context: RunContext) -> list[dict[str, Any]]:
                     },
                 )
             )
+        saved = checkpoints.get(attempt.number) or []
+        for checkpoint in saved[-MAX_CHECKPOINT_EVENTS:]:
+            events.append(
+                _event(
+                    nanos(str(checkpoint.get("timestamp") or "")) or end,
+                    "aexp.checkpoint",
+                    {
+                        "aexp.checkpoint.seq": checkpoint.get("seq"),
+                        "aexp.checkpoint.last_step": checkpoint.get("last_step"),
+                    },
+                )
+            )
         for artifact in artifacts.get(attempt.number) or []:
             events.append(
                 _event(
@@ -233,6 +257,7 @@ def build_spans(journal: Journal, context: RunContext) -> list[dict[str, Any]]:
                     "aexp.attempt.first_step": attempt.first_step,
                     "aexp.attempt.last_step": attempt.last_step,
                     "aexp.attempt.rows": attempt.rows,
+                    "aexp.attempt.checkpoints": len(saved),
                     "host.name": attempt.host,
                     "process.pid": resume.get("pid"),
                 },
