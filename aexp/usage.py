@@ -12,10 +12,10 @@ a sampler (psutil polling RSS every few seconds) misses a peak between two sampl
 exactly the allocation that gets a job killed; and it would cost a thread per attempt. The
 parts:
 
-    self       the attempt's process: RUSAGE_SELF's ru_maxrss. On Linux the mark is reset to
-               the current RSS when the attempt starts (writing 5 to /proc/self/clear_refs), so
-               an attempt in a process that ran others before (`python project.py run` over a
-               sweep) reports its own peak; where that reset is refused, the process's peak
+    self       the attempt's process: on Linux its VmHWM, reset to the current RSS when the
+               attempt starts (writing 5 to /proc/self/clear_refs), so an attempt in a process
+               that ran others before (`python project.py run` over a sweep) reports its own
+               peak; where that reset is refused, RUSAGE_SELF's ru_maxrss, the process's peak
                since it started (an upper bound)
     ended      the largest peak among the child processes that ended and were waited for
                (RUSAGE_CHILDREN's ru_maxrss: a subprocess, a worker pool shut down); counted
@@ -136,7 +136,11 @@ class Usage:
 
     def peak_rss_bytes(self) -> int:
         """The attempt's process tree peak RSS in bytes (module docstring)."""
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _RSS_UNIT
+        # After a reset, the mark that was reset (VmHWM): ru_maxrss also keeps the mark each
+        # exiting thread latched (the kernel's signal->maxrss), a heartbeat thread of an earlier
+        # attempt included, which no reset clears.
+        own = _vm_hwm(os.getpid()) if self.reset else 0
+        own = own or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _RSS_UNIT
         ended = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * _RSS_UNIT
         ended = ended if ended > self.children_at_start else 0
         return own + ended + _running_descendants_peak()
