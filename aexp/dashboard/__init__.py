@@ -19,6 +19,7 @@ itself, the CLI or the workflow. docs/results.md ("The dashboard") is the manual
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -42,10 +43,15 @@ def make_dashboard(**options: Any) -> Any:
 
 
 def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
-    """Run the dashboard's command line (`run [--host H] [--port P]`); returns an exit code.
+    """Run the dashboard's command line (`run [--host H] [--port P]`); returns an exit code
+    (aexp.door's table: whatever ends it is one line).
 
-    Without signac-dashboard or matplotlib: one sentence with the install command, exit 2.
+    Without signac-dashboard or matplotlib: one sentence with the install command, exit 2. Jobs
+    whose state point cannot be read are offered for repair on a terminal
+    (aexp.door.offer_repair), else left out with one line each; the dashboard shows the others.
     """
+    from aexp import door
+
     absent = missing()
     if absent:
         names = " and ".join(n.replace("_", "-") for n in absent)
@@ -53,16 +59,26 @@ def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
             f"error: the dashboard needs {names}; install them with: {INSTALL_HINT}",
             file=sys.stderr,
         )
-        return 2
-    from aexp.errors import AexpError
-
+        return door.USAGE
+    workspace = None
     try:
+        from aexp.jobs import find_project_root
+        from aexp.statepoints import damaged_jobs, quiet_statepoint_errors
+
+        quiet_statepoint_errors()
+        if options.get("project") is None:
+            workspace = os.path.join(find_project_root(options.get("root")), "workspace")
+            door.offer_repair(workspace, [job.id for job in damaged_jobs(workspace)])
         dashboard = make_dashboard(**options)
-    except AexpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    dashboard.main(list(argv) if argv is not None else None)
-    return 0
+        dashboard.main(list(argv) if argv is not None else None)
+    except (Exception, KeyboardInterrupt) as exc:
+        said = door.verdict(exc, workspace)
+        if said is None:
+            raise
+        if said.line:
+            print(f"error: {said.line}", file=sys.stderr)
+        return said.code
+    return door.OK
 
 
 __all__ = ["INSTALL_HINT", "launch", "make_dashboard", "missing"]
