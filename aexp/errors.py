@@ -45,8 +45,6 @@ class BindingError(AexpError):
 class JobBusyError(AexpError):
     """Another process is working on the job (executing, finishing or uploading its run)."""
 
-    exit_code = 1
-
 
 class TrackerInitError(AexpError):
     """A tracker backend cannot be used: its SDK is missing or it refused the request."""
