@@ -17,21 +17,24 @@ state point signac cannot read and Ctrl-C are read here; anything else is a bug 
 traceback. A job whose state point is damaged is never named for removal: its run's journal
 holds the state point, and the verdict names `aexp repair` (aexp.statepoints.damage_line).
 
-Also the pieces every parser of the door shares: `did_you_mean` and `unknown_option` (a
-misspelt command, operation or option gets the closest known one).
+Also the pieces every parser of the door shares: `SentenceParser` (argparse, whose refusals are
+one sentence), `did_you_mean` and `unknown_option` (a misspelt command, operation or option gets
+the closest known one).
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import errno
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aexp.errors import AexpError
+from aexp.errors import AexpError, UsageError
 
 OK, FAILED, USAGE = 0, 1, 2
 INTERRUPTED = 130  # 128 + SIGINT
@@ -221,12 +224,70 @@ def unknown_option(argv: Sequence[str], known: Iterable[str]) -> str | None:
     return None
 
 
+class SentenceParser(argparse.ArgumentParser):
+    """An argparse parser whose refusals are one sentence (a UsageError: exit code 2), never
+    usage text and an exit: a misspelt command, choice or option is named with the closest
+    known one. Its sub-parsers (argparse makes them of the same class) do the same; a command
+    line that names no command, where there are commands, is refused too."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(self.sentence(message, sys.argv[1:]))
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        parsed = super().parse_args(args, namespace)
+        commands = self.commands
+        if commands and not hasattr(parsed, "func"):
+            raise UsageError(
+                f"no command given; commands: {', '.join(commands)} (see '{self.prog} --help')."
+            )
+        return parsed
+
+    @property
+    def commands(self) -> dict[str, argparse.ArgumentParser]:
+        """The sub-parsers by command name ({} for a parser without commands)."""
+        for action in self._actions:  # argparse has no public listing of sub-parsers
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
+    @property
+    def option_names(self) -> list[str]:
+        """Every option string this parser accepts."""
+        # argparse keeps them in a private table and offers no public listing.
+        return list(self._option_string_actions)
+
+    def sentence(self, message: str, argv: Sequence[str]) -> str:
+        """One sentence for argparse's `message` about the command line `argv`."""
+        choice = re.match(
+            r"argument (\S+): invalid choice: '?([^']*?)'? \(choose from (.*)\)", message
+        )
+        if choice:
+            what, word, choices = choice.groups()
+            known = re.findall(r"'([^']*)'", choices) or [c.strip() for c in choices.split(",")]
+            noun = what if what.isidentifier() else "command"
+            return (
+                f"unknown {noun} {word!r}{did_you_mean(word, known)}; {noun}s: {', '.join(known)}."
+            )
+        if "unrecognized arguments" in message:
+            word = next((a for a in argv if not a.startswith("-")), "")
+            sub = self.commands.get(word)
+            parser = sub if isinstance(sub, SentenceParser) else self
+            unknown = unknown_option(argv, parser.option_names + self.option_names)
+            if unknown:
+                return f"{unknown}; see '{parser.prog} --help'."
+        message = message.replace(
+            "the following arguments are required", "missing required argument"
+        )
+        return f"{message}; see '{self.prog} --help'."
+
+
 __all__ = [
     "FAILED",
     "INTERRUPTED",
     "OK",
     "STORAGE_ERRNOS",
     "USAGE",
+    "SentenceParser",
     "Verdict",
     "ask",
     "damaged_jobs_line",

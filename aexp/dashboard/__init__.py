@@ -42,6 +42,25 @@ def make_dashboard(**options: Any) -> Any:
     return AexpDashboard(**options)
 
 
+def check_command_line(argv: Sequence[str]) -> None:
+    """Refuse, in one sentence (UsageError), a command line signac-dashboard's own parser would
+    answer with its usage text: the same commands and options (signac-dashboard 0.7's
+    `Dashboard.main`), parsed by aexp.door.SentenceParser first."""
+    from aexp.door import SentenceParser
+
+    parser = SentenceParser(prog="dashboard.py")
+    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--version", action="store_true")
+    run = parser.add_subparsers().add_parser("run")
+    run.add_argument("-p", "--profile", action="store_true")
+    run.add_argument("-d", "--debug", action="store_true")
+    run.add_argument("--host", type=str)
+    run.add_argument("--port", type=int)
+    run.set_defaults(func="run")
+    if "--version" not in argv and "-h" not in argv and "--help" not in argv:
+        parser.parse_args(argv)
+
+
 def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
     """Run the dashboard's command line (`run [--host H] [--port P]`); returns an exit code
     (aexp.door's table: whatever ends it is one line).
@@ -62,6 +81,8 @@ def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
         return door.USAGE
     workspace = None
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        check_command_line(argv)
         from aexp.jobs import find_project_root
         from aexp.statepoints import damaged_jobs, quiet_statepoint_errors
 
@@ -70,7 +91,7 @@ def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
             workspace = os.path.join(find_project_root(options.get("root")), "workspace")
             door.offer_repair(workspace, [job.id for job in damaged_jobs(workspace)])
         dashboard = make_dashboard(**options)
-        dashboard.main(list(argv) if argv is not None else None)
+        dashboard.main(argv)
     except (Exception, KeyboardInterrupt) as exc:
         said = door.verdict(exc, workspace)
         if said is None:
@@ -81,4 +102,4 @@ def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
     return door.OK
 
 
-__all__ = ["INSTALL_HINT", "launch", "make_dashboard", "missing"]
+__all__ = ["INSTALL_HINT", "check_command_line", "launch", "make_dashboard", "missing"]

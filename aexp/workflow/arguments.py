@@ -21,43 +21,29 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aexp.door import did_you_mean, unknown_option
+from aexp.door import SentenceParser, did_you_mean
 from aexp.errors import JobNotFoundError, UsageError
 from aexp.jobdoc import JobDir
 from aexp.jobs import is_job_id
 from aexp.statepoints import statepoint_problem
 
 
-class FlowParser(argparse.ArgumentParser):
+class FlowParser(SentenceParser):
     """The argument parser handed to flow's `FlowProject.main` (argparse gives its sub-parsers
-    the same class). `project` (set on the top-level parser by `for_project`) is what names are
-    checked against."""
+    the same class): one sentence for what argparse refuses (aexp.door.SentenceParser), and,
+    on the top-level parser (`for_project`), the names a command gives checked against
+    `project` before flow runs anything."""
 
     project: Any = None
-
-    def error(self, message: str) -> Any:  # never prints usage and exits: one sentence
-        raise UsageError(_usage_sentence(message, self, sys.argv[1:]))
 
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
         parsed = super().parse_args(args, namespace)
         if self.project is not None:
-            if not hasattr(parsed, "func"):
-                raise UsageError(
-                    f"no command given; commands: {', '.join(_commands(self))} "
-                    f"(see '{self.prog} --help')."
-                )
             check_names(self.project, parsed)
         return parsed
-
-    @property
-    def option_names(self) -> list[str]:
-        """Every option string this parser accepts."""
-        # argparse keeps them in a private table and offers no public listing.
-        return list(self._option_string_actions)
 
 
 def for_project(project: Any, prog: str | None = None) -> FlowParser:
@@ -65,32 +51,6 @@ def for_project(project: Any, prog: str | None = None) -> FlowParser:
     parser = FlowParser(prog=prog)
     parser.project = project
     return parser
-
-
-def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:  # argparse has no public listing of sub-parsers
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
-def _usage_sentence(message: str, parser: FlowParser, argv: Sequence[str]) -> str:
-    """One sentence for what argparse refused: a misspelt operation or option is named with
-    the closest known one."""
-    match = re.match(r"argument (\S+): invalid choice: '?([^']*?)'? \(choose from (.*)\)", message)
-    if match:
-        what, word, choices = match.groups()
-        known = re.findall(r"'([^']*)'", choices) or [c.strip() for c in choices.split(",")]
-        noun = "operation" if what == "operation" else "command"
-        return f"unknown {noun} {word!r}{did_you_mean(word, known)}; {noun}s: {', '.join(known)}."
-    command = next((a for a in argv if not a.startswith("-")), None)
-    sub = _commands(parser).get(command or "") if parser.project is not None else None
-    known = (sub or parser).option_names if isinstance(sub or parser, FlowParser) else []
-    unknown = unknown_option(argv, known)
-    if unknown and "unrecognized arguments" in message:
-        return f"{unknown}; see '{(sub or parser).prog} --help'."
-    message = message.replace("the following arguments are required", "missing required argument")
-    return f"{message}; see '{parser.prog} --help'."
 
 
 def check_names(project: Any, args: argparse.Namespace) -> None:
