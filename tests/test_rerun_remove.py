@@ -307,10 +307,9 @@ def test_remove_refuses_a_job_executing_on_another_node(template: Path) -> None:
     job = make()
     run_cmd([PYTHON, "project.py", "run"], template, check=True)
     document = doc(job)
-    # A second attempt, as node-17 records it (its journal's resume_run is on that node's way:
-    # the run's journal here still ends with the first attempt's finish).
+    # A second attempt, recorded by node-17 (whose journal events this node may not see yet).
     document["tracker"]["state"] = "running"
-    document["tracker"]["attempts"] = 2
+    document["tracker"]["attempts"] += 1
     document["heartbeat_at"] = now_iso()
     document["attempt"] = {"host": "node-17", "pid": 4242, "slurm_job_id": "77",
                            "slurm_restart_count": "0"}  # fmt: skip
