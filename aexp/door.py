@@ -95,31 +95,28 @@ def _os_verdict(exc: OSError, filename: Any) -> Verdict:
     where = os.fspath(filename) if filename else None
     if exc.errno in STORAGE_ERRNOS:
         folder = os.path.dirname(where) if where else "the project"
-        return Verdict(
-            FAILED,
-            f"the file system of {folder} {_refusal(exc)} ({exc.strerror or exc}); free space "
-            "(or make it writable) and run again: nothing stored was lost.",
-        )
+        return Verdict(FAILED, storage_problem(exc, folder, "nothing stored was lost"))
     what = exc.strerror or str(exc)
     return Verdict(FAILED, f"{what}: {where}." if where else f"{what}.")
 
 
-def _refusal(exc: OSError) -> str:
-    return {
+def storage_problem(
+    exc: OSError,
+    where: str,
+    outcome: str = "what this pass could not do stays eligible, and an attempt cut short "
+    "resumes from its last checkpoint",
+) -> str:
+    """The one sentence for a write the file system itself refused (full, over quota,
+    read-only), wherever it happens: what happened, where, what to do, and `outcome` (what it
+    means for the work: by default, a pass's)."""
+    what = {
         errno.ENOSPC: "is full",
         errno.EDQUOT: "is over its quota",
         errno.EROFS: "is read-only",
     }.get(exc.errno or 0, "refused a write")
-
-
-def storage_problem(exc: OSError, where: str) -> str:
-    """One sentence for a write of a pass refused by the file system itself (full, over quota,
-    read-only): what happened, where, and what to do."""
-    file = f" (writing {exc.filename})" if exc.filename else ""
     return (
-        f"the file system of {where} {_refusal(exc)}{file}: {exc.strerror or exc}; free space "
-        "(or make it writable) and run again: what this pass could not do stays eligible, and "
-        "an attempt cut short resumes from its last checkpoint."
+        f"the file system of {where} {what} ({exc.strerror or exc}); free space (or make it "
+        f"writable) and run again: {outcome}."
     )
 
 

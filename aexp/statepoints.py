@@ -260,8 +260,8 @@ def usable_job_dirs(
     """The names among `names` (directories of `workspace` named like job ids) that hold a job
     signac can open: a state point file that is not empty (aexp.jobs.is_job_dir: one stat),
     and not left out (`leave_out`). The others are said once per process through `say`
-    (default: stderr) as `damage_line` puts it, and left out: signac would fail on them and end
-    the whole command.
+    (default: stderr) as `damage_line` puts it, and left out (a job among them is `left_out`
+    from then on): signac would fail on them and end the whole command.
     """
     # flow lists the workspace several times per command: each directory is checked once per
     # process (a job's state point file does not go away), which keeps `status` at one stat
@@ -279,6 +279,8 @@ def usable_job_dirs(
             yield name
         else:
             report_damage(workspace, name, say)
+            if holds_results(f"{workspace}{os.sep}{name}"):  # a job: its pass has a problem
+                leave_out(workspace, (name,))
 
 
 def readable_job_dirs(

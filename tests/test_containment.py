@@ -335,8 +335,8 @@ def test_a_read_only_workspace_is_one_line_and_nothing_changes(noop: Path, mount
     assert result.returncode == 1
     (line,) = lines(result.stderr)
     assert line == (
-        f"error: the workspace {mounted} cannot be written (Read-only file system); nothing "
-        "was run: make it writable (or free space) and run again."
+        f"error: the file system of {mounted} is read-only (Read-only file system); free space "
+        "(or make it writable) and run again: nothing was run."
     )
     assert snapshot(mounted) == before
     status = flow(noop, "status", "-d")

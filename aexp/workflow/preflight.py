@@ -16,6 +16,7 @@ import importlib.util
 import os
 from collections.abc import Iterable
 
+from aexp.door import storage_problem
 from aexp.errors import TrackerInitError, WorkspaceError
 
 # The Python package each backend's adapter imports, by backend name. A backend not listed here
@@ -60,10 +61,7 @@ def check_writable(workspace: str) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise WorkspaceError(
-            f"the workspace {workspace} cannot be written ({exc.strerror or exc}); nothing was "
-            "run: make it writable (or free space) and run again."
-        ) from None
+        raise WorkspaceError(storage_problem(exc, workspace, "nothing was run")) from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(probe)
