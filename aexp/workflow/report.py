@@ -242,8 +242,8 @@ def compare(
     corrupt document through `warn_once` (a job a condition reported already is not reported
     again), a job whose state point cannot be read or a directory that is not a job through
     `report_damage`. A job counts as worked on by this pass when it changed and its last
-    attempt is this pass's (`Seen.ours`), or it changed without a new attempt (an end recorded
-    from its journal).
+    attempt is this pass's (`Seen.ours`), or it changed without a new attempt while no other
+    live process held it (an end recorded from its journal).
     """
     report = PassReport(total=len(after.jobs))
     if storage:
@@ -253,8 +253,10 @@ def compare(
     for job_id, now in sorted(after.jobs.items()):
         then = before.jobs.get(job_id)
         changed = then is None or then.mark != now.mark
-        if changed and (then is None or now.attempts > then.attempts):
-            changed = now.ours  # a new attempt: this pass's, or another process's
+        if changed and (then is None or now.attempts > then.attempts or then.holder):
+            # A new attempt, or one a live process held when the pass began (an orphaned
+            # worker of a killed pass ending its experiment): this pass's work only if ours.
+            changed = now.ours
         if now.problem is not None:
             warn_once(JobDir(job_id, ""), now.problem)
             report.problems.append(now.problem)
