@@ -219,6 +219,19 @@ def test_an_unknown_operation_runs_nothing(sweep: SimpleNamespace) -> None:
         assert snapshot(sweep.root / "workspace") == before, pattern
 
 
+@pytest.mark.parametrize(
+    ("where", "became"),
+    [("seed=True", "'True'"), ("seed=1;epochs=2", "'1;epochs=2'"), ("seed=None", "'None'")],
+)
+def test_a_where_value_probably_meant_otherwise_is_said(
+    sweep: SimpleNamespace, where: str, became: str
+) -> None:
+    result = call("aexp", ["runs", "--where", where, "-q"], sweep.root, sweep.env)
+    assert result.returncode == 0 and result.stdout == "", result.stderr
+    (line,) = lines(result.stderr)
+    assert line.startswith("aexp: warning: ") and f"{where} became the string {became}" in line
+
+
 # -- a file system that refuses writes -----------------------------------------------------------
 def _mount(*args: str) -> bool:
     return subprocess.run(["mount", *args], capture_output=True).returncode == 0

@@ -98,6 +98,8 @@ def test_after_kill_9_of_a_parallel_pass_the_next_pass_runs_or_names_every_job(
             orphans = _group(killed.pid)  # the pool's workers a kill of the pass alone left
             before = states(root, env)
             unfinished = {j for j, s in before.items() if s != "finished"}
+            if whole_group:  # every process gone: no view calls a job of theirs running
+                assert "running" not in before.values(), f"seed {seed}: {before}"
 
             following = run_cmd([PYTHON, "project.py", "run", "-p", "2"], root, env, timeout=180)
             said = f"seed {seed}, trial {trial}:\n{following.stdout}{following.stderr}"
