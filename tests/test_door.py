@@ -149,6 +149,12 @@ DOOR = [
      2, "error: unknown option --prot", "(did you mean --port?)"),
     ("dashboard.py bad value", "dashboard.py", "run --port x", None,
      2, "error: argument --port", "invalid int value"),
+    ("dashboard.py no port", "dashboard.py", "run --port 99999", None,
+     2, "error: argument --port", "99999 is not a port: give one from 1 to 65535"),
+    ("aexp bad state", "aexp", "runs --state bogus", None,
+     2, "aexp: error: argument --state: unknown state 'bogus'", "known states: bound"),
+    ("aexp repair unknown", "aexp", "repair deadbeef", None,
+     2, "aexp: error: job id 'deadbeef' matches no job", "workspace"),
     # no project
     ("project.py without a project", "project.py", "status", _no_project,
      2, "error: no signac project at or above", "has a .signac/config"),

@@ -55,10 +55,23 @@ def check_command_line(argv: Sequence[str]) -> None:
     run.add_argument("-p", "--profile", action="store_true")
     run.add_argument("-d", "--debug", action="store_true")
     run.add_argument("--host", type=str)
-    run.add_argument("--port", type=int)
+    run.add_argument("--port", type=_port)
     run.set_defaults(func="run")
     if "--version" not in argv and "-h" not in argv and "--help" not in argv:
         parser.parse_args(argv)
+
+
+def _port(text: str) -> int:
+    """A TCP port, 1 to 65535 (signac-dashboard would quietly serve on another one)."""
+    import argparse
+
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: give one from 1 to 65535")
+    return port
 
 
 def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
