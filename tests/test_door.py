@@ -93,6 +93,16 @@ def _rc(section: str, key: str, value: str) -> Callable[[Path], None]:
     return lambda root: set_rc(root, section, key, value)
 
 
+def _document(text: str) -> Callable[[Path], None]:
+    """Replace the document of the first finished job ({done}) with `text`."""
+
+    def damage(root: Path) -> None:
+        done = sorted(p for p in (root / "workspace").glob("*/result.json"))[0].parent
+        (done / "signac_job_document.json").write_text(text)
+
+    return damage
+
+
 # (id, entry point, arguments, setup, exit code, the start of the one line, a fragment of it).
 # {job} is a job of the sweep, {prefix} a prefix two jobs share.
 DOOR = [
@@ -164,6 +174,15 @@ DOOR = [
      2, "aexp: error: no signac project at or above", "has a .signac/config"),
     ("dashboard.py without a project", "dashboard.py", "run", _no_project,
      2, "error: no signac project at or above", "has a .signac/config"),
+    # a job named whose document cannot be read: refused as `aexp show` refuses it
+    ("exec a broken document", "project.py", "exec execute {done}", _document('{"tracker": {'),
+     2, "error: job ", "is not valid JSON; restore it (or mend it by hand)"),
+    ("run -j a broken document", "project.py", "run -j {done}", _document("[1, 2]"),
+     2, "error: job ", "is not a JSON object"),
+    ("status -j a damaged document", "project.py", "status -j {done}", _document('{"status": 5}'),
+     2, "error: job ", "job.doc['status'] is 5"),
+    ("aexp show a broken document", "aexp", "show {done}", _document(""),
+     2, "aexp: error: job ", "is not valid JSON"),
     # settings: the same code from every entry point
     ("rc value (project.py status)", "project.py", "status", _rc("workflow", "stale_after", "soon"),
      2, "error: [workflow] stale_after", "must be a number"),
@@ -191,7 +210,9 @@ def test_every_door_case_is_one_sentence_and_its_exit_code(
     sweep: SimpleNamespace, entry, args, setup, code, start, fragment
 ) -> None:
     prefix = next(a[:1] for a in sweep.ids if sum(b.startswith(a[:1]) for b in sweep.ids) > 1)
-    args = args.format(job=sweep.todo[0], prefix=prefix).split()
+    done = sorted(sweep.done)[0]  # the one _document damages
+    assert (sweep.root / "workspace" / done / "result.json").exists()
+    args = args.format(job=sweep.todo[0], prefix=prefix, done=done).split()
     if setup is not None:
         setup(sweep.root)
     before = snapshot(sweep.root)

@@ -5,7 +5,8 @@ and which checks what a command names before anything runs:
     -j/--job-id ID..., exec OP ID...   each id (or unique prefix) names a job of the workspace;
                                         a job whose state point cannot be read is named as
                                         damaged (signac's JobsCorruptedError, which the door
-                                        offers to repair)
+                                        offers to repair), one whose document cannot be
+                                        read is refused as `aexp show` refuses it
     -o/--operation NAME...             each name (a regular expression, as flow reads it)
                                         matches an operation or group of the project
     next NAME                          NAME is an operation
@@ -25,10 +26,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aexp.door import SentenceParser, did_you_mean
-from aexp.errors import JobNotFoundError, UsageError
+from aexp.errors import BindingError, JobNotFoundError, UsageError
 from aexp.jobdoc import JobDir
 from aexp.jobs import is_job_id
 from aexp.statepoints import statepoint_problem
+from aexp.workflow.conditions import facts_of
 
 
 class FlowParser(SentenceParser):
@@ -90,8 +92,9 @@ def check_operation(pattern: str, names: Iterable[str]) -> None:
 def resolve_job_ids(workspace: str, idents: Iterable[str]) -> list[str]:
     """The full job id each of `idents` (a job id or a unique prefix of one) names among the
     job directories of `workspace`; an aggregate id (`agg-...`) is left to flow. Raises
-    JobNotFoundError for one that names none or several, and signac's JobsCorruptedError for
-    jobs whose state point signac cannot read (the door offers their repair)."""
+    JobNotFoundError for one that names none or several, signac's JobsCorruptedError for
+    jobs whose state point signac cannot read (the door offers their repair), and BindingError
+    for a job whose document aexp cannot read (exit 2, as `aexp show` says it)."""
     try:
         dirs = sorted(n for n in os.listdir(workspace) if is_job_id(n))
     except FileNotFoundError:
@@ -114,8 +117,13 @@ def resolve_job_ids(workspace: str, idents: Iterable[str]) -> list[str]:
                 "the jobs."
             )
         (job_id,) = matches
-        if statepoint_problem(JobDir(job_id, os.path.join(workspace, job_id))):
+        job = JobDir(job_id, os.path.join(workspace, job_id))
+        if statepoint_problem(job):
             damaged.append(job_id)
+        else:  # named, it is refused as `aexp show` refuses it: nothing can run on it
+            error = facts_of(job).error
+            if error is not None:
+                raise BindingError(f"job {job_id}: {error.removeprefix(f'job {job_id}: ')}")
         found.append(job_id)
     if damaged:
         from signac.errors import JobsCorruptedError
