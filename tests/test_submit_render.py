@@ -350,8 +350,9 @@ def test_an_unreachable_slurm_controller_gives_sentences_not_tracebacks(
     assert submitted.returncode == 1
     assert "Traceback" not in submitted.stderr
     assert submitted.stderr.strip().splitlines()[-1] == (
-        "error: sbatch refused a submission (Batch job submission failed: Unable to contact "
-        "slurm controller (connect failure)); earlier ones stay queued."
+        f"error: sbatch refused run_job({job.id}) (Unable to contact slurm controller (connect "
+        "failure)); nothing was submitted; 1 eligible job was not sent: the next submit sends "
+        "them."
     )
 
 
@@ -380,7 +381,7 @@ def test_submit_refuses_a_walltime_that_leaves_no_working_window(
         assert result.returncode == 0, result.stderr
         assert len(scripts(result)) == 1
         return
-    assert result.returncode == 1
+    assert result.returncode == 2  # a settings error (docs/workflow.md, "Exit codes")
     said = result.stderr.splitlines()
     (line,) = [x for x in said if x.strip() and x != "Querying scheduler..."]  # flow's own
     assert line.startswith(f"error: submit refused: run_job({job.id}) {refused}, but SIGUSR1 ")

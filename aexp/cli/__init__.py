@@ -6,6 +6,7 @@ and back. docs/cli.md is the manual; every example in it is run by tests/test_cl
     aexp runs                      aexp show <job id, prefix or run id>
     aexp list-runs --backend wandb --group-prefix H012/
     aexp sync-offline              aexp rearm <job_id>
+    aexp resources                 walltime and memory sized from past attempts
 
 Exit codes (aexp.door's table, the same as project.py's): 0 done; 1 something failed while doing
 the work (a sync failed, a file could not be written, a job cannot be read); 2 usage or settings
@@ -53,6 +54,7 @@ from aexp.cli import (
     remove,
     repair,
     rerun,
+    resources,
     runs,
     show,
     sync_offline,
@@ -79,6 +81,7 @@ COMMAND_MODULES = (
     remove,
     repair,
     export_otel,
+    resources,
 )
 
 

@@ -26,7 +26,7 @@ from aexp.journal import JOURNAL_DIR, JOURNAL_FILE
 from aexp.results.select import CORRUPT, UNBOUND, Selection
 from aexp.results.workspace import job_dirs, read_statepoint, root_of
 from aexp.spec import spec_of
-from aexp.state import job_state
+from aexp.state import STALE, JobState, job_state
 from aexp.sync.rules import backend_needs_sync, unsynced_backends
 from aexp.trackers import ADAPTERS
 
@@ -40,8 +40,8 @@ class JobRecord:
 
     `binding` is `job.doc["tracker"]` as stored (None: unbound or corrupt); `error` the reason a
     corrupt job's document cannot be read. `statepoint` is the job's full state point. `state`
-    is the job's state as every view names it (aexp.state.JobState.shown: `stale` for a running
-    job whose attempt is known dead).
+    is the job's state as every view selects and reports it (`state_of`: `stale` for a running
+    job whose attempt is known dead), `shown` the word a table prints (`stalled` too).
     """
 
     job_id: str
@@ -52,6 +52,7 @@ class JobRecord:
     binding: dict[str, Any] | None = None
     error: str | None = None
     state: str = UNBOUND  # `state_of` the job when it was read
+    shown: str = UNBOUND  # the state as tables show it: `stalled`/`stale` for such a running job
     extras: dict[str, Any] = field(default_factory=dict)  # computed columns, by name
 
     @property
@@ -155,14 +156,23 @@ def _warn(message: str) -> None:
 
 
 def state_of(job: Any, doc: Mapping[str, Any] | None) -> str:
-    """A job's state as every results view shows it: aexp.state.job_state's, as it names it
-    (`JobState.shown`: the document, the journal of an attempt that has not recorded its start
-    yet, `stale` for a running job whose attempt is known dead), `unbound` for a job without a
-    binding, `corrupt` (doc None) for a job whose document or binding cannot be read. The one
-    place results read a job's state from."""
+    """A job's state as every results view selects and reports it: aexp.state.job_state's
+    (the document, and the journal of an attempt that has not recorded its start yet), `stale`
+    for a running job whose attempt is known dead (no view calls it running), `unbound` for a
+    job without a binding, `corrupt` (doc None) for a job whose document or binding cannot be
+    read. The one place results read a job's state from."""
+    seen = seen_state(job, doc)
+    return STALE if seen.stale else seen.state
+
+
+_CORRUPT_STATE = JobState(CORRUPT)
+
+
+def seen_state(job: Any, doc: Mapping[str, Any] | None) -> JobState:
+    """`state_of`'s JobState (aexp.state.JobState: its `shown` word, `stalled`, `stale`)."""
     if doc is None:
-        return CORRUPT
-    return job_state(job, doc).shown
+        return _CORRUPT_STATE
+    return job_state(job, doc)
 
 
 def read_record(
@@ -182,9 +192,10 @@ def read_record(
         binding = get_binding(job, doc)
     except BindingError as exc:
         record.error = str(exc)
-        record.state = state_of(job, None)
+        record.state = record.shown = state_of(job, None)
         return record
-    record.state = state_of(job, doc)
+    seen = seen_state(job, doc)
+    record.state, record.shown = STALE if seen.stale else seen.state, seen.shown
     record.status = doc.get("status")
     if binding is None:
         limina = doc.get("limina") if isinstance(doc.get("limina"), Mapping) else None

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         outside_allocation,
         snapshot,
         stale_label,
+        stalled_label,
         state_label,
         warn_once,
     )
@@ -87,6 +88,7 @@ _WHERE = {
     "outside_allocation": "aexp.workflow.conditions",
     "snapshot": "aexp.workflow.conditions",
     "stale_label": "aexp.workflow.conditions",
+    "stalled_label": "aexp.workflow.conditions",
     "state_label": "aexp.workflow.conditions",
     "time_flag": "aexp.workflow.walltime",
     "warn_once": "aexp.workflow.conditions",
@@ -123,6 +125,7 @@ __all__ = [
     "outside_allocation",
     "snapshot",
     "stale_label",
+    "stalled_label",
     "state_label",
     "time_flag",
     "warn_once",

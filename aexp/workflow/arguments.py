@@ -31,6 +31,7 @@ from aexp.jobdoc import JobDir
 from aexp.jobs import is_job_id
 from aexp.statepoints import statepoint_problem
 from aexp.workflow.conditions import facts_of
+from aexp.workflow.options import add_options
 
 
 class FlowParser(SentenceParser):
@@ -41,10 +42,14 @@ class FlowParser(SentenceParser):
 
     project: Any = None
 
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        return add_options(super().add_subparsers(**kwargs))  # `--canary` on run and submit
+
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
         parsed = super().parse_args(args, namespace)
         if self.project is not None:
             check_names(self.project, parsed)
+            self.project.canary = getattr(parsed, "canary", None)
         return parsed
 
 
