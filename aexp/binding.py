@@ -237,6 +237,8 @@ def write_init_event(
             offline=bool(binding.get("offline")),
             backends=list(backend_parts(binding)),
             binding=binding if record else None,
+            # A signac job's, read already for the spec; a job's directory alone has none.
+            statepoint=getattr(job, "cached_statepoint", None),
         )
     finally:
         if own:

@@ -1,14 +1,25 @@
 """The errors aexp raises on purpose.
 
-Every error here carries one sentence a researcher can act on. The CLI prints that sentence and
-exits with code 2; the workflow lets it propagate so flow reports the failing job.
+Every error here carries one sentence a researcher can act on, and the exit code a command that
+it ends leaves with (`exit_code`: aexp.door's table; 2 unless the class says otherwise). Inside
+a pass, the workflow keeps it to the job it concerns (aexp.workflow.operations.contained).
 """
 
 from __future__ import annotations
 
 
 class AexpError(Exception):
-    """Base class: a problem with the user's input or state, explained in one sentence."""
+    """Base class: a problem with the user's input or state, explained in one sentence.
+
+    `exit_code`: 2, usage or settings (nothing was done); a subclass for work that failed says 1.
+    """
+
+    exit_code = 2
+
+
+class UsageError(AexpError):
+    """The command line itself is wrong (a flag's value, the grammar of --sp, a job id or an
+    operation that names nothing)."""
 
 
 class SettingsError(AexpError):
@@ -45,6 +56,8 @@ class TrackerUsageError(AexpError):
 
 class WorkspaceError(AexpError):
     """The workspace cannot be written (read-only, full, over quota): no job could be run."""
+
+    exit_code = 1
 
 
 class SubmissionError(AexpError):

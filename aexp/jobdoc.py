@@ -145,7 +145,10 @@ def _parse(job: Any, path: str, data: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BindingError(f"job {job.id}: its document {path} is not valid JSON.") from None
+        raise BindingError(
+            f"job {job.id}: its document {path} is not valid JSON; restore it (or mend it by "
+            "hand): aexp leaves it as it is, and the job's results and journal are untouched."
+        ) from None
     if not isinstance(doc, dict):
         raise BindingError(f"job {job.id}: its document {path} is not a JSON object.")
     return doc

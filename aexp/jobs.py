@@ -107,7 +107,8 @@ def create_run(
     "created". Calling it again with the same arguments returns the same job and changes nothing.
 
     Raises BindingError (bad id) or StatepointError (a key or value signac or strict JSON would
-    refuse) before anything is written: a refused state point leaves nothing on disk.
+    refuse) before anything is written: a refused state point leaves nothing on disk. OSError
+    when the file system refuses the job's directory (full, read-only; nothing is left either).
     """
     sp = full_statepoint(experiment_id, hypothesis_id, statepoint)
     if project is None:  # not `project or ...`: an empty signac Project is falsy (len 0)
@@ -116,6 +117,10 @@ def create_run(
     existed = os.path.isdir(job.path)
     try:
         job.init()
+    except OSError:  # the file system refused (full, read-only): not the state point's fault
+        if not existed:
+            shutil.rmtree(job.path, ignore_errors=True)
+        raise
     except Exception as exc:  # signac refused after all: leave nothing behind
         if not existed:
             shutil.rmtree(job.path, ignore_errors=True)

@@ -58,6 +58,9 @@ except ImportError:  # not CPython
 # SIGINT too: Ctrl-C is a preemption like the others (the experiment runs on to its next
 # checkpoint), not a KeyboardInterrupt in the middle of an epoch.
 PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT)
+# "Ignore", as the C function takes it: the plain int (it compares by identity, and
+# signal.SIG_IGN is an enum member, which only the wrapper in `signal` converts).
+_IGNORE = int(signal.SIG_IGN)
 
 
 @contextmanager
@@ -125,12 +128,12 @@ def _attempt(attempt: Attempt, tracker: Tracker) -> Iterator[Tracker]:
     try:
         attempt.open_run()
     except KeyboardInterrupt:  # Ctrl-C while the run opens (before the handlers are in place)
-        with _preempt_signals(signal.SIG_IGN):
+        with _preempt_signals(_IGNORE):
             attempt.end(PREEMPTED, 128 + signal.SIGINT, preempted=True)
         raise
     except BaseException as exc:
         error = record_error(attempt.job, number)
-        with _preempt_signals(signal.SIG_IGN):
+        with _preempt_signals(_IGNORE):
             if is_storage_error(exc):
                 attempt.end(PREEMPTED, 1, error, preempted=True)
             else:

@@ -7,7 +7,6 @@ aexp.attempt records an attempt's own end; aexp.lifecycle and `finish_run` use t
 
 from __future__ import annotations
 
-import errno
 import sys
 import traceback
 from collections.abc import Mapping
@@ -15,15 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from aexp.binding import get_binding, update_backend
+from aexp.door import STORAGE_ERRNOS
 from aexp.jobdoc import now_iso, strict_json, update_doc
 from aexp.journal import Tail, journal_file, read_journal
 from aexp.schema import FAILED, FINISHED, PREEMPTED
 
 ERROR_LOG = "error.log"
-# A file system that is full, over quota or read-only stops an attempt from outside, as a
-# signal does: not the experiment's failure. Such an attempt is recorded preempted (exit code 1,
-# the OSError in `error`) and resumes from its last checkpoint once there is room again.
-STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 # The job's `status` for each way an attempt ends (docs/job-document.md).
 STATUS_OF = {FINISHED: "complete", FAILED: "failed", PREEMPTED: "preempted"}
 
@@ -69,7 +65,10 @@ def settle(job: Any, binding: Mapping[str, Any], tail: Tail) -> dict[str, Any]:
 
 
 def is_storage_error(exc: BaseException) -> bool:
-    """True for an OSError of a file system that refuses writes (STORAGE_ERRNOS)."""
+    """True for an OSError of a file system that refuses writes (aexp.door.STORAGE_ERRNOS):
+    it stops an attempt from outside, as a signal does, not the experiment's failure. Such an
+    attempt is recorded preempted (exit code 1, the OSError in `error`) and resumes from its
+    last checkpoint once there is room again."""
     return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
 
 
@@ -94,7 +93,6 @@ def record_error(job: Any, attempt: int | None) -> str:
 __all__ = [
     "ERROR_LOG",
     "STATUS_OF",
-    "STORAGE_ERRNOS",
     "is_storage_error",
     "record_error",
     "settle",

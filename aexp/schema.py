@@ -147,6 +147,7 @@ ATTEMPT_FIELDS: Fields = {
     "pid": (_OPT_INT, False),
     "slurm_job_id": (_OPT_STR, False),
     "slurm_restart_count": (_OPT_STR, False),
+    "pass_id": (_OPT_STR, False),  # the `run` pass that started it (aexp.state.begin_pass)
 }
 # aexp's top-level keys of the document.
 DOCUMENT_FIELDS: dict[str, tuple[type, ...]] = {

@@ -120,7 +120,7 @@ def run_spec(
     read it (its `limina`).
 
     Raises BindingError when signac cannot read the job's state point (its file is missing or
-    damaged: the directory is not a usable job).
+    damaged), saying how to rebuild it (aexp.statepoints.damage_line).
     """
     if group_by is None:
         group_by = project_group_by(job)
@@ -136,10 +136,9 @@ def _statepoint(job: Any) -> Mapping[str, Any]:
 
         if not isinstance(exc, JobsCorruptedError | KeyError):
             raise
-        raise BindingError(
-            f"job {job.id}: its state point ({job.path}/signac_statepoint.json) is missing or "
-            f"damaged, so this directory is not a usable job; remove it with rm -r {job.path}"
-        ) from None
+        from aexp.statepoints import damage_line
+
+        raise BindingError(damage_line(job)) from None
 
 
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

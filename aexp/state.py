@@ -34,6 +34,7 @@ reads it for the jobs that are bound, running or preempted, not for the others.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -55,17 +56,37 @@ TAIL_BYTES = 1 << 16
 # deadlock, a hung collective or a dead data loader is, within a few of its own steps.
 PACE_FACTOR = 5.0
 _HOST = os.uname().nodename  # socket.gethostname(), without importing socket
+# A process's start time may lag the moment the attempt it runs records by clock granularity;
+# a process created more than this after an attempt started cannot be that attempt's.
+_START_SLACK_S = 2.0
+_pass: str | None = None  # the `run` pass this process (or the process it forked from) is in
+
+
+def begin_pass() -> str:
+    """Start a new pass of `run` in this process: every attempt it starts, here or in a process
+    forked from here (a pool worker of `run -p N`), records the returned id (`pass_id`), so the
+    pass summary counts this pass's own work and not a neighbour's."""
+    global _pass
+    _pass = f"{_HOST}:{os.getpid()}:{time.time_ns()}"
+    return _pass
+
+
+def current_pass() -> str | None:
+    """The id `begin_pass` gave this process's pass (None outside a pass)."""
+    return _pass
 
 
 def attempt_identity() -> dict[str, Any]:
     """Where this process runs, as an attempt records it (journal and document), so another
     process can tell whether the attempt is still alive: host, pid, SLURM job id and restart
-    count (`SLURM_JOB_ID`, `SLURM_RESTART_COUNT`)."""
+    count (`SLURM_JOB_ID`, `SLURM_RESTART_COUNT`), and the pass that started it (`pass_id`,
+    None outside a `run`)."""
     return {
         "host": _HOST,
         "pid": os.getpid(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "slurm_restart_count": os.environ.get("SLURM_RESTART_COUNT", "0"),
+        "pass_id": _pass,
     }
 
 
@@ -74,7 +95,8 @@ class Mark:
     """An attempt as the document or its run's journal records it: its number, where it runs
     (host, pid, SLURM job), when it started, and its last sign of life (`heartbeat_at`: the
     document's heartbeat, or the time of the journal's last event). `ended`: the journal has
-    its `finish`, the document not yet (its process died in between, or is writing it now)."""
+    its `finish`, the document not yet (its process died in between, or is writing it now).
+    `pass_id`: the pass of `run` that started it (`begin_pass`)."""
 
     attempt: int | None = None
     started_at: str | None = None
@@ -84,6 +106,7 @@ class Mark:
     slurm_job_id: str | None = None
     slurm_restart_count: str | None = None
     ended: bool = False
+    pass_id: str | None = None
     progress_at: str | None = None
     pace_s: float | None = None
 
@@ -102,6 +125,7 @@ class Mark:
             pid=where.get("pid"),
             slurm_job_id=where.get("slurm_job_id"),
             slurm_restart_count=where.get("slurm_restart_count"),
+            pass_id=where.get("pass_id"),
         )
 
     @classmethod
@@ -118,6 +142,7 @@ class Mark:
             slurm_job_id=opening.get("slurm_job_id"),
             slurm_restart_count=opening.get("slurm_restart_count"),
             ended=tail.event == "finish",
+            pass_id=opening.get("pass_id"),
             progress_at=last.get("timestamp"),
             pace_s=tail.pace,
         )
@@ -139,8 +164,9 @@ def is_stale(record: Mark | Mapping[str, Any], stale_after: float) -> bool:
     """True if the attempt `record` (a Mark, or a job document) describes is known to be dead.
 
     Dead means: its last sign of life is missing or older than `stale_after` seconds; or it ran
-    on this host and its process is gone; or it ran in the SLURM job this process belongs to and
-    SLURM has restarted that job since (a requeue after a node failure). The last two need no
+    on this host and its process is gone (`process_gone`: no such process, a zombie, or a later
+    process under a reused pid); or it ran in the SLURM job this process belongs to and SLURM
+    has restarted that job since (a requeue after a node failure). The last two need no
     waiting.
     """
     mark = record if isinstance(record, Mark) else Mark.of_doc(record)
@@ -148,19 +174,35 @@ def is_stale(record: Mark | Mapping[str, Any], stale_after: float) -> bool:
     if age is None or age > stale_after:
         return True
     pid = mark.pid
-    if mark.host == _HOST and type(pid) is int and pid != os.getpid():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, OverflowError):  # alive and someone else's / not a pid
-            pass
+    here = mark.host == _HOST and type(pid) is int and pid != os.getpid()
+    if here and process_gone(pid, mark.started_at):
+        return True
     slurm_job = os.environ.get("SLURM_JOB_ID")
     return bool(
         slurm_job
         and mark.slurm_job_id == slurm_job
         and mark.slurm_restart_count != os.environ.get("SLURM_RESTART_COUNT", "0")
     )
+
+
+def process_gone(pid: int, started_at: str | None = None) -> bool:
+    """Whether process `pid` of this host no longer runs the attempt that started at
+    `started_at` (ISO-8601): no such process, a zombie (it ended and nobody collected its exit
+    status: an orphaned pool worker of a killed `run -p N` where nothing reaps it), or a
+    process created after the attempt started (the pid was reused). psutil reads /proc."""
+    import psutil  # here: only a running attempt on this host is ever looked up
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return True
+        created = process.create_time()
+    except psutil.NoSuchProcess:
+        return True
+    except (psutil.Error, OverflowError, ValueError):  # not ours to see, or not a pid: alive
+        return False
+    started = age_seconds(started_at)
+    return started is not None and created > time.time() - started + _START_SLACK_S
 
 
 def stall_bound(pace_s: float | None, floor: float) -> float:
@@ -188,7 +230,8 @@ class JobState:
     `mark`: the running attempt (None unless running); `is_stale(mark, seconds)` judges it again
     later, or with another bound. `binding`: the job's binding as the
     document holds it, or as its run's journal does when `recorded` is False (a first attempt
-    that has not recorded it yet, or whose process died before it could).
+    that has not recorded it yet, or whose process died before it could). `last_pass`: the
+    pass of `run` that started the job's last attempt (`begin_pass`; None when none did).
     """
 
     state: str
@@ -198,11 +241,12 @@ class JobState:
     binding: Mapping[str, Any] | None = None
     recorded: bool = True
     stalled: bool = False
+    last_pass: str | None = None
 
     @property
     def shown(self) -> str:
-        """The state as tables show it: `stalled` or `stale` for a running job that is, else
-        `state`."""
+        """The state as every view names it: `stalled` or `stale` for a running job that is
+        (a stale one's attempt is known dead: `execute` resumes it), else `state`."""
         return STALLED if self.stalled else STALE if self.stale else self.state
 
 
@@ -238,8 +282,10 @@ def job_state(
         if binding is None:
             return _UNBOUND_STATE
     state = binding["state"]
+    where = doc.get("attempt")
+    last_pass = where.get("pass_id") if where else None
     if state in (COMPLETED, FAILED, FINISHED):
-        return JobState(state, binding=binding, recorded=recorded)
+        return JobState(state, binding=binding, recorded=recorded, last_pass=last_pass)
     path = journal_file(job.path, binding["run_id"])
     try:
         tail = read_tail(path, steps=False, limit=TAIL_BYTES, pace=True)
@@ -249,7 +295,7 @@ def job_state(
     if mark is None and state == RUNNING:
         mark = Mark.of_doc(doc).with_progress(tail)
     if mark is None:
-        return JobState(state, binding=binding, recorded=recorded)
+        return JobState(state, binding=binding, recorded=recorded, last_pass=last_pass)
     if stale_after is None or stall_after is None:
         settings = _project_settings(job)
         stale_after = settings.stale_after if stale_after is None else stale_after
@@ -257,7 +303,13 @@ def job_state(
     stale = is_stale(mark, stale_after)
     stalled = not stale and not mark.ended and is_stalled(mark, stall_after)
     return JobState(
-        RUNNING, stale=stale, mark=mark, binding=binding, recorded=recorded, stalled=stalled
+        RUNNING,
+        stale=stale,
+        mark=mark,
+        binding=binding,
+        recorded=recorded,
+        stalled=stalled,
+        last_pass=mark.pass_id if mark.pass_id is not None else last_pass,
     )
 
 
@@ -295,9 +347,12 @@ __all__ = [
     "JobState",
     "Mark",
     "attempt_identity",
+    "begin_pass",
+    "current_pass",
     "is_stale",
     "is_stalled",
     "job_state",
+    "process_gone",
     "stall_bound",
     "unrecorded_attempt",
 ]

@@ -8,25 +8,39 @@ point: every run's journal starts with an `init_run` event whose `config` is the
 point plus the run's `job_id` and research ids (aexp.spec.spec_of). `rebuild_statepoint` turns
 that back into a state point and accepts it only when it hashes to the job's id, so a rebuilt
 file is exactly the one signac wrote.
+
+Every command lists the workspace through `usable_job_dirs`: a directory whose state point file
+is missing or empty, and a job the command found damaged (`leave_out`), is left out and said
+once (`damage_line`): a damaged job with `aexp repair`, never with its removal, since it holds
+results; only a directory that holds nothing at all may be named for removal.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aexp.errors import StatepointError
 from aexp.jobdoc import JobDir
 from aexp.joblock import job_lock
-from aexp.jobs import STATEPOINT_FILE, is_job_id
+from aexp.jobs import STATEPOINT_FILE, is_job_dir, is_job_id
 from aexp.journal import iter_events, journal_path
 
 # Keys spec_of adds to the flattened state point in a run's config (aexp.spec.spec_of).
 _RUN_KEYS = ("job_id", "limina.experiment_id", "limina.hypothesis_id")
 _JOURNALS = "tracker_log"
+# What a job directory holds that is worth nothing alone: its state point file and aexp's locks.
+_WORTHLESS = frozenset({STATEPOINT_FILE, ".aexp.lock", ".aexp.claim", ".aexp.lock.filelock"})
+# Per workspace, in this process: directories found to be jobs, damaged jobs left out of every
+# listing, and the directories already said (once each).
+_jobs_seen: dict[str, set[str]] = {}
+_left_out: dict[str, set[str]] = {}
+_said: set[str] = set()
+_readable: dict[str, tuple[int, int]] = {}  # job path -> its state point file's stamp, read fine
 
 
 def statepoint_problem(job: Any) -> str | None:
@@ -199,10 +213,142 @@ def damaged_jobs(workspace: str) -> list[JobDir]:
     return found
 
 
+def holds_results(path: str) -> bool:
+    """Whether a job directory holds anything besides its state point file and aexp's lock files
+    (a job document, a run's journal, result files, checkpoints)."""
+    try:
+        return any(name not in _WORTHLESS for name in os.listdir(path))
+    except OSError:
+        return False
+
+
+def damage_line(job: Any) -> str:
+    """One sentence for a job directory whose state point signac cannot read, and what to do:
+    rebuild it from its run's journal (`aexp repair`); where no journal can, restore the file
+    from a copy. Only a directory that holds nothing else (as an interrupted create of an older
+    aexp left it) is named for removal: removing a job would lose its results."""
+    problem = statepoint_problem(job) or f"its {STATEPOINT_FILE} cannot be read"
+    if not holds_results(job.path):
+        return (
+            f"{job.path} is not a job ({problem}) and holds nothing else; it is skipped: remove "
+            f"it with rm -r {job.path}"
+        )
+    try:
+        rebuild_statepoint(job)
+    except StatepointError as exc:
+        return f"job {job.id}: {problem}; its results are intact, but {exc}"
+    return (
+        f"job {job.id}: {problem}; its results are intact: rebuild the state point from its "
+        f"run's journal with: aexp repair {job.id}"
+    )
+
+
+def leave_out(workspace: str, job_ids: Iterable[str]) -> None:
+    """Leave the jobs `job_ids` of `workspace` out of every listing in this process
+    (`usable_job_dirs`): signac could not read their state points."""
+    _left_out.setdefault(workspace, set()).update(job_ids)
+
+
+def left_out(workspace: str) -> set[str]:
+    """The jobs of `workspace` left out of listings in this process (`leave_out`)."""
+    return set(_left_out.get(workspace, ()))
+
+
+def usable_job_dirs(
+    workspace: str, names: Iterable[str], say: Callable[[str], None] | None = None
+) -> Iterator[str]:
+    """The names among `names` (directories of `workspace` named like job ids) that hold a job
+    signac can open: a state point file that is not empty (aexp.jobs.is_job_dir: one stat),
+    and not left out (`leave_out`). The others are said once per process through `say`
+    (default: stderr) as `damage_line` puts it, and left out (a job among them is `left_out`
+    from then on): signac would fail on them and end the whole command.
+    """
+    # flow lists the workspace several times per command: each directory is checked once per
+    # process (a job's state point file does not go away), which keeps `status` at one stat
+    # per job (~2 us) whatever flow does.
+    known = _jobs_seen.setdefault(workspace, set())
+    skipped = _left_out.get(workspace, ())
+    for name in names:
+        if name in skipped:
+            report_damage(workspace, name, say)
+            continue
+        if name in known:
+            yield name
+        elif is_job_dir(workspace, name):
+            known.add(name)
+            yield name
+        else:
+            report_damage(workspace, name, say)
+            if holds_results(f"{workspace}{os.sep}{name}"):  # a job: its pass has a problem
+                leave_out(workspace, (name,))
+
+
+def readable_job_dirs(
+    workspace: str, names: Iterable[str], say: Callable[[str], None] | None = None
+) -> Iterator[str]:
+    """`usable_job_dirs`, and of those only the jobs whose state point signac can read
+    (`statepoint_problem`: parsed and hashed, again only when the file changed); the others are
+    said once per process and left out. For a long-lived reader of every state point (the
+    dashboard), where a file damaged while it runs must not end every page."""
+    for name in usable_job_dirs(workspace, names, say):
+        path = f"{workspace}{os.sep}{name}"
+        try:
+            st = os.stat(f"{path}{os.sep}{STATEPOINT_FILE}")
+        except OSError:  # removed meanwhile
+            continue
+        stamp = (st.st_mtime_ns, st.st_size)
+        if _readable.get(path) == stamp:
+            yield name
+        elif statepoint_problem(JobDir(name, path)) is None:
+            _readable[path] = stamp
+            yield name
+        else:
+            report_damage(workspace, name, say)
+
+
+def report_damage(workspace: str, name: str, say: Callable[[str], None] | None = None) -> str:
+    """Say once per process (through `say`, default stderr) what is wrong with the directory
+    `workspace/name` and what to do (`damage_line`, as a warning); returns that line."""
+    line = damage_line(JobDir(name, os.path.join(workspace, name)))
+    if name not in _said:
+        _said.add(name)
+        (say or _stderr)(f"warning: {line}")
+    return line
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
+
+
+class _StatepointErrorFilter(logging.Filter):
+    """Drops signac's own log line about a state point it cannot read: aexp reports that job
+    itself, in one line that says what to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Error while trying to access state point file")
+
+
+def quiet_statepoint_errors() -> None:
+    """Keep signac from logging, besides raising, each state point it cannot read (idempotent)."""
+    log = logging.getLogger("signac.project")
+    if not any(isinstance(f, _StatepointErrorFilter) for f in log.filters):
+        log.addFilter(_StatepointErrorFilter())
+
+
 __all__ = [
     "Repair",
+    "damage_line",
     "damaged_jobs",
+    "holds_results",
+    "leave_out",
+    "left_out",
+    "quiet_statepoint_errors",
+    "readable_job_dirs",
     "rebuild_statepoint",
     "repair_statepoint",
+    "report_damage",
     "statepoint_problem",
+    "usable_job_dirs",
 ]

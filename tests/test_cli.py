@@ -817,7 +817,7 @@ BAD_INPUT = [
         "broken state point",
         "show {full0}",
         _break_statepoint,
-        "missing or damaged; rebuild it from the run's journal with: aexp repair",
+        "its results are intact: rebuild the state point from its run's journal with: aexp repair",
     ),
     ("no wandb (bind)", "bind-tracker {abl1} --backend wandb", "hide-wandb", "needs the wandb"),
     ("no wandb (list)", "list-runs --backend wandb --offline", "hide-wandb", "needs the wandb"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import textwrap
 import threading
@@ -371,10 +372,13 @@ def test_concurrent_runs_open_and_close_each_attempt_once(tmp_path: Path) -> Non
             )
             for _ in range(WORKERS)
         ]
+        counted = 0  # the jobs each process's summary says it finished: each job once in all
         for proc in procs:
-            _, err = proc.communicate(timeout=300)
+            out, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, err
             assert "Traceback" not in err and "failed" not in err, err
+            counted += int(re.match(r"run: (\d+) finished", out.splitlines()[-2]).group(1))
+        assert counted == len(jobs), trials
         shared += len({read_doc(job)["attempt"]["pid"] for job in jobs}) > 1
         for job in jobs:
             binding = get_binding(job)

@@ -22,6 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from conftest import PYTHON, copy_template, hermetic_env, run_cmd, set_rc
@@ -229,6 +230,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _unavailable(why: str) -> None:
+    """Skip saying `why`; in CI (AEXP_REQUIRE_BROWSER=1), fail instead."""
+    if REQUIRE_BROWSER:
+        pytest.fail(f"{why}, but AEXP_REQUIRE_BROWSER=1")
+    pytest.skip(why)
+
+
 def _browser_or_skip():
     why = None
     if CHROMIUM is None or CHROMEDRIVER is None:
@@ -242,9 +250,19 @@ def _browser_or_skip():
         except ImportError:
             why = "selenium is not installed (pip install selenium)"
     if why:
-        if REQUIRE_BROWSER:
-            pytest.fail(f"{why}, but AEXP_REQUIRE_BROWSER=1")
-        pytest.skip(why)
+        _unavailable(why)
+
+
+def _start_chromium(webdriver: Any, options: Any, service: Any) -> Any:
+    """A headless chromium driven by chromedriver, or a skip (a failure in CI) saying why it
+    could not start here (a sandbox without the kernel features it needs, a broken install)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return webdriver.Chrome(options=options, service=service)
+    except (WebDriverException, OSError) as exc:
+        first = (str(getattr(exc, "msg", None) or exc).strip().splitlines() or [""])[0]
+        _unavailable(f"chromium could not start here: {type(exc).__name__}: {first}")
 
 
 def test_in_a_real_browser(site: SimpleNamespace, tmp_path: Path) -> None:
@@ -282,7 +300,7 @@ def test_in_a_real_browser(site: SimpleNamespace, tmp_path: Path) -> None:
             "--window-size=1400,1600",
         ):  # fmt: skip
             options.add_argument(flag)
-        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        driver = _start_chromium(webdriver, options, Service(CHROMEDRIVER))
         driver.set_page_load_timeout(60)
         wait = WebDriverWait(driver, 30)
 

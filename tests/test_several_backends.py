@@ -61,6 +61,13 @@ def test_a_sweep_mirrored_to_wandb_and_mlflow_reaches_both_equal_to_its_journal(
     # The compute-node side: no credentials, no network; the pass ends with every job finished.
     ran = run_cmd([PYTHON, "project.py", "run", "-o", "run_job"], root, env, STEP_TIMEOUT)
     assert ran.returncode == 0, ran.stderr
+    # The advice names what each backend needs from the host that syncs, nothing else.
+    advice = ran.stdout.splitlines()[-1]
+    assert (
+        "2 runs to upload: aexp sync-offline from a login node with W&B credentials (wandb "
+        "login) and the mlflow package and its tracking store in reach ([mlflow] "
+        "tracking_uri);" in advice
+    ), advice
     for job_id in jobs:
         binding = _doc(root, job_id)["tracker"]
         assert binding["state"] == "finished"
@@ -101,3 +108,20 @@ def test_a_sweep_mirrored_to_wandb_and_mlflow_reaches_both_equal_to_its_journal(
         for job_id in jobs:
             run_id = _doc(root, job_id)["tracker"]["run_id"]
             assert _mlflow_history(server.uri, run_id, "loss") == mlflow_before[job_id]
+
+
+@pytest.mark.parametrize(
+    ("backends", "needs"),
+    [
+        (("mlflow",), "the mlflow package and its tracking store in reach ([mlflow] tracking_uri)"),
+        (("wandb",), "W&B credentials (wandb login)"),
+        (("otel", "noop"), "its OTLP endpoint in reach ([otel] endpoint)"),
+        (("noop",), ""),
+        (("mlflow", "wandb"), "the mlflow package and its tracking store in reach ([mlflow] "
+         "tracking_uri) and W&B credentials (wandb login)"),
+    ],
+)  # fmt: skip
+def test_the_pass_advice_names_what_the_projects_backends_need(backends, needs) -> None:
+    from aexp.workflow.report import sync_needs
+
+    assert sync_needs(backends) == needs

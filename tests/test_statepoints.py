@@ -21,6 +21,9 @@ STATEPOINTS = [
     {"lr": 0.001, "flag": True, "none": None, "name": "a.b/c", "n": -3},
     {"optimizer": {"name": "adam", "betas": [0.9, 0.999]}, "layers": [1, 2, {"x": 1}]},
     {"deep": {"er": {"still": {"k": 1.5}}}, "s": ""},
+    # An empty mapping, which the run's flattened config loses: the journal's init_run keeps
+    # the state point whole.
+    {"empty": {}, "nested": {"none": {}}, "seed": 2},
 ]
 
 

@@ -381,7 +381,7 @@ def test_submit_refuses_a_walltime_that_leaves_no_working_window(
         assert result.returncode == 0, result.stderr
         assert len(scripts(result)) == 1
         return
-    assert result.returncode == 1
+    assert result.returncode == 2  # a settings error (docs/workflow.md, "Exit codes")
     said = result.stderr.splitlines()
     (line,) = [x for x in said if x.strip() and x != "Querying scheduler..."]  # flow's own
     assert line.startswith(f"error: submit refused: run_job({job.id}) {refused}, but SIGUSR1 ")

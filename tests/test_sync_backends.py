@@ -18,8 +18,9 @@ from mlflow_server import copy_store
 from syncing import MAKE_JOBS, assert_mlflow_once, assert_wandb_once, binding, make_sweep, sync
 from wandb_server import FakeWandbServer, wandb_env
 
+from aexp.results.records import JobRecord
 from aexp.sync.plan import needs
-from aexp.sync.rules import needs_sync
+from aexp.sync.rules import needs_sync, sync_due
 from aexp.workflow.conditions import needs_sync_of
 
 
@@ -102,6 +103,12 @@ def test_a_backend_this_host_cannot_sync_is_said_once_and_the_others_are_synced(
         parts = binding(root, job)["backends"]
         assert parts["mlflow"]["synced_at"] and not parts["wandb"]["synced_at"]
         assert not parts["wandb"].get("inflight")
+    # `aexp runs` says it per backend, as `aexp show` does: not synced, W&B lacks it.
+    runs = run_cmd([PYTHON, "-m", "aexp.cli", "runs", "--json"], root, no_key, 120, True)
+    rows = {row["job_id"]: row for row in json.loads(runs.stdout)["jobs"]}
+    assert {job: (rows[job]["synced"], rows[job]["unsynced"]) for job in jobs} == {
+        job: (False, ["wandb"]) for job in jobs
+    }
 
     # The workflow on the same host: the W&B part is said once per process, MLflow is synced.
     for job in jobs:
@@ -175,6 +182,11 @@ def test_the_operations_condition_and_the_sync_agree(kind: str) -> None:
     wandb, replays, _ = needs(binding_, resync=False)
     assert needs_sync_of(binding_) == needs_sync(binding_) == expected
     assert bool(wandb or replays) == expected, (wandb, replays)
+    # The runs table and the dashboard say the same per backend (not the primary's alone).
+    record = JobRecord("0" * 32, "", {}, binding=binding_)
+    if sync_due(binding_) and not binding_.get("synced_at") and record.unsynced is not None:
+        assert record.synced is (not expected)
+        assert set(record.unsynced) == ({"wandb"} if wandb else set()) | set(replays)
 
 
 def test_the_deadline_cuts_a_block_and_leaves_no_alarm_behind() -> None:

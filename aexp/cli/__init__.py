@@ -8,8 +8,9 @@ and back. docs/cli.md is the manual; every example in it is run by tests/test_cl
     aexp sync-offline              aexp rearm <job_id>
     aexp resources                 walltime and memory sized from past attempts
 
-Exit codes: 0 success; 1 something failed while doing the work (a sync failed, a file could not
-be written); 2 bad input (one sentence on stderr, nothing changed on disk); 130 interrupted.
+Exit codes (aexp.door's table, the same as project.py's): 0 done; 1 something failed while doing
+the work (a sync failed, a file could not be written, a job cannot be read); 2 usage or settings
+(one sentence on stderr, nothing changed on disk); 128 + n stopped by signal n (130: Ctrl-C).
 
 Layout: command `aexp foo-bar` lives in `aexp/cli/foo_bar.py`, which defines the command's
 function and `register(commands)`, adding its sub-parser (help, options, examples). This module
@@ -40,7 +41,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from aexp import __version__
+from aexp import __version__, door
 from aexp.cli import (
     best,
     bind_tracker,
@@ -58,18 +59,9 @@ from aexp.cli import (
     show,
     sync_offline,
 )
-from aexp.cli.parsing import (
-    PROG,
-    Commands,
-    UsageError,
-    _ArgumentError,
-    _Parser,
-    did_you_mean,
-    unknown_option,
-)
-from aexp.cli.resolve import _signac_error
+from aexp.cli.parsing import PROG, Commands, _ArgumentError, _Parser
 from aexp.cli.sweep import MAX_SWEEP, parse_sp
-from aexp.errors import AexpError
+from aexp.errors import UsageError
 
 __all__ = ["MAX_SWEEP", "PROG", "UsageError", "build_parser", "main", "parse_sp"]
 
@@ -161,12 +153,12 @@ def _usage_message(exc: _ArgumentError, parser: _Parser, argv: Sequence[str]) ->
     if match:
         word = match.group(1)
         return (
-            f"unknown command {word!r}{did_you_mean(word, commands)}; "
+            f"unknown command {word!r}{door.did_you_mean(word, commands)}; "
             f"commands: {', '.join(commands)}."
         )
     command = parser.command_parsers.get(_command_of(argv) or "")
     known = (command or parser).option_names  # `-C` is the command's too; `--version` is not
-    unknown = unknown_option(argv, known)
+    unknown = door.unknown_option(argv, known)
     if unknown:
         return f"{unknown}; see '{exc.prog} --help'."
     message = message.replace("the following arguments are required", "missing required argument")
@@ -199,9 +191,10 @@ def _attach_dash_values(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `aexp` console script; returns the exit code."""
+    """Entry point of the `aexp` console script; returns the exit code (aexp.door's table)."""
     argv = _attach_dash_values(sys.argv[1:] if argv is None else argv)
     parser = build_parser(only=_command_of(argv))
+    args = None
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:
@@ -210,31 +203,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise _ArgumentError(f"unrecognized {noun}: {' '.join(extra)}", prog)
         if args.command is None:
             raise _ArgumentError("no command given", PROG)
-        return args.func(args)
+        return _through_door(args)
     except _ArgumentError as exc:
         _fail(_usage_message(exc, parser, argv))
-        return 2
-    except AexpError as exc:
-        _fail(str(exc))
-        return 2
-    except _signac_error("JobsCorruptedError") as exc:
-        jobs = ", ".join(map(str, exc.job_ids))
-        _fail(
-            f"the state point file of job {jobs} is missing or damaged; rebuild it from the "
-            f"run's journal with: aexp repair {' '.join(map(str, exc.job_ids))}"
-        )
-        return 2
-    except _signac_error("Error") as exc:
-        _fail(f"signac: {str(exc).strip().splitlines()[0]}")
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `aexp runs | head`: the reader left; not an error of ours
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        _fail(f"{exc.strerror or exc}:{where}." if where else f"{exc.strerror or exc}.")
-        return 1
+        return door.USAGE
+
+
+def _through_door(args: argparse.Namespace) -> int:
+    """Run the command; whatever ends it becomes one line and an exit code (aexp.door). A job
+    whose state point cannot be read is offered for repair on a terminal, and the command runs
+    again once it is rebuilt."""
+    repaired: set[str] = set()
+    while True:
+        try:
+            return args.func(args)
+        except BrokenPipeError:  # `aexp runs | head`: the reader left; not an error of ours
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return door.OK
+        except (Exception, KeyboardInterrupt) as exc:
+            workspace = _workspace(args)
+            said = door.verdict(exc, workspace)
+            if said is None:
+                raise
+            fresh = set(said.damaged) - repaired
+            if fresh and workspace and door.offer_repair(workspace, sorted(fresh)) == fresh:
+                repaired |= fresh
+                continue
+            if isinstance(exc, KeyboardInterrupt):
+                print(f"{PROG}: interrupted", file=sys.stderr)
+            elif said.line:
+                _fail(said.line)
+            return said.code
+
+
+def _workspace(args: argparse.Namespace) -> str | None:
+    """The workspace of the project the command names (-C DIR), if there is one."""
+    from aexp.jobs import find_project_root
+
+    try:
+        return os.path.join(find_project_root(getattr(args, "project_dir", None)), "workspace")
+    except Exception:  # no project: nothing to describe a damaged job with
+        return None

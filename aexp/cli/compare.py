@@ -9,9 +9,10 @@ import argparse
 import sys
 from typing import Any
 
-from aexp.cli.parsing import Commands, UsageError
+from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _project_dir
 from aexp.cli.runs import add_selection_options, selection_of, text_cell, write_text_table
+from aexp.errors import UsageError
 
 
 def _side(args: argparse.Namespace, root: str, ident: str, group_by: tuple[str, ...]) -> Any:

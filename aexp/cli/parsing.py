@@ -1,4 +1,4 @@
-"""The argparse plumbing every command shares: the program name, `UsageError`, a parser that
+"""The argparse plumbing every command shares: the program name, a parser that
 raises instead of printing usage, and `Commands`, through which each command module's
 `register` adds its sub-parser (the command modules are listed in `aexp/cli/__init__.py`).
 """
@@ -6,17 +6,10 @@ raises instead of printing usage, and `Commands`, through which each command mod
 from __future__ import annotations
 
 import argparse
-import difflib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from aexp.errors import AexpError
-
 PROG = "aexp"
-
-
-class UsageError(AexpError):
-    """The command line itself is wrong (grammar of --sp, a flag's value, ...)."""
 
 
 class _ArgumentError(Exception):
@@ -41,36 +34,6 @@ class _Parser(argparse.ArgumentParser):
         """Every option string this parser accepts (`--sp`, `-C`, ...)."""
         # argparse keeps them in a private table and offers no public listing.
         return list(self._option_string_actions)
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """The clause " (did you mean X?)" naming the choices closest to a mistyped `word` (at most
-    two, the closest first: `rearn` is one letter from both `rearm` and `rerun`), or "" if none
-    is close (difflib's similarity of at least 0.6, its default). Options are compared without
-    their dashes: every long option shares "--", which would make `--frob` look like
-    `--group-by`."""
-    by_bare = {choice.lstrip("-"): choice for choice in choices}
-    close = difflib.get_close_matches(word.lstrip("-"), list(by_bare), n=2)
-    return f" (did you mean {' or '.join(by_bare[c] for c in close)}?)" if close else ""
-
-
-def unknown_option(argv: Sequence[str], known: Iterable[str]) -> str | None:
-    """A sentence naming the first option of `argv` that no parser knows, with the closest known
-    one; None when every option is known. Options after a bare `--` are operands; an
-    unambiguous prefix of a known long option is known (argparse accepts it)."""
-    known = list(known)
-    for arg in argv:
-        if arg == "--":
-            break
-        if not arg.startswith("-") or arg == "-" or arg[1:2].isdigit():
-            continue
-        name = arg.split("=", 1)[0]
-        if name in known:
-            continue
-        if name.startswith("--") and sum(k.startswith(name) for k in known) == 1:
-            continue
-        return f"unknown option {name}{did_you_mean(name, known)}"
-    return None
 
 
 class Commands:

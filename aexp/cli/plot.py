@@ -13,9 +13,10 @@ import argparse
 import re
 from typing import Any
 
-from aexp.cli.parsing import Commands, UsageError
+from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _project_dir
 from aexp.cli.runs import add_selection_options, group_keys, selection_of
+from aexp.errors import UsageError
 
 
 def default_out(metric: str) -> str:

@@ -16,10 +16,10 @@ import sys
 from typing import Any
 
 from aexp.cli.output import _table
-from aexp.cli.parsing import Commands, UsageError
+from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _jobs, _project
 from aexp.cli.runs import add_selection_options, selection_of
-from aexp.errors import AexpError, JobBusyError
+from aexp.errors import AexpError, JobBusyError, UsageError
 
 
 def _busy_reason(job: Any, stale_after: float) -> str | None:

@@ -7,8 +7,9 @@ import json
 import os
 
 from aexp.cli.output import _dump
-from aexp.cli.parsing import Commands, UsageError
+from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _project_dir
+from aexp.errors import UsageError
 
 
 def cmd_repair(args: argparse.Namespace) -> int:

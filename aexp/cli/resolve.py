@@ -11,8 +11,7 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from aexp.cli.parsing import UsageError
-from aexp.errors import AexpError, JobNotFoundError, TrackerInitError
+from aexp.errors import AexpError, JobNotFoundError, TrackerInitError, UsageError
 from aexp.trackers import ADAPTERS
 
 if TYPE_CHECKING:

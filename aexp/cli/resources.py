@@ -13,8 +13,9 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from aexp.cli.parsing import Commands, UsageError
+from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _project_dir
+from aexp.errors import UsageError
 
 SCHEMA = "aexp.resources/1"
 

@@ -13,10 +13,11 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aexp.cli.output import _fmt
-from aexp.cli.parsing import Commands, UsageError
+from aexp.cli.output import _fmt, _warn
+from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _project_dir
 from aexp.cli.sweep import parse_where
+from aexp.errors import UsageError
 from aexp.schema import STATES
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 FORMATS = ("table", "json", "csv")
 # aexp.results.select.SELECTABLE_STATES, spelled out: importing it would load all of
 # aexp.results (~11 ms) into every command's parser. tests/test_cli.py checks they agree.
-SELECTABLE_STATES = (*STATES, "unbound", "corrupt")
+SELECTABLE_STATES = (*STATES, "stale", "unbound", "corrupt")
 
 
 def selection_of(args: argparse.Namespace) -> Selection:
@@ -33,7 +34,7 @@ def selection_of(args: argparse.Namespace) -> Selection:
     from aexp.results.select import Selection
 
     return Selection(
-        where=parse_where(args.where or []),
+        where=parse_where(args.where or [], warn=_warn),
         experiment=args.experiment,
         hypothesis=args.hypothesis,
         states=tuple(args.state or ()),

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from aexp.cli.output import _dump, _plain, _section
-from aexp.cli.parsing import Commands, UsageError
+from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _jobs, _project
+from aexp.errors import UsageError
 
 
 def _run_files(job: Any, binding: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aexp.cli.parsing import UsageError
+from aexp.errors import UsageError
 
 MAX_SWEEP = 10_000  # jobs one `new-run` may create; a typo in a range should not make millions
 

@@ -19,6 +19,7 @@ itself, the CLI or the workflow. docs/results.md ("The dashboard") is the manual
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -41,11 +42,48 @@ def make_dashboard(**options: Any) -> Any:
     return AexpDashboard(**options)
 
 
-def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
-    """Run the dashboard's command line (`run [--host H] [--port P]`); returns an exit code.
+def check_command_line(argv: Sequence[str]) -> None:
+    """Refuse, in one sentence (UsageError), a command line signac-dashboard's own parser would
+    answer with its usage text: the same commands and options (signac-dashboard 0.7's
+    `Dashboard.main`), parsed by aexp.door.SentenceParser first."""
+    from aexp.door import SentenceParser
 
-    Without signac-dashboard or matplotlib: one sentence with the install command, exit 2.
+    parser = SentenceParser(prog="dashboard.py")
+    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--version", action="store_true")
+    run = parser.add_subparsers().add_parser("run")
+    run.add_argument("-p", "--profile", action="store_true")
+    run.add_argument("-d", "--debug", action="store_true")
+    run.add_argument("--host", type=str)
+    run.add_argument("--port", type=_port)
+    run.set_defaults(func="run")
+    if "--version" not in argv and "-h" not in argv and "--help" not in argv:
+        parser.parse_args(argv)
+
+
+def _port(text: str) -> int:
+    """A TCP port, 1 to 65535 (signac-dashboard would quietly serve on another one)."""
+    import argparse
+
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: give one from 1 to 65535")
+    return port
+
+
+def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
+    """Run the dashboard's command line (`run [--host H] [--port P]`); returns an exit code
+    (aexp.door's table: whatever ends it is one line).
+
+    Without signac-dashboard or matplotlib: one sentence with the install command, exit 2. Jobs
+    whose state point cannot be read are offered for repair on a terminal
+    (aexp.door.offer_repair), else left out with one line each; the dashboard shows the others.
     """
+    from aexp import door
+
     absent = missing()
     if absent:
         names = " and ".join(n.replace("_", "-") for n in absent)
@@ -53,16 +91,28 @@ def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
             f"error: the dashboard needs {names}; install them with: {INSTALL_HINT}",
             file=sys.stderr,
         )
-        return 2
-    from aexp.errors import AexpError
-
+        return door.USAGE
+    workspace = None
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        check_command_line(argv)
+        from aexp.jobs import find_project_root
+        from aexp.statepoints import damaged_jobs, quiet_statepoint_errors
+
+        quiet_statepoint_errors()
+        if options.get("project") is None:
+            workspace = os.path.join(find_project_root(options.get("root")), "workspace")
+            door.offer_repair(workspace, [job.id for job in damaged_jobs(workspace)])
         dashboard = make_dashboard(**options)
-    except AexpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    dashboard.main(list(argv) if argv is not None else None)
-    return 0
+        dashboard.main(argv)
+    except (Exception, KeyboardInterrupt) as exc:
+        said = door.verdict(exc, workspace)
+        if said is None:
+            raise
+        if said.line:
+            print(f"error: {said.line}", file=sys.stderr)
+        return said.code
+    return door.OK
 
 
-__all__ = ["INSTALL_HINT", "launch", "make_dashboard", "missing"]
+__all__ = ["INSTALL_HINT", "check_command_line", "launch", "make_dashboard", "missing"]

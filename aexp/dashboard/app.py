@@ -10,10 +10,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import signac
 from signac_dashboard import Dashboard
 
 from aexp.dashboard.data import Options
 from aexp.dashboard.modules import default_modules
+from aexp.statepoints import readable_job_dirs
 
 ASSETS_URL = "/aexp-assets"
 ASSETS_DIR = os.path.join(".aexp", "cache", "dashboard-assets")
@@ -39,6 +41,25 @@ def options_of(root: str | os.PathLike, **given: Any) -> Options:
     return Options(**{**options.__dict__, **changes})
 
 
+class DashboardProject(signac.Project):
+    """signac's Project listing only the jobs whose state point it can read: signac-dashboard
+    reads every state point (its cache, its job list's order), and one damaged file would stop
+    it from starting, or end every page. The others are said once on stderr, with their repair
+    (aexp.statepoints.readable_job_dirs)."""
+
+    def _job_dirs(self) -> Any:
+        # signac (a private method) has no public hook for the listing of the workspace.
+        return readable_job_dirs(self.workspace, super()._job_dirs())
+
+
+def open_dashboard_project(root: str | os.PathLike | None = None) -> DashboardProject:
+    """The project at or above `root` (default: the current directory), as a DashboardProject.
+    Raises ProjectNotFoundError."""
+    from aexp.jobs import find_project_root
+
+    return DashboardProject.get_project(find_project_root(root), search=False)
+
+
 class AexpDashboard(Dashboard):
     """signac-dashboard's Dashboard showing a sweep's runs (aexp.dashboard.modules).
 
@@ -59,9 +80,7 @@ class AexpDashboard(Dashboard):
         config: dict[str, Any] | None = None,
         modules: list[Any] | None = None,
     ) -> None:
-        from aexp.jobs import open_project
-
-        project = project if project is not None else open_project(root)
+        project = project if project is not None else open_dashboard_project(root)
         self.aexp_options = options_of(project.path, metrics=metrics, colour_by=by)
         self._titles: tuple[int, list[str]] = (-1, [])
         config = dict(config or {})
@@ -143,4 +162,11 @@ def _add_assets_route(dashboard: Dashboard, directory: str) -> None:
         return send_from_directory(root, filename, max_age=300)
 
 
-__all__ = ["ASSETS_DIR", "ASSETS_URL", "AexpDashboard", "options_of"]
+__all__ = [
+    "ASSETS_DIR",
+    "ASSETS_URL",
+    "AexpDashboard",
+    "DashboardProject",
+    "open_dashboard_project",
+    "options_of",
+]

@@ -37,6 +37,23 @@ def _outcome(attempt: Any, last: bool) -> str:
     return "running" if last else "killed (no finish)"
 
 
+def _synced(record: Any) -> str | None:
+    """Per backend synced from a login node, when it received the run (as `aexp show` says
+    it); None where no backend is synced that way."""
+    if record.unsynced is None:
+        return None
+    from aexp.binding import backend_parts
+
+    parts = backend_parts(record.binding)
+    return ", ".join(
+        f"{name} {_when(parts[name].get('synced_at')) or 'not yet'}"
+        if name not in record.unsynced
+        else f"{name} not yet"
+        for name in parts
+        if name in record.unsynced or parts[name].get("synced_at")
+    )
+
+
 def _when(timestamp: str | None) -> str | None:
     """An ISO-8601 UTC timestamp to the second, readable: 2026-11-29 17:36:42 UTC."""
     if not timestamp:
@@ -80,7 +97,7 @@ class RunCard(AexpCard):
                     ("error", binding.get("error")),
                     ("bound", _when(binding.get("bound_at"))),
                     ("finished", _when(binding.get("finished_at"))),
-                    ("synced", _when(binding.get("synced_at"))),
+                    ("synced", _synced(record)),
                 ]
             )
         ]

@@ -7,7 +7,8 @@ is fed from it at sync time, and results (tables, plots, the dashboard) read it 
 
 Each line is a strict JSON object with an ISO-8601 UTC `timestamp` (microseconds) and an `event`:
 
-    init_run      run_id, project, group, tags, config, notes, offline, backends
+    init_run      run_id, project, group, tags, config, notes, offline, backends; the job's
+                  state point as it is (`statepoint`: `aexp repair` rebuilds a lost one)
     resume_run    attempt (1, 2, ...), host, pid, slurm_job_id, slurm_restart_count: an
                   execution attempt opened the run (its start, which the job document records
                   only when the attempt ends or has run for a second)

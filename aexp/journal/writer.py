@@ -134,10 +134,13 @@ class JournalWriter:
         offline: bool,
         backends: list[str],
         binding: Mapping[str, Any] | None = None,
+        statepoint: Mapping[str, Any] | None = None,
     ) -> None:
         """The run was created (bound): what every backend is told about it. `binding`: the
         job's binding to the run, when the journal is where it is recorded first (a job's first
-        attempt binds it and records the binding in the job document only when it ends)."""
+        attempt binds it and records the binding in the job document only when it ends).
+        `statepoint`: the job's state point, whole (the config holds it flattened, which loses
+        an empty mapping): what rebuilds a lost state point file (aexp.statepoints)."""
         fields: dict[str, Any] = {
             "run_id": run_id,
             "project": project,
@@ -150,6 +153,8 @@ class JournalWriter:
         }
         if binding is not None:
             fields["binding"] = dict(binding)
+        if statepoint is not None:
+            fields["statepoint"] = dict(statepoint)
         self.event("init_run", **fields)
 
     def resume_run(self, *, attempt: int, **where: Any) -> None:

@@ -81,6 +81,7 @@ def runs_document(table: Table, *, selection: str) -> dict[str, Any]:
                     "urls": details.get("urls", {}),
                     "synced": row["synced"],
                     "synced_at": details.get("synced_at"),
+                    "unsynced": details.get("unsynced"),
                     "status": details.get("status"),
                     "attempts": details.get("attempts"),
                     "exit_code": details.get("exit_code"),

@@ -26,7 +26,8 @@ from aexp.journal import JOURNAL_DIR, JOURNAL_FILE
 from aexp.results.select import CORRUPT, UNBOUND, Selection
 from aexp.results.workspace import job_dirs, read_statepoint, root_of
 from aexp.spec import spec_of
-from aexp.state import JobState, job_state
+from aexp.state import STALE, JobState, job_state
+from aexp.sync.rules import backend_needs_sync, unsynced_backends
 from aexp.trackers import ADAPTERS
 
 # Strict JSON keeps non-finite floats as these strings (aexp.jobdoc.strict_json).
@@ -38,7 +39,9 @@ class JobRecord:
     """What results views know about one job.
 
     `binding` is `job.doc["tracker"]` as stored (None: unbound or corrupt); `error` the reason a
-    corrupt job's document cannot be read. `statepoint` is the job's full state point.
+    corrupt job's document cannot be read. `statepoint` is the job's full state point. `state`
+    is the job's state as every view selects and reports it (`state_of`: `stale` for a running
+    job whose attempt is known dead), `shown` the word a table prints (`stalled` too).
     """
 
     job_id: str
@@ -102,11 +105,24 @@ class JobRecord:
         return self.binding.get("url") if self.binding else None
 
     @property
-    def synced(self) -> bool | None:
-        """Whether the W&B offline run was uploaded; None where syncing does not apply."""
-        if not self.binding or self.backend != "wandb" or not self.offline:
+    def unsynced(self) -> list[str] | None:
+        """The backends that receive the run from a login node and do not hold it yet
+        (aexp.sync.rules.unsynced_backends: what `status` and `aexp show` say per backend);
+        None where no backend of the run is synced from a login node."""
+        if not self.binding:
             return None
-        return bool(self.binding.get("synced_at"))
+        offline = bool(self.binding.get("offline"))
+        parts = backend_parts(self.binding)
+        if not any(backend_needs_sync(n, p, offline=offline) for n, p in parts.items()):
+            return None
+        return unsynced_backends(self.binding)
+
+    @property
+    def synced(self) -> bool | None:
+        """Whether every backend that receives the run from a login node holds it (`unsynced`);
+        None where syncing does not apply."""
+        unsynced = self.unsynced
+        return None if unsynced is None else not unsynced
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -140,11 +156,13 @@ def _warn(message: str) -> None:
 
 
 def state_of(job: Any, doc: Mapping[str, Any] | None) -> str:
-    """A job's state as every results view shows it: aexp.state.job_state's (the document, and
-    the journal of an attempt that has not recorded its start yet), `unbound` for a job
-    without a binding, `corrupt` (doc None) for a job whose document or binding cannot be
+    """A job's state as every results view selects and reports it: aexp.state.job_state's
+    (the document, and the journal of an attempt that has not recorded its start yet), `stale`
+    for a running job whose attempt is known dead (no view calls it running), `unbound` for a
+    job without a binding, `corrupt` (doc None) for a job whose document or binding cannot be
     read. The one place results read a job's state from."""
-    return seen_state(job, doc).state
+    seen = seen_state(job, doc)
+    return STALE if seen.stale else seen.state
 
 
 _CORRUPT_STATE = JobState(CORRUPT)
@@ -177,7 +195,7 @@ def read_record(
         record.state = record.shown = state_of(job, None)
         return record
     seen = seen_state(job, doc)
-    record.state, record.shown = seen.state, seen.shown
+    record.state, record.shown = STALE if seen.stale else seen.state, seen.shown
     record.status = doc.get("status")
     if binding is None:
         limina = doc.get("limina") if isinstance(doc.get("limina"), Mapping) else None
@@ -211,7 +229,9 @@ def iter_records(
         statepoint = read_statepoint(path)
         if statepoint is None:
             if warn:
-                _warn(f"job {job_id}: its state point file is missing or corrupted; skipped.")
+                from aexp.statepoints import damage_line
+
+                _warn(damage_line(JobDir(job_id, path)))
             continue
         if not selection.matches_statepoint(statepoint):
             continue

@@ -18,9 +18,10 @@ from typing import Any
 from aexp.errors import AexpError
 from aexp.schema import STATES
 
-# The states a job can be selected by: a binding's state, or these two of the job itself.
-UNBOUND, CORRUPT = "unbound", "corrupt"
-SELECTABLE_STATES = (*STATES, UNBOUND, CORRUPT)
+# The states a job can be selected by: a binding's state, or these of the job itself
+# (aexp.state.JobState.shown: `stale` is a running job whose attempt is known dead).
+UNBOUND, CORRUPT, STALE = "unbound", "corrupt", "stale"
+SELECTABLE_STATES = (*STATES, STALE, UNBOUND, CORRUPT)
 _MISSING = object()
 
 
@@ -65,7 +66,8 @@ class Selection:
     where       {dotted state-point key: [accepted values]}
     experiment  the state point's `experiment_id`
     hypothesis  the state point's `hypothesis_id`
-    states      the job's state: a binding state (bound, running, ...), `unbound` or `corrupt`
+    states      the job's state: a binding state (bound, running, ...), `stale` (running, its
+                attempt known dead), `unbound` or `corrupt`
     job_ids     only these jobs (full ids)
     """
 

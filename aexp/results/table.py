@@ -11,7 +11,9 @@ Columns, in this order:
     job                               the job id
     <params>                          state-point values (dotted keys for nested ones); by default
                                       every key whose value varies across the rows
-    group, backend, run, state, synced   the run as today's `aexp runs` shows it
+    group, backend, run, state, synced   the run as `aexp runs` shows it: its state as every view
+                                      names it (`stale` included), synced when every backend
+                                      synced from a login node holds it
     <metrics>                         the metric specs asked for (aexp.results.reduce)
     url                               the primary backend's run URL (once known)
 
@@ -169,6 +171,7 @@ def _details(record: JobRecord) -> dict[str, Any]:
         "offline": record.offline,
         "urls": record.urls,
         "synced_at": binding.get("synced_at"),
+        "unsynced": record.unsynced,
         "status": record.status,
         "attempts": binding.get("attempts"),
         "exit_code": binding.get("exit_code"),

@@ -24,7 +24,10 @@ SBATCH_TIMEOUT_S = 60
 
 
 class SlurmCommandError(AexpError):
-    """A SLURM command could not be run or refused (its last line of output says why)."""
+    """A SLURM command could not be run or refused (its last line of output says why): exit
+    code 1 (aexp.door's table: the work failed, as when sbatch refuses through flow)."""
+
+    exit_code = 1
 
     def __init__(self, command: str, reason: str) -> None:
         super().__init__(f"{command}: {reason}")

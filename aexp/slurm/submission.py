@@ -42,7 +42,11 @@ SUBMIT_LOG = "submit.jsonl"
 
 
 class SubmissionRefused(SubmissionError):
-    """sbatch refused (or did not answer) a submission; those before it stay queued."""
+    """sbatch refused (or did not answer) a submission; those before it stay queued. Exit code
+    1 (aexp.door's table: the submission failed, unlike a submission refused before any was
+    sent, a settings error: 2)."""
+
+    exit_code = 1
 
 
 @dataclass

@@ -85,7 +85,8 @@ class TrackerAdapter(ABC):
       attempt, like W&B), "replay" (never called on the compute node; `replay` feeds it the
       run's journal at sync time, like MLflow, `remote_state` says what it holds when a replay
       was cut short), or "journal" (the backend is the journal itself: the noop backend);
-    - `sync_blocker` says why this host cannot sync to the backend.
+    - `sync_blocker` says why this host cannot sync to the backend, and `sync_needs` what a
+      host needs to sync it (the pass summary's advice names it).
 
     Subclasses set `name` (the registry key), import their SDK lazily (in `__init__` or the
     methods, never at module import) and raise `TrackerInitError` when it is missing.
@@ -93,6 +94,7 @@ class TrackerAdapter(ABC):
 
     name: ClassVar[str]
     feed: ClassVar[str] = "live"
+    sync_needs: ClassVar[str] = "what this backend needs to receive runs"
 
     @abstractmethod
     def init_run(

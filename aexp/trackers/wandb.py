@@ -85,6 +85,7 @@ class WandbAdapter(TrackerAdapter):
     """Tracker backend for Weights & Biases; `entity` is the team or user (optional)."""
 
     name = "wandb"
+    sync_needs = "W&B credentials (wandb login)"
 
     def __init__(self, entity: str | None = None) -> None:
         self.wandb = _import_wandb()

@@ -8,7 +8,7 @@ FlowProject project.py subclasses.
     operations.py   init_tracker, execute, finish: each contained to its job (a failure is one
                     line, never the end of the pass)
     preflight.py    what is checked once before a pass (backend SDKs installed, the workspace
-                    writable) and the workspace directories that are not jobs
+                    writable)
     report.py       the pass summary: what changed in the job documents, in two lines
     forked.py       the project as a process pool forked from this process finds it (run -p N)
     walltime.py     whether a SLURM submission leaves time to work before its warning signal
@@ -53,12 +53,7 @@ if TYPE_CHECKING:
         finish,
         init_tracker,
     )
-    from aexp.workflow.preflight import (
-        check_backends_installed,
-        check_writable,
-        quiet_statepoint_errors,
-        usable_job_dirs,
-    )
+    from aexp.workflow.preflight import check_backends_installed, check_writable
     from aexp.workflow.report import PassReport, PassWatch
     from aexp.workflow.walltime import check_working_window, time_flag
 
@@ -91,13 +86,11 @@ _WHERE = {
     "needs_sync": "aexp.workflow.conditions",
     "needs_sync_of": "aexp.workflow.conditions",
     "outside_allocation": "aexp.workflow.conditions",
-    "quiet_statepoint_errors": "aexp.workflow.preflight",
     "snapshot": "aexp.workflow.conditions",
     "stale_label": "aexp.workflow.conditions",
     "stalled_label": "aexp.workflow.conditions",
     "state_label": "aexp.workflow.conditions",
     "time_flag": "aexp.workflow.walltime",
-    "usable_job_dirs": "aexp.workflow.preflight",
     "warn_once": "aexp.workflow.conditions",
 }
 
@@ -130,12 +123,10 @@ __all__ = [
     "needs_sync",
     "needs_sync_of",
     "outside_allocation",
-    "quiet_statepoint_errors",
     "snapshot",
     "stale_label",
     "stalled_label",
     "state_label",
     "time_flag",
-    "usable_job_dirs",
     "warn_once",
 ]

@@ -38,7 +38,8 @@ class Facts(NamedTuple):
     mark: the garbage collector stops tracking those, which matters when a status holds 100,000
     of them. `error`: why the document or binding cannot be read (None: it can). `mark`: the
     running attempt's (what `is_stale` judges), else None. `attempts`: the attempts the job's
-    state knows of (an attempt its document has not recorded yet included)."""
+    state knows of (an attempt its document has not recorded yet included). `last_pass`: the
+    pass of `run` that started the last attempt (interned: one string per pass)."""
 
     error: str | None
     bound: bool
@@ -49,6 +50,7 @@ class Facts(NamedTuple):
     needs_sync: bool
     mark: Mark | None
     attempts: int
+    last_pass: str | None = None
 
 
 # The conditions' hot path reads them by index.
@@ -170,6 +172,7 @@ def _derive(job: Any, doc: dict[str, Any] | None) -> Facts:
         needs_sync_of(binding),
         mark,
         max(attempts, mark.attempt or 0) if mark else attempts,
+        sys.intern(seen.last_pass) if seen.last_pass else None,
     )
 
 

@@ -10,7 +10,6 @@ requeues the job or the user gets the prompt back.
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import signal
@@ -22,10 +21,11 @@ from typing import Any, TypeVar
 
 from aexp.attempt import AttemptEnded, NothingToRun
 from aexp.binding import adapters_of, bind_tracker, new_binding
+from aexp.door import STORAGE_ERRNOS, storage_problem
 from aexp.errors import AexpError, JobBusyError, WorkspaceError
 from aexp.jobdoc import now_iso
 from aexp.lifecycle import finish_run, run_lifecycle
-from aexp.outcome import ERROR_LOG, STORAGE_ERRNOS
+from aexp.outcome import ERROR_LOG
 from aexp.settings import Settings
 from aexp.spec import run_spec
 from aexp.stallwatch import StallWatch
@@ -63,6 +63,16 @@ _storage_said: set[int] = set()
 _storage_seen: set[int] = set()
 
 
+# Operations of this process that failed (an experiment, or an operation's own error): `exec`,
+# which has no pass summary, exits 1 after one (aexp.workflow.project.main).
+_failures: list[str] = []
+
+
+def failed_here() -> bool:
+    """True once an operation run in this process has failed (said in its line)."""
+    return bool(_failures)
+
+
 def storage_said() -> bool:
     """True once this process has said that the file system refuses writes."""
     return bool(_storage_said)
@@ -88,28 +98,17 @@ def _in_pool_worker() -> bool:
     return mp is not None and mp.parent_process() is not None
 
 
+def _fail(job: Any, message: str) -> None:
+    _failures.append(job.id)
+    _say(job, message)
+
+
 def _say(job: Any, message: str) -> None:
     # One line naming the job once: aexp's own sentences often start with the job already.
     text = " ".join(message.split()).removeprefix(f"job {job.id}: ")
     if text.startswith(f"job {job.id}'s "):
         text = "its " + text.removeprefix(f"job {job.id}'s ")
     print(f"job {job.id}: {text}", file=sys.stderr)
-
-
-def storage_problem(exc: OSError, where: str) -> str:
-    """One sentence for a write refused by the file system itself (full, over quota,
-    read-only): what happened, where, and what to do."""
-    what = {
-        errno.ENOSPC: "is full",
-        errno.EDQUOT: "is over its quota",
-        errno.EROFS: "is read-only",
-    }.get(exc.errno or 0, "refused a write")
-    file = f" (writing {exc.filename})" if exc.filename else ""
-    return (
-        f"the file system of {where} {what}{file}: {exc.strerror or exc}; free space (or make it "
-        "writable) and run again: what this pass could not do stays eligible, and an attempt "
-        "cut short resumes from its last checkpoint."
-    )
 
 
 def contained(operation: F) -> F:
@@ -131,9 +130,10 @@ def contained(operation: F) -> F:
             pass
         except AexpError as exc:
             text = str(exc).removeprefix(f"job {job.id}: ")  # said once: _say names the job
-            _say(job, f"{name}: {text}")  # e.g. "job 3f2a...: init_tracker: its state point ..."
+            _fail(job, f"{name}: {text}")  # e.g. "job 3f2a...: init_tracker: its state point ..."
         except OSError as exc:
             if exc.errno in STORAGE_ERRNOS:  # the whole file system: one line per process
+                _failures.append(job.id)
                 _storage_seen.add(exc.errno)
                 if exc.errno not in _storage_said and not _in_pool_worker():
                     _storage_said.add(exc.errno)
@@ -143,7 +143,7 @@ def contained(operation: F) -> F:
                     )
             else:  # a file of this job that cannot be written or vanished
                 where = f" ({exc.filename})" if exc.filename else ""
-                _say(job, f"{name} could not write{where}: {exc.strerror or exc}.")
+                _fail(job, f"{name} could not write{where}: {exc.strerror or exc}.")
         except (Exception, SystemExit) as exc:  # a bug: keep the traceback, report one line
             log = Path(job.path, ERROR_LOG)
             try:
@@ -152,7 +152,7 @@ def contained(operation: F) -> F:
                 detail = f"traceback in {log}"
             except OSError:
                 detail = "traceback not written: the workspace is not writable"
-            _say(job, f"{name} failed: {type(exc).__name__}: {exc} ({detail}).")
+            _fail(job, f"{name} failed: {type(exc).__name__}: {exc} ({detail}).")
         return None
 
     return run  # type: ignore[return-value]
@@ -259,7 +259,7 @@ def _new_binding(job: Any, settings: Settings, spec: Mapping[str, Any]) -> dict[
 
 def _failed(job: Any, exc: BaseException) -> str:
     first = (str(exc).strip().splitlines() or [""])[0]
-    _say(
+    _fail(
         job,
         f"failed: {type(exc).__name__}: {first} (traceback in {job.fn(ERROR_LOG)}; "
         f"re-arm with: aexp rearm {job.id})",

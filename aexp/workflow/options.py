@@ -1,9 +1,10 @@
 """The options aexp adds to flow's command line: `--canary [N]` on `run` and `submit`.
 
 flow builds its sub-commands' parsers inside `FlowProject.main` and offers no hook to add an
-option to `run`; it does take the parser to build on. `CommandLine` is that parser: each
-sub-parser flow adds gets aexp's options, and the parsed `canary` reaches the project
-(`WorkflowProject.canary`; `submit` also gets it as a keyword argument from flow).
+option to `run`; it does take the parser to build on (aexp.workflow.arguments.FlowParser,
+which calls `add_options`): each sub-parser flow adds gets aexp's options, and the parsed
+`canary` reaches the project (`WorkflowProject.canary`; `submit` also gets it as a keyword
+argument from flow).
 
     python project.py submit --canary       one job first, the rest after it succeeded
     python project.py submit --canary 3     three jobs first
@@ -39,40 +40,28 @@ def canary_count(text: str) -> int:
     return value
 
 
-class CommandLine(argparse.ArgumentParser):
-    """flow's top-level parser, with aexp's options added to `run` and `submit`; the parsed
-    canary is set on `project.canary` (None: not asked for)."""
+def add_options(action: Any) -> Any:
+    """Make each sub-parser that argparse sub-parsers `action` adds (flow adds `run`,
+    `submit`, ...) take aexp's options; returns `action`. The parsed `canary` is the project's
+    (`WorkflowProject.canary`, set by aexp.workflow.arguments.FlowParser; None: not asked for)."""
+    add_parser = action.add_parser
 
-    def __init__(self, project: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._project = project
+    def add(name: str, **options: Any) -> argparse.ArgumentParser:
+        parser = add_parser(name, **options)
+        if name in CANARY_HELP:
+            parser.add_argument(
+                "--canary",
+                nargs="?",
+                const=1,
+                default=None,
+                type=canary_count,
+                metavar="N",
+                help=CANARY_HELP[name],
+            )
+        return parser
 
-    def add_subparsers(self, **kwargs: Any) -> Any:
-        kwargs.setdefault("parser_class", argparse.ArgumentParser)  # not this class: no project
-        action = super().add_subparsers(**kwargs)
-        add_parser = action.add_parser
-
-        def add(name: str, **options: Any) -> argparse.ArgumentParser:
-            parser = add_parser(name, **options)
-            if name in CANARY_HELP:
-                parser.add_argument(
-                    "--canary",
-                    nargs="?",
-                    const=1,
-                    default=None,
-                    type=canary_count,
-                    metavar="N",
-                    help=CANARY_HELP[name],
-                )
-            return parser
-
-        action.add_parser = add
-        return action
-
-    def parse_args(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        parsed = super().parse_args(*args, **kwargs)
-        self._project.canary = getattr(parsed, "canary", None)
-        return parsed
+    action.add_parser = add
+    return action
 
 
-__all__ = ["CANARY_HELP", "CommandLine", "canary_count"]
+__all__ = ["CANARY_HELP", "add_options", "canary_count"]

@@ -4,10 +4,6 @@
                                          with the install command: TrackerInitError)
     check_writable(workspace)            the workspace takes a write (else WorkspaceError:
                                          read-only, full, over quota)
-    usable_job_dirs(workspace, names)    the job directories signac lists, without the ones
-                                         that are not jobs (each reported once per process)
-    quiet_statepoint_errors()            signac logs a state point it cannot read besides
-                                         raising; aexp says it once, in its own words
 
 A read-only workspace or a missing wandb package is one problem, not one line per job: project.py
 runs these before `run` starts any operation.
@@ -17,20 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
+from aexp.door import storage_problem
 from aexp.errors import TrackerInitError, WorkspaceError
-from aexp.jobs import is_job_dir, stray_dir_message
-from aexp.workflow.conditions import say
 
 # The Python package each backend's adapter imports, by backend name. A backend not listed here
 # needs none (noop) or is checked by its adapter when it is constructed.
 SDK_MODULES = {"wandb": "wandb", "mlflow": "mlflow"}
-
-_reported: set[str] = set()
-_jobs_seen: dict[str, set[str]] = {}  # workspace -> names found to be jobs in this process
 
 
 def _installed(module: str) -> bool:
@@ -70,63 +61,10 @@ def check_writable(workspace: str) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise WorkspaceError(
-            f"the workspace {workspace} cannot be written ({exc.strerror or exc}); nothing was "
-            "run: make it writable (or free space) and run again."
-        ) from None
+        raise WorkspaceError(storage_problem(exc, workspace, "nothing was run")) from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(probe)
 
 
-def usable_job_dirs(workspace: str, names: Iterable[str]) -> Iterator[str]:
-    """The names among `names` (directories of `workspace` named like job ids) that hold a job.
-
-    The others (no state point file, as older aexp left them: aexp.jobs.is_job_dir) are reported
-    on stderr once per process, with what to do, and left out: signac would fail on them and end
-    the whole command.
-    """
-    # flow lists the workspace several times per command: each directory is checked once per
-    # process (a job's state point file does not go away), which keeps `status` at one stat
-    # per job (~2 us) whatever flow does.
-    known = _jobs_seen.setdefault(workspace, set())
-    for name in names:
-        if name in known:
-            yield name
-        elif is_job_dir(workspace, name):
-            known.add(name)
-            yield name
-        else:
-            report_stray(workspace, name)
-
-
-class _StatepointErrorFilter(logging.Filter):
-    """Drops signac's own log line about a state point it cannot read: aexp reports that job
-    itself, in one line that says what to do."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Error while trying to access state point file")
-
-
-def quiet_statepoint_errors() -> None:
-    """Keep signac from logging, besides raising, each state point it cannot read (idempotent)."""
-    log = logging.getLogger("signac.project")
-    if not any(isinstance(f, _StatepointErrorFilter) for f in log.filters):
-        log.addFilter(_StatepointErrorFilter())
-
-
-def report_stray(workspace: str, name: str) -> None:
-    """Say once per process that `workspace/name` is not a job (aexp.jobs.stray_dir_message)."""
-    if name not in _reported:
-        _reported.add(name)
-        say(f"warning: {stray_dir_message(workspace, name)}")
-
-
-__all__ = [
-    "SDK_MODULES",
-    "check_backends_installed",
-    "check_writable",
-    "quiet_statepoint_errors",
-    "report_stray",
-    "usable_job_dirs",
-]
+__all__ = ["SDK_MODULES", "check_backends_installed", "check_writable"]

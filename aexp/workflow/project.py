@@ -14,7 +14,11 @@ be told besides is here:
                chooses and renders, aexp.slurm.submission sends: the canary first
                (`--canary`), the queue limits, sizes from past attempts, the job ids sbatch
                prints, an honest account of what was sent
-    main       every way a command can end is one line and an exit code (`explain`)
+    main       the door: the project found from project.py's own folder; the command line
+               checked before anything runs (aexp.workflow.arguments, with aexp's own options:
+               aexp.workflow.options); every way a command can end is one line and an exit
+               code (`explain`, aexp.door's table); a job whose state point cannot be read
+               offered for repair and left out
 
 Where flow offers no public hook, a private method is overridden here, each with the reason:
 signac's listing of job directories, flow's execution of one operation (a pool worker's exit),
@@ -25,6 +29,7 @@ never needs them.
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -38,19 +43,15 @@ from flow.environment import TestEnvironment, get_environment
 from flow.errors import SubmitError
 from flow.scheduling.fake_scheduler import FakeScheduler
 from flow.scheduling.slurm import SlurmScheduler
-from signac.errors import JobsCorruptedError
 
-from aexp.errors import AexpError, SubmissionError, TrackerInitError
+from aexp import door
+from aexp.errors import AexpError, SubmissionError
+from aexp.jobs import find_project_root
 from aexp.settings import Settings, load_settings
-from aexp.workflow import forked
-from aexp.workflow.conditions import in_run, operation_ran, snapshot
-from aexp.workflow.options import CommandLine
-from aexp.workflow.preflight import (
-    check_backends_installed,
-    check_writable,
-    quiet_statepoint_errors,
-    usable_job_dirs,
-)
+from aexp.statepoints import leave_out, quiet_statepoint_errors, usable_job_dirs
+from aexp.workflow import arguments, forked
+from aexp.workflow.conditions import in_run, operation_ran, say, snapshot
+from aexp.workflow.preflight import check_backends_installed, check_writable
 
 # The pass summary (and, through it, the attempt machinery) and the walltime check are imported
 # where `run` and `submit` need them: `status` and `--help` load neither (docs/benchmarks.md,
@@ -63,12 +64,13 @@ SLURM_LOG_DIR = "logs"
 def settings_or_exit(where: str | Path) -> Settings:
     """The settings of the project at `where` (its signac.rc; a file's directory when `where` is
     a file, as project.py passes `__file__`). A signac.rc aexp cannot read ends the process with
-    one line (`error: ...`) and exit code 1."""
+    one line (`error: ...`) and exit code 2 (a settings error: aexp.door)."""
     root = Path(where)
     try:
         return load_settings(root.parent if root.is_file() else root)
     except AexpError as exc:
-        sys.exit(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
 
 
 class WorkflowProject(FlowProject):
@@ -85,6 +87,7 @@ class WorkflowProject(FlowProject):
     submit_group: ClassVar[str] = "run_job"
     binding_operation: ClassVar[str] = "execute"
     exit_code = 0
+    pass_started = False  # `run` has begun its pass: the command is not to be done again
     canary: int | None = None  # `run --canary N` (set by the command line, aexp.workflow.options)
     _collected: list[tuple[Any, dict[str, Any]]] | None = None  # a submit pass's bundles
 
@@ -104,10 +107,10 @@ class WorkflowProject(FlowProject):
 
     def _job_dirs(self) -> Iterator[str]:
         # signac lists every directory named like a job id and ends the whole command at the
-        # first one without a state point (older aexp left such directories behind): those are
+        # first one without a state point: those, and the jobs `main` found damaged, are
         # reported once, with what to do, and left out. signac (a private method) has no
         # public hook for this.
-        return usable_job_dirs(self.workspace, super()._job_dirs())
+        return usable_job_dirs(self.workspace, super()._job_dirs(), say)
 
     # -- run ----------------------------------------------------------------------------------
     def run(
@@ -122,12 +125,19 @@ class WorkflowProject(FlowProject):
         check_backends_installed(self.settings.backends)
         check_writable(self.workspace)
         if self.canary:  # `run --canary N`: those first, one at a time; a failure stops here
+            # (each canary is a pass of its own, with its own summary)
             from aexp.workflow.canary import run_canary
 
             if not run_canary(self, jobs, names, self.canary, **kwargs):
                 self.exit_code = 1
                 return None
-        watch = PassWatch(self.workspace, self._ids(jobs), stale_after=self.settings.stale_after)
+        watch = PassWatch(
+            self.workspace,
+            self._ids(jobs),  # `-f` reads the state points here, before anything runs
+            stale_after=self.settings.stale_after,
+            backends=self.settings.backends,
+        )
+        self.pass_started = True
         serial = kwargs.get("np") in (None, 1)
         run = in_run(
             execute_binds=self._selects(names, self.binding_operation), trust_sweeps=serial
@@ -349,45 +359,78 @@ class WorkflowProject(FlowProject):
         return context
 
 
-def explain(exc: BaseException, project: WorkflowProject) -> tuple[int, str | None] | None:
-    """The exit code and the one line (None: nothing more to say) for an exception that ended a
-    command of `project`; None when it is not one aexp explains (it propagates, traceback and
-    all: a bug). The table of docs/workflow.md, "Exit codes"."""
-    if isinstance(exc, TrackerInitError):  # a backend's SDK is not installed: nothing ran
-        return 2, f"error: {exc}"
-    if isinstance(exc, AexpError):  # the workspace cannot be written, a submission cannot work
-        return 1, f"error: {exc}"
+def explain(exc: BaseException, project: WorkflowProject) -> door.Verdict | None:
+    """The Verdict (aexp.door: exit code and one line) on an exception that ended a command of
+    `project`; None when it is not one the door knows (it propagates, traceback and all: a
+    bug). flow's own exceptions are read here, everything else by `aexp.door.verdict`."""
     if isinstance(exc, SubmitError):  # sbatch refused (controller down, bad partition, account)
         reason = str(exc).strip().splitlines()[-1].removeprefix("sbatch: error: ")
-        return 1, f"error: sbatch refused a submission ({reason}); earlier ones stay queued."
-    if isinstance(exc, JobsCorruptedError):  # `-f` reads state points; a damaged one stops signac
-        dirs = " ".join(str(Path(project.workspace, job_id)) for job_id in exc.job_ids)
-        return 1, (
-            f"error: the state point of {dirs} cannot be read; remove it with rm -r {dirs} "
-            "(or repair its signac_statepoint.json), then run again."
+        return door.Verdict(
+            door.FAILED, f"sbatch refused a submission ({reason}); earlier ones stay queued."
         )
     if isinstance(exc, forked.WorkerExit):  # run -p N: a preempted attempt (said in its line)
-        return exc.code, None
-    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C between operations (during one: preempted)
-        return 130, "interrupted (Ctrl-C); run again to go on."
-    return None
+        return door.Verdict(exc.code, None)
+    return door.verdict(exc, project.workspace)
+
+
+def project_root(project_class: type[WorkflowProject]) -> str:
+    """The directory of the signac project that holds the file defining `project_class`
+    (project.py), at or above it: `python <project>/project.py status` works from anywhere.
+    Raises ProjectNotFoundError."""
+    module = sys.modules.get(project_class.__module__)
+    where = getattr(module, "__file__", None)
+    return find_project_root(Path(where).resolve().parent if where else None)
 
 
 def main(project_class: type[WorkflowProject]) -> NoReturn:
-    """Run flow's command line for `project_class` and exit: with the last `run`'s exit code,
-    or with what `explain` says of the exception that ended it."""
-    project = project_class()
-    try:
-        project.main(parser=CommandLine(project))
-    except (Exception, KeyboardInterrupt) as exc:
-        said = explain(exc, project)
-        if said is None:
-            raise
-        code, line = said
-        if line:
-            print(line, file=sys.stderr)
-        sys.exit(code)
-    sys.exit(project.exit_code)
+    """project.py's door: run flow's command line for `project_class` (its project found from
+    project.py's own folder) and exit with the last `run`'s exit code, or with what `explain`
+    says of the exception that ended it. A job whose state point signac cannot read is offered
+    for repair on a terminal (aexp.door.offer_repair); otherwise, or declined, it is said in one
+    line and left out, and the command is done again without it (unless a pass had begun)."""
+    quiet_statepoint_errors()
+    # flow logs "Error during status update" before raising; the door says it in one line.
+    logging.getLogger("flow.project").addFilter(
+        lambda record: not str(record.msg).startswith("Error during status update")
+    )
+    project: WorkflowProject | None = None
+    handled: set[str] = set()
+    while True:
+        try:
+            project = project_class(path=project_root(project_class))
+            project.main(parser=arguments.for_project(project))
+        except (Exception, KeyboardInterrupt) as exc:
+            said = explain(exc, project) if project is not None else door.verdict(exc)
+            if said is None:
+                raise
+            fresh = set(said.damaged) - handled
+            if fresh and project is not None and not project.pass_started:
+                handled |= fresh  # left out now (said when listed), or repaired
+                repaired = door.offer_repair(project.workspace, sorted(fresh))
+                leave_out(project.workspace, fresh - repaired)
+                continue
+            if said.line:
+                prefix = "" if isinstance(exc, KeyboardInterrupt) else "error: "
+                print(f"{prefix}{said.line}", file=sys.stderr)
+            sys.exit(said.code)
+        sys.exit(_exit_code(project))
 
 
-__all__ = ["SLURM_LOG_DIR", "WorkflowProject", "explain", "main", "settings_or_exit"]
+def _exit_code(project: WorkflowProject) -> int:
+    """How a command that ran to its end exits: `run` as its pass summary says; any other (an
+    `exec`) with 1 when an operation it ran failed (aexp.workflow.operations.failed_here; a
+    command that ran none never loaded that module)."""
+    if project.pass_started or project.exit_code:  # a pass, or a submit that set it
+        return project.exit_code
+    operations = sys.modules.get("aexp.workflow.operations")
+    return door.FAILED if operations is not None and operations.failed_here() else door.OK
+
+
+__all__ = [
+    "SLURM_LOG_DIR",
+    "WorkflowProject",
+    "explain",
+    "main",
+    "project_root",
+    "settings_or_exit",
+]

@@ -7,37 +7,42 @@ With `-p N`, flow runs the operations in worker processes, so counters kept by t
 prints the summary would miss their work. The summary is read from the jobs' states instead
 (aexp.state: the documents, and the journals where an attempt is not recorded yet): `observe`
 takes them before the pass and again after it, and `compare` sets them side by side (a job
-whose state, attempt count or end changed was worked on in this pass).
+whose state, attempt count or end changed was worked on). Each attempt records the pass that
+started it (aexp.state.begin_pass, inherited by the pool's workers), so what another process
+did meanwhile is not counted as this pass's work.
 
     finished   ended finished in this pass
     failed     its experiment failed in this pass (recorded failed; `aexp rearm` after a fix)
     preempted  stopped by a signal in this pass; the next run resumes it
-    skipped    not finished and untouched by this pass: another process works on it, or its
-               operation failed (the line above says why), or `-o` left it out
-    problem    a document aexp cannot read (`corrupt`), a directory that is not a job, or an
-               attempt this pass left `running` because its end could not be written (a full
-               disk; the next run resumes it), or a workspace that cannot be written
+    skipped    not finished and untouched by this pass: another process works on it (the
+               next line names a live process that holds it), or its operation failed (the
+               line above says why), or `-o` left it out
+    problem    a document aexp cannot read (`corrupt`), a job whose state point cannot be read
+               or a directory that is not a job (aexp.statepoints.damage_line), an attempt this
+               pass left `running` because its end could not be written (a full disk; the
+               next run resumes it), or a workspace that cannot be written
 
 The exit code is 1 when an experiment failed in this pass or there is a problem, else 0. Several
-`run` processes at once each count what changed while they ran, their neighbours' work included.
+`run` processes at once each count their own attempts only.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from aexp.errors import WorkspaceError
 from aexp.jobdoc import JobDir
-from aexp.jobs import stray_dir_message, stray_job_dirs
+from aexp.jobs import stray_job_dirs
 from aexp.schema import FAILED, FINISHED, PREEMPTED
-from aexp.state import CORRUPT, UNBOUND, is_stale
-from aexp.workflow.conditions import facts_of, warn_once
+from aexp.state import CORRUPT, UNBOUND, begin_pass, current_pass, is_stale
+from aexp.statepoints import damage_line, left_out, report_damage, statepoint_problem
+from aexp.workflow.conditions import facts_of, say, warn_once
 from aexp.workflow.operations import storage_said
-from aexp.workflow.preflight import check_writable, report_stray
+from aexp.workflow.preflight import check_writable
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,9 @@ class Seen:
     """What the summary needs of one job, from its facts (aexp.workflow.conditions.facts_of).
 
     `state` is the job's state (aexp.state.job_state), or "unbound" or "corrupt" (then
-    `problem` says why). `left_running`: running, but its attempt is this process or a process
-    that is gone.
+    `problem` says why). `ours`: its last attempt was started by this process's pass.
+    `left_running`: running, but its attempt is this process, or one of this pass that is gone.
+    `holder`: running in another process that is alive ("process 1234 on node7").
     """
 
     state: str
@@ -56,6 +62,8 @@ class Seen:
     needs_sync: bool = False
     left_running: bool = False
     problem: str | None = None
+    ours: bool = False
+    holder: str | None = None
 
     @property
     def mark(self) -> tuple[Any, ...]:
@@ -73,19 +81,32 @@ def seen_of(job: Any, stale_after: float, *, fresh: bool = False) -> Seen:
     if not facts.bound:
         return Seen(UNBOUND)
     mark = facts.mark
+    this_pass = current_pass()
+    ours = this_pass is not None and facts.last_pass == this_pass
+    dead = mark is not None and not mark.ours and is_stale(mark, stale_after)
     return Seen(
         state=facts.state,
         attempts=facts.attempts,
         finished_at=facts.finished_at,
         synced=facts.synced,
         needs_sync=facts.needs_sync,
-        left_running=mark is not None and (mark.ours or is_stale(mark, stale_after)),
+        left_running=mark is not None and (mark.ours or (ours and dead)),
+        ours=ours,
+        holder=None if mark is None or mark.ours or dead else _holder(mark),
     )
+
+
+def _holder(mark: Any) -> str:
+    where = f"process {mark.pid}" if mark.pid is not None else "a process"
+    if mark.slurm_job_id:
+        where += f" of SLURM job {mark.slurm_job_id}"
+    return f"{where} on {mark.host or 'an unknown host'}"
 
 
 @dataclass
 class Observation:
-    """The jobs of a pass as seen at one moment, and the directories that are not jobs."""
+    """The jobs of a pass as seen at one moment, and the directories that are not usable jobs
+    (no state point file, or one signac could not read: aexp.statepoints.damage_line)."""
 
     jobs: dict[str, Seen]
     stray: list[str]
@@ -105,9 +126,11 @@ def observe(
     find it), no signac: about 30 microseconds per job; the run's journal's tail too for a job
     bound, running or preempted.
     """
-    stray: list[str] = []
+    # Jobs left out for a state point signac could not read: a problem of any pass (a `-f`
+    # filter could not tell whether they belong to it either).
+    stray = sorted(left_out(workspace))
     if job_ids is None:
-        stray = stray_job_dirs(workspace)
+        stray = sorted({*stray_job_dirs(workspace), *stray})
         try:
             names = os.listdir(workspace)
         except FileNotFoundError:
@@ -144,6 +167,9 @@ class PassReport:
     failed_now: list[str] = field(default_factory=list)  # jobs whose run is failed, in all
     unfinished: int = 0  # jobs that a later run (or another process) still has work for
     unsynced: int = 0
+    held: dict[str, str] = field(default_factory=dict)  # job -> the live process running it
+    # What the backends that still lack runs need from the host that syncs them.
+    sync_needs: str = "credentials for each backend"
 
     @property
     def exit_code(self) -> int:
@@ -176,6 +202,15 @@ class PassReport:
                 f"{len(self.failed_now)} runs failed: see each job's error.log, fix the cause, "
                 "then aexp runs --state failed -q | aexp rearm -"
             )
+        if self.held:
+            held = ", ".join(f"{job_id} by {holder}" for job_id, holder in self.held.items())
+            pids = " ".join(h.split()[1] for h in self.held.values() if h.startswith("process "))
+            stop = f" (kill {pids})" if pids else ""
+            steps.append(
+                f"{len(self.held)} job{'s are' if len(self.held) > 1 else ' is'} held by a "
+                f"live process ({held}): left to it; to run it here, stop that process{stop} "
+                "and run again"
+            )
         if self.unfinished:
             steps.append(
                 f"{self.unfinished} job{'s' if self.unfinished > 1 else ''} not finished yet: "
@@ -184,7 +219,7 @@ class PassReport:
         if self.unsynced:
             steps.append(
                 f"{self.unsynced} run{'s' if self.unsynced > 1 else ''} to upload: aexp "
-                "sync-offline from a login node with W&B credentials (wandb login)"
+                f"sync-offline from a login node with {self.sync_needs}"
             )
         steps.append(
             "results: aexp runs (one line per run), each run's journal in "
@@ -205,17 +240,23 @@ def compare(
     `storage` is the reason the workspace cannot be written after the pass, if it cannot (it
     covers the attempts it cut short). Every problem is said on stderr once per process: a
     corrupt document through `warn_once` (a job a condition reported already is not reported
-    again), a directory that is not a job through `report_stray`.
+    again), a job whose state point cannot be read or a directory that is not a job through
+    `report_damage`. A job counts as worked on by this pass when it changed and its last
+    attempt is this pass's (`Seen.ours`), or it changed without a new attempt while no other
+    live process held it (an end recorded from its journal).
     """
     report = PassReport(total=len(after.jobs))
     if storage:
         report.problems.append(storage)
     for name in after.stray:
-        report_stray(workspace, name)
-        report.problems.append(stray_dir_message(workspace, name))
+        report.problems.append(report_damage(workspace, name, say))
     for job_id, now in sorted(after.jobs.items()):
         then = before.jobs.get(job_id)
         changed = then is None or then.mark != now.mark
+        if changed and (then is None or now.attempts > then.attempts or then.holder):
+            # A new attempt, or one a live process held when the pass began (an orphaned
+            # worker of a killed pass ending its experiment): this pass's work only if ours.
+            changed = now.ours
         if now.problem is not None:
             warn_once(JobDir(job_id, ""), now.problem)
             report.problems.append(now.problem)
@@ -228,8 +269,16 @@ def compare(
             report.unfinished += 1
         if now.synced and not (then and then.synced):
             report.synced.append(job_id)
+        if now.holder and now.state not in (FINISHED, FAILED):
+            report.held[job_id] = now.holder
         if not changed:
-            if now.state not in (FINISHED, FAILED):
+            if now.state in (FINISHED, FAILED):
+                pass
+            elif statepoint_problem(JobDir(job_id, os.path.join(workspace, job_id))):
+                # Left undone for a state point that cannot be read (its operation said so, in
+                # this process or a worker): a problem, with its repair.
+                report.problems.append(damage_line(JobDir(job_id, f"{workspace}/{job_id}")))
+            else:
                 report.skipped.append(job_id)
         elif now.left_running:
             if not storage:  # else the storage problem says it
@@ -252,16 +301,25 @@ class PassWatch:
     """Watches one pass: `PassWatch(...)` before it, `finish()` after it (see the module).
 
     `job_ids` are the jobs the pass was given (None: the whole workspace, stray directories
-    included).
+    included); `backends` the project's (`[tracker] backend`: the advice names what a host
+    needs to sync them). Starts the pass (aexp.state.begin_pass): make it before the pass's
+    first attempt, and before `run -p N` forks its workers.
     """
 
     def __init__(
-        self, workspace: str, job_ids: Iterable[str] | None = None, *, stale_after: float = 300.0
+        self,
+        workspace: str,
+        job_ids: Iterable[str] | None = None,
+        *,
+        stale_after: float = 300.0,
+        backends: Sequence[str] = (),
     ) -> None:
         self.workspace = workspace
         self.job_ids = None if job_ids is None else list(job_ids)
         self.stale_after = stale_after
+        self.backends = tuple(backends)
         self.before = observe(workspace, self.job_ids, stale_after=stale_after)
+        begin_pass()
 
     def finish(self, out: TextIO | None = None) -> PassReport:
         """Read the jobs again, print the summary and the next steps to `out` (stdout), and
@@ -275,10 +333,31 @@ class PassWatch:
             if not storage_said():  # a worker process (`-p`) or nobody said it yet
                 print(f"error: {storage}", file=sys.stderr)
         report = compare(self.before, after, self.workspace, storage=storage)
+        if report.unsynced:
+            report.sync_needs = sync_needs(self.backends) or report.sync_needs
         out = out or sys.stdout
         print(report.summary_line(), file=out)
         print(report.next_line(), file=out, flush=True)
         return report
 
 
-__all__ = ["Observation", "PassReport", "PassWatch", "Seen", "compare", "observe", "seen_of"]
+def sync_needs(backends: Sequence[str]) -> str:
+    """What a host needs to sync runs to `backends` (each adapter's `sync_needs`, for the
+    backends that receive runs from a login node), joined; "" when none does."""
+    from aexp.sync.rules import feed_of
+    from aexp.trackers import ADAPTERS
+
+    needs = [ADAPTERS[name].sync_needs for name in backends if feed_of(name) != "journal"]
+    return " and ".join(dict.fromkeys(needs))
+
+
+__all__ = [
+    "Observation",
+    "PassReport",
+    "PassWatch",
+    "Seen",
+    "compare",
+    "observe",
+    "seen_of",
+    "sync_needs",
+]

@@ -84,6 +84,7 @@ class MlflowAdapter(TrackerAdapter):
 
     name = "mlflow"
     feed = "replay"
+    sync_needs = "the mlflow package and its tracking store in reach ([mlflow] tracking_uri)"
 
     def __init__(
         self,

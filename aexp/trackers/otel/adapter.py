@@ -43,6 +43,7 @@ class OtelAdapter(TrackerAdapter):
 
     name = "otel"
     feed = "replay"
+    sync_needs = "its OTLP endpoint in reach ([otel] endpoint)"
 
     def __init__(
         self,
