@@ -12,9 +12,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aexp.agent.actor import with_action, workflow_actor
 from aexp.binding import get_binding, update_backend
 from aexp.errors import BindingError, JobBusyError
 from aexp.jobdoc import age_seconds, now_iso, strict_json, update_doc
+from aexp.jobs import project_root_of
 from aexp.journal import journal_path, read_journal, read_tail
 from aexp.schema import COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 
@@ -82,9 +84,11 @@ def start_attempt(
     """Mark the job running (binding it first when `bind` is given) in one locked update.
 
     Returns the binding as stored (None for an unbound job run without a tracker) and whether
-    this update bound the job (then its journal is this attempt's to start).
+    this update bound the job (then its journal is this attempt's to start). Who launched the
+    attempt (aexp.agent.actor.workflow_actor) is recorded as `job.doc["actor"]["launch"]`.
     """
     started = now_iso()
+    launcher = workflow_actor(project_root_of(job))
     result: dict[str, Any] = {}
     bound_now = False
 
@@ -129,6 +133,8 @@ def start_attempt(
         }
         if binding is not None:
             updates["tracker"] = binding
+            launch = {**launcher, "run_id": binding["run_id"], "attempt": binding["attempts"]}
+            updates["actor"] = with_action(doc, "launch", launch)
         return updates
 
     update_doc(job, change)

@@ -20,6 +20,7 @@ import string
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from aexp.agent.actor import current_actor, workflow_actor
 from aexp.errors import BindingError, TrackerInitError
 from aexp.jobdoc import now_iso, read_doc, update_doc
 from aexp.joblock import job_lock
@@ -29,6 +30,7 @@ from aexp.jobs import (  # re-exported: the public names of aexp.binding before 
     find_job,
     find_project_root,
     open_project,
+    project_root_of,
 )
 from aexp.journal import JournalWriter, journal_path
 from aexp.schema import (
@@ -193,14 +195,21 @@ def new_binding(
 
 
 def write_init_event(
-    job: Any, binding: Mapping[str, Any], writer: JournalWriter | None = None
+    job: Any,
+    binding: Mapping[str, Any],
+    writer: JournalWriter | None = None,
+    actor: Mapping[str, Any] | None = None,
 ) -> None:
     """Start the run's journal with its `init_run` event (what every backend is told).
 
     With `writer` (the attempt's own, on the same journal) the event goes through it and the
-    file stays open for the attempt's events; else the journal is opened and closed here.
+    file stays open for the attempt's events; else the journal is opened and closed here. The
+    run's config names `actor`, who started the run (default: this process's workflow step,
+    aexp.agent.actor.workflow_actor).
     """
-    spec = run_spec(job)
+    if actor is None:
+        actor = workflow_actor(project_root_of(job))
+    spec = run_spec(job, actor=actor)
     own = writer is None
     if writer is None:
         writer = JournalWriter(journal_path(job.path, binding["run_id"]))
@@ -229,6 +238,7 @@ def bind_tracker(
     tags: Iterable[str] = (),
     notes: str | None = None,
     group_by: Sequence[str] | None = None,
+    actor: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Bind `job` to a new run and return the binding stored in `job.doc["tracker"]`.
 
@@ -236,7 +246,9 @@ def bind_tracker(
     one run, with one run id); the first is the primary one (`backend`, `url`). Nothing of the
     backends runs here: live backends open the run when an execution attempt starts (so binding
     alone leaves no W&B folder), replayed ones at sync. The run's journal gets its `init_run`.
-    `group_by` names the run's group (None: the project's `[tracker] group_by`, see `spec_of`).
+    `group_by` names the run's group (None: the project's `[tracker] group_by`, see `spec_of`);
+    the run's config names `actor`, who binds it (default: this process, tool
+    "aexp.bind_tracker").
 
     Idempotent: a job already bound keeps its run (same id) and its binding is returned as is.
     Raises before anything is written: TrackerInitError (unknown backend, missing SDK),
@@ -268,7 +280,8 @@ def bind_tracker(
     with job_lock(job):
         update_doc(job, bind)
         if not journal_path(job.path, result["run_id"]).exists():
-            write_init_event(job, result)
+            who = actor or current_actor("aexp.bind_tracker", root=project_root_of(job))
+            write_init_event(job, result, actor=who)
     return result
 
 

@@ -31,6 +31,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from aexp.agent.actor import current_actor, with_action
 from aexp.binding import (
     adapter_for,
     backend_parts,
@@ -42,6 +43,7 @@ from aexp.checkpoint import SLOTS
 from aexp.errors import BindingError
 from aexp.jobdoc import now_iso, read_doc, update_doc
 from aexp.joblock import job_claim
+from aexp.jobs import project_root_of
 from aexp.journal import JOURNAL_DIR
 from aexp.lifecycle import ERROR_LOG
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
@@ -148,14 +150,19 @@ def _move_run_files(job: Any, run_id: str) -> list[str]:
     return moved
 
 
-def rerun(job: Any, *, force: bool = False) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+def rerun(
+    job: Any, *, force: bool = False, actor: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Bind `job` to a new run in place of its ended one (module docstring).
 
     Returns (the new binding, the old run's `previous_runs` record, the files moved into the old
     run's directory). Holds the job's claim throughout. Raises JobBusyError when another process
     works on the job, BindingError when its run cannot be rerun (`check_rerunnable`),
     TrackerInitError when a backend's SDK is missing or refuses the new run (nothing changed).
+    `actor` (aexp.agent.actor; default: this process, tool "aexp.rerun") is recorded as
+    `job.doc["actor"]["rerun"]` with the new binding, and named in the new run's config.
     """
+    who = actor or current_actor("aexp.rerun", root=project_root_of(job))
     with job_claim(job):
         old = check_rerunnable(job, read_doc(job, fresh=True), force=force)
         # The new binding is built (and every backend asked) before anything changes.
@@ -176,10 +183,11 @@ def rerun(job: Any, *, force: bool = False) -> tuple[dict[str, Any], dict[str, A
             if current["run_id"] != old["run_id"]:  # cannot happen under the claim; be sure
                 raise BindingError(f"job {job.id}'s run changed while it was being rerun.")
             binding = {**fresh, "previous_runs": [*(old.get("previous_runs") or []), record]}
-            return {"tracker": binding, "status": "created"}
+            actors = with_action(doc, "rerun", who)
+            return {"tracker": binding, "status": "created", "actor": actors}
 
         binding = update_doc(job, change)["tracker"]
-        write_init_event(job, binding)
+        write_init_event(job, binding, actor=who)
     return binding, record, moved
 
 

@@ -81,6 +81,7 @@ DOCUMENT_FIELDS: dict[str, tuple[type, ...]] = {
     "heartbeat_at": _OPT_STR,
     "ended_at": _OPT_STR,
     "wallclock_s": _NUMBER,
+    "actor": _OPT_DICT,  # who created, launched, re-ran, re-armed the job (aexp.agent.actor)
 }
 
 

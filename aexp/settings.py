@@ -12,7 +12,7 @@ editing it:
     AEXP_ENTITY    [tracker] entity        AEXP_STALE_AFTER   [workflow] stale_after
     AEXP_OFFLINE   [tracker] offline       AEXP_HEARTBEAT     [workflow] heartbeat_interval
     AEXP_TAGS      [tracker] tags     AEXP_OTEL_ENDPOINT [otel] endpoint
-    AEXP_GROUP_BY  [tracker] group_by
+    AEXP_GROUP_BY  [tracker] group_by   AEXP_SESSION_ENV   [agent] session_env
 """
 
 from __future__ import annotations
@@ -43,12 +43,23 @@ _ENV = {
     ("sync", "workers"): "AEXP_SYNC_WORKERS",
     ("sync", "timeout"): "AEXP_SYNC_TIMEOUT",
     ("otel", "endpoint"): "AEXP_OTEL_ENDPOINT",
+    ("agent", "session_env"): "AEXP_SESSION_ENV",
 }
 # Every key of [tracker]: a misspelt one would otherwise silently fall back to its default.
 TRACKER_KEYS = ("backend", "project", "entity", "offline", "tags", "group_by")
 # Every key of [otel] (docs/otel.md).
 OTEL_KEYS = ("endpoint", "protocol", "timeout", "service_name")
 OTEL_PROTOCOLS = ("http/protobuf", "http/json")
+# Every key of [agent] (docs/agents.md): what an AI agent may start, and how it is named.
+AGENT_KEYS = (
+    "session_env",
+    "max_jobs_per_call",
+    "max_active",
+    "cpu_hours_per_day",
+    "gpu_hours_per_day",
+    "plan_ttl",
+    "grace",
+)
 # A `group_by` key: a state-point key as `--sp` writes it, dots for nested keys.
 _GROUP_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
@@ -79,6 +90,20 @@ class OtelSettings:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    """The [agent] section: the budget of an AI agent and how its session is named
+    (docs/agents.md). A limit of None is `unlimited`."""
+
+    session_env: str = "CLAUDE_CODE_SESSION_ID"  # the variable holding the agent's session id
+    max_jobs_per_call: int | None = 100  # jobs one write may touch
+    max_active: int | None = 100  # jobs running or queued at once, after a launch
+    cpu_hours_per_day: float | None = 1000.0  # CPU-hours launched in any 24 hours
+    gpu_hours_per_day: float | None = 24.0  # GPU-hours launched in any 24 hours
+    plan_ttl: float = 600.0  # seconds a plan's token stays valid
+    grace: float = 60.0  # seconds between SIGTERM and SIGKILL when a run's time is up
+
+
+@dataclass(frozen=True)
 class Settings:
     """Validated settings with defaults for everything but the tracker project."""
 
@@ -98,6 +123,7 @@ class Settings:
     mlflow_tracking_uri: str | None = None  # [mlflow] tracking_uri as written (None: default)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
     otel: OtelSettings = field(default_factory=OtelSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
 
 
 def load_settings(root: str | os.PathLike | None = None) -> Settings:
@@ -169,7 +195,7 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
             f"{shown} has a top-level 'project' key; move it under [tracker] "
             "(signac mistakes a top-level one for a legacy project)."
         )
-    for section, keys in (("tracker", TRACKER_KEYS), ("otel", OTEL_KEYS)):
+    for section, keys in (("tracker", TRACKER_KEYS), ("otel", OTEL_KEYS), ("agent", AGENT_KEYS)):
         if not parser.has_section(section):
             continue
         for key in parser.options(section):
@@ -235,6 +261,44 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         timeout=number("otel", "timeout", 10.0),
         service_name=(raw("otel", "service_name") or "aexp").strip() or "aexp",
     )
+
+    def limit(key: str, default: float, *, integer: bool = False) -> float | None:
+        # A budget may be zero (no GPU-hours at all) or `unlimited`.
+        value = raw("agent", key)
+        if value is None or not value.strip():
+            return default
+        if value.strip().lower() == "unlimited":
+            return None
+        kind = "a whole number" if integer else "a number"
+        try:
+            parsed = int(value) if integer else float(value)
+        except ValueError:
+            parsed = -1
+        if not (math.isfinite(parsed) and parsed >= 0):
+            raise SettingsError(
+                f"{origin('agent', key)} must be {kind} of at least 0 or unlimited, not {value!r}."
+            )
+        return parsed
+
+    session_env = (raw("agent", "session_env") or "CLAUDE_CODE_SESSION_ID").strip()
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", session_env):
+        raise SettingsError(
+            f"{origin('agent', 'session_env')} must name an environment variable, "
+            f"not {session_env!r}."
+        )
+    jobs, active = (
+        limit("max_jobs_per_call", 100, integer=True),
+        limit("max_active", 100, integer=True),
+    )
+    agent = AgentSettings(
+        session_env=session_env,
+        max_jobs_per_call=None if jobs is None else int(jobs),
+        max_active=None if active is None else int(active),
+        cpu_hours_per_day=limit("cpu_hours_per_day", 1000.0),
+        gpu_hours_per_day=limit("gpu_hours_per_day", 24.0),
+        plan_ttl=number("agent", "plan_ttl", 600.0),
+        grace=number("agent", "grace", 60.0),
+    )
     return Settings(
         path=path,
         backend=backends[0],
@@ -252,6 +316,7 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         mlflow_tracking_uri=(raw("mlflow", "tracking_uri") or "").strip() or None,
         slurm=slurm,
         otel=otel,
+        agent=agent,
     )
 
 

@@ -13,8 +13,10 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from aexp.agent.actor import config_of
 from aexp.errors import BindingError
 from aexp.jobdoc import read_doc
+from aexp.jobs import project_root_of
 from aexp.validate import GROUP_MAX, TAG_MAX, shorten
 
 
@@ -23,8 +25,10 @@ def spec_of(
     limina: Mapping[str, Any] | None = None,
     job_id: str | None = None,
     group_by: Sequence[str] = (),
+    actor: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Group, tags and config of a run, derived from a job's state point and Limina link.
+    """Group, tags and config of a run, derived from a job's state point and Limina link, and
+    the actor who started it (when given).
 
     group  "<hypothesis>/<experiment>/<condition>" ("<experiment>/<condition>" without a
            hypothesis), at most 128 characters. The condition part is, without `group_by`, the
@@ -35,7 +39,9 @@ def spec_of(
     tags   the parts of the group, one per group_by key, each at most 64 characters
            (aexp.validate.shorten);
     config the flattened state point (nested keys joined with ".") plus `job_id`,
-           `limina.experiment_id` and `limina.hypothesis_id` (when there is one).
+           `limina.experiment_id` and `limina.hypothesis_id` (when there is one), and
+           `aexp.actor.kind`, `.id`, `.session_id`, `.tool` of `actor` (aexp.agent.actor), so a
+           run found in a tracker names the person or agent session that started it.
     """
     limina = limina or {}
     hypothesis = limina.get("hypothesis_id") or statepoint.get("hypothesis_id")
@@ -55,6 +61,7 @@ def spec_of(
     config["limina.experiment_id"] = experiment
     if hypothesis:
         config["limina.hypothesis_id"] = str(hypothesis)
+    config.update(config_of(actor))
     return {
         "group": shorten("/".join([*parts, ",".join(conditions)]), GROUP_MAX),
         "tags": [shorten(part, TAG_MAX) for part in [*parts, *conditions]],
@@ -87,7 +94,7 @@ def project_group_by(job: Any) -> tuple[str, ...]:
     """
     from aexp.settings import SETTINGS_FILE, load_settings
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(job.path)))
+    root = project_root_of(job)
     try:
         st = os.stat(os.path.join(root, SETTINGS_FILE))
         stamp: Any = (st.st_mtime_ns, st.st_size, os.environ.get("AEXP_GROUP_BY"))
@@ -101,16 +108,19 @@ def project_group_by(job: Any) -> tuple[str, ...]:
     return group_by
 
 
-def run_spec(job: Any, group_by: Sequence[str] | None = None) -> dict[str, Any]:
+def run_spec(
+    job: Any, group_by: Sequence[str] | None = None, actor: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """`spec_of` the job: group, tags and config of its run. `group_by=None`: the project's
-    `[tracker] group_by` (`project_group_by`).
+    `[tracker] group_by` (`project_group_by`); `actor`: who starts the run (its config names
+    them; None: nobody).
 
     Raises BindingError when signac cannot read the job's state point (its file is missing or
     damaged: the directory is not a usable job).
     """
     if group_by is None:
         group_by = project_group_by(job)
-    return spec_of(_statepoint(job), read_doc(job).get("limina"), job.id, group_by)
+    return spec_of(_statepoint(job), read_doc(job).get("limina"), job.id, group_by, actor)
 
 
 def _statepoint(job: Any) -> Mapping[str, Any]:

@@ -20,9 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aexp.agent.actor import workflow_actor
 from aexp.binding import adapters_of, bind_tracker, new_binding
 from aexp.errors import AexpError, JobBusyError
 from aexp.jobdoc import now_iso
+from aexp.jobs import project_root_of
 from aexp.lifecycle import (
     ERROR_LOG,
     STORAGE_ERRNOS,
@@ -157,6 +159,7 @@ def init_tracker(job: Any, settings: Settings) -> None:
         project=settings.project,
         offline=settings.offline,
         tags=settings.tags,
+        actor=workflow_actor(project_root_of(job)),
     )
 
 
