@@ -52,6 +52,7 @@ from aexp.cli import (
     rerun,
     runs,
     show,
+    status,
     sync_offline,
 )
 from aexp.cli.parsing import (
@@ -71,6 +72,7 @@ __all__ = ["MAX_SWEEP", "PROG", "UsageError", "build_parser", "main", "parse_sp"
 
 # The commands, in the order `aexp --help` lists them; each module's `register` adds its own.
 COMMAND_MODULES = (
+    status,
     new_run,
     bind_tracker,
     sync_offline,

@@ -1,0 +1,214 @@
+"""`aexp status`: where every job stands, as one document (`aexp.status/1`).
+
+    status_document(root)    {"schema": "aexp.status/1", "jobs": [...], "counts": {...},
+                              "cursor": "c1-...", ...}
+
+One entry per job, from one read of its document (no signac, no flow, no journal but a running
+job's tail where the state needs it):
+
+    job_id      the signac job id
+    state       unbound, corrupt, bound, running, preempted, completed, failed, finished
+    stale       running, but its attempt is known dead (`execute` resumes it)
+    run_id      the bound run (null: unbound)
+    attempts    execution attempts of the run so far
+    last_step   the last step the run logged (-1: none yet; null: unbound)
+    error       the last line of the experiment's error (a failed run), else null
+    problem     why a corrupt job cannot be read, else null
+    backends    {name: {"synced": bool, "needs_sync": bool}} for each backend of the run
+
+`job_seen` is the one place a job's entry is made: the full status and the changes since a
+cursor (aexp.reports.changes) both call it, so they agree by construction.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aexp.attempts import is_stale
+from aexp.binding import backend_parts, get_binding
+from aexp.contract import document
+from aexp.errors import BindingError
+from aexp.jobdoc import JobDir, now_iso, peek_doc
+from aexp.jobs import is_job_dir, is_job_id, stray_dir_message
+from aexp.schema import RUNNING, STATES
+
+STATUS = "aexp.status/1"
+UNBOUND, CORRUPT = "unbound", "corrupt"
+JOB_STATES = (UNBOUND, CORRUPT, *STATES)
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A job as one look at it found it.
+
+    `entry` is its status entry; `key` what a change is judged by (`state`, `stale`, whether
+    every backend is synced, whether one needs a sync, and a checksum of those with the run id,
+    attempts, error and problem); `probe` what `is_stale` judges of a running attempt (its
+    heartbeat and where it runs), None unless running and alive.
+    """
+
+    entry: dict[str, Any]
+    key: bytes
+    probe: dict[str, Any] | None = None
+
+
+def _backends(binding: Mapping[str, Any]) -> dict[str, dict[str, bool]]:
+    from aexp.sync.plan import backend_needs_sync
+
+    offline = bool(binding.get("offline"))
+    finished = bool(binding.get("finished_at"))
+    out = {}
+    for name, part in backend_parts(binding).items():
+        synced = bool(part.get("synced_at"))
+        due = backend_needs_sync(name, part, offline=offline)
+        out[name] = {"synced": synced, "needs_sync": finished and due and not synced}
+    return out
+
+
+def _key(entry: Mapping[str, Any]) -> bytes:
+    parts = entry["backends"].values()
+    flags = (
+        bool(entry["stale"])
+        | (bool(parts) and all(p["synced"] for p in parts)) << 1
+        | any(p["needs_sync"] for p in parts) << 2
+    )
+    text = repr(
+        (
+            entry["state"],
+            flags,
+            entry["run_id"],
+            entry["attempts"],
+            entry["error"],
+            entry["problem"],
+        )
+    )
+    check = zlib.crc32(text.encode("utf-8"))
+    return bytes((JOB_STATES.index(entry["state"]), flags)) + check.to_bytes(4, "big")
+
+
+def _entry(job_id: str, state: str, **members: Any) -> dict[str, Any]:
+    entry = {
+        "job_id": job_id,
+        "state": state,
+        "stale": False,
+        "run_id": None,
+        "attempts": 0,
+        "last_step": None,
+        "error": None,
+        "problem": None,
+        "backends": {},
+    }
+    entry.update(members)
+    return entry
+
+
+def job_seen(workspace: str, job_id: str, stale_after: float) -> Seen:
+    """The job `workspace/job_id` as its document says now (see the module docstring)."""
+    path = os.path.join(workspace, job_id)
+    job = JobDir(job_id, path)
+    try:
+        doc = peek_doc(job)
+        binding = get_binding(job, doc)
+    except BindingError as exc:
+        entry = _entry(job_id, CORRUPT, problem=str(exc))
+        return Seen(entry, _key(entry))
+    if binding is None:
+        problem = (
+            None if doc or is_job_dir(workspace, job_id) else stray_dir_message(workspace, job_id)
+        )
+        entry = _entry(job_id, CORRUPT if problem else UNBOUND, problem=problem)
+        return Seen(entry, _key(entry))
+    state = binding["state"]
+    stale = state == RUNNING and is_stale(doc, stale_after)
+    entry = _entry(
+        job_id,
+        state,
+        stale=stale,
+        run_id=binding["run_id"],
+        attempts=binding.get("attempts", 0),
+        last_step=binding.get("last_step", -1),
+        error=binding.get("error"),
+        backends=_backends(binding),
+    )
+    probe = None
+    if state == RUNNING and not stale:
+        probe = {"heartbeat_at": doc.get("heartbeat_at"), "attempt": doc.get("attempt")}
+    return Seen(entry, _key(entry), probe)
+
+
+def still_alive(probe: Mapping[str, Any], stale_after: float) -> bool:
+    """Whether the running attempt a probe describes is still taken for alive (`is_stale`)."""
+    return not is_stale(probe, stale_after)
+
+
+def job_ids(workspace: str) -> list[str]:
+    """The names of `workspace` that are job ids (sorted; none without a workspace)."""
+    try:
+        names = os.listdir(workspace)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if is_job_id(n))
+
+
+def counts_of(entries: Any) -> dict[str, int]:
+    """Jobs per state, plus `stale` (running and dead) and `unsynced` (a backend needs a sync)."""
+    counts = dict.fromkeys(JOB_STATES, 0) | {"stale": 0, "unsynced": 0}
+    for entry in entries:
+        counts[entry["state"]] += 1
+        counts["stale"] += entry["stale"]
+        counts["unsynced"] += any(p["needs_sync"] for p in entry["backends"].values())
+    return counts
+
+
+def status_document(
+    root: str | os.PathLike, *, stale_after: float | None = None, cursor: bool = True
+) -> dict[str, Any]:
+    """The status of every job of the project at `root` (`aexp.status/1`).
+
+    `stale_after`: seconds after which a silent running attempt is dead (None: signac.rc's
+    `[workflow] stale_after`). With `cursor`, the document carries a cursor for
+    `changes_document` (None when the project's `.aexp/` cannot be written).
+    """
+    from aexp.reports import changes
+
+    root = os.fspath(root)
+    if stale_after is None:
+        from aexp.settings import load_settings
+
+        stale_after = load_settings(root).stale_after
+    workspace = os.path.join(root, "workspace")
+    clock = changes.start_poll(root) if cursor else None
+    seen = {job_id: job_seen(workspace, job_id, stale_after) for job_id in job_ids(workspace)}
+    entries = [s.entry for s in seen.values()]
+    token = None
+    if clock is not None:
+        watch = {job_id: s.probe for job_id, s in seen.items() if s.probe is not None}
+        token = changes.save_cursor(root, clock, changes.Table.of(seen), watch)
+    return document(
+        STATUS,
+        project=root,
+        at=now_iso(),
+        stale_after=stale_after,
+        total=len(entries),
+        counts=counts_of(entries),
+        jobs=entries,
+        cursor=token,
+    )
+
+
+__all__ = [
+    "CORRUPT",
+    "JOB_STATES",
+    "STATUS",
+    "UNBOUND",
+    "Seen",
+    "counts_of",
+    "job_ids",
+    "job_seen",
+    "status_document",
+    "still_alive",
+]
