@@ -40,6 +40,7 @@ class Project(FlowProject):
     """The template's project; add operations below the four that ship with it."""
 
     exit_code = 0  # of the last `run`: 1 when an experiment failed or a problem needs you
+    pass_json = False  # `run --json`: the pass summary as one JSON line (docs/json.md)
 
     def __init__(self, *args, environment=None, **kwargs):
         self.compute_environment = environment or get_environment()
@@ -70,7 +71,7 @@ class Project(FlowProject):
         watch = wf.PassWatch(self.workspace, self._ids(jobs), stale_after=STALE_AFTER)
         with wf.forked.signals_stop_pool(kwargs.get("np") not in (None, 1)):
             super().run(jobs=jobs, names=names, **kwargs)
-        self.exit_code = watch.finish().exit_code
+        self.exit_code = watch.finish(json_line=self.pass_json).exit_code
         return None
 
     def _execute_operation(self, operation, timeout=None, pretend=False):
@@ -134,12 +135,18 @@ class Project(FlowProject):
         Path(self.path, SLURM_LOG_DIR).mkdir(exist_ok=True)
         if kwargs.get("job_output"):
             Path(kwargs["job_output"]).parent.mkdir(parents=True, exist_ok=True)
-        return super().submit(*args, names=names, pretend=pretend, flags=flags, **kwargs)
+        self._pretend, self._submission = pretend, None
+        done = super().submit(*args, names=names, pretend=pretend, flags=flags, **kwargs)
+        if self._submission is not None:  # logged with its actor and cost (docs/agents.md)
+            wf.record_submission(self.path, *self._submission)
+        return done
 
     def _get_submission_operations(self, *args, **kwargs):
         # Every submission is checked before the first is sent: a walltime that ends before
-        # the warning signal leaves no time to work (docs/hpc.md, "The working window").
-        for operation in super()._get_submission_operations(*args, **kwargs):
+        # the warning signal leaves no time to work (docs/hpc.md, "The working window"), and
+        # an agent stays within [agent]'s budget (docs/agents.md).
+        operations = list(super()._get_submission_operations(*args, **kwargs))
+        for operation in operations:
             walltime = operation.directives.get("walltime")
             seconds = getattr(self, "_flag_walltime", None) or (
                 walltime.total_seconds() if walltime else None
@@ -150,7 +157,11 @@ class Project(FlowProject):
                 warning_seconds=SETTINGS.slurm.warning_seconds,
                 warning_signal=SETTINGS.slurm.warning_signal,
             )
-            yield operation
+        if not getattr(self, "_pretend", True):
+            jobs = [([job.id for job in op._jobs], op.directives) for op in operations]
+            actor, cost, ids = wf.check_submission(self.path, SETTINGS, jobs)
+            self._submission = (actor, ids, cost)
+        yield from operations
 
     def _get_standard_template_context(self):
         # templates/script.sh (the batch script, docs/hpc.md) reads signac.rc's [slurm] section
@@ -235,6 +246,7 @@ def sync_offline(job):
 if __name__ == "__main__":
     # Every way this can end is one line and an exit code (docs/workflow.md, "Exit codes").
     project = Project()
+    project.pass_json = wf.take_json_flag(sys.argv)
     try:
         project.main()
     except TrackerInitError as exc:  # a backend's SDK is not installed: nothing ran

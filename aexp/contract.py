@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
 from aexp.errors import AexpError
@@ -56,6 +55,16 @@ def document(schema: str, **members: Any) -> dict[str, Any]:
     return {"schema": schema, **members}
 
 
+def plain(value: Any) -> Any:
+    """`value` as plain JSON types: mappings as dicts with string keys, tuples as lists
+    (signac hands out read-only mapping views)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 def schema_file(schema: str) -> str:
     """The file name of a schema in aexp/schemas: "aexp.status/1" -> "aexp.status.v1.json"."""
     name, _, version = schema.partition("/")
@@ -63,6 +72,8 @@ def schema_file(schema: str) -> str:
 
 
 def _read(file: str) -> dict[str, Any]:
+    from importlib import resources
+
     return json.loads(resources.files("aexp.schemas").joinpath(file).read_text("utf-8"))
 
 
@@ -79,6 +90,20 @@ def _refs(node: Any) -> set[str]:
     return set()
 
 
+def _bundle(root: dict[str, Any], own: set[str]) -> dict[str, Any]:
+    """`root` with every schema it refers to (but those in `own`) embedded in its `$defs`."""
+    embedded: dict[str, Any] = {}
+    todo = _refs(root) - own
+    while todo:
+        file = todo.pop()
+        if file not in embedded:
+            embedded[file] = _read(file)
+            todo |= _refs(embedded[file]) - set(embedded) - own
+    if embedded:
+        root["$defs"] = {**root.get("$defs", {}), **embedded}
+    return root
+
+
 @functools.cache
 def schema_of(schema: str) -> dict[str, Any]:
     """The JSON Schema of `schema`, self-contained: a schema it refers to is embedded in its
@@ -87,18 +112,22 @@ def schema_of(schema: str) -> dict[str, Any]:
     unknown name."""
     if schema not in SCHEMAS:
         raise ContractError(f"{schema!r} is not a schema of aexp's JSON contract.")
-    root = _read(schema_file(schema))
-    embedded: dict[str, Any] = {}
-    todo = _refs(root)
-    while todo:
-        file = todo.pop()
-        if file in embedded:
-            continue
-        embedded[file] = _read(file)
-        todo |= _refs(embedded[file]) - set(embedded) - {schema_file(schema)}
-    if embedded:
-        root["$defs"] = {**root.get("$defs", {}), **embedded}
-    return root
+    return _bundle(_read(schema_file(schema)), {schema_file(schema)})
+
+
+@functools.cache
+def schema_of_any(*schemas: str) -> dict[str, Any]:
+    """One JSON Schema that a document of any of `schemas` satisfies (and no other), for a
+    tool that returns one of several documents; self-contained as `schema_of`'s."""
+    for name in schemas:
+        schema_of(name)  # ContractError for an unknown one
+    root = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://schemas.aexp.invalid/any." + ".".join(sorted(schemas)) + ".json",
+        "type": "object",
+        "oneOf": [{"$ref": schema_file(name)} for name in schemas],
+    }
+    return _bundle(root, set())
 
 
 def check(doc: Mapping[str, Any]) -> None:
@@ -116,4 +145,13 @@ def check(doc: Mapping[str, Any]) -> None:
         raise ContractError(f"{name} document invalid at {where}: {error.message}")
 
 
-__all__ = ["SCHEMAS", "ContractError", "check", "document", "schema_file", "schema_of"]
+__all__ = [
+    "SCHEMAS",
+    "ContractError",
+    "check",
+    "document",
+    "plain",
+    "schema_file",
+    "schema_of",
+    "schema_of_any",
+]

@@ -179,8 +179,8 @@ def copy(sweep: SimpleNamespace, tmp_path: Path) -> Path:
 
 # -- version, help ----------------------------------------------------------------------------
 COMMANDS = [
-    "new-run", "bind-tracker", "sync-offline", "runs", "plot", "show", "list-runs", "rearm",
-    "rerun", "remove", "repair", "export-otel",
+    "status", "new-run", "bind-tracker", "sync-offline", "runs", "plot", "show", "diagnose",
+    "list-runs", "rearm", "rerun", "remove", "apply", "repair", "export-otel", "mcp",
 ]  # fmt: skip
 
 
@@ -428,10 +428,12 @@ def test_new_run_sweep_is_typed_and_idempotent(project, tmp_path: Path) -> None:
         "opt": {"name": "adam"},
     }
     doc = json.loads((root / "workspace" / ids[4] / "signac_job_document.json").read_text())
+    created = doc.pop("actor")["create"]
     assert doc == {
         "limina": {"experiment_id": "E018", "hypothesis_id": "H012"},
         "status": "created",
     }
+    assert (created["kind"], created["tool"]) == ("person", "aexp new-run")
     before = snapshot(root)
     assert ok(aexp("new-run", *args, cwd=root)).split() == ids  # the same jobs, nothing changed
     assert snapshot(root) == before
@@ -489,7 +491,7 @@ def test_bind_tracker_wandb_online_and_env_override(copy: Path, sweep: SimpleNam
 # -- runs, show -------------------------------------------------------------------------------
 def test_runs_table_json_and_filters(sweep: SimpleNamespace) -> None:
     ids, runs, root = sweep.ids, sweep.runs, sweep.root
-    rows = {r["job_id"]: r for r in json.loads(ok(aexp("runs", "--json", cwd=root)))}
+    rows = {r["job_id"]: r for r in json.loads(ok(aexp("runs", "--json", cwd=root)))["jobs"]}
     assert set(rows) == set(ids.values())
     assert rows[ids["full0"]]["state"] == "finished" and rows[ids["full0"]]["backend"] == "noop"
     assert rows[ids["full1"]]["state"] == "finished" and rows[ids["full1"]]["synced"] is False
@@ -529,7 +531,7 @@ def test_runs_table_json_and_filters(sweep: SimpleNamespace) -> None:
     assert ok(
         aexp("runs", "--hypothesis", "H012", "--state", "unbound", "-q", cwd=root)
     ).split() == [ids["abl1"]]
-    assert ok(aexp("runs", "--state", "running", "--json", cwd=root)).strip() == "[]"
+    assert json.loads(ok(aexp("runs", "--state", "running", "--json", cwd=root)))["jobs"] == []
     empty = aexp("runs", "--state", "running", cwd=root)
     assert ok(empty) == "" and "no jobs match" in empty.stderr
 
@@ -540,7 +542,7 @@ def test_runs_marks_a_corrupt_binding_and_goes_on(copy: Path, sweep: SimpleNames
     doc["tracker"]["state"] = "exploded"
     doc_path.write_text(json.dumps(doc))
     result = aexp("runs", "--json", cwd=copy)
-    rows = {r["job_id"]: r["state"] for r in json.loads(ok(result))}
+    rows = {r["job_id"]: r["state"] for r in json.loads(ok(result))["jobs"]}
     assert rows[sweep.ids["full0"]] == "corrupt" and rows[sweep.ids["abl0"]] == "failed"
     assert f"warning: job {sweep.ids['full0']}" in result.stderr
 
@@ -697,7 +699,7 @@ def test_rearm(copy: Path, sweep: SimpleNamespace) -> None:
     job, run = sweep.ids["abl0"], sweep.runs["abl0"]
     out = ok(aexp("rearm", job[:8], cwd=copy))
     assert out.strip() == f"re-armed {job} (run {run}): eligible for execute again"
-    rows = {r["job_id"]: r for r in json.loads(ok(aexp("runs", "--json", cwd=copy)))}
+    rows = {r["job_id"]: r for r in json.loads(ok(aexp("runs", "--json", cwd=copy)))["jobs"]}
     assert rows[job]["state"] == "bound" and rows[job]["run_id"] == run
     assert rows[job]["status"] == "created"
     fails(aexp("rearm", job, cwd=copy), "is bound, not failed")
@@ -741,7 +743,7 @@ NEW = "new-run --experiment E1 --hypothesis H1"
 # (project root, job id of full0), "hide-wandb" (the wandb package cannot be imported),
 # "hide-wandb-rc" (the same, with signac.rc asking for wandb), or "elsewhere" (run outside).
 BAD_INPUT = [
-    ("unknown command", "frobnicate", None, "unknown command 'frobnicate'; commands: new-run"),
+    ("unknown command", "frobnicate", None, "unknown command 'frobnicate'; commands: status"),
     ("no command", "", None, "no command given"),
     ("unknown flag", "runs --frob", None, "unknown option --frob; see 'aexp runs --help'"),
     ("unknown state", "runs --state weird", None, "unknown state 'weird'"),
@@ -901,7 +903,7 @@ def test_offline_reader_handles_blocks_torn_tails_and_bad_headers(
 # -- sync-offline (delegates to aexp.sync, issue 5) -------------------------------------------
 def test_sync_offline_dry_run_changes_nothing(copy: Path) -> None:
     before = snapshot(copy)
-    results = json.loads(ok(aexp("sync-offline", "--dry-run", "--json", cwd=copy)))
+    results = json.loads(ok(aexp("sync-offline", "--dry-run", "--json", cwd=copy)))["results"]
     assert results and all(
         set(r)
         >= {
@@ -938,7 +940,8 @@ def test_sync_offline_against_a_loopback_server(
     with wandb_server.FakeWandbServer() as server:
         env = wandb_server.wandb_env(tmp_path, server.base_url)
         job, run = sweep.ids["full1"], sweep.runs["full1"]
-        results = json.loads(ok(aexp("sync-offline", job[:8], "--json", cwd=copy, env=env)))
+        doc = json.loads(ok(aexp("sync-offline", job[:8], "--json", cwd=copy, env=env)))
+        results = doc["results"]
         mine = [r for r in results if r["run_id"] == run]
         assert mine and all(r["ok"] and not r["skipped"] for r in mine), results
         assert server.runs()[run]["group"] == "H012/E018/full"

@@ -139,7 +139,7 @@ def test_rerun_after_fixing_the_experiment_is_a_new_run_and_keeps_the_old_one(
     assert steps == [0, 1, 2]
     assert sha(old_journal) == old_hash
     # Results show the new run; the old one stays in the binding's record.
-    rows = json.loads(ok(cli(template, "runs", "--json", "--metrics", "loss:count")))
+    rows = json.loads(ok(cli(template, "runs", "--json", "--metrics", "loss:count")))["jobs"]
     assert [(r["run_id"], r["state"], r["metrics"]) for r in rows] == [
         (new["run_id"], "finished", {"loss:count": 3})
     ]
@@ -265,7 +265,7 @@ def test_group_by_names_the_group_and_the_default_is_unchanged(template: Path) -
     job = aexp.create_run(
         experiment_id="E018", hypothesis_id="H012", statepoint={"lr": 0.01, "seed": 3, "epochs": 2}
     )
-    rows = json.loads(ok(cli(template, "runs", "--json")))
+    rows = json.loads(ok(cli(template, "runs", "--json")))["jobs"]
     assert rows[0]["group"] == "H012/E018/lr=0.01,seed=3"  # unbound: what it will be
     run_cmd([PYTHON, "project.py", "run", "-o", "init_tracker"], template, check=True)
     binding = doc(job)["tracker"]

@@ -324,7 +324,9 @@ def test_an_attempt_that_died_without_finishing_is_a_killed_break(tmp_path: Path
 # -- `aexp runs` -------------------------------------------------------------------------------
 def test_runs_metrics_json_and_csv_agree_with_the_journal(sweep: SimpleNamespace) -> None:
     root = sweep.root
-    rows = json.loads(ok(aexp_cli("runs", "--metrics", "loss,loss:min", "--json", cwd=root)))
+    doc = json.loads(ok(aexp_cli("runs", "--metrics", "loss,loss:min", "--json", cwd=root)))
+    assert doc["schema"] == "aexp.runs/1" and doc["count"] == len(doc["jobs"])
+    rows = doc["jobs"]
     by_id = {r["job_id"]: r for r in rows}
     for name in ("0.1/0", "0.1/1", "0.1/2", "0.01/0"):
         values = numbers(root, sweep.ids[name], "loss")
@@ -339,7 +341,7 @@ def test_runs_metrics_json_and_csv_agree_with_the_journal(sweep: SimpleNamespace
     # --format json is --json
     assert (
         json.loads(ok(aexp_cli("runs", "--metrics", "loss,loss:min", "--format", "json", cwd=root)))
-        == rows
+        == doc
     )
     # CSV: a header, one line per job, the full values
     text = ok(aexp_cli("runs", "--params", "lr,seed", "--metrics", "loss:max", "--format", "csv",

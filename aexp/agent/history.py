@@ -7,9 +7,9 @@ One JSON object per line, per action that changed the project (docs/agents.md):
      "cost": {"cpu_hours": float, "gpu_hours": float} for launches, ...details}
 
 It is where a removed job's removal is recorded (its document went with it), and what the
-budget's hours per day are counted from (aexp.agent.budget). Each line is one `write` of an
-O_APPEND descriptor under an exclusive lock, so lines of concurrent writers never interleave; a
-torn last line (a full disk) is skipped by the reader.
+budget's hours per day are counted from (aexp.agent.budget.hours_launched). Each line is one
+`write` of an O_APPEND descriptor under an exclusive lock, so lines of concurrent writers never
+interleave; a torn last line (a full disk) is skipped by the reader.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aexp.jobdoc import now_iso
@@ -75,22 +74,4 @@ def read_actions(root: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 yield entry
 
 
-def hours_spent(root: str | os.PathLike, *, within_s: float = 86400.0) -> tuple[float, float]:
-    """CPU- and GPU-hours of the launches recorded in the last `within_s` seconds."""
-    since = datetime.now(UTC) - timedelta(seconds=within_s)
-    cpu = gpu = 0.0
-    for entry in read_actions(root):
-        cost = entry.get("cost")
-        if not isinstance(cost, dict):
-            continue
-        try:
-            at = datetime.fromisoformat(entry["at"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if at >= since:
-            cpu += float(cost.get("cpu_hours") or 0)
-            gpu += float(cost.get("gpu_hours") or 0)
-    return cpu, gpu
-
-
-__all__ = ["STATE_DIR", "hours_spent", "log_path", "read_actions", "record_action", "state_dir"]
+__all__ = ["STATE_DIR", "log_path", "read_actions", "record_action", "state_dir"]

@@ -41,9 +41,12 @@ from types import ModuleType
 
 from aexp import __version__
 from aexp.cli import (
+    apply,
     bind_tracker,
+    diagnose,
     export_otel,
     list_runs,
+    mcp,
     new_run,
     plot,
     rearm,
@@ -79,12 +82,15 @@ COMMAND_MODULES = (
     runs,
     plot,
     show,
+    diagnose,
     list_runs,
     rearm,
     rerun,
     remove,
+    apply,
     repair,
     export_otel,
+    mcp,
 )
 
 

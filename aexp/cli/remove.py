@@ -1,5 +1,6 @@
 """`aexp remove`: delete jobs of the sweep (their workspace directories, runs and files), after
-a confirmation, never while another process works on one of them.
+a confirmation, never while another process works on one of them, and never a run that exists
+nowhere else without `--force` (aexp.writes.jobs; `--json`: aexp.remove/1; `--plan`).
 """
 
 from __future__ import annotations
@@ -7,41 +8,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Any
 
-from aexp.cli.output import _table
+from aexp.cli.apply import add_plan_options, plan_of
+from aexp.cli.output import _dump, _table
 from aexp.cli.parsing import Commands, UsageError
 from aexp.cli.resolve import _jobs, _project
 from aexp.cli.runs import add_selection_options, selection_of
-from aexp.errors import AexpError, JobBusyError
-
-
-def _busy_reason(job: Any, stale_after: float) -> str | None:
-    """Why another process is working on the job (None: it is free). Takes and releases the
-    job's claim (aexp.joblock.job_claim), and reads a running attempt's heartbeat, which
-    covers an attempt on another host of a file system whose locks do not reach across."""
-    from aexp.jobdoc import read_doc
-    from aexp.joblock import job_claim
-    from aexp.lifecycle import is_stale
-
-    try:
-        with job_claim(job):
-            doc = read_doc(job, fresh=True)
-    except JobBusyError as exc:
-        return str(exc)
-    except AexpError:  # an unreadable document: nothing can be running it through aexp
-        return None
-    binding = doc.get("tracker")
-    running = isinstance(binding, dict) and binding.get("state") == "running"
-    if running and not is_stale(doc, stale_after):
-        return f"job {job.id} is executing (heartbeat {doc.get('heartbeat_at')})."
-    return None
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from aexp.joblock import job_claim
+    from aexp.agent.actor import current_actor
     from aexp.results import iter_records
     from aexp.settings import load_settings
+    from aexp.writes.jobs import check_removable, only_here, remove_jobs
 
     selection = selection_of(args)
     filtered = bool(selection.describe())
@@ -61,42 +40,42 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if not records:
         print("no jobs match; nothing removed.", file=sys.stderr)
         return 0
-    jobs = {r.job_id: project.open_job(id=r.job_id) for r in records}
-    busy = [reason for job in jobs.values() if (reason := _busy_reason(job, settings.stale_after))]
-    if busy:
-        more = f" (and {len(busy) - 1} more)" if len(busy) > 1 else ""
-        raise AexpError(f"{busy[0]}{more} Nothing removed; wait for it, or leave it out.")
+    if args.plan:
+        return plan_of(args, "remove", {"jobs": [r.job_id for r in records], "force": args.force})
+    check_removable(project, records, stale_after=settings.stale_after, force=args.force)
     rows = [(r.job_id, r.state, r.run_id, r.group) for r in records]
-    print(_table(("JOB", "STATE", "RUN", "GROUP"), rows))
+    table = sys.stderr if args.json else sys.stdout  # stdout is the document's
+    print(_table(("JOB", "STATE", "RUN", "GROUP"), rows), file=table)
     noun = "1 job" if len(records) == 1 else f"{len(records)} jobs"
     these = "this job" if len(records) == 1 else f"these {noun}"
     if not args.yes:
         if "-" in (args.job_ids or []) or not sys.stdin or sys.stdin.closed:
             raise UsageError("the job ids came from stdin, so there is no one to ask; pass --yes.")
-        print(f"Remove {these}, with their runs and files? [y/N] ", end="", file=sys.stderr)
+        lost = [r.job_id for r in records if only_here(r)]
+        never = f" ({len(lost)} never synced: deleted for good)" if lost else ""
+        print(f"Remove {these}, with their runs and files{never}? [y/N] ", end="", file=sys.stderr)
         sys.stderr.flush()
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             print("nothing removed.", file=sys.stderr)
             return 1
-    removed, failed = 0, 0
-    for record in records:
-        job = jobs[record.job_id]
-        try:
-            with job_claim(job):
-                job.remove()  # signac's own removal: the job's directory and everything in it
-        except JobBusyError as exc:
-            print(f"aexp: warning: {exc} Not removed.", file=sys.stderr)
-            failed += 1
-            continue
-        removed += 1
-        run = f" (run {record.run_id}, {record.state})" if record.run_id else " (no run)"
-        print(f"removed {record.job_id}{run}")
+    actor = current_actor("aexp remove", root=project.path)
+    doc = remove_jobs(project, records, actor=actor, force=args.force)
+    for failed in doc["failed"]:
+        print(f"aexp: warning: {failed['reason']} Not removed.", file=sys.stderr)
+    if args.json:
+        print(_dump(doc))
+        return 1 if doc["failed"] else 0
+    for removed in doc["removed"]:
+        run = (
+            f" (run {removed['run_id']}, {removed['state']})" if removed["run_id"] else " (no run)"
+        )
+        print(f"removed {removed['job_id']}{run or ' (no run)'}")
     print(
-        f"removed {removed} of {noun}; runs already synced stay on their tracker's server.",
+        f"removed {doc['count']} of {noun}; runs already synced stay on their tracker's server.",
         file=sys.stderr,
     )
-    return 1 if failed else 0
+    return 1 if doc["failed"] else 0
 
 
 def register(commands: Commands) -> None:
@@ -107,8 +86,9 @@ def register(commands: Commands) -> None:
         "  aexp remove 5d1f4c3e\n"
         "  aexp remove --experiment E018 --where seed=3..4\n"
         "  aexp runs --state failed -q | aexp remove - --yes\n\n"
-        "Jobs another process works on are refused (nothing is removed). Runs already synced\n"
-        "to W&B or MLflow stay there.",
+        "Jobs another process works on are refused (nothing is removed), and so are runs that\n"
+        "exist only in their job (not synced to W&B or MLflow yet) unless --force. Runs already\n"
+        "synced stay on their tracker's server.",
         cmd_remove,
     )
     sub.add_argument(
@@ -117,6 +97,12 @@ def register(commands: Commands) -> None:
     add_selection_options(sub)
     sub.add_argument("--all", action="store_true", help="every job of the project")
     sub.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="also remove runs that were never synced (deleted for good)",
+    )
+    add_plan_options(sub)
 
 
 __all__ = ["cmd_remove", "register"]

@@ -9,7 +9,6 @@ import argparse
 import csv
 import io
 import math
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -71,44 +70,6 @@ def _names(texts: list[str] | None) -> list[str] | None:
     return [name.strip() for text in texts for name in text.split(",") if name.strip()]
 
 
-def _strict(value: Any) -> Any:
-    """Non-finite floats as strict JSON writes them ("NaN", "Infinity", "-Infinity")."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-    return value
-
-
-def _json_rows(table: Any) -> list[dict[str, Any]]:
-    """The rows `--format json` prints: today's keys, plus params, metrics, attempts."""
-    rows = []
-    for record, row in zip(table.records, table.rows, strict=True):
-        sp = record.statepoint
-        binding = record.binding or {}
-        rows.append(
-            {
-                "job_id": record.job_id,
-                "experiment_id": sp.get("experiment_id"),
-                "hypothesis_id": sp.get("hypothesis_id"),
-                "group": record.group,
-                "backend": record.backend,
-                "backends": record.backends,
-                "offline": record.offline,
-                "run_id": record.run_id,
-                "state": record.state,
-                "url": record.url,
-                "urls": record.urls,
-                "synced": record.synced,
-                "synced_at": binding.get("synced_at"),
-                "status": record.status,
-                "attempts": binding.get("attempts"),
-                "exit_code": binding.get("exit_code"),
-                "params": {key: row[key] for key in table.params},
-                "metrics": {m.name: _strict(row[m.name]) for m in table.metrics},
-            }
-        )
-    return rows
-
-
 def _cell(value: Any) -> Any:
     """A table cell: floats to 6 significant digits (JSON keeps every digit)."""
     if isinstance(value, float):
@@ -116,14 +77,12 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _csv(table: Any) -> str:
+def _csv(table: Any, strict: Any) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.columns)
     for row in table.rows:
-        writer.writerow(
-            "" if row[c] is None else _csv_value(_strict(row[c])) for c in table.columns
-        )
+        writer.writerow("" if row[c] is None else _csv_value(strict(row[c])) for c in table.columns)
     return out.getvalue().rstrip("\n")
 
 
@@ -136,30 +95,28 @@ def _csv_value(value: Any) -> Any:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from aexp.results import JournalStats, build_table, iter_records, parse_metrics
-    from aexp.settings import load_settings
+    from aexp.reports.runs import runs_document, runs_table, strict
 
     if args.json and args.format not in ("table", "json"):
         raise UsageError(f"--json and --format {args.format} disagree; give one of them.")
     fmt = "json" if args.json else args.format
     selection = selection_of(args)
-    metrics = parse_metrics(args.metrics or [])
-    params = _names(args.params)
-    project = _project(args)
-    settings = load_settings(project.path)
-    records = list(iter_records(project, selection, group_by=settings.group_by))
-    stats = JournalStats(project.path)
-    table = build_table(records, params=params, metrics=metrics, sort=args.sort, stats=stats)
-    stats.save(job_ids=set(os.listdir(project.workspace)) if records else None)
+    table = runs_table(
+        _project(args),
+        selection,
+        metrics=args.metrics,
+        params=_names(args.params),
+        sort=args.sort,
+    )
     if args.quiet:
         for row in table.rows:
             print(row["job"])
         return 0
     if fmt == "json":
-        print(_dump(_json_rows(table)))
+        print(_dump(runs_document(table, selection=selection.describe() or "all jobs")))
         return 0
     if fmt == "csv":
-        print(_csv(table))
+        print(_csv(table, strict))
         return 0
     if not table.rows:
         print("no jobs match.", file=sys.stderr)

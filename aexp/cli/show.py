@@ -1,58 +1,26 @@
 """`aexp show`: everything about one job (state point, document, binding, run files), found by
-job id, unique prefix or tracker run id.
+job id, unique prefix or tracker run id. The document is aexp.reports.show (`aexp.show/1`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
-from aexp.cli.output import _dump, _plain, _section
+from aexp.cli.output import _dump, _section
 from aexp.cli.parsing import Commands, UsageError
 from aexp.cli.resolve import _jobs, _project
 
 
-def _run_files(job: Any, binding: dict[str, Any] | None) -> list[dict[str, Any]]:
-    files: list[dict[str, Any]] = []
-    if binding is None:
-        return files
-    if binding["backend"] == "noop":
-        events = Path(job.path, "tracker_log", binding["run_id"], "events.jsonl")
-        if events.exists():
-            files.append({"path": str(events), "kind": "noop event log"})
-    elif binding["backend"] == "wandb":
-        from aexp.wandb_offline import find_fragments, fragment_log
-
-        for folder in find_fragments(job.path):
-            log = fragment_log(folder)
-            synced = log is not None and log.with_name(log.name + ".synced").exists()
-            kind = "W&B offline run, synced" if synced else "W&B offline run, not synced"
-            files.append({"path": str(folder), "kind": kind})
-    return files
-
-
 def cmd_show(args: argparse.Namespace) -> int:
-    from aexp.binding import get_binding, run_spec
-    from aexp.jobdoc import read_doc
+    from aexp.binding import run_spec
+    from aexp.reports.show import show_document
 
     project = _project(args)
     (job,) = _jobs(project, [args.job], stdin=False)
-    doc = read_doc(job)
-    binding = get_binding(job, doc)
-    files = _run_files(job, binding)
-    other = {k: v for k, v in doc.items() if k != "tracker"}
-    everything = _plain(
-        {
-            "job_id": job.id,
-            "path": job.path,
-            "statepoint": job.cached_statepoint,
-            "document": other,
-            "tracker": binding,
-            "run_files": files,
-        }
-    )
+    everything = show_document(job)
+    binding, files, other = everything["tracker"], everything["run_files"], everything["document"]
     if args.field:
         value: Any = everything
         for part in args.field.split("."):
@@ -72,7 +40,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     group = binding["group"] if binding else run_spec(job)["group"]
     lines = [f"job {job.id}", f"  path   {job.path}", f"  group  {group}", ""]
-    lines += _section("state point", _plain(job.cached_statepoint))
+    lines += _section("state point", everything["statepoint"])
     lines += ["", *_section("job document", other)]
     if binding is None:
         lines += ["", "tracker", f"  not bound (bind it with: aexp bind-tracker {job.id})"]

@@ -9,15 +9,14 @@ flow or wandb, which tests/test_sync.py checks (see "Imports" in aexp/cli/__init
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-from collections.abc import Callable
 from typing import Any
 
+from aexp.cli.apply import add_plan_options, plan_of
 from aexp.cli.output import _dump
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _jobs, _project, _project_dir
-from aexp.errors import AexpError, BindingError
+from aexp.errors import BindingError
 
 
 def backend_needs_sync(name: str, part: Any, *, offline: bool) -> bool:
@@ -26,22 +25,10 @@ def backend_needs_sync(name: str, part: Any, *, offline: bool) -> bool:
     return needs(name, part, offline=offline)
 
 
-def _sync_function() -> Callable[..., list[Any]]:
-    from aexp import sync
-
-    function = getattr(sync, "sync_offline_runs", None)
-    if function is None:
-        raise AexpError("offline sync is not available in this build of aexp.")
-    return function
-
-
-def _reason(result: Any) -> str:
-    for text in (getattr(result, "stderr", None), getattr(result, "stdout", None)):
-        lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-        if lines:
-            return lines[-1][:300]
-    code = getattr(result, "returncode", None)
-    return f"exit code {code}" if code is not None else "no reason given"
+def _where(result: dict[str, Any]) -> str:
+    """A sync result's run, as the lines name it: W&B's by its offline folder."""
+    what = result["path"] if result["backend"] == "wandb" else result["backend"]
+    return f"job {result['job_id']} run {result['run_id']} ({what})"
 
 
 def cmd_sync_offline(args: argparse.Namespace) -> int:
@@ -68,8 +55,12 @@ def cmd_sync_offline(args: argparse.Namespace) -> int:
                     "(and backends fed by replay, like MLflow)."
                 )
         job_ids = [job.id for job in jobs]
-    sync = _sync_function()
-    results = sync(
+    if args.plan:
+        return plan_of(args, "sync", {"jobs": job_ids, "resync": args.resync})
+    from aexp.agent.actor import current_actor
+    from aexp.writes.sync import sync_document
+
+    doc = sync_document(
         root,
         dry_run=args.dry_run,
         job_ids=job_ids,
@@ -78,34 +69,21 @@ def cmd_sync_offline(args: argparse.Namespace) -> int:
         resync=args.resync,
         progress=sys.stderr.isatty() and not args.json,
         settings=settings,
+        actor=current_actor("aexp sync-offline", root=root),
     )
-    counts = {"synced": 0, "skipped": 0, "failed": 0}
-    lines = []
-    for r in results:
-        backend = getattr(r, "backend", "wandb")
-        where = f"job {r.job_id} run {r.run_id} ({r.path if backend == 'wandb' else backend})"
-        if r.skipped:
-            counts["skipped"] += 1
-            if args.verbose:
-                lines.append((sys.stdout, f"skipped: {where}: {r.skipped}"))
-        elif r.ok:
-            counts["synced"] += 1
-            if args.verbose:
-                verb = "would sync" if args.dry_run else "synced"
-                lines.append((sys.stdout, f"{verb}: {where}"))
-        else:
-            counts["failed"] += 1
-            lines.append((sys.stderr, f"failed: {where}: {_reason(r)}"))
+    code = 1 if doc["counts"]["failed"] else 0
     if args.json:
-        print(_dump([dataclasses.asdict(r) for r in results]))
-        return 1 if counts["failed"] else 0
-    for stream, line in lines:
-        print(line, file=stream)
-    prefix = "dry run, would have " if args.dry_run else ""
-    print(
-        f"{prefix}synced {counts['synced']}, skipped {counts['skipped']}, failed {counts['failed']}"
-    )
-    return 1 if counts["failed"] else 0
+        print(_dump(doc))
+        return code
+    for r in doc["results"] if args.verbose else ():
+        if r["skipped"]:
+            print(f"skipped: {_where(r)}: {r['skipped']}")
+        elif r["ok"]:
+            print(f"{'would sync' if args.dry_run else 'synced'}: {_where(r)}")
+    for failure in doc["failures"]:
+        print(f"failed: {_where(failure)}: {failure['reason']}", file=sys.stderr)
+    print(doc["summary"])
+    return code
 
 
 def _positive_int(text: str) -> int:
@@ -148,5 +126,5 @@ def register(commands: Commands) -> None:
         "--timeout", type=_positive_float, metavar="S", help="seconds per run ([sync] timeout)"
     )
     sub.add_argument("--resync", action="store_true", help="upload runs already synced again")
-    sub.add_argument("--json", action="store_true", help="print the results as a JSON list")
     sub.add_argument("-v", "--verbose", action="store_true", help="one line per run")
+    add_plan_options(sub)

@@ -9,6 +9,7 @@
     report.py       the pass summary: what changed in the job documents, in two lines
     forked.py       the project as a process pool forked from this process finds it (run -p N)
     walltime.py     whether a SLURM submission leaves time to work before its warning signal
+    (aexp.agent.launch: an agent's submission checked against [agent]'s budget, and logged)
 
 aexp never imports signac-flow: these are ordinary functions, usable from any workflow engine.
 """
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from aexp.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from aexp.agent.launch import check_submission, record_submission
     from aexp.workflow.conditions import (
         backend_label,
         backend_label_of,
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
         quiet_statepoint_errors,
         usable_job_dirs,
     )
-    from aexp.workflow.report import PassReport, PassWatch
+    from aexp.workflow.report import PassReport, PassWatch, take_json_flag
     from aexp.workflow.walltime import check_working_window, time_flag
 
 # Names are imported on first use (PEP 562): `status` and `--help` load the conditions, not the
@@ -70,6 +72,7 @@ _WHERE = {
     "binds_in_execute": "aexp.workflow.conditions",
     "can_execute": "aexp.workflow.conditions",
     "check_backends_installed": "aexp.workflow.preflight",
+    "check_submission": "aexp.agent.launch",
     "check_working_window": "aexp.workflow.walltime",
     "check_writable": "aexp.workflow.preflight",
     "contained": "aexp.workflow.operations",
@@ -87,9 +90,11 @@ _WHERE = {
     "needs_sync_of": "aexp.workflow.conditions",
     "outside_allocation": "aexp.workflow.conditions",
     "quiet_statepoint_errors": "aexp.workflow.preflight",
+    "record_submission": "aexp.agent.launch",
     "snapshot": "aexp.workflow.conditions",
     "stale_label": "aexp.workflow.conditions",
     "state_label": "aexp.workflow.conditions",
+    "take_json_flag": "aexp.workflow.report",
     "time_flag": "aexp.workflow.walltime",
     "usable_job_dirs": "aexp.workflow.preflight",
     "warn_once": "aexp.workflow.conditions",
@@ -108,6 +113,7 @@ __all__ = [
     "binds_in_execute",
     "can_execute",
     "check_backends_installed",
+    "check_submission",
     "check_working_window",
     "check_writable",
     "contained",
@@ -125,9 +131,11 @@ __all__ = [
     "needs_sync_of",
     "outside_allocation",
     "quiet_statepoint_errors",
+    "record_submission",
     "snapshot",
     "stale_label",
     "state_label",
+    "take_json_flag",
     "time_flag",
     "usable_job_dirs",
     "warn_once",

@@ -19,6 +19,10 @@ them side by side (a job whose state, attempt count or end changed was worked on
 
 The exit code is 1 when an experiment failed in this pass or there is a problem, else 0. Several
 `run` processes at once each count what changed while they ran, their neighbours' work included.
+
+`python project.py run --json` prints the same as one JSON line, the last line of stdout
+(`aexp.run/1`, PassReport.document; the two lines go to stderr then): what the experiments
+print comes before it.
 """
 
 from __future__ import annotations
@@ -149,6 +153,29 @@ class PassReport:
         """1 when an experiment failed in this pass or something needs the user, else 0."""
         return 1 if self.failed or self.problems else 0
 
+    def document(self) -> dict[str, Any]:
+        """The pass as `aexp.run/1` (docs/json.md): the job ids of each outcome of this pass,
+        the totals, the exit code and the two lines."""
+        from aexp.contract import document
+
+        return document(
+            "aexp.run/1",
+            finished=self.finished,
+            failed=self.failed,
+            preempted=self.preempted,
+            skipped=self.skipped,
+            synced=self.synced,
+            problems=self.problems,
+            total=self.total,
+            done=self.done,
+            failed_runs=self.failed_now,
+            unfinished=self.unfinished,
+            unsynced=self.unsynced,
+            exit_code=self.exit_code,
+            summary=self.summary_line(),
+            next=self.next_line(),
+        )
+
     def summary_line(self) -> str:
         counts = (
             f"{len(self.finished)} finished, {len(self.failed)} failed, "
@@ -262,9 +289,10 @@ class PassWatch:
         self.stale_after = stale_after
         self.before = observe(workspace, self.job_ids, stale_after=stale_after)
 
-    def finish(self, out: TextIO | None = None) -> PassReport:
+    def finish(self, out: TextIO | None = None, *, json_line: bool = False) -> PassReport:
         """Read the jobs again, print the summary and the next steps to `out` (stdout), and
-        return the report."""
+        return the report. With `json_line` the two lines go to stderr and the report's
+        document (`PassReport.document`) is printed to `out` as one line."""
         after = observe(self.workspace, self.job_ids, stale_after=self.stale_after)
         storage = None
         try:
@@ -275,9 +303,33 @@ class PassWatch:
                 print(f"error: {storage}", file=sys.stderr)
         report = compare(self.before, after, self.workspace, storage=storage)
         out = out or sys.stdout
-        print(report.summary_line(), file=out)
-        print(report.next_line(), file=out, flush=True)
+        lines = sys.stderr if json_line else out
+        print(report.summary_line(), file=lines)
+        print(report.next_line(), file=lines, flush=True)
+        if json_line:
+            import json
+
+            print(json.dumps(report.document(), separators=(",", ":")), file=out, flush=True)
         return report
 
 
-__all__ = ["Facts", "Observation", "PassReport", "PassWatch", "compare", "facts_of", "observe"]
+def take_json_flag(argv: list[str]) -> bool:
+    """Remove `--json` from a `project.py run` command line (flow's parser does not know it)
+    and say whether it was there; other commands' arguments are left alone."""
+    command = next((a for a in argv[1:] if not a.startswith("-")), None)
+    if command != "run" or "--json" not in argv:
+        return False
+    argv.remove("--json")
+    return True
+
+
+__all__ = [
+    "Facts",
+    "Observation",
+    "PassReport",
+    "PassWatch",
+    "compare",
+    "facts_of",
+    "observe",
+    "take_json_flag",
+]

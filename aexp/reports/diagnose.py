@@ -1,0 +1,149 @@
+"""Why a job is where it is: `aexp.diagnose/1`, one sentence and the evidence behind it.
+
+For a job that is not running or that failed, what an agent (or a person) asks first: its state
+as `aexp status` gives it (aexp.reports.status.job_seen, the same entry), the run's attempts
+from its journal (how many, how many preempted or killed), the tail of the job's error.log,
+the process that holds the job now (its claim), the running attempt's heartbeat, who launched
+it (job.doc["actor"]), and what to do next.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any
+
+from aexp.attempts import ERROR_LOG
+from aexp.contract import document
+from aexp.errors import AexpError, JobBusyError
+from aexp.jobdoc import age_seconds, peek_doc
+from aexp.joblock import job_claim
+from aexp.journal import journal_path, read_journal
+from aexp.reports.status import job_seen
+
+DIAGNOSE = "aexp.diagnose/1"
+TAIL_LINES = 20
+
+
+def error_tail(job_path: str, lines: int = TAIL_LINES) -> list[str]:
+    """The last `lines` lines of the job's error.log (none without one)."""
+    try:
+        with open(os.path.join(job_path, ERROR_LOG), encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
+    except FileNotFoundError:
+        return []
+
+
+def holder_of(job: Any) -> str | None:
+    """Who works on the job now (the process holding its claim), in one sentence; None when
+    nobody does. Takes and releases the claim at once when it is free."""
+    try:
+        with job_claim(job):
+            return None
+    except JobBusyError as exc:
+        return str(exc)
+
+
+def _why(
+    entry: dict[str, Any], holder: str | None, preempted: int, age: float | None
+) -> tuple[str, list[str]]:
+    """One sentence for the job's state, and the tools that move it on."""
+    job_id, state = entry["job_id"], entry["state"]
+    if state == "corrupt":
+        return f"job {job_id} cannot be read: {entry['problem']}", ["show"]
+    if state == "unbound":
+        why = f"job {job_id} has not run yet"
+        return (f"{why}; {holder}" if holder else f"{why}: run it."), ["run_here", "submit"]
+    if state == "running" and entry["stale"]:
+        return (
+            f"job {job_id}'s attempt died (no heartbeat for {age or 0:.0f} s, or its process is "
+            "gone); the next run resumes it from its last checkpoint.",
+            ["run_here", "submit"],
+        )
+    if state == "running":
+        return f"job {job_id} is executing (heartbeat {age or 0:.0f} s ago).", ["status"]
+    if state == "preempted":
+        return (
+            f"job {job_id} was preempted ({preempted} time(s) so far, exit code "
+            f"{entry.get('exit_code', '-')}); the next run resumes it.",
+            ["run_here", "submit"],
+        )
+    if state == "bound":
+        return f"job {job_id} is bound to run {entry['run_id']} and waits to execute.", [
+            "run_here",
+            "submit",
+        ]
+    if state == "failed":
+        return (
+            f"job {job_id}'s experiment failed: {entry['error']}; see error.log below, fix the "
+            "cause, then rearm it (the same run continues) or rerun it (a new run).",
+            ["rearm", "rerun"],
+        )
+    due = [name for name, p in entry["backends"].items() if p["needs_sync"]]
+    if due:
+        return f"job {job_id} finished; {', '.join(due)} still to sync.", ["sync"]
+    return f"job {job_id} finished.", []
+
+
+def diagnose_document(job: Any, *, stale_after: float) -> dict[str, Any]:
+    """Why `job` (anything with `id` and `path`) is where it is: `aexp.diagnose/1`."""
+    workspace, job_id = os.path.split(job.path)
+    entry = job_seen(workspace, job_id, stale_after).entry
+    try:
+        doc = peek_doc(job)
+    except AexpError:
+        doc = {}
+    binding = doc.get("tracker") if isinstance(doc.get("tracker"), dict) else {}
+    attempts: list[dict[str, Any]] = []
+    if entry["run_id"]:
+        try:
+            journal = read_journal(journal_path(job.path, entry["run_id"]))
+        except (OSError, ValueError):
+            journal = None
+        for index, a in enumerate(journal.attempts if journal else []):
+            later = index + 1 < len(journal.attempts)
+            ended = "preempted" if a.preempted else "finished" if a.finished else None
+            if ended is None:
+                ended = (
+                    "killed"
+                    if later
+                    else ("running" if entry["state"] == "running" else "cut short")
+                )
+            attempts.append(
+                {
+                    "number": a.number,
+                    "host": a.host,
+                    "started_at": a.started_at,
+                    "ended_at": a.ended_at,
+                    "exit_code": a.exit_code,
+                    "ended": ended,
+                    "last_step": a.last_step,
+                }
+            )
+    preempted = sum(a["ended"] == "preempted" for a in attempts)
+    holder = holder_of(job) if entry["state"] != "corrupt" else None
+    age = age_seconds(doc.get("heartbeat_at")) if entry["state"] == "running" else None
+    entry = {**entry, "exit_code": binding.get("exit_code")}
+    why, tools = _why(entry, holder, preempted, age)
+    return document(
+        DIAGNOSE,
+        job_id=job.id,
+        state=entry["state"],
+        stale=entry["stale"],
+        why=why,
+        next=tools,
+        run_id=entry["run_id"],
+        exit_code=binding.get("exit_code"),
+        error=entry["error"],
+        attempts=attempts,
+        preemptions=preempted,
+        killed=sum(a["ended"] == "killed" for a in attempts),
+        holder=holder,
+        heartbeat_age_s=None if age is None else round(age, 1),
+        where=doc.get("attempt") if isinstance(doc.get("attempt"), dict) else None,
+        error_log={"path": os.path.join(job.path, ERROR_LOG), "tail": error_tail(job.path)},
+        actor=doc.get("actor") if isinstance(doc.get("actor"), dict) else None,
+    )
+
+
+__all__ = ["DIAGNOSE", "diagnose_document", "error_tail", "holder_of"]
