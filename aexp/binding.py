@@ -151,13 +151,18 @@ def new_binding(
     tags: Iterable[str],
     notes: str | None,
     group_by: Sequence[str] | None = None,
+    actor: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A fresh binding of `job` to a new run of `adapters` (nothing written). `group_by`: the
-    state-point keys naming the run's group (None: the project's `[tracker] group_by`).
+    state-point keys naming the run's group (None: the project's `[tracker] group_by`);
+    `actor`: who starts the run, kept as `started_by` (None: this process's workflow step,
+    aexp.agent.actor.workflow_actor); the run's config names them (`run_spec`).
 
     Raises what `check_backends` raises: the run is refused before anything is stored.
     """
-    spec = run_spec(job, group_by)
+    if actor is None:
+        actor = workflow_actor(project_root_of(job))
+    spec = run_spec(job, group_by, actor=actor)
     all_tags = run_tags(spec, tags)
     check_backends(adapters, project=project, spec={**spec, "tags": all_tags}, tags=all_tags)
     run_id = new_run_id()
@@ -191,25 +196,19 @@ def new_binding(
         "finished_at": None,
         "synced_at": None,
         "backends": parts,
+        "started_by": dict(actor),
     }
 
 
 def write_init_event(
-    job: Any,
-    binding: Mapping[str, Any],
-    writer: JournalWriter | None = None,
-    actor: Mapping[str, Any] | None = None,
+    job: Any, binding: Mapping[str, Any], writer: JournalWriter | None = None
 ) -> None:
     """Start the run's journal with its `init_run` event (what every backend is told).
 
     With `writer` (the attempt's own, on the same journal) the event goes through it and the
-    file stays open for the attempt's events; else the journal is opened and closed here. The
-    run's config names `actor`, who started the run (default: this process's workflow step,
-    aexp.agent.actor.workflow_actor).
+    file stays open for the attempt's events; else the journal is opened and closed here.
     """
-    if actor is None:
-        actor = workflow_actor(project_root_of(job))
-    spec = run_spec(job, actor=actor)
+    spec = run_spec(job, actor=binding.get("started_by"))
     own = writer is None
     if writer is None:
         writer = JournalWriter(journal_path(job.path, binding["run_id"]))
@@ -247,7 +246,7 @@ def bind_tracker(
     backends runs here: live backends open the run when an execution attempt starts (so binding
     alone leaves no W&B folder), replayed ones at sync. The run's journal gets its `init_run`.
     `group_by` names the run's group (None: the project's `[tracker] group_by`, see `spec_of`);
-    the run's config names `actor`, who binds it (default: this process, tool
+    `actor` is who binds it, named in the run's config (default: this process, tool
     "aexp.bind_tracker").
 
     Idempotent: a job already bound keeps its run (same id) and its binding is returned as is.
@@ -263,6 +262,7 @@ def bind_tracker(
         if existing is not None:
             result.update(existing)
             return None
+        who = actor or current_actor("aexp.bind_tracker", root=project_root_of(job))
         binding = new_binding(
             job,
             adapters,
@@ -271,6 +271,7 @@ def bind_tracker(
             tags=tags,
             notes=notes,
             group_by=group_by,
+            actor=who,
         )
         result.update(binding)
         return {"tracker": binding}
@@ -280,8 +281,7 @@ def bind_tracker(
     with job_lock(job):
         update_doc(job, bind)
         if not journal_path(job.path, result["run_id"]).exists():
-            who = actor or current_actor("aexp.bind_tracker", root=project_root_of(job))
-            write_init_event(job, result, actor=who)
+            write_init_event(job, result)
     return result
 
 

@@ -90,26 +90,48 @@ def _refs(node: Any) -> set[str]:
     return set()
 
 
+def _pointed(node: Any, here: str | None) -> Any:
+    """`node` with every `$ref` made a pointer into the bundle: `F#/x` -> `#/$defs/F/x`, and,
+    inside the schema of file `here`, `#/x` -> `#/$defs/here/x`."""
+    if isinstance(node, list):
+        return [_pointed(v, here) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {
+        k: _pointed(v, here) for k, v in node.items() if k not in ("$id", "$schema") or here is None
+    }
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        file, _, fragment = ref.partition("#")
+        if file:
+            out["$ref"] = f"#/$defs/{file}{fragment}"
+        elif here is not None:
+            out["$ref"] = f"#/$defs/{here}{fragment}"
+    return out
+
+
 def _bundle(root: dict[str, Any], own: set[str]) -> dict[str, Any]:
-    """`root` with every schema it refers to (but those in `own`) embedded in its `$defs`."""
+    """`root` with every schema file it refers to (but those in `own`) in its `$defs`, and every
+    `$ref` a JSON pointer within the document: one self-contained schema that any validator,
+    an MCP client's included, resolves without a registry."""
     embedded: dict[str, Any] = {}
     todo = _refs(root) - own
     while todo:
         file = todo.pop()
         if file not in embedded:
-            embedded[file] = _read(file)
-            todo |= _refs(embedded[file]) - set(embedded) - own
+            schema = _read(file)
+            todo |= _refs(schema) - set(embedded) - own - {file}
+            embedded[file] = _pointed(schema, file)
+    bundled = _pointed(root, None)
     if embedded:
-        root["$defs"] = {**root.get("$defs", {}), **embedded}
-    return root
+        bundled["$defs"] = {**bundled.get("$defs", {}), **embedded}
+    return bundled
 
 
 @functools.cache
 def schema_of(schema: str) -> dict[str, Any]:
-    """The JSON Schema of `schema`, self-contained: a schema it refers to is embedded in its
-    `$defs` under its own `$id` (a compound schema document, JSON Schema 2020-12), so any
-    validator (an MCP client's too) resolves it without fetching. Raises ContractError for an
-    unknown name."""
+    """The JSON Schema of `schema`, self-contained (`_bundle`: a schema file it refers to is in
+    its `$defs`, every `$ref` a pointer within it). Raises ContractError for an unknown name."""
     if schema not in SCHEMAS:
         raise ContractError(f"{schema!r} is not a schema of aexp's JSON contract.")
     return _bundle(_read(schema_file(schema)), {schema_file(schema)})

@@ -174,6 +174,7 @@ def rerun(
             offline=bool(old.get("offline")),
             tags=old.get("tags") or (),
             notes=old.get("notes"),
+            actor=who,
         )
         record = previous_record(old, now_iso())
         moved = _move_run_files(job, old["run_id"])
@@ -187,7 +188,7 @@ def rerun(
             return {"tracker": binding, "status": "created", "actor": actors}
 
         binding = update_doc(job, change)["tracker"]
-        write_init_event(job, binding, actor=who)
+        write_init_event(job, binding)
     return binding, record, moved
 
 

@@ -52,6 +52,7 @@ BINDING_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "synced_at": (_OPT_STR, False),
     "extra": (_DICT, False),
     "previous_runs": (_LIST, False),  # runs a rerun replaced (aexp.rerun), oldest first
+    "started_by": (_OPT_DICT, False),  # who bound the run (aexp.agent.actor): its config says
 }
 # One run that a rerun replaced, job.doc["tracker"]["previous_runs"][i] (aexp.rerun).
 PREVIOUS_RUN_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {

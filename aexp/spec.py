@@ -112,15 +112,18 @@ def run_spec(
     job: Any, group_by: Sequence[str] | None = None, actor: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """`spec_of` the job: group, tags and config of its run. `group_by=None`: the project's
-    `[tracker] group_by` (`project_group_by`); `actor`: who starts the run (its config names
-    them; None: nobody).
+    `[tracker] group_by` (`project_group_by`); `actor`: who starts the run, named in its
+    config (None: the bound run's `started_by`, if any).
 
     Raises BindingError when signac cannot read the job's state point (its file is missing or
     damaged: the directory is not a usable job).
     """
     if group_by is None:
         group_by = project_group_by(job)
-    return spec_of(_statepoint(job), read_doc(job).get("limina"), job.id, group_by, actor)
+    doc = read_doc(job)
+    if actor is None and isinstance(doc.get("tracker"), Mapping):
+        actor = doc["tracker"].get("started_by")
+    return spec_of(_statepoint(job), doc.get("limina"), job.id, group_by, actor)
 
 
 def _statepoint(job: Any) -> Mapping[str, Any]:

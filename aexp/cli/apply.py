@@ -58,7 +58,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from aexp.writes.planned import apply_plan
 
     root = find_project_root(_project_dir(args))
-    doc = apply_plan(root, args.token, actor=current_actor("aexp apply", root=root))
+    doc = apply_plan(root, args.token, actor=current_actor("aexp apply {action}", root=root))
     print(_dump(doc))
     return 0
 

@@ -196,7 +196,7 @@ def register(server: Any, root: str) -> None:
         plan found them and the budget still allows it. Returns the write's own result."""
         from aexp.writes.planned import apply_plan as apply
 
-        return apply(root, token, actor=actor(ctx, "apply_plan"))
+        return apply(root, token, actor=actor(ctx, "{action}"))
 
     # Each tool and the document(s) it returns: published as its output schema, so that the
     # client can check what it gets.

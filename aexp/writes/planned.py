@@ -84,14 +84,30 @@ def plan_write(
     return issue(ctx.root, plan, actor=actor, ttl=ctx.settings.agent.plan_ttl, budget=budget)
 
 
+def _handed(ctx: Context, plan: Plan) -> str | None:
+    """A job of a launch that a run here still going was given already, in one sentence."""
+    if plan.action not in _LAUNCHES:
+        return None
+    from aexp.agent.launch import live_runs
+
+    for record in live_runs(ctx.root):
+        taken = set(record.get("jobs", [])) & set(plan.jobs)
+        if taken:
+            return f"job {min(taken)} is being run by {record['handle']} (see run_progress)"
+    return None
+
+
 def apply_plan(root: str | os.PathLike, token: str, *, actor: Mapping[str, Any]) -> dict[str, Any]:
     """Carry out the plan of `token` if it still holds (module docstring); returns the write's
-    own document. Raises PlanError (unknown, used, expired, or the project changed),
-    BudgetError, or what the write itself raises; the token is spent in every case."""
-    ctx = Context(os.fspath(root), dict(actor))
-    with write_lock(ctx.root):
-        plan, _kept = redeem(ctx.root, token)
-        moved = changed_since(ctx, plan)
+    own document. `actor`'s tool may hold "{action}", filled with the plan's write
+    ("mcp:{action}" records "mcp:create_sweep"). Raises PlanError (unknown, used, expired, the
+    project changed, or a launch's job is being run already), BudgetError, or what the write
+    itself raises; the token is spent in every case."""
+    with write_lock(root):
+        plan, _kept = redeem(root, token)
+        tool = str(actor.get("tool", "")).replace("{action}", plan.action)
+        ctx = Context(os.fspath(root), {**actor, "tool": tool})
+        moved = changed_since(ctx, plan) or _handed(ctx, plan)
         if moved:
             raise PlanError(f"{moved}; nothing done: make a new plan.")
         _budget(ctx, plan)
