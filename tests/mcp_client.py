@@ -39,12 +39,13 @@ class Agent:
         return doc
 
     async def fails(self, tool: str, **args: Any) -> str:
-        """Call `tool`, which must fail; the error's text (one line)."""
+        """Call `tool`, which must fail; the error's text (one line, without the SDK's prefix
+        "Error executing tool <tool>: ")."""
         result = await self.session.call_tool(tool, args)
         assert result.is_error, f"{tool}({args}) did not fail: {result.structured_content}"
-        text = " ".join(getattr(c, "text", "") for c in result.content)
-        assert "\n" not in text.strip() and "Traceback" not in text, text
-        return text
+        text = " ".join(getattr(c, "text", "") for c in result.content).strip()
+        assert "\n" not in text and "Traceback" not in text, text
+        return text.removeprefix(f"Error executing tool {tool}: ")
 
 
 @contextlib.asynccontextmanager
@@ -58,10 +59,12 @@ async def serve(root: Path, env: dict[str, str], errlog: Any = None) -> AsyncIte
     )
     log = errlog or open(os.devnull, "w")  # noqa: SIM115 - closed below
     try:
-        async with stdio_client(params, errlog=log) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield Agent(session)
+        async with (
+            stdio_client(params, errlog=log) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            yield Agent(session)
     finally:
         if errlog is None:
             log.close()

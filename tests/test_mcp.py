@@ -9,6 +9,7 @@ arguments are tool errors and the server goes on; two clients at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -142,7 +143,7 @@ def test_research_loop_over_stdio(tmp_path: Path) -> None:
                 why = await agent.call("diagnose", job_id=bad[:8])
                 assert why["state"] == "failed" and "injected failure" in why["why"]
                 assert "rerun" in why["next"] and any(
-                    "RuntimeError" in l for l in why["error_log"]["tail"]
+                    "RuntimeError" in line for line in why["error_log"]["tail"]
                 )
                 experiment = root / "experiment.py"
                 experiment.write_text(
@@ -199,3 +200,285 @@ def test_research_loop_over_stdio(tmp_path: Path) -> None:
     log = [json.loads(line) for line in (root / ".aexp" / "actions.jsonl").read_text().splitlines()]
     assert [e["action"] for e in log] == ["create", "create", "launch", "rerun", "launch", "sync"]
     assert all(e["actor"]["session_id"] == SESSION for e in log)
+
+
+# -- writes: plans, tokens, the budget, bad arguments ------------------------------------------
+def _workspace(root: Path) -> dict[str, str]:
+    """The project as a write would change it: everything but aexp's own state (.aexp/)."""
+    return {k: v for k, v in snapshot(root).items() if not k.startswith(".aexp")}
+
+
+def _new_jobs(root: Path, sp: str) -> list[str]:
+    """`aexp new-run --experiment E1 --hypothesis H1 --sp SP`: the job ids."""
+    from conftest import PYTHON, run_cmd
+
+    args = ["new-run", "--experiment", "E1", "--hypothesis", "H1", "--sp", sp]
+    return run_cmd([PYTHON, "-m", "aexp.cli", *args], root, check=True).stdout.split()
+
+
+def _failed_job(root: Path, seed: int) -> str:
+    """A job whose run failed (the template's experiment, failing at its first epoch)."""
+    from conftest import PYTHON, run_cmd
+
+    (job,) = _new_jobs(root, f"seed={seed},epochs=2,fail_at_epoch=0")
+    run_cmd([PYTHON, "project.py", "run", "-j", job], root)
+    return job
+
+
+def test_no_token_changes_nothing_and_a_token_works_once(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    failed = _failed_job(root, 0)
+    _new_jobs(root, "seed=1,epochs=2")
+
+    async def calls() -> None:
+        async with serve(root, _env()) as agent:
+            before = _workspace(root)
+            plans = [
+                await agent.call("create_sweep", experiment="E2", sp=["seed=0..2"]),
+                await agent.call("run_here", budget_s=60),
+                await agent.call("rearm", job_ids=[failed]),
+                await agent.call("rerun", job_ids=[failed]),
+                await agent.call("remove", job_ids=[failed]),
+                await agent.call("remove", states=["failed"]),
+            ]
+            assert _workspace(root) == before  # six plans, not one change
+            assert [p["action"] for p in plans] == [
+                "create_sweep", "run_here", "rearm", "rerun", "remove", "remove"
+            ]  # fmt: skip
+            for p in plans:
+                assert p["summary"] and p["apply"].endswith(p["token"])
+            token = plans[2]["token"]
+            done = await agent.call("apply_plan", token=token)
+            assert done["schema"] == "aexp.rearm/1" and done["jobs"][0]["state"] == "bound"
+            error = await agent.fails("apply_plan", token=token)
+            assert "unknown or already used" in error
+            # The rerun and removal planned for a failed job: it is bound now, so both are stale.
+            after = _workspace(root)
+            for p in plans[3:]:
+                error = await agent.fails("apply_plan", token=p["token"])
+                assert f"job {failed} changed since the plan (was failed, is bound now)" in error
+            assert _workspace(root) == after
+            assert "unknown or already used" in await agent.fails("apply_plan", token="p1-x")
+
+    anyio.run(calls)
+
+
+def test_an_expired_token_or_a_changed_signac_rc_is_refused(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    set_rc(root, "agent", "plan_ttl", "1")
+    failed = _failed_job(root, 0)
+
+    async def calls() -> None:
+        async with serve(root, _env()) as agent:
+            plan = await agent.call("rearm", job_ids=[failed])
+            await anyio.sleep(1.5)
+            assert "has expired" in await agent.fails("apply_plan", token=plan["token"])
+            plan = await agent.call("rearm", job_ids=[failed])
+            set_rc(root, "agent", "max_jobs_per_call", "5")
+            error = await agent.fails("apply_plan", token=plan["token"])
+            assert "signac.rc changed since this plan" in error
+
+    anyio.run(calls)
+    assert (
+        json.loads((root / "workspace" / failed / "signac_job_document.json").read_text())[
+            "tracker"
+        ]["state"]
+        == "failed"
+    )
+
+
+def test_the_budget_refuses_in_one_sentence(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    set_rc(root, "agent", "max_jobs_per_call", "4")
+    set_rc(root, "agent", "cpu_hours_per_day", "2.5")  # execute asks 1 CPU for 1 hour
+
+    async def calls() -> None:
+        async with serve(root, _env()) as agent:
+            before = _workspace(root)
+            error = await agent.fails("create_sweep", experiment="E1", sp=["seed=0..5"])
+            assert error == (
+                "refused: this sweep touches 6 jobs, more than [agent] max_jobs_per_call = 4 "
+                "allows; ask for 4 or fewer at a time, or raise the limit in signac.rc."
+            )
+            assert _workspace(root) == before
+            plan = await agent.call("create_sweep", experiment="E1", sp=["seed=0..3"])
+            await agent.call("apply_plan", token=plan["token"])
+            error = await agent.fails("run_here", budget_s=36000, max_jobs=4)
+            assert error.startswith("refused: this run_here would use 4 CPU-hours") and (
+                "cpu_hours_per_day = 2.5" in error
+            )
+            plan = await agent.call("run_here", budget_s=36000, max_jobs=2)
+            assert plan["cost"] == {"jobs": 2, "cpu_hours": 2.0, "gpu_hours": 0.0}
+            # A short wall-clock budget bounds the cost: 4 jobs, at most 1 CPU for 10 minutes.
+            plan = await agent.call("run_here", budget_s=600, max_jobs=4)
+            assert plan["cost"]["cpu_hours"] == round(600 / 3600, 4)
+
+    anyio.run(calls)
+
+
+def test_bad_arguments_are_tool_errors_and_the_server_goes_on(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    job = _failed_job(root, 0)
+
+    async def calls() -> None:
+        async with serve(root, _env()) as agent:
+            cases = [
+                ("create_sweep", {"experiment": "E1", "sp": "seed=1"}, "argument 'sp'"),
+                ("create_sweep", {"experiment": "E1", "sp": ["seed"]}, "has no '='"),
+                ("create_sweep", {"experiment": "E 1", "sp": ["seed=1"]}, "experiment_id must"),
+                ("create_sweep", {"sp": ["seed=1"]}, "argument 'experiment'"),
+                ("show", {"job_id": "deadbeef"}, "no job or tracker run with id 'deadbeef'"),
+                ("curve", {"job_id": job, "metric": "nope"}, "never logged 'nope'"),
+                ("run_here", {"budget_s": -1}, "budget_s must be a positive number"),
+                ("run_here", {"budget_s": "soon"}, "argument 'budget_s'"),
+                ("status", {"since": "c1-0000000000000000"}, "unknown or has expired"),
+                ("status", {"since": "../../etc/passwd"}, "unknown or has expired"),
+                ("rearm", {"job_ids": []}, "name at least one job"),
+                ("runs", {"where": ["lr"]}, "has no '='"),
+                ("run_progress", {"handle": "r1-nope"}, "is not a run handle"),
+                ("nosuchtool", {}, "Unknown tool"),
+            ]
+            for tool, args, said in cases:
+                assert said in await agent.fails(tool, **args), (tool, args)
+            assert (await agent.call("status"))["total"] == 1  # still serving
+
+    anyio.run(calls)
+
+
+def test_two_clients_at_once_lose_no_update_and_run_nothing_twice(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+
+    async def calls() -> None:
+        async with serve(root, _env()) as a, serve(root, _env()) as b:
+            # Different writes at once: both land.
+            plans = [
+                await a.call("create_sweep", experiment="EA", sp=["seed=0..2"]),
+                await b.call("create_sweep", experiment="EB", sp=["seed=0..2"]),
+            ]
+            async with anyio.create_task_group() as tasks:
+                for agent, plan in zip((a, b), plans, strict=True):
+                    tasks.start_soon(
+                        functools.partial(agent.call, "apply_plan", token=plan["token"])
+                    )
+            status = await a.call("status")
+            assert status["counts"]["unbound"] == 6
+            # The same token from both at once: carried out once.
+            plan = await a.call("run_here", budget_s=120, max_jobs=6)
+            results: list[Any] = []
+
+            async def apply(agent: Agent) -> None:
+                outcome = await agent.session.call_tool("apply_plan", {"token": plan["token"]})
+                results.append(outcome)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(apply, a)
+                tasks.start_soon(apply, b)
+            assert sorted(r.is_error for r in results) == [False, True]
+            # Two plans of the same jobs: the second is refused while the first runs them.
+            again = await b.call("run_here", budget_s=120, max_jobs=6)
+            handle = next(r for r in results if not r.is_error).structured_content["handle"]
+            error = await b.fails("apply_plan", token=again["token"])
+            assert f"is being run by {handle}" in error or "changed since the plan" in error
+            while (await a.call("run_progress", handle=handle))["state"] == "running":
+                await anyio.sleep(0.25)
+            done = await a.call("status")
+            assert done["counts"]["finished"] == 6 and all(j["attempts"] == 1 for j in done["jobs"])
+
+    anyio.run(calls)
+    log = [json.loads(line) for line in (root / ".aexp" / "actions.jsonl").read_text().splitlines()]
+    assert [e["action"] for e in log].count("create") == 2
+    assert [e["action"] for e in log].count("launch") == 1
+
+
+# -- streamable HTTP on loopback, behind the owner's secret ----------------------------------
+def _http_server(root: Path) -> tuple[Any, str]:
+    """`aexp mcp --http 0` started; (the process, its URL)."""
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aexp.cli", "-C", str(root), "mcp", "--http", "0"],
+        cwd=root,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        found = re.search(r"at (http://127\.0\.0\.1:\d+/mcp);", line)
+        if found:
+            return proc, found.group(1)
+        assert line or proc.poll() is None, "aexp mcp --http exited before listening"
+    raise AssertionError("aexp mcp --http never said where it listens")
+
+
+def test_http_needs_the_owners_secret(tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    root = _project(tmp_path)
+    _new_jobs(root, "seed=0")
+    proc, url = _http_server(root)
+    try:
+        secret_file = root / ".aexp" / "mcp-secret"
+        assert secret_file.stat().st_mode & 0o777 == 0o600
+        secret = secret_file.read_text().strip()
+        before = _workspace(root)
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "intruder", "version": "0"},
+            },
+        }
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": secret}):
+            request = urllib.request.Request(
+                url,
+                data=json.dumps(initialize).encode(),
+                headers={
+                    "Content-Type": "application/json",
+                    "Accept": "application/json, text/event-stream",
+                    **headers,
+                },
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 401
+        assert _workspace(root) == before
+
+        async def with_secret() -> None:
+            headers = {"Authorization": f"Bearer {secret}"}
+            async with (
+                create_mcp_http_client(headers=headers) as http,
+                streamable_http_client(url, http_client=http) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                agent = Agent(session)
+                assert (await agent.call("status"))["total"] == 1
+                plan = await agent.call("create_sweep", experiment="E9", sp=["seed=0..1"])
+                made = await agent.call("apply_plan", token=plan["token"])
+                assert made["created"] == 2 and made["actor"]["tool"] == "mcp:create_sweep"
+
+        anyio.run(with_secret)
+        assert len(os.listdir(root / "workspace")) == 3
+        # Others may not read the secret: the server refuses to start on such a file.
+        secret_file.chmod(0o644)
+        from conftest import PYTHON, run_cmd
+
+        refused = run_cmd([PYTHON, "-m", "aexp.cli", "-C", str(root), "mcp", "--http", "0"], root)
+        assert refused.returncode == 2 and "may be read by others" in refused.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -3,8 +3,8 @@
 For a job that is not running or that failed, what an agent (or a person) asks first: its state
 as `aexp status` gives it (aexp.reports.status.job_seen, the same entry), the run's attempts
 from its journal (how many, how many preempted or killed), the tail of the job's error.log,
-the process that holds the job now (its claim), the running attempt's heartbeat, who launched
-it (job.doc["actor"]), and what to do next.
+the process that holds the job now (its claim, looked at without taking it), the running
+attempt's heartbeat, who launched it (job.doc["actor"]), and what to do next.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 from aexp.attempts import ERROR_LOG
 from aexp.contract import document
-from aexp.errors import AexpError, JobBusyError
+from aexp.errors import AexpError
 from aexp.jobdoc import age_seconds, peek_doc
-from aexp.joblock import job_claim
+from aexp.joblock import claim_holder
 from aexp.journal import journal_path, read_journal
 from aexp.reports.status import job_seen
 
@@ -32,16 +32,6 @@ def error_tail(job_path: str, lines: int = TAIL_LINES) -> list[str]:
             return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
     except FileNotFoundError:
         return []
-
-
-def holder_of(job: Any) -> str | None:
-    """Who works on the job now (the process holding its claim), in one sentence; None when
-    nobody does. Takes and releases the claim at once when it is free."""
-    try:
-        with job_claim(job):
-            return None
-    except JobBusyError as exc:
-        return str(exc)
 
 
 def _why(
@@ -121,7 +111,7 @@ def diagnose_document(job: Any, *, stale_after: float) -> dict[str, Any]:
                 }
             )
     preempted = sum(a["ended"] == "preempted" for a in attempts)
-    holder = holder_of(job) if entry["state"] != "corrupt" else None
+    holder = claim_holder(job) if entry["state"] != "corrupt" else None
     age = age_seconds(doc.get("heartbeat_at")) if entry["state"] == "running" else None
     entry = {**entry, "exit_code": binding.get("exit_code")}
     why, tools = _why(entry, holder, preempted, age)
@@ -146,4 +136,4 @@ def diagnose_document(job: Any, *, stale_after: float) -> dict[str, Any]:
     )
 
 
-__all__ = ["DIAGNOSE", "diagnose_document", "error_tail", "holder_of"]
+__all__ = ["DIAGNOSE", "diagnose_document", "error_tail"]

@@ -132,18 +132,18 @@ def rerun_jobs(
 
 
 def busy_reason(job: Any, stale_after: float) -> str | None:
-    """Why another process is working on the job (None: it is free). Takes and releases the
-    job's claim (aexp.joblock.job_claim), and reads a running attempt's heartbeat, which
+    """Why another process is working on the job (None: it is free): who holds its claim
+    (aexp.joblock.claim_holder, which writes nothing), or a running attempt's heartbeat, which
     covers an attempt on another host of a file system whose locks do not reach across."""
     from aexp.attempts import is_stale
     from aexp.jobdoc import read_doc
-    from aexp.joblock import job_claim
+    from aexp.joblock import claim_holder
 
+    holder = claim_holder(job)
+    if holder is not None:
+        return holder
     try:
-        with job_claim(job):
-            doc = read_doc(job, fresh=True)
-    except JobBusyError as exc:
-        return str(exc)
+        doc = read_doc(job, fresh=True)
     except AexpError:  # an unreadable document: nothing can be running it through aexp
         return None
     binding = doc.get("tracker")
