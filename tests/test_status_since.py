@@ -1,0 +1,272 @@
+"""`aexp status --since CURSOR`: the changes add up to a full status.
+
+A model of the project starts as a full status (`aexp.status/1`); after each round of changes,
+the changes since the last cursor are applied to it (each changed job's entry replaces its old
+one, a removed job goes), and the model must equal a full status taken now. The changes are
+those a sweep goes through: jobs created, runs finished, failed, preempted, an attempt killed
+(no write at all: its process is gone), re-armed, rerun, removed. Each entry is compared but for
+`last_step`, which only a heartbeat moves without a change worth reporting (docs/json.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PYTHON, copy_template, run_cmd, set_rc
+
+from aexp import bind_tracker, create_run, run_lifecycle
+from aexp.contract import check
+from aexp.jobdoc import now_iso, update_doc
+from aexp.rearming import rearm
+from aexp.reports.changes import CursorError, changes_document
+from aexp.reports.status import status_document
+from aexp.rerun import rerun
+from aexp.tracker import Preempted
+
+
+def _view(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {e["job_id"]: {k: v for k, v in e.items() if k != "last_step"} for e in entries}
+
+
+def _apply(model: dict[str, dict[str, Any]], changes: dict[str, Any]) -> None:
+    for change in changes["changes"]:
+        if change["job"] is None:
+            del model[change["job_id"]]
+        else:
+            model[change["job_id"]] = _view([change["job"]])[change["job_id"]]
+
+
+class Sweep:
+    """The jobs of a project and the changes made to them, through aexp's own library."""
+
+    def __init__(self, project: Any, rng: random.Random) -> None:
+        self.project, self.rng = project, rng
+        self.sleepers: dict[str, subprocess.Popen] = {}
+        self.seed = 0
+
+    def jobs(self, *states: str) -> list[Any]:
+        found = []
+        for job in self.project:
+            state = (job.doc.get("tracker") or {}).get("state", "unbound")
+            if not states or state in states:
+                found.append(job)
+        return sorted(found, key=lambda j: j.id)
+
+    def create(self) -> None:
+        self.seed += 1
+        create_run(experiment_id="E1", statepoint={"seed": self.seed}, project=self.project)
+
+    def bind(self, job: Any) -> None:
+        bind_tracker(job, "noop", project="since")
+
+    def attempt(self, job: Any, outcome: str) -> None:
+        if "tracker" not in job.doc:
+            self.bind(job)
+        try:
+            with run_lifecycle(job) as tracker:
+                tracker.log({"loss": 1.0}, step=job.doc["tracker"]["attempts"])
+                if outcome == "failed":
+                    raise RuntimeError(f"failure {self.rng.random():.6f}")
+                if outcome == "preempted":
+                    raise Preempted(signal.SIGTERM)
+        except (RuntimeError, Preempted):
+            pass
+
+    def start_running(self, job: Any) -> None:
+        """An attempt that runs in another process of this host (a sleeper standing in)."""
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        self.sleepers[job.id] = sleeper
+
+        def change(doc: dict[str, Any]) -> dict[str, Any]:
+            binding = {**doc["tracker"], "state": "running"}
+            binding["attempts"] = binding.get("attempts", 0) + 1
+            attempt = {"host": os.uname().nodename, "pid": sleeper.pid}
+            return {"tracker": binding, "attempt": attempt, "heartbeat_at": now_iso()}
+
+        update_doc(job, change)
+
+    def kill(self, job_id: str) -> None:
+        """kill -9 the attempt: nothing is written anywhere."""
+        sleeper = self.sleepers.pop(job_id)
+        sleeper.kill()
+        sleeper.wait()
+
+    def step(self) -> str:
+        """One random change; its name."""
+        choices = ["create", "create"]
+        if self.jobs("unbound"):
+            choices += ["bind", "finish", "fail"]
+        if self.jobs("bound", "preempted"):
+            choices += ["finish", "fail", "preempt", "run", "run"]
+        if [j for j in self.jobs("running") if j.id in self.sleepers]:
+            choices += ["kill", "kill"]
+        if self.jobs("failed"):
+            choices += ["rearm", "rerun"]
+        if self.jobs("finished", "failed", "bound", "unbound"):
+            choices += ["remove", "rerun"]
+        what = self.rng.choice(choices)
+        if what == "create":
+            self.create()
+            return what
+        if what == "kill":
+            self.kill(
+                self.rng.choice([j.id for j in self.jobs("running") if j.id in self.sleepers])
+            )
+            return what
+        pools = {
+            "bind": ("unbound",),
+            "finish": ("unbound", "bound", "preempted"),
+            "fail": ("unbound", "bound", "preempted"),
+            "preempt": ("bound", "preempted"),
+            "run": ("bound", "preempted"),
+            "rearm": ("failed",),
+            "rerun": ("finished", "failed"),
+            "remove": ("finished", "failed", "bound", "unbound"),
+        }
+        pool = self.jobs(*pools[what])
+        if not pool:
+            return "nothing"
+        job = self.rng.choice(pool)
+        {
+            "bind": self.bind,
+            "finish": lambda j: self.attempt(j, "finished"),
+            "fail": lambda j: self.attempt(j, "failed"),
+            "preempt": lambda j: self.attempt(j, "preempted"),
+            "run": self.start_running,
+            "rearm": rearm,
+            "rerun": lambda j: rerun(j, force=True),
+            "remove": lambda j: j.remove(),
+        }[what](job)
+        return what
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_changes_add_up_to_a_full_status(project: Any, seed: int) -> None:
+    sweep = Sweep(project, random.Random(seed))
+    try:
+        for _ in range(6):
+            sweep.create()
+        first = status_document(project.path, stale_after=300)
+        check(first)
+        model, cursor = _view(first["jobs"]), first["cursor"]
+        seen: set[str] = set()
+        for _ in range(20):
+            for _ in range(sweep.rng.randint(0, 4)):
+                seen.add(sweep.step())
+            changes = changes_document(project.path, cursor, stale_after=300)
+            check(changes)
+            assert changes["since"] == cursor
+            _apply(model, changes)
+            full = status_document(project.path, stale_after=300, cursor=False)
+            assert model == _view(full["jobs"]), sorted(seen)
+            assert changes["total"] == full["total"]
+            cursor = changes["cursor"]
+        assert {"finish", "fail", "kill", "remove", "create"} <= seen
+    finally:
+        for sleeper in sweep.sleepers.values():
+            sleeper.kill()
+            sleeper.wait()
+
+
+def test_each_kind_of_change_is_named(project: Any) -> None:
+    sweep = Sweep(project, random.Random(0))
+    for _ in range(6):
+        sweep.create()
+    jobs = sweep.jobs()
+    cursor = status_document(project.path)["cursor"]
+    sweep.attempt(jobs[0], "finished")
+    sweep.attempt(jobs[1], "failed")
+    sweep.attempt(jobs[2], "preempted")
+    sweep.bind(jobs[3])
+    sweep.start_running(jobs[3])
+    jobs[4].remove()
+    sweep.create()
+    time.sleep(0.05)  # past the file system's clock tick: the next poll reads only what changed
+    changes = changes_document(project.path, cursor)
+    kinds = {c["job_id"]: (c["change"], c["was"]) for c in changes["changes"]}
+    new = next(j for j in kinds if j not in {job.id for job in jobs})
+    assert kinds == {
+        jobs[0].id: ("finished", "unbound"),
+        jobs[1].id: ("failed", "unbound"),
+        jobs[2].id: ("preempted", "unbound"),
+        jobs[3].id: ("running", "unbound"),
+        jobs[4].id: ("removed", "unbound"),
+        new: ("created", None),
+    }
+    error = next(c for c in changes["changes"] if c["job_id"] == jobs[1].id)["job"]["error"]
+    assert error.startswith("RuntimeError: failure ")
+    # The attempt is killed: no write anywhere, and the next poll says it went stale.
+    cursor = changes["cursor"]
+    sweep.kill(jobs[3].id)
+    changes = changes_document(project.path, cursor)
+    assert [(c["job_id"], c["change"], c["was"]) for c in changes["changes"]] == [
+        (jobs[3].id, "stale", "running")
+    ]
+    assert changes["read"] == 1  # the running job alone: nothing else changed
+    quiet = changes_document(project.path, changes["cursor"])
+    assert quiet["changes"] == [] and quiet["read"] == 0
+    # An old cursor still answers (cursors last an hour); a made-up one does not.
+    assert changes_document(project.path, cursor)["changes"]
+    for bad in ("c1-ffffffffffffffff", "c1-../../x", "", "c2-0000000000000000"):
+        with pytest.raises(CursorError, match="aexp status --json"):
+            changes_document(project.path, bad)
+
+
+def test_since_with_real_runs_finishing_failing_and_killed(tmp_path: Path) -> None:
+    """The template's experiment through `python project.py run`; one run's process killed."""
+    root = copy_template(tmp_path / "project")
+    set_rc(root, "tracker", "backend", "noop")
+    set_rc(root, "workflow", "heartbeat_interval", "1")
+
+    def aexp(*args: str) -> str:
+        return run_cmd([PYTHON, "-m", "aexp.cli", *args], root, check=True).stdout
+
+    def status(*args: str) -> dict[str, Any]:
+        doc = json.loads(aexp("status", "--json", *args))
+        check(doc)
+        return doc
+
+    new = ["new-run", "--experiment", "E1", "--hypothesis", "H1", "--sp"]
+    quick = aexp(*new, "seed=0..2,epochs=2").split()
+    failing = aexp(*new, "seed=5,epochs=3,fail_at_epoch=1").split()
+    slow = aexp(*new, "seed=9,epochs=200,epoch_seconds=0.2").split()
+    first = status()
+    model, cursor = _view(first["jobs"]), first["cursor"]
+    assert run_cmd([PYTHON, "project.py", "run", "-j", *quick, *failing], root).returncode == 1
+    runner = subprocess.Popen(
+        [PYTHON, "project.py", "run", "-j", *slow],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        kinds: dict[str, str] = {}
+        while kinds.get(slow[0]) != "running":
+            assert time.monotonic() < deadline, kinds
+            time.sleep(0.2)
+            changes = status("--since", cursor)
+            _apply(model, changes)
+            kinds.update((c["job_id"], c["change"]) for c in changes["changes"])
+            cursor = changes["cursor"]
+        os.killpg(runner.pid, signal.SIGKILL)  # the whole pass, mid-epoch
+        runner.wait()
+        changes = status("--since", cursor)
+        _apply(model, changes)
+        kinds.update((c["job_id"], c["change"]) for c in changes["changes"])
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+    assert kinds == {**dict.fromkeys(quick, "finished"), failing[0]: "failed", slow[0]: "stale"}
+    assert model == _view(status()["jobs"])
