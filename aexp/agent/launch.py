@@ -291,7 +291,9 @@ def check_submission(
     (job ids, directives) of each operation. Returns (the actor, the cost, the job ids).
 
     An agent's submission (aexp.agent.actor) is checked against `[agent]` (BudgetError, one
-    sentence, nothing submitted); a person's is not.
+    sentence, nothing submitted); a person's is not. The actor is handed down (AEXP_ACTOR in
+    this process's environment, which sbatch exports), so each attempt on a compute node
+    records who submitted it.
     """
     operations = list(operations)
     jobs = sorted({job_id for ids, _ in operations for job_id in ids})
@@ -300,6 +302,7 @@ def check_submission(
     if actor["kind"] == "agent":
         active = active_jobs(root, settings.stale_after)
         check_launch(root, settings.agent, action="submission", jobs=jobs, cost=cost, active=active)
+    os.environ.update(hand_down(actor))
     return actor, cost, jobs
 
 
