@@ -134,13 +134,12 @@ def create_run(
 
     def created(doc: dict[str, Any]) -> dict[str, Any] | None:
         updates: dict[str, Any] = {}
-        if "status" not in doc:  # new (or its creation was cut short): who creates it
-            who = actor or current_actor("aexp.create_run", root=project.path)
-            updates["actor"] = with_action(doc, "create", who)
         if "limina" not in doc:
             updates["limina"] = {"experiment_id": experiment_id, "hypothesis_id": hypothesis_id}
-        if "status" not in doc:
+        if "status" not in doc:  # new (or its creation was cut short): who creates it
             updates["status"] = "created"
+            who = actor or current_actor("aexp.create_run", root=project.path)
+            updates["actor"] = with_action(doc, "create", who)
         return updates
 
     update_doc(job, created)

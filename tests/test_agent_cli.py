@@ -246,7 +246,7 @@ def test_plan_then_apply_and_every_document_checks(root: Path) -> None:
     assert again.returncode == 2 and "already used" in again.stderr
     why = json.loads(ok(aexp(root, "diagnose", jobs[1], "--json")))
     check(why)
-    assert why["state"] == "failed" and why["attempts"][0]["ended"] == "finished"
+    assert why["state"] == "failed" and why["attempts"][0]["ended"] == "ended"
     assert "RuntimeError: injected failure at epoch 0" in why["why"]
     assert any("injected failure" in line for line in why["error_log"]["tail"])
     shown = json.loads(ok(aexp(root, "show", jobs[1], "--json")))

@@ -13,6 +13,7 @@ from aexp.trackers import ADAPTERS
 
 
 def cmd_bind_tracker(args: argparse.Namespace) -> int:
+    from aexp.agent.actor import current_actor
     from aexp.binding import bind_tracker as bind_job
     from aexp.binding import get_binding
     from aexp.settings import load_settings
@@ -51,11 +52,18 @@ def cmd_bind_tracker(args: argparse.Namespace) -> int:
     adapter = None
     if any(b is None for b in bindings.values()):
         adapter = _adapter(backend, entity, project.workspace)
+    actor = current_actor("aexp bind-tracker", root=project.path)
     for job in jobs:
         binding = bindings[job.id]
         if binding is None:
             binding = bind_job(
-                job, adapter, project=name, offline=offline, tags=tags, notes=args.notes
+                job,
+                adapter,
+                project=name,
+                offline=offline,
+                tags=tags,
+                notes=args.notes,
+                actor=actor,
             )
         print(json.dumps({"job_id": job.id, **binding}), flush=True)
     return 0

@@ -30,8 +30,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         )
     if doc["holder"]:
         lines.append(f"held: {doc['holder']}")
-    if doc["error_log"]["tail"]:
-        lines += [f"{doc['error_log']['path']} (last lines):", *doc["error_log"]["tail"]]
+    tail = [line for line in doc["error_log"]["tail"] if line.strip()][-3:]
+    if tail:  # the error's last lines (--json has more)
+        lines += [f"{doc['error_log']['path']} (last lines):", *tail]
     print("\n".join(lines))
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 
 from aexp.cli.parsing import Commands
@@ -19,7 +20,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         raise AexpError(
             "aexp mcp needs the MCP SDK: pip install 'agentic-experiments[mcp]' (in this venv)."
         )
-    root = find_project_root(_project_dir(args))
+    # Claude Code tells the servers it starts where the project is.
+    root = find_project_root(_project_dir(args) or os.environ.get("CLAUDE_PROJECT_DIR") or None)
     if args.http is None:
         from aexp.mcp.server import serve_stdio
 

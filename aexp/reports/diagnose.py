@@ -92,7 +92,7 @@ def diagnose_document(job: Any, *, stale_after: float) -> dict[str, Any]:
             journal = None
         for index, a in enumerate(journal.attempts if journal else []):
             later = index + 1 < len(journal.attempts)
-            ended = "preempted" if a.preempted else "finished" if a.finished else None
+            ended = "preempted" if a.preempted else "ended" if a.finished else None
             if ended is None:
                 ended = (
                     "killed"

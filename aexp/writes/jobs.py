@@ -189,8 +189,8 @@ def check_removable(
     if lost:
         raise AexpError(
             f"{len(lost)} run(s) exist only in their jobs, not synced yet: {'; '.join(lost)}. "
-            "Nothing removed; sync them first (aexp sync-offline), or remove with force to "
-            "delete them for good."
+            "Nothing removed; sync them first (aexp sync-offline), or pass --force (force=true "
+            "to the remove tool) to delete them for good."
         )
 
 
