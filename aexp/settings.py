@@ -23,6 +23,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aexp.errors import SettingsError
 from aexp.trackers.names import name_problem
@@ -318,6 +319,30 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         otel=otel,
         agent=agent,
     )
+
+
+# The settings of each project root, with what they were read from: signac.rc's (mtime, size)
+# and the environment overrides.
+_cached: dict[str, tuple[Any, Settings]] = {}
+
+
+def cached_settings(root: str | os.PathLike) -> Settings:
+    """`load_settings(root)`, read again only when `<root>/signac.rc` or an environment override
+    (an AEXP_* variable of the module docstring) changed: for code that asks for one setting
+    per job or per call (a run's group, an actor's session variable). Raises SettingsError."""
+    key = os.path.abspath(root)
+    try:
+        st = os.stat(os.path.join(key, SETTINGS_FILE))
+        stamp: Any = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    stamp = (stamp, *(os.environ.get(name) for name in _ENV.values()))
+    cached = _cached.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    settings = load_settings(key)
+    _cached[key] = (stamp, settings)
+    return settings
 
 
 def _check_top_level(text: str, path: Path) -> None:

@@ -9,7 +9,6 @@ aexp.binding re-exports these names (their home before this module existed).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -81,31 +80,15 @@ def _group_value(flat: Mapping[str, Any], statepoint: Mapping[str, Any], key: st
 
 
 _ABSENT = object()
-# group_by of each project root's signac.rc, with the file's (mtime, size) it was read at.
-_group_by_cache: dict[str, tuple[Any, tuple[str, ...]]] = {}
 
 
 def project_group_by(job: Any) -> tuple[str, ...]:
-    """`[tracker] group_by` of the signac.rc of the job's project (`()` when not set).
+    """`[tracker] group_by` of the signac.rc of the job's project (`()` when not set), read once
+    per change of the file or its overrides (aexp.settings.cached_settings). Raises
+    SettingsError for a malformed signac.rc."""
+    from aexp.settings import cached_settings
 
-    The project is the directory above the job's workspace (signac 2 keeps the workspace at
-    `<project>/workspace`). Read once per change of the file (or of AEXP_GROUP_BY, which
-    overrides it). Raises SettingsError for a malformed signac.rc.
-    """
-    from aexp.settings import SETTINGS_FILE, load_settings
-
-    root = project_root_of(job)
-    try:
-        st = os.stat(os.path.join(root, SETTINGS_FILE))
-        stamp: Any = (st.st_mtime_ns, st.st_size, os.environ.get("AEXP_GROUP_BY"))
-    except OSError:
-        stamp = (None, os.environ.get("AEXP_GROUP_BY"))
-    cached = _group_by_cache.get(root)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    group_by = load_settings(root).group_by
-    _group_by_cache[root] = (stamp, group_by)
-    return group_by
+    return cached_settings(project_root_of(job)).group_by
 
 
 def run_spec(

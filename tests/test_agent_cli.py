@@ -35,6 +35,17 @@ def ok(result: Any) -> str:
     return result.stdout
 
 
+def new_run(root: Path, sp: str, *more: str, env: dict[str, str] | None = None) -> str:
+    """`aexp new-run --experiment E1 --hypothesis H1 --sp SP MORE...`: its output."""
+    args = ["new-run", "--experiment", "E1", "--hypothesis", "H1", "--sp", sp, *more]
+    return ok(aexp(root, *args, env=env))
+
+
+def new_jobs(root: Path, sp: str) -> list[str]:
+    """The ids of the jobs `new_run` made."""
+    return new_run(root, sp).split()
+
+
 def doc_of(root: Path, job: str) -> dict[str, Any]:
     return json.loads((root / "workspace" / job / "signac_job_document.json").read_text())
 
@@ -52,21 +63,7 @@ def test_every_schema_is_a_valid_json_schema() -> None:
 
 
 def test_a_person_and_an_agent_are_told_apart(root: Path) -> None:
-    person = json.loads(
-        ok(
-            aexp(
-                root,
-                "new-run",
-                "--experiment",
-                "E1",
-                "--hypothesis",
-                "H1",
-                "--sp",
-                "seed=0",
-                "--json",
-            )
-        )
-    )
+    person = json.loads(new_run(root, "seed=0", "--json"))
     check(person)
     (job,) = [j["job_id"] for j in person["jobs"]]
     created = doc_of(root, job)["actor"]["create"]
@@ -76,19 +73,7 @@ def test_a_person_and_an_agent_are_told_apart(root: Path) -> None:
     )  # fmt: skip
 
     agent_env = {**os.environ, "CLAUDE_CODE_SESSION_ID": SESSION}
-    ok(
-        aexp(
-            root,
-            "new-run",
-            "--experiment",
-            "E1",
-            "--hypothesis",
-            "H1",
-            "--sp",
-            "seed=1",
-            env=agent_env,
-        )
-    )
+    new_run(root, "seed=1", env=agent_env)
     (agent_job,) = [j for j in os.listdir(root / "workspace") if j != job]
     created = doc_of(root, agent_job)["actor"]["create"]
     assert (created["kind"], created["id"], created["session_id"]) == (
@@ -100,21 +85,8 @@ def test_a_person_and_an_agent_are_told_apart(root: Path) -> None:
 
     # [agent] session_env names another variable: Claude Code's is no longer looked at.
     set_rc(root, "agent", "session_env", "MY_AGENT_SESSION")
-    ok(
-        aexp(
-            root,
-            "new-run",
-            "--experiment",
-            "E1",
-            "--hypothesis",
-            "H1",
-            "--sp",
-            "seed=2",
-            env=agent_env,
-        )
-    )
-    ok(aexp(root, "new-run", "--experiment", "E1", "--hypothesis", "H1", "--sp", "seed=3",
-            env={**agent_env, "MY_AGENT_SESSION": "s-42"}))  # fmt: skip
+    new_run(root, "seed=2", env=agent_env)
+    new_run(root, "seed=3", env={**agent_env, "MY_AGENT_SESSION": "s-42"})
     kinds = {}
     for name in os.listdir(root / "workspace"):
         made = doc_of(root, name)["actor"]["create"]
@@ -125,18 +97,7 @@ def test_a_person_and_an_agent_are_told_apart(root: Path) -> None:
 
 
 def test_launch_rearm_rerun_remove_are_recorded(root: Path) -> None:
-    jobs = ok(
-        aexp(
-            root,
-            "new-run",
-            "--experiment",
-            "E1",
-            "--hypothesis",
-            "H1",
-            "--sp",
-            "seed=0..1,fail_at_epoch=0,epochs=2",
-        )
-    ).split()
+    jobs = new_jobs(root, "seed=0..1,fail_at_epoch=0,epochs=2")
     agent_env = {**os.environ, "CLAUDE_CODE_SESSION_ID": SESSION}
     assert run_cmd([PYTHON, "project.py", "run"], root, env=agent_env).returncode == 1
     for job in jobs:
@@ -178,18 +139,7 @@ def test_launch_rearm_rerun_remove_are_recorded(root: Path) -> None:
 
 
 def test_status_json_and_text(root: Path) -> None:
-    jobs = ok(
-        aexp(
-            root,
-            "new-run",
-            "--experiment",
-            "E1",
-            "--hypothesis",
-            "H1",
-            "--sp",
-            "seed=0..2,epochs=2",
-        )
-    ).split()
+    jobs = new_run(root, "seed=0..2,epochs=2").split()
     status = json.loads(ok(aexp(root, "status", "--json")))
     check(status)
     assert status["counts"]["unbound"] == 3 and [j["job_id"] for j in status["jobs"]] == sorted(
@@ -212,18 +162,7 @@ def test_status_json_and_text(root: Path) -> None:
 
 
 def test_plan_then_apply_and_every_document_checks(root: Path) -> None:
-    jobs = ok(
-        aexp(
-            root,
-            "new-run",
-            "--experiment",
-            "E1",
-            "--hypothesis",
-            "H1",
-            "--sp",
-            "seed=0..1,fail_at_epoch=0,epochs=2",
-        )
-    ).split()
+    jobs = new_jobs(root, "seed=0..1,fail_at_epoch=0,epochs=2")
     summary = run_cmd([PYTHON, "project.py", "run", "--json"], root)
     assert summary.returncode == 1
     pass_doc = json.loads(summary.stdout.splitlines()[-1])  # the last line of stdout
@@ -255,22 +194,7 @@ def test_plan_then_apply_and_every_document_checks(root: Path) -> None:
     check(runs)
     sync = json.loads(ok(aexp(root, "sync-offline", "--dry-run", "--json")))
     check(sync)
-    made = json.loads(
-        ok(
-            aexp(
-                root,
-                "new-run",
-                "--experiment",
-                "E2",
-                "--hypothesis",
-                "H1",
-                "--sp",
-                "seed=0",
-                "--dry-run",
-                "--json",
-            )
-        )
-    )
+    made = json.loads(new_run(root, "seed=7", "--dry-run", "--json"))
     check(made)
     assert made["dry_run"] and made["actor"] is None and made["jobs"][0]["created"]
 
@@ -284,9 +208,7 @@ def test_the_actor_reaches_mlflows_tags(root: Path, tmp_path: Path, empty_store:
     set_rc(root, "tracker", "backend", "mlflow")
     set_rc(root, "mlflow", "tracking_uri", uri)
     agent_env = {**os.environ, "CLAUDE_CODE_SESSION_ID": SESSION}
-    (job,) = ok(
-        aexp(root, "new-run", "--experiment", "E1", "--hypothesis", "H1", "--sp", "epochs=2")
-    ).split()
+    (job,) = new_run(root, "epochs=2").split()
     assert (
         run_cmd(
             [PYTHON, "project.py", "run", "-o", "init_tracker", "execute"], root, env=agent_env

@@ -33,8 +33,6 @@ KINDS = ("person", "agent")
 AGENT_NAMES = {"CLAUDE_CODE_SESSION_ID": "claude-code"}
 ACTIONS = ("create", "launch", "rerun", "rearm")  # the actions recorded in a job document
 _FIELDS = ("kind", "id", "session_id", "tool", "user")
-# [agent] session_env of each project root, with the signac.rc (mtime, size) it was read at.
-_session_envs: dict[str, tuple[Any, str]] = {}
 
 
 def person_id() -> str:
@@ -51,28 +49,17 @@ def person_id() -> str:
 
 
 def session_env_of(root: str | os.PathLike | None) -> str:
-    """`[agent] session_env` of the project at `root` (the default without a project or an
+    """`[agent] session_env` of the project at `root` (the default without a project or with an
     unreadable signac.rc: the actor is recorded, never the reason a write fails)."""
     if root is None:
         return os.environ.get("AEXP_SESSION_ENV") or DEFAULT_SESSION_ENV
     from aexp.errors import SettingsError
-    from aexp.settings import SETTINGS_FILE, load_settings
+    from aexp.settings import cached_settings
 
-    key = os.path.abspath(root)
     try:
-        st = os.stat(os.path.join(key, SETTINGS_FILE))
-        stamp: Any = (st.st_mtime_ns, st.st_size, os.environ.get("AEXP_SESSION_ENV"))
-    except OSError:
-        stamp = (None, os.environ.get("AEXP_SESSION_ENV"))
-    cached = _session_envs.get(key)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    try:
-        name = load_settings(key).agent.session_env
+        return cached_settings(root).agent.session_env
     except SettingsError:
-        name = DEFAULT_SESSION_ENV
-    _session_envs[key] = (stamp, name)
-    return name
+        return DEFAULT_SESSION_ENV
 
 
 def current_actor(

@@ -173,7 +173,7 @@ def status_document(
     `[workflow] stale_after`). With `cursor`, the document carries a cursor for
     `changes_document` (None when the project's `.aexp/` cannot be written).
     """
-    from aexp.reports import changes
+    from aexp.reports import cursors
 
     root = os.fspath(root)
     if stale_after is None:
@@ -181,13 +181,13 @@ def status_document(
 
         stale_after = load_settings(root).stale_after
     workspace = os.path.join(root, "workspace")
-    clock = changes.start_poll(root) if cursor else None
+    clock = cursors.start_poll(root) if cursor else None
     seen = {job_id: job_seen(workspace, job_id, stale_after) for job_id in job_ids(workspace)}
     entries = [s.entry for s in seen.values()]
     token = None
     if clock is not None:
         watch = {job_id: s.probe for job_id, s in seen.items() if s.probe is not None}
-        token = changes.save_cursor(root, clock, changes.Table.of(seen), watch)
+        token = cursors.save_cursor(root, clock, cursors.Table.of(seen), watch)
     return document(
         STATUS,
         project=root,
