@@ -23,9 +23,9 @@ from aexp.jobdoc import JobDir
 from aexp.joblock import job_lock
 from aexp.jobs import STATEPOINT_FILE, is_job_id
 from aexp.journal import iter_events, journal_path
+from aexp.spec import is_run_key
 
 # Keys spec_of adds to the flattened state point in a run's config (aexp.spec.spec_of).
-_RUN_KEYS = ("job_id", "limina.experiment_id", "limina.hypothesis_id")
 _JOURNALS = "tracker_log"
 
 
@@ -86,7 +86,7 @@ def _candidates(config: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         yield dict(config[""])
         return
     try:
-        rest = _unflatten({k: v for k, v in config.items() if k not in _RUN_KEYS})
+        rest = _unflatten({k: v for k, v in config.items() if not is_run_key(k)})
     except ValueError:
         return
     experiment = config.get("limina.experiment_id")

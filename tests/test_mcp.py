@@ -482,3 +482,43 @@ def test_http_needs_the_owners_secret(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# -- submit to SLURM --------------------------------------------------------------------------
+@pytest.mark.slurm
+def test_submit_through_mcp_within_the_budget(tmp_path: Path, slurm: None) -> None:
+    """The real cluster (scripts/slurm_cluster.sh): an oversized submission refused at its
+    plan, then two jobs submitted with `python project.py submit`, run, and polled to the end."""
+    root = _project(tmp_path)
+    set_rc(root, "agent", "cpu_hours_per_day", "2")  # execute asks 1 CPU for 1 hour
+    nonce = os.urandom(4).hex()  # job ids (SLURM job names) of their own
+    env = _env(SIGNAC_FLOW_ENVIRONMENT="DefaultSlurmEnvironment", AEXP_HEARTBEAT="1")
+
+    async def calls() -> None:
+        async with serve(root, env) as agent:
+            plan = await agent.call(
+                "create_sweep", experiment="E1", sp=[f"seed=0..2,nonce={nonce}"]
+            )
+            jobs = [
+                j["job_id"] for j in (await agent.call("apply_plan", token=plan["token"]))["jobs"]
+            ]
+            cursor = (await agent.call("status"))["cursor"]
+            error = await agent.fails("submit", max_jobs=3)
+            assert error.startswith("refused: this submit would use 3 CPU-hours")
+            plan = await agent.call("submit", job_ids=jobs[:2], max_jobs=2)
+            assert plan["cost"] == {"jobs": 2, "cpu_hours": 2.0, "gpu_hours": 0.0}
+            sent = await agent.call("apply_plan", token=plan["token"])
+            assert sent["submitted"] and sent["exit_code"] == 0, sent["output"]
+            assert sum("Submitting cluster job" in line for line in sent["output"]) == 2
+            # The day's CPU-hours are spent now: a third job is refused.
+            error = await agent.fails("submit", job_ids=jobs[2:], max_jobs=1)
+            assert "agents launched 2 in the last 24 hours" in error
+            _, changes = await _until_done(agent, cursor, set(jobs[:2]), limit=240)
+            assert {c["job_id"]: c["change"] for c in changes if c["change"] == "finished"} == (
+                dict.fromkeys(jobs[:2], "finished")
+            )
+            for job in jobs[:2]:
+                launch = (await agent.call("show", job_id=job))["document"]["actor"]["launch"]
+                assert (launch["tool"], launch["session_id"]) == ("mcp:submit", SESSION)
+
+    anyio.run(calls)

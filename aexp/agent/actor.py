@@ -32,6 +32,7 @@ KINDS = ("person", "agent")
 # The name an agent gets from the variable that holds its session id.
 AGENT_NAMES = {"CLAUDE_CODE_SESSION_ID": "claude-code"}
 ACTIONS = ("create", "launch", "rerun", "rearm")  # the actions recorded in a job document
+ACTOR_PREFIX = "aexp.actor."  # the run config keys that name who started the run
 _FIELDS = ("kind", "id", "session_id", "tool", "user")
 
 
@@ -141,7 +142,7 @@ def config_of(actor: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(actor, Mapping):
         return {}
     return {
-        f"aexp.actor.{key}": actor[key]
+        f"{ACTOR_PREFIX}{key}": actor[key]
         for key in ("kind", "id", "session_id", "tool")
         if isinstance(actor.get(key), str) and actor[key]
     }
@@ -150,6 +151,7 @@ def config_of(actor: Mapping[str, Any] | None) -> dict[str, Any]:
 __all__ = [
     "ACTIONS",
     "ACTOR_ENV",
+    "ACTOR_PREFIX",
     "AGENT_NAMES",
     "DEFAULT_SESSION_ENV",
     "KINDS",

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from aexp.agent.actor import ACTOR_PREFIX
 from aexp.trackers.mlflow.limits import mlflow_name, tag_value
 
 RUN_ID_TAG = "aexp.run_id"
@@ -81,7 +82,7 @@ def run_tags(
     if isinstance(job_id, str) and job_id:
         tags["aexp.job_id"] = tag_value(job_id)
     for key, value in (config or {}).items():
-        if key.startswith("aexp.actor.") and isinstance(value, str) and value:
+        if key.startswith(ACTOR_PREFIX) and isinstance(value, str) and value:
             tags[key] = tag_value(value)
     for label in labels:
         tags[mlflow_name(LABEL_PREFIX + label)] = tag_value(label)
