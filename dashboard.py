@@ -9,8 +9,11 @@ own machine, then open the printed URL (http://localhost:8888/login?token=...) t
 
     ssh -N -L 8888:localhost:8888 you@login.cluster.example
 
-The token in that URL is signac-dashboard's access token: anyone with it sees the dashboard, so
-keep it to yourself. Needs `pip install 'agentic-experiments[dashboard]'`; docs/results.md.
+What it shows first (metrics, the key that colours the curves, the band) is set in signac.rc's
+[dashboard] section; by default every metric the runs logged, coloured by the first state-point
+key that varies. The token in that URL is signac-dashboard's access token: anyone with it sees
+the dashboard, so keep it to yourself. Needs `pip install 'agentic-experiments[dashboard]'`;
+docs/results.md.
 """
 
 import sys
@@ -18,9 +21,5 @@ from pathlib import Path
 
 from aexp.dashboard import launch
 
-# The metrics shown first, and the state-point key that colours the sweep's figure: set yours.
-METRICS = ["loss", "accuracy"]
-COLOUR_BY = "condition"
-
 if __name__ == "__main__":
-    sys.exit(launch(root=Path(__file__).resolve().parent, metrics=METRICS, by=COLOUR_BY))
+    sys.exit(launch(root=Path(__file__).resolve().parent))

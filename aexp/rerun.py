@@ -19,16 +19,17 @@ What `rerun` keeps and moves (docs/results.md, "Running a job again"):
   W&B offline folders stay in `<job>/wandb/`. The sync follows the run a job is bound to, so a
   run that has not reached every backend yet (W&B offline, MLflow) is refused: sync it first, or
   pass `force` to keep it in the job only;
-- the job's checkpoints (`checkpoint.0.json`, `checkpoint.1.json`) and `error.log` move into the
-  old run's directory `<job>/tracker_log/<old id>/`, so the new run starts fresh and its
-  attempts' tracebacks are its own. Other files of the job (your results) are not touched: the
-  new run overwrites them as it writes them.
+- the job's checkpoints (`checkpoint.0.json`, `checkpoint.1.json`), `error.log` and its result
+  files (`[workflow] artifacts` of signac.rc) move into the old run's directory
+  `<job>/tracker_log/<old id>/`, so the new run starts fresh, its attempts' tracebacks are its
+  own, and no result of the old run is taken for one of the new. Other files of the job are not
+  touched: the new run overwrites them as it writes them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aexp.agent.actor import current_actor, with_action
@@ -47,6 +48,7 @@ from aexp.jobs import project_root_of
 from aexp.journal import JOURNAL_DIR
 from aexp.lifecycle import ERROR_LOG
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
+from aexp.settings import load_settings
 
 RERUNNABLE = (FINISHED, FAILED, COMPLETED, PREEMPTED)
 # The files of a run that belong to it alone: they move with the old run's record.
@@ -130,18 +132,20 @@ def _part(binding: Mapping[str, Any], name: str, part: Mapping[str, Any]) -> dic
     }
 
 
-def _move_run_files(job: Any, run_id: str) -> list[str]:
-    """Move RUN_FILES of the job into `tracker_log/<run_id>/`; returns the names moved.
+def _move_run_files(job: Any, run_id: str, artifacts: Sequence[str] = ()) -> list[str]:
+    """Move RUN_FILES and the `artifacts` (paths inside the job) into `tracker_log/<run_id>/`;
+    returns the names moved.
 
     A file already moved (a rerun interrupted after this step) is not overwritten.
     """
     target = os.path.join(job.path, JOURNAL_DIR, run_id)
     moved = []
-    for name in RUN_FILES:
+    inside = [a for a in artifacts if not os.path.isabs(a) and not a.startswith(os.pardir)]
+    for name in dict.fromkeys([*RUN_FILES, *map(os.path.normpath, inside)]):
         source = os.path.join(job.path, name)
         if not os.path.exists(source):
             continue
-        os.makedirs(target, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.join(target, name)), exist_ok=True)
         destination = os.path.join(target, name)
         if os.path.exists(destination):
             destination = os.path.join(target, f"{name}.{now_iso().replace(':', '')}")
@@ -151,9 +155,15 @@ def _move_run_files(job: Any, run_id: str) -> list[str]:
 
 
 def rerun(
-    job: Any, *, force: bool = False, actor: Mapping[str, Any] | None = None
+    job: Any,
+    *,
+    force: bool = False,
+    artifacts: Sequence[str] | None = None,
+    actor: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """Bind `job` to a new run in place of its ended one (module docstring).
+    """Bind `job` to a new run in place of its ended one (module docstring). `artifacts`: the
+    result files to move aside with the old run (None: `[workflow] artifacts` of the signac.rc
+    of the job's project).
 
     Returns (the new binding, the old run's `previous_runs` record, the files moved into the old
     run's directory). Holds the job's claim throughout. Raises JobBusyError when another process
@@ -177,7 +187,9 @@ def rerun(
             actor=who,
         )
         record = previous_record(old, now_iso())
-        moved = _move_run_files(job, old["run_id"])
+        if artifacts is None:  # signac 2's layout: <project>/workspace/<job id>
+            artifacts = load_settings(project_root_of(job)).artifacts
+        moved = _move_run_files(job, old["run_id"], artifacts)
 
         def change(doc: dict[str, Any]) -> dict[str, Any]:
             current = check_rerunnable(job, doc, force=force)

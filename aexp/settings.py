@@ -105,6 +105,25 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class DashboardSettings:
+    """The [dashboard] section: what `python dashboard.py run` shows first (docs/results.md)."""
+
+    metrics: tuple[str, ...] = ()  # metric keys offered first (empty: as the runs logged them)
+    colour_by: str = ""  # state-point key colouring the sweep (empty: the first that varies)
+    band: str = ""  # minmax, std, ci or empty (no band)
+    max_rows: int = 200  # jobs in the runs table
+    max_curves: int = 400  # runs drawn in the sweep's figure
+
+
+BANDS = ("minmax", "std", "ci")
+# Every key of [results] and [dashboard]: a misspelt one (color_by) would silently do nothing.
+SECTION_KEYS = {
+    "results": ("seed_keys",),
+    "dashboard": ("metrics", "colour_by", "band", "max_rows", "max_curves"),
+}
+
+
+@dataclass(frozen=True)
 class Settings:
     """Validated settings with defaults for everything but the tracker project."""
 
@@ -125,6 +144,8 @@ class Settings:
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
     otel: OtelSettings = field(default_factory=OtelSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    seed_keys: tuple[str, ...] = ("seed",)  # [results]: keys that tell seeds, not configurations
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
 
 def load_settings(root: str | os.PathLike | None = None) -> Settings:
@@ -236,6 +257,36 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         raise SettingsError(
             f"{origin('slurm', 'warning_seconds')} must be at most 65535, not {warning_seconds}."
         )
+    for section, keys in SECTION_KEYS.items():
+        for key in parser.options(section) if parser.has_section(section) else ():
+            if key not in keys and not parser.has_option(configparser.DEFAULTSECT, key):
+                raise SettingsError(
+                    f"[{section}] {key} in {shown} is not a setting; the [{section}] keys are "
+                    f"{', '.join(keys)}."
+                )
+    seed_keys = words("results", "seed_keys") or ("seed",)
+    colour_by = (raw("dashboard", "colour_by") or "").strip()
+    named = [("results", "seed_keys", key) for key in seed_keys]
+    named += [("dashboard", "colour_by", colour_by)] if colour_by else []
+    for section, option, key in named:
+        if not _GROUP_KEY.match(key):
+            raise SettingsError(
+                f"{origin(section, option)} names {key!r}, not a state-point key (letters, "
+                "digits, '_' and '-', '.' for nested keys)."
+            )
+    band = (raw("dashboard", "band") or "").strip()
+    if band and band not in BANDS:
+        raise SettingsError(
+            f"{origin('dashboard', 'band')} must be one of {', '.join(BANDS)} or empty, not "
+            f"{band!r}."
+        )
+    dashboard = DashboardSettings(
+        metrics=words("dashboard", "metrics"),
+        colour_by=colour_by,
+        band=band,
+        max_rows=int(number("dashboard", "max_rows", 200, integer=True)),
+        max_curves=int(number("dashboard", "max_curves", 400, integer=True)),
+    )
     slurm = SlurmSettings(
         partition=(raw("slurm", "partition") or "").strip(),
         account=(raw("slurm", "account") or "").strip(),
@@ -318,6 +369,8 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         slurm=slurm,
         otel=otel,
         agent=agent,
+        seed_keys=seed_keys,
+        dashboard=dashboard,
     )
 
 

@@ -135,10 +135,13 @@ def job_document(index: int, state: str, now: datetime) -> dict[str, Any]:
 EPOCHS = 20
 
 
-def journal_lines(index: int, state: str, doc: dict[str, Any]) -> list[str] | None:
+def journal_lines(
+    index: int, state: str, doc: dict[str, Any], epochs: int = EPOCHS
+) -> list[str] | None:
     """The run's journal (aexp.journal's events, one JSON object per line) for a job that ran,
-    consistent with its document: EPOCHS log rows whose last values are the binding's summary,
-    a preempted attempt's finish, or none for an attempt still running. None: no journal."""
+    consistent with its document: `epochs` log rows whose last values are the binding's
+    summary, a preempted attempt's finish, or none for an attempt still running. None: no
+    journal."""
     binding = doc.get("tracker")
     if not isinstance(binding, dict) or state in ("created", "corrupt"):
         return None
@@ -163,15 +166,15 @@ def journal_lines(index: int, state: str, doc: dict[str, Any]) -> list[str] | No
              "pid": 4242, "slurm_job_id": None, "slurm_restart_count": "0"}
         )  # fmt: skip
         summary = binding["summary"]
-        for step in range(EPOCHS):
-            last = step == EPOCHS - 1
+        for step in range(epochs):
+            last = step == epochs - 1
             lines.append(
                 {
                     "timestamp": _ts(start, 2 + step),
                     "event": "log",
                     "metrics": {
                         "epoch": step,
-                        "loss": summary["loss"] if last else round(0.3 + 0.05 * (EPOCHS - step), 6),
+                        "loss": summary["loss"] if last else round(0.3 + 0.05 * (epochs - step), 6),
                         "accuracy": summary["accuracy"] if last else round(0.5 + 0.02 * step, 6),
                     },
                     "step": step,
@@ -291,6 +294,25 @@ def status_project(n_jobs: int, *, cache: Path = CACHE, mix: str = "mixed") -> P
         mark_generated(root, key)
     renew_alive(root, n_jobs, mix)
     copy_template(root, extra_files={"baseline_status.py": BENCH / "baselines" / "status.py"})
+    return root
+
+
+def long_journal_project(n_jobs: int, rows: int, *, cache: Path = CACHE) -> Path:
+    """A project of `n_jobs` finished runs whose journals have `rows` log rows each (generated
+    once, then reused): what a reduction costs on runs of realistic length."""
+    root = cache / f"long-{n_jobs}-{rows}"
+    key = f"{GENERATOR_VERSION} {n_jobs} {rows} long"
+    if not is_generated(root, key):
+        workspace = new_workspace(root)
+        log(f"  generating {n_jobs} finished runs of {rows} rows in {root} ...")
+        now = datetime.now(UTC)
+        for index in range(n_jobs):
+            doc = job_document(index, "finished", now)
+            job_dir = write_job(workspace, statepoint(index), doc)
+            lines = journal_lines(index, "finished", doc, epochs=rows)
+            write_journal(job_dir, doc["tracker"]["run_id"], lines or [])
+        mark_generated(root, key)
+    copy_template(root)
     return root
 
 

@@ -93,8 +93,17 @@ REAL_TMP = Path(tempfile.gettempdir())
 SESSION_TMP = Path(tempfile.mkdtemp(prefix="aexp-tests-", dir=REAL_TMP))
 os.environ["TMPDIR"] = str(SESSION_TMP)
 tempfile.tempdir = str(SESSION_TMP)
+# pytest's tmp_path tree, short: a test's TMPDIR holds unix sockets (chromium's singleton socket,
+# wandb's service), whose paths may not exceed 107 bytes.
+BASETEMP = SESSION_TMP / "t"
 _IGNORED_IN_REPO = {"__pycache__", ".pytest_cache", ".ruff_cache"}
-_IGNORED_IN_SESSION = ("pytest-of-",)  # pytest's own tmp_path tree
+_IGNORED_IN_SESSION = (BASETEMP.name,)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.option.basetemp:  # before pytest's own tmp_path factory reads it
+        config.option.basetemp = str(BASETEMP)
 
 
 def outside_files() -> set[str]:
@@ -107,9 +116,7 @@ def outside_files() -> set[str]:
             found |= {f"{where}/{n}" for n in os.listdir(where) if n not in _IGNORED_IN_REPO}
     with contextlib.suppress(OSError):
         found |= {
-            f"{SESSION_TMP}/{n}"
-            for n in os.listdir(SESSION_TMP)
-            if not n.startswith(_IGNORED_IN_SESSION)
+            f"{SESSION_TMP}/{n}" for n in os.listdir(SESSION_TMP) if n not in _IGNORED_IN_SESSION
         }
     return found
 

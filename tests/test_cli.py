@@ -179,8 +179,9 @@ def copy(sweep: SimpleNamespace, tmp_path: Path) -> Path:
 
 # -- version, help ----------------------------------------------------------------------------
 COMMANDS = [
-    "status", "new-run", "bind-tracker", "sync-offline", "runs", "plot", "show", "diagnose",
-    "list-runs", "rearm", "rerun", "remove", "apply", "repair", "export-otel", "mcp",
+    "status", "new-run", "bind-tracker", "sync-offline", "runs", "best", "compare", "plot",
+    "show", "diagnose", "list-runs", "rearm", "rerun", "remove", "apply", "repair",
+    "export-otel", "mcp",
 ]  # fmt: skip
 
 

@@ -1,9 +1,11 @@
 """The web dashboard (`python dashboard.py run`, aexp.dashboard) on a real project run by the
 real workflow: first through Flask's test client (always), then in a real browser, Debian's
 chromium driven by selenium, which logs in with the URL the dashboard prints, finds the jobs and
-their states on the sweep's page, and a rendered curve (an SVG path with the run's points, and
-the mark where its preempted attempt ended) on a job's page. A screenshot of each page is kept
-in the test's temp dir (the paths are printed: `pytest -s` shows them).
+their states on the sweep's page, sorts the configurations and the runs by a click on a column,
+checks that no number wraps, reads the inferred colours in the figure's legend, reads the job
+list, and finds a rendered curve (an SVG path with the run's points, and the mark where its
+preempted attempt ended) on a job's page. A screenshot of each page is kept in the test's temp
+dir (the paths are printed: `pytest -s` shows them).
 
 The browser test skips, saying why, where chromium, chromedriver or selenium are missing;
 `.ci/run` installs them and sets AEXP_REQUIRE_BROWSER=1, which turns that skip into a failure.
@@ -72,7 +74,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         doc = json.loads((root / "workspace" / job_id / "signac_job_document.json").read_text())
         states[job_id] = doc.get("tracker", {}).get("state", "unbound")
     assert states[preempted] == "finished" and states[waiting] == "unbound"
-    return SimpleNamespace(root=root, env=env, jobs=made, preempted=preempted, states=states)
+    return SimpleNamespace(
+        root=root, env=env, jobs=made, preempted=preempted, waiting=waiting, states=states
+    )
 
 
 def test_pages_and_figures_through_the_test_client(site: SimpleNamespace) -> None:
@@ -110,6 +114,85 @@ def test_pages_and_figures_through_the_test_client(site: SimpleNamespace) -> Non
     assert curves.mimetype == "image/svg+xml"
     assert f'id="curve:{site.preempted}:loss"' in curves.get_data(as_text=True)
     assert client.get("/aexp/jobs/" + "f" * 32 + "/curves.svg").status_code == 404
+
+
+def _statepoint(site: SimpleNamespace, job_id: str) -> dict:
+    return json.loads((site.root / "workspace" / job_id / "signac_statepoint.json").read_text())
+
+
+def _login(root: Path, **options):
+    from aexp.dashboard import make_dashboard
+
+    dashboard = make_dashboard(root=root, **options)
+    client = dashboard.app.test_client()
+    assert client.get(f"/login?token={dashboard.config['ACCESS_TOKEN']}").status_code == 302
+    return client
+
+
+def _jobs_shown(page: str) -> dict[str, str]:
+    return dict(re.findall(r'data-job="([0-9a-f]{32})" data-state="(\w+)"', page))
+
+
+def test_the_state_filter_selects_the_jobs_in_that_state(site: SimpleNamespace) -> None:
+    client = _login(site.root)
+    full = {j: s for j, s in site.states.items() if _statepoint(site, j)["condition"] == "full"}
+    page = client.get("/project/?where=condition%3Dfull").get_data(as_text=True)
+    assert _jobs_shown(page) == full and sorted(full.values()) == [
+        "finished",
+        "finished",
+        "unbound",
+    ]
+    finished = client.get("/project/?where=condition%3Dfull&state=finished").get_data(as_text=True)
+    assert _jobs_shown(finished) == {j: s for j, s in full.items() if s == "finished"}
+    assert "2 jobs (condition=full, finished)" in finished
+    waiting = client.get("/project/?state=unbound").get_data(as_text=True)
+    assert _jobs_shown(waiting) == {site.waiting: "unbound"}
+    # The figure of a filtered page draws that page's jobs only.
+    src = re.search(r'id="aexp-sweep-plot" src="([^"]+)"', finished).group(1).replace("&amp;", "&")
+    assert "state=finished" in src
+    drawn = set(re.findall(r'<g id="curve:([0-9a-f]{32})"', client.get(src).get_data(as_text=True)))
+    assert drawn == {j for j, s in full.items() if s == "finished"}
+
+
+def test_defaults_come_from_the_sweep_and_from_signac_rc(site, tmp_path: Path) -> None:
+    client = _login(site.root)  # nothing configured: everything inferred from the sweep
+    page = client.get("/project/").get_data(as_text=True)
+    (metrics,) = re.findall(r'<select name="metric">(.*?)</select>', page, re.S)
+    assert re.findall(r'<option value="(\w+)"', metrics) == ["epoch", "loss", "accuracy"]
+    assert '<option value="loss" selected>' in metrics  # the first metric with fractions
+    src = re.search(r'id="aexp-sweep-plot" src="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert "metric=loss" in src and "by=condition" in src  # the first key that varies
+    svg = client.get(src).get_data(as_text=True)
+    legend = re.findall(r"<text[^>]*>([^<]*condition=[^<]*)</text>", svg)
+    assert [t.strip() for t in legend] == ["condition=ablated (2 jobs)", "condition=full (2 jobs)"]
+    # The configurations over seeds: condition and epochs (the waiting job has no epochs).
+    groups = page[page.index('id="aexp-groups"') : page.index('id="aexp-runs"')]
+    rows = re.findall(r"<tr><td>(\w+)</td>(.*?)</tr>", groups)
+    counts = [
+        (name, re.findall(r'data-value="([^"]+)"', rest)[:4]) for name, rest in rows
+    ]  # epochs, runs, finished, failed (the waiting job's epochs is missing)
+    assert counts == [
+        ("ablated", ["4", "2", "2", "0"]), ("full", ["4", "2", "2", "0"]),
+        ("full", ["1", "0", "0", "0"]),
+    ]  # fmt: skip
+    # The job list names each job by what tells it apart, its state and a metric.
+    jobs = client.get("/jobs/").get_data(as_text=True)
+    titles = re.findall(r'<li>\s*<a href="/jobs/([0-9a-f]{32})">([^<]+)</a>', jobs)
+    assert len(titles) == len(site.states)
+    for job_id, title in titles:
+        assert f"· {job_id[:8]}" in title and site.states[job_id] in title
+        assert title.startswith("condition=") and " seed=" in title
+    done = dict(titles)[site.preempted]
+    assert re.search(r"finished · loss=0\.\d+ ·", done)
+    # signac.rc's [dashboard] wins over what is inferred.
+    root = tmp_path / "configured"
+    shutil.copytree(site.root, root, symlinks=True)
+    set_rc(root, "dashboard", "metrics", "accuracy")
+    set_rc(root, "dashboard", "colour_by", "seed")
+    set_rc(root, "dashboard", "band", "ci")
+    page = _login(root).get("/project/").get_data(as_text=True)
+    src = re.search(r'id="aexp-sweep-plot" src="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert "metric=accuracy" in src and "by=seed" in src and "band=ci" in src
 
 
 def test_without_signac_dashboard_one_sentence_and_exit_2(
@@ -218,7 +301,72 @@ def test_in_a_real_browser(site: SimpleNamespace, tmp_path: Path) -> None:
         driver.save_screenshot(str(shot))
         print(f"\nscreenshot: {shot}")
 
-        driver.get(login.split("/login")[0] + f"/jobs/{site.preempted}")
+        # The configurations over seeds sort by a click on a column: numbers as numbers,
+        # configurations without a value last either way; a second click, the other way.
+        def column(table: str, index: int) -> list:
+            return driver.execute_script(
+                "var i = arguments[1];"
+                "return Array.from(document.querySelectorAll(arguments[0] + ' tbody tr'))"
+                ".map(function (r) { return r.cells[i].getAttribute('data-value'); })",
+                table,
+                index,
+            )
+
+        headers = driver.find_elements(By.CSS_SELECTOR, "#aexp-groups th")
+        mean = [h.text for h in headers].index("loss mean")
+        headers[mean].click()
+        assert headers[mean].get_attribute("aria-sort") == "ascending"
+        up = column("#aexp-groups", mean)
+        assert up[-1] is None and [float(v) for v in up[:-1]] == sorted(float(v) for v in up[:-1])
+        headers[mean].click()
+        assert headers[mean].get_attribute("aria-sort") == "descending"
+        down = column("#aexp-groups", mean)
+        assert down[-1] is None and down[:-1] == up[:-1][::-1]
+        # The runs table too: by seed, as numbers (9 after 1, not before it as text would).
+        headers = driver.find_elements(By.CSS_SELECTOR, "#aexp-runs th")
+        seed = [h.text for h in headers].index("seed")
+        headers[seed].click()
+        assert [float(v) for v in column("#aexp-runs", seed)] == [0, 0, 1, 1, 9]
+        # No number wraps, however narrow the window: every cell's text is on one line.
+        driver.set_window_size(700, 1600)
+        wrapped = driver.execute_script(  # a text split over lines has rects at two heights
+            "var cells = document.querySelectorAll('#aexp-runs td, #aexp-groups td');"
+            "return Array.from(cells).filter(function (td) {"
+            "  var walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT), node, split = false;"
+            "  while ((node = walk.nextNode())) {"
+            "    var range = document.createRange(); range.selectNodeContents(node);"
+            "    var tops = {};"
+            "    Array.from(range.getClientRects()).forEach(function (r) {"
+            "      if (r.width > 0) { tops[Math.round(r.top)] = true; } });"
+            "    split = split || Object.keys(tops).length > 1; }"
+            "  return split; }).map(function (td) { return td.textContent; })"
+        )
+        assert wrapped == []
+        assert driver.find_elements(By.CSS_SELECTOR, "#aexp-groups td.aexp-num")
+        driver.set_window_size(1400, 1600)
+        shot = tmp_path / "dashboard-sorted.png"
+        driver.save_screenshot(str(shot))
+        print(f"screenshot: {shot}")
+
+        # The colours were inferred (nothing configured): by condition, named in the legend.
+        base = login.split("/login")[0]
+        driver.get(plot.get_attribute("src"))
+        texts = [
+            t.text.strip()
+            for t in driver.find_elements(By.XPATH, "//*[local-name()='text']")
+            if "condition=" in t.text
+        ]
+        assert texts == ["condition=ablated (2 jobs)", "condition=full (2 jobs)"]
+        # The job list names jobs by their parameters, state and a metric, not bare ids.
+        driver.get(base + "/jobs/")
+        links = driver.find_elements(By.CSS_SELECTOR, ".panel-block li a")
+        titles = {a.get_attribute("href").rsplit("/", 1)[1]: a.text for a in links}
+        assert set(titles) == set(site.states)
+        for job_id, title in titles.items():
+            assert title.startswith("condition=") and f"{site.states[job_id]} · " in title
+            assert title.endswith(job_id[:8])
+
+        driver.get(base + f"/jobs/{site.preempted}")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".aexp-curves svg"))
         state = driver.find_element(By.CSS_SELECTOR, ".aexp-facts .aexp-state")
         assert state.text == "finished"
@@ -235,7 +383,9 @@ def test_in_a_real_browser(site: SimpleNamespace, tmp_path: Path) -> None:
         # matplotlib draws a line of N points as "M x y L x y ..." (N - 1 segments): N is the
         # number of rows with a loss in the run's journal (both attempts).
         points = len(_journal(site, site.preempted).metric("loss"))
-        assert points == 2 + 4  # 2 rows before the preemption, then the 4 epochs from scratch
+        # Steps 0-1 before the preemption; the template logs its epoch as the step, so the 4
+        # epochs done again from scratch add steps 2-3 only (0-1 are kept as re-done rows).
+        assert points == 4
         assert path.get_attribute("d").count("L") == points - 1
         size = driver.execute_script("return arguments[0].getBBox().width", path)
         assert size > 100

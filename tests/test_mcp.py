@@ -132,10 +132,20 @@ def test_research_loop_over_stdio(tmp_path: Path) -> None:
                 quiet = await agent.call("status", since=cursor)
                 assert quiet["changes"] == [] and quiet["read"] == 0
 
-                # The table, and the curve of one run.
+                # The table, grouped over seeds, and the curve of one run.
                 table = await agent.call("runs", metrics=["loss:min"], sort="loss:min")
                 assert table["count"] == 5
                 assert [r["state"] for r in table["jobs"]].count("finished") == 4
+                grouped = await agent.call(
+                    "runs", grouped=True, metrics=["loss:min"], sort="loss:min", where=["seed=0..1"]
+                )
+                assert grouped["schema"] == "aexp.runs.groups/1" and grouped["count"] == 2
+                assert {tuple(g["config"].values()) for g in grouped["groups"]} == {
+                    ("full",),
+                    ("ablated",),
+                }
+                for group in grouped["groups"]:
+                    assert group["runs"] == 2 and group["metrics"]["loss:min"]["n"] == 2
                 curve = await agent.call("curve", job_id=jobs[0], metric="loss", max_points=2)
                 assert curve["total"] == 3 and len(curve["points"]) == 2 and curve["downsampled"]
 

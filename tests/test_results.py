@@ -15,12 +15,12 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cli_helpers import aexp_cli, bad, ok
 
 import aexp
 from aexp.journal import JournalWriter, read_journal
@@ -37,41 +37,14 @@ from aexp.results import (
     varying_keys,
 )
 from aexp.results.curves import KILLED, PREEMPTED
-from aexp.results.stats import CACHE_DIR, CACHE_FILE
+from aexp.results.stats import CACHE_DIR
 
-AEXP = str(Path(sys.executable).parent / "aexp")
 STEPS = 5
 
 
 def loss_at(lr: float, seed: int, step: int) -> float:
     """The loss the fixture logs: distinct per job, falling with the step."""
     return round(1.0 / (1 + step) + lr + 0.01 * seed, 6)
-
-
-def aexp_cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [AEXP, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-    )
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def bad(result: subprocess.CompletedProcess, fragment: str) -> str:
-    assert result.returncode == 2, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("aexp: error: "), result.stderr
-    assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def _run(job, values: list[dict], *, preempt_after: int | None = None, fail: bool = False):
@@ -229,61 +202,61 @@ def test_sorting_puts_missing_values_last_either_way(sweep: SimpleNamespace) -> 
         build_table(records, sort="nonsense")
 
 
-def test_the_stats_cache_reads_a_journal_once_and_only_its_new_tail(
+def test_long_journals_are_cached_and_read_again_only_from_where_they_grew(
     copy: Path, sweep: SimpleNamespace
 ) -> None:
     import signac
 
     project = signac.get_project(copy)
 
-    def records() -> list:  # fresh records: a record remembers the values computed for it
-        return list(iter_records(project, group_by=()))
+    def table(stats: JournalStats, spec: str = "loss:max") -> list:
+        return build_table(iter_records(project), metrics=parse_metrics([spec]), stats=stats).rows
 
-    spec = parse_metrics(["loss:max"])
-    first = JournalStats(copy)
-    table = build_table(records(), metrics=spec, stats=first)
-    first.save()
-    assert first.reads == 6  # every run with a journal (the never-run one has its init_run)
-    cache = copy / CACHE_DIR / CACHE_FILE
-    assert cache.exists()
-
-    again = JournalStats(copy)
-    assert build_table(records(), metrics=spec, stats=again).rows == table.rows
-    assert again.reads == 0  # nothing changed: no journal read
-
+    # Short journals are read every time (cheaper than any cache); nothing is written.
+    short = JournalStats(copy)
+    first = table(short)
+    assert short.reads == 6 and not (copy / CACHE_DIR).exists()
+    # From `min_bytes` on (64 KB by default), each run's aggregates of the keys asked so far
+    # are kept in a file of its own: a second pass reads no journal.
+    cached = JournalStats(copy, min_bytes=0)
+    assert table(cached) == first and cached.reads == 6
+    assert len(list((copy / CACHE_DIR).glob("*/*.json"))) == 6
+    again = JournalStats(copy, min_bytes=0)
+    assert table(again) == first and again.reads == 0
+    # A key not asked before: each journal is read once more, for it and the ones before.
+    other = JournalStats(copy, min_bytes=0)
+    table(other, "accuracy:min")
+    assert other.reads == 6
+    assert table(JournalStats(copy, min_bytes=0)) == first  # loss:max still covered
     # A journal that grows is read from where the cache stopped; the result is the full one.
-    sweep_job = sweep.ids["0.1/0"]
-    path = Path(next(r.journal for r in records() if r.job_id == sweep_job))
+    job_id = sweep.ids["0.1/0"]
+    path = Path(next(r.journal for r in iter_records(project) if r.job_id == job_id))
     before = path.stat().st_size
     writer = JournalWriter(path)
     writer.log({"loss": 123.0}, 99)
     writer.close()
-    grown = JournalStats(copy)
-    reads: list[int] = []
     import aexp.results.stats as stats_module
 
-    real = stats_module._read_from
+    reads: list[int] = []
+    real = stats_module.read_rows
 
-    def spy(p: str, offset: int, aggregates: dict) -> int:
+    def spy(p: str, offset: int = 0) -> tuple:
         reads.append(offset)
-        return real(p, offset, aggregates)
+        return real(p, offset)
 
-    stats_module._read_from = spy
+    grown = JournalStats(copy, min_bytes=0)
+    stats_module.read_rows = spy
     try:
-        row = build_table(records(), metrics=spec, stats=grown).rows
+        rows = table(grown)
     finally:
-        stats_module._read_from = real
-    assert reads == [before]
-    assert next(r for r in row if r["job"] == sweep_job)["loss:max"] == 123.0
-    grown.save()
-    # Entries of jobs that are gone are forgotten when the cache is saved with the job list.
-    pruned = JournalStats(copy)
-    pruned.save(job_ids={r.job_id for r in records()} - {sweep_job})
-    assert not [k for k in json.loads(cache.read_text())["runs"] if k.startswith(sweep_job)]
-    assert len(json.loads(cache.read_text())["runs"]) == 5
-    # A damaged cache file is ignored.
-    cache.write_text("{not json")
-    assert build_table(records(), metrics=spec, stats=JournalStats(copy)).rows == row
+        stats_module.read_rows = real
+    assert reads == [before] and grown.reads == 1
+    assert next(r for r in rows if r["job"] == job_id)["loss:max"] == 123.0
+    # A damaged cache file is read past: the journal is read again in full.
+    for entry in (copy / CACHE_DIR).glob(f"{job_id}/*.json"):
+        entry.write_text("{not json")
+    damaged = JournalStats(copy, min_bytes=0)
+    assert table(damaged) == rows and damaged.reads == 1
 
 
 # -- curves -------------------------------------------------------------------------------------
@@ -325,7 +298,8 @@ def test_an_attempt_that_died_without_finishing_is_a_killed_break(tmp_path: Path
 def test_runs_metrics_json_and_csv_agree_with_the_journal(sweep: SimpleNamespace) -> None:
     root = sweep.root
     doc = json.loads(ok(aexp_cli("runs", "--metrics", "loss,loss:min", "--json", cwd=root)))
-    assert doc["schema"] == "aexp.runs/1" and doc["count"] == len(doc["jobs"])
+    assert doc["schema"] == "aexp.runs/1" and doc["count"] == len(doc["jobs"]) == 7
+    assert doc["params"] == ["lr", "seed", "condition"] and doc["metrics"] == ["loss", "loss:min"]
     rows = doc["jobs"]
     by_id = {r["job_id"]: r for r in rows}
     for name in ("0.1/0", "0.1/1", "0.1/2", "0.01/0"):

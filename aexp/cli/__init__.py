@@ -42,7 +42,9 @@ from types import ModuleType
 from aexp import __version__
 from aexp.cli import (
     apply,
+    best,
     bind_tracker,
+    compare,
     diagnose,
     export_otel,
     list_runs,
@@ -80,6 +82,8 @@ COMMAND_MODULES = (
     bind_tracker,
     sync_offline,
     runs,
+    best,
+    compare,
     plot,
     show,
     diagnose,

@@ -46,9 +46,12 @@ class _Parser(argparse.ArgumentParser):
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """The clause " (did you mean X?)" naming the choices closest to a mistyped `word` (at most
     two, the closest first: `rearn` is one letter from both `rearm` and `rerun`), or "" if none
-    is close (difflib's similarity of at least 0.6, its default)."""
-    close = difflib.get_close_matches(word, list(choices), n=2)
-    return f" (did you mean {' or '.join(close)}?)" if close else ""
+    is close (difflib's similarity of at least 0.6, its default). Options are compared without
+    their dashes: every long option shares "--", which would make `--frob` look like
+    `--group-by`."""
+    by_bare = {choice.lstrip("-"): choice for choice in choices}
+    close = difflib.get_close_matches(word.lstrip("-"), list(by_bare), n=2)
+    return f" (did you mean {' or '.join(by_bare[c] for c in close)}?)" if close else ""
 
 
 def unknown_option(argv: Sequence[str], known: Iterable[str]) -> str | None:

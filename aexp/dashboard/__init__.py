@@ -1,11 +1,14 @@
 """A web dashboard of the sweep, on signac-dashboard 0.7: `python dashboard.py run`.
 
-    app.py      AexpDashboard: signac-dashboard's Dashboard with the modules below
-    modules.py  the cards: a job's run (state, backends, links, attempts, metrics) and curves;
-                the sweep's filters, runs table and figure
-    data.py     the page's selection (query parameters) and the records it shows
-    figures.py  the figures as SVG (aexp.results.plot)
-    html.py     escaped HTML pieces
+    app.py          AexpDashboard: signac-dashboard's Dashboard with the modules below, its
+                    defaults from signac.rc ([dashboard]), its job list titled by parameters
+    modules.py      the modules, from job_cards.py (a job's run, attempts, curves) and
+                    sweep_cards.py (the sweep's filters, figure, configurations, runs)
+    cards.py        their base class
+    routes.py       the figures' own URLs (/aexp/sweep.svg, /aexp/jobs/<id>/curves.svg)
+    data.py         the page's choices (query parameters over signac.rc) and its sweep
+    figures.py      the figures as SVG (aexp.results.plot)
+    html.py         escaped HTML pieces, sortable tables
 
 Everything comes from the jobs themselves (documents and journals), so it works offline, on a
 cluster's login node, for every backend, before any sync; it never computes flow's status. The
@@ -31,7 +34,8 @@ def missing() -> list[str]:
 
 def make_dashboard(**options: Any) -> Any:
     """An AexpDashboard (aexp.dashboard.app); options: root (a directory of the project;
-    default: the current one) or project, metrics, by, config, modules."""
+    default: the current one) or project, metrics and by (instead of signac.rc's [dashboard]
+    metrics and colour_by), config, modules."""
     from aexp.dashboard.app import AexpDashboard
 
     return AexpDashboard(**options)

@@ -1,5 +1,7 @@
-"""The dashboard application: signac-dashboard's `Dashboard` with aexp's modules, its built
-style sheets kept in the project (not in the installed package), and the sweep figure's route.
+"""The dashboard application: signac-dashboard's `Dashboard` with aexp's modules, its defaults
+from signac.rc (`[dashboard]`, `[results] seed_keys`, `[tracker] group_by`), its job list
+titled by what tells the jobs apart, and its built style sheets kept in the project (not in the
+installed package).
 """
 
 from __future__ import annotations
@@ -10,18 +12,39 @@ from typing import Any
 
 from signac_dashboard import Dashboard
 
+from aexp.dashboard.data import Options
 from aexp.dashboard.modules import default_modules
 
 ASSETS_URL = "/aexp-assets"
 ASSETS_DIR = os.path.join(".aexp", "cache", "dashboard-assets")
 
 
+def options_of(root: str | os.PathLike, **given: Any) -> Options:
+    """The dashboard's Options: signac.rc's values, with any of `given` (not None) instead.
+    Raises SettingsError for a malformed signac.rc."""
+    from aexp.settings import load_settings
+
+    settings = load_settings(root)
+    shown = settings.dashboard
+    options = Options(
+        metrics=shown.metrics,
+        colour_by=shown.colour_by,
+        band=shown.band,
+        max_rows=shown.max_rows,
+        max_curves=shown.max_curves,
+        group_by=settings.group_by,
+        seed_keys=settings.seed_keys,
+    )
+    changes = {k: tuple(v) if k == "metrics" else v for k, v in given.items() if v is not None}
+    return Options(**{**options.__dict__, **changes})
+
+
 class AexpDashboard(Dashboard):
     """signac-dashboard's Dashboard showing a sweep's runs (aexp.dashboard.modules).
 
     The project is `project`, else the one at or above `root` (default: the current directory).
-    `metrics` are the metric keys shown first (default: what the runs logged); `by` colours the
-    sweep's figure by a state-point key (default: nothing). `config` is signac-dashboard's
+    `metrics` (metric keys shown first) and `by` (the state-point key colouring the sweep)
+    override signac.rc's `[dashboard] metrics` and `colour_by`. `config` is signac-dashboard's
     (HOST, PORT, ACCESS_TOKEN, PER_PAGE, ...). Raises ProjectNotFoundError outside a project,
     SettingsError for a malformed signac.rc.
     """
@@ -37,10 +60,10 @@ class AexpDashboard(Dashboard):
         modules: list[Any] | None = None,
     ) -> None:
         from aexp.binding import open_project
-        from aexp.settings import load_settings
 
         project = project if project is not None else open_project(root)
-        group_by = load_settings(project.path).group_by
+        self.aexp_options = options_of(project.path, metrics=metrics, colour_by=by)
+        self._titles: tuple[int, list[str]] = (-1, [])
         config = dict(config or {})
         config.setdefault("CARDS_PER_ROW", 1)  # wide cards: the runs table, the figures
         # flask-assets builds the style sheets into its `directory`: keep them in the project's
@@ -49,11 +72,62 @@ class AexpDashboard(Dashboard):
         os.makedirs(assets, exist_ok=True)
         config.setdefault("ASSETS_DIRECTORY", assets)
         config.setdefault("ASSETS_URL", ASSETS_URL)
-        self.aexp_group_by = group_by
         if modules is None:
-            modules = default_modules(metrics=metrics, by=by, group_by=group_by)
+            modules = default_modules(self.aexp_options)
         super().__init__(config=config, project=project, modules=modules)
         _add_assets_route(self, assets)
+
+    # -- the job list: what tells the jobs apart, not bare ids ----------------------------------
+    def _title_keys(self) -> list[str]:
+        """The state-point keys that vary across the project, read again whenever jobs were
+        added or removed (the workspace directory's modification time)."""
+        from aexp.results.select import VaryingKeys, flatten
+        from aexp.results.workspace import job_dirs, read_statepoint
+
+        try:
+            stamp = os.stat(os.path.join(self.project.path, "workspace")).st_mtime_ns
+        except OSError:
+            return []
+        if self._titles[0] != stamp:
+            seen = VaryingKeys()
+            for _, path in job_dirs(self.project.path):
+                statepoint = read_statepoint(path)
+                if statepoint is not None:
+                    seen.add(flatten(statepoint))
+            self._titles = (stamp, seen.varying())
+        return self._titles[1]
+
+    def job_title(self, job: Any) -> str:
+        """`lr=0.1 hidden=64 seed=0`: the job's values of the keys that vary."""
+        from aexp.results.select import format_value, lookup
+
+        missing = object()
+        parts = []
+        for key in self._title_keys():
+            value = lookup(job.cached_statepoint, key, missing)
+            if value is not missing:
+                parts.append(f"{key}={format_value(value)}")
+        return " ".join(parts) or job.id[:8]
+
+    def job_subtitle(self, job: Any) -> str:
+        """`finished · loss=0.204 · 3bb648f2`: the job's state, the dashboard's first metric
+        (or the job's first fractional one), its short id."""
+        from aexp.dashboard.html import text
+        from aexp.results import read_record
+
+        record = read_record(job, job.cached_statepoint, self.aexp_options.group_by)
+        summary = record.summary
+        metric = next((m for m in self.aexp_options.metrics if m in summary), None)
+        if metric is None:
+            metric = next((k for k, v in summary.items() if type(v) is float), None)
+        parts = [record.state]
+        if metric is not None:
+            parts.append(f"{metric}={text(summary[metric])}")
+        return " · ".join([*parts, job.id[:8]])
+
+    def _job_details(self, job: Any) -> dict[str, Any]:
+        # signac-dashboard caches these for the server's lifetime; a job's state changes.
+        return {"job": job, "title": self.job_title(job), "subtitle": self.job_subtitle(job)}
 
 
 def _add_assets_route(dashboard: Dashboard, directory: str) -> None:
@@ -69,69 +143,4 @@ def _add_assets_route(dashboard: Dashboard, directory: str) -> None:
         return send_from_directory(root, filename, max_age=300)
 
 
-def add_sweep_route(dashboard: Dashboard, card: Any) -> None:
-    """`/aexp/sweep.svg?metric=&by=&band=&where=&state=`: the sweep's figure (login needed)."""
-    import flask_login
-    from flask import Response, request
-
-    from aexp.dashboard.data import effective_by, records_for, view_from
-    from aexp.dashboard.figures import sweep_figure
-
-    @dashboard.app.route("/aexp/sweep.svg", endpoint="aexp_sweep_svg")
-    @flask_login.login_required
-    def aexp_sweep_svg() -> Any:
-        view = view_from(
-            request.args,
-            default_metric=card.metrics[0] if card.metrics else "",
-            default_by=card.by,
-        )
-        records = records_for(dashboard.project, view, dashboard.aexp_group_by)
-        by = effective_by(records, view.by)
-        where = view.selection.describe() or "all jobs"
-        title = f"{view.metric} — {where}" + (f", coloured by {by}" if by else "")
-        svg, _ = sweep_figure(
-            records,
-            view.metric,
-            by=by,
-            band=view.band,
-            title=title,
-            max_curves=card.max_curves,
-        )
-        return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
-
-
-_NO_CURVES = (
-    '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="20">'
-    '<text y="15" font-size="12">no metric logged yet</text></svg>'
-)
-
-
-def add_job_curves_route(dashboard: Dashboard, card: Any) -> None:
-    """`/aexp/jobs/<job id>/curves.svg`: one job's metric curves (login needed)."""
-    import flask_login
-    from flask import Response
-
-    from aexp.dashboard.figures import job_figure
-    from aexp.results import read_record
-
-    @dashboard.app.route("/aexp/jobs/<jobid>/curves.svg", endpoint="aexp_job_curves")
-    @flask_login.login_required
-    def aexp_job_curves(jobid: str) -> Any:
-        try:
-            job = dashboard.project.open_job(id=jobid)
-            statepoint = job.cached_statepoint
-        except LookupError:  # not abort(404): signac-dashboard answers that with a 200 page
-            return Response(f"no job {jobid}", status=404, mimetype="text/plain")
-        svg, _ = job_figure(read_record(job, statepoint, dashboard.aexp_group_by), card.metrics)
-        if svg is None:
-            svg = _NO_CURVES
-        return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
-
-
-__all__ = [
-    "ASSETS_DIR",
-    "ASSETS_URL",
-    "AexpDashboard",
-    "add_job_curves_route",
-    "add_sweep_route",
-]
+__all__ = ["ASSETS_DIR", "ASSETS_URL", "AexpDashboard", "options_of"]

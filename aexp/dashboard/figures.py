@@ -70,7 +70,7 @@ def sweep_figure(
     records: Sequence[JobRecord],
     metric: str,
     *,
-    by: str | None,
+    by: str | Sequence[str] | None,
     band: str | None,
     title: str,
     max_curves: int,

@@ -72,15 +72,19 @@ def register(server: Any, root: str) -> None:
         metrics: list[str] | None = None,
         params: list[str] | None = None,
         sort: str | None = None,
+        grouped: bool = False,
+        group_by: list[str] | None = None,
     ) -> dict[str, Any]:
         """The runs table, as `aexp runs`: one row per job with its state-point values, run,
         state and metrics. `where`: filters typed like --sp ("lr=0.1", "seed=0..2",
         "condition=full|ablated"); `metrics`: "loss" (last value) or "loss:min|max|mean|
         first|last|count"; `params`: state-point columns (default: those that vary); `sort`: a
-        column ("-loss": descending)."""
+        column ("-loss": descending). `grouped` (or `group_by` keys): one row per
+        configuration, by default every state-point key but the seed keys, with its runs by
+        state and each metric's mean, std and 95% CI over its finished runs (as aexp runs
+        --group-by); `sort` then takes a key, a count or an aggregate ("loss:min")."""
         from aexp.cli.sweep import parse_where
-        from aexp.jobs import open_project
-        from aexp.reports.runs import runs_document, runs_table
+        from aexp.reports.runs import runs_report
         from aexp.results.select import Selection
 
         selection = Selection(
@@ -89,8 +93,15 @@ def register(server: Any, root: str) -> None:
             hypothesis=hypothesis,
             states=tuple(states or ()),
         )
-        table = runs_table(open_project(root), selection, metrics=metrics, params=params, sort=sort)
-        return runs_document(table, selection=selection.describe() or "all jobs")
+        return runs_report(
+            root,
+            selection,
+            metrics=metrics or (),
+            params=params,
+            sort=sort,
+            group_by=group_by or None,
+            grouped=grouped or bool(group_by),
+        )
 
     def show(job_id: str) -> dict[str, Any]:
         """Everything about one job (a job id, a unique prefix of one, or a run id): state
@@ -204,7 +215,7 @@ def register(server: Any, root: str) -> None:
     writes += ("aexp.sync-offline/1", "aexp.run-here/1", "aexp.submit/1")
     tools = {
         status: ("aexp.status/1", "aexp.status.changes/1"),
-        runs: ("aexp.runs/1",),
+        runs: ("aexp.runs/1", "aexp.runs.groups/1"),
         show: ("aexp.show/1",),
         curve: ("aexp.curve/1",),
         diagnose: ("aexp.diagnose/1",),

@@ -1,90 +1,113 @@
-"""`aexp runs --json`: the runs table as one document (`aexp.runs/1`): one object per job
-(its run, state, state-point values and metrics), what selected them, and which columns.
+"""`aexp runs`: the runs table, or its configurations grouped over seeds, built once for the
+command and the MCP tool `runs`. The documents are aexp.results.documents' (`aexp.runs/1`,
+`aexp.runs.groups/1`); `runs_report` returns either with every row in it (the command streams
+them instead, for tables of 100,000 jobs).
 """
 
 from __future__ import annotations
 
-import math
 import os
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from aexp.contract import document
-
-RUNS = "aexp.runs/1"
+from aexp.results.select import SelectionError
 
 
-def strict(value: Any) -> Any:
-    """Non-finite floats as strict JSON writes them ("NaN", "Infinity", "-Infinity")."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-    return value
-
-
-def job_objects(table: Any) -> list[dict[str, Any]]:
-    """The table's rows as the document's job objects."""
-    rows = []
-    for record, row in zip(table.records, table.rows, strict=True):
-        sp = record.statepoint
-        binding = record.binding or {}
-        rows.append(
-            {
-                "job_id": record.job_id,
-                "experiment_id": sp.get("experiment_id"),
-                "hypothesis_id": sp.get("hypothesis_id"),
-                "group": record.group,
-                "backend": record.backend,
-                "backends": record.backends,
-                "offline": record.offline,
-                "run_id": record.run_id,
-                "state": record.state,
-                "url": record.url,
-                "urls": record.urls,
-                "synced": record.synced,
-                "synced_at": binding.get("synced_at"),
-                "status": record.status,
-                "attempts": binding.get("attempts"),
-                "exit_code": binding.get("exit_code"),
-                "params": {key: row[key] for key in table.params},
-                "metrics": {m.name: strict(row[m.name]) for m in table.metrics},
-            }
-        )
-    return rows
+def check_metrics(specs: Sequence[Any], logged: Sequence[str], has_value: Callable) -> None:
+    """SelectionError for a metric that no selected run logged while others did (a typo, most
+    likely); nothing to say while no run has logged anything yet."""
+    if not logged:
+        return
+    for spec in specs:
+        if spec.key not in logged and not has_value(spec):
+            raise SelectionError(
+                f"no selected run logged {spec.key!r} (asked as {spec.name}); metrics logged: "
+                f"{', '.join(logged)}."
+            )
 
 
 def runs_table(
-    project: Any,
+    root: str | os.PathLike,
     selection: Any,
     *,
-    metrics: list[str] | None = None,
+    metrics: Sequence[Any] = (),
     params: list[str] | None = None,
     sort: str | None = None,
+    details: bool = False,
 ) -> Any:
-    """The runs table of the jobs `selection` (aexp.results.Selection) picks in a signac
-    project: `metrics` as `--metrics` writes them (`loss`, `loss:min`), `params` the state-point
-    columns (None: those that vary), `sort` a column (`-loss`: descending)."""
-    from aexp.results import JournalStats, build_table, iter_records, parse_metrics
+    """The runs table (aexp.results.Table) of the jobs `selection` picks in the project at
+    `root`: `metrics` parsed (aexp.results.parse_metrics), `params` the state-point columns
+    (None: those that vary), `sort` a column (`-loss`: descending), `details` what the JSON
+    document needs beyond the text table."""
+    from aexp.results import JournalStats, build_table, iter_records
     from aexp.settings import load_settings
 
-    settings = load_settings(project.path)
-    records = list(iter_records(project, selection, group_by=settings.group_by))
-    stats = JournalStats(project.path)
+    records = iter_records(root, selection, group_by=load_settings(root).group_by)
     table = build_table(
-        records, params=params, metrics=parse_metrics(metrics or []), sort=sort, stats=stats
+        records,
+        params=params,
+        metrics=metrics,
+        sort=sort,
+        stats=JournalStats(root),
+        details=details,
     )
-    stats.save(job_ids=set(os.listdir(project.workspace)) if records else None)
+    check_metrics(metrics, table.logged, table.has_value)
     return table
 
 
-def runs_document(table: Any, *, selection: str) -> dict[str, Any]:
-    """`aexp.runs/1` of a runs table; `selection` says in words which jobs it holds."""
-    return document(
-        RUNS,
-        selection=selection,
-        count=len(table.rows),
-        params=list(table.params),
-        metrics=[m.name for m in table.metrics],
-        jobs=job_objects(table),
+def runs_groups(
+    root: str | os.PathLike,
+    selection: Any,
+    *,
+    metrics: Sequence[Any] = (),
+    keys: list[str] | None = None,
+    sort: str | None = None,
+) -> Any:
+    """The selected runs grouped by configuration (aexp.results.groups.Groups): by `keys`, or
+    by every state-point key but the project's `[results] seed_keys` (None)."""
+    from aexp.results import JournalStats, iter_records
+    from aexp.results.groups import group_records, sort_groups
+    from aexp.settings import load_settings
+
+    settings = load_settings(root)
+    records = iter_records(root, selection, group_by=settings.group_by)
+    groups = group_records(
+        records,
+        keys=keys,
+        seed_keys=settings.seed_keys,
+        metrics=metrics,
+        stats=JournalStats(root),
     )
+    check_metrics(metrics, groups.logged, lambda m: any(g.spread(m.name).n for g in groups.groups))
+    sort_groups(groups, sort)
+    return groups
 
 
-__all__ = ["RUNS", "job_objects", "runs_document", "runs_table", "strict"]
+def runs_report(
+    root: str | os.PathLike,
+    selection: Any,
+    *,
+    metrics: Sequence[str] = (),
+    params: list[str] | None = None,
+    sort: str | None = None,
+    group_by: list[str] | None = None,
+    grouped: bool = False,
+) -> dict[str, Any]:
+    """`aexp.runs/1` of the selected jobs, or with `grouped` `aexp.runs.groups/1` (by
+    `group_by`, None: every key but the seed keys), each row in it. Raises SelectionError or
+    MetricError for filters, metrics or sort keys it cannot read."""
+    from aexp.results import parse_metrics
+    from aexp.results.documents import groups_document, runs_document
+
+    specs = parse_metrics(list(metrics))
+    where = selection.describe() or "all jobs"
+    if grouped:
+        groups = runs_groups(root, selection, metrics=specs, keys=group_by, sort=sort)
+        doc = groups_document(groups, selection=where)
+    else:
+        table = runs_table(root, selection, metrics=specs, params=params, sort=sort, details=True)
+        doc = runs_document(table, selection=where)
+    return {k: list(v) if isinstance(v, Iterator) else v for k, v in doc.items()}
+
+
+__all__ = ["check_metrics", "runs_groups", "runs_report", "runs_table"]

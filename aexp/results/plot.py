@@ -1,19 +1,24 @@
-"""The figure of `aexp plot` and of the dashboard: one curve per run over its step axis.
+"""The curves figure of `aexp plot`, `aexp compare --plot` and the dashboard: one curve per run
+over its step axis (or its running wall time, or another metric), coloured by configuration.
 
-    fig = plot_metric(load_curves(records, "loss"), "loss", by="lr", band="minmax", title=...)
+    fig = plot_metric(load_curves(records, "loss"), "loss", by=("lr", "hidden"), band="ci",
+                      logy=True, title=...)
     save_figure(fig, "loss.png")
 
 What is drawn, and how a test finds it (each artist's `gid`):
-    curve:<job id>       a Line2D per job: the metric over the step axis, attempts joined,
-                         coloured by the job's value of `by` (one colour per job without `by`)
+    curve:<job id>       a Line2D per job: the metric over x, attempts joined, coloured by the
+                         job's values of the `by` keys (one colour per job without `by`)
     preempted:<job id>   markers (x) where a preempted attempt ended (`Break`, aexp.results.curves)
     killed:<job id>      markers (open circles) where an attempt died without finishing
-    mean:<by value>      with `band`: the mean over the jobs of that colour at each step
-    band:<by value>      with `band`: min-max of those jobs ("minmax"), or the mean +- one sample
-                         standard deviation ("std"), as a shaded area
-At a step that only some jobs of a colour reached, the mean and band are over those jobs.
-The x axis is the step (the journal's step axis, continued across attempts), the y axis the
-metric; the legend names each colour, the marks, and the band; the title names the selection.
+    mean:<label>         with `band`: the mean over the jobs of that colour (`lr=0.1, hidden=64`)
+    band:<label>         with `band`: a shaded area: the jobs' min-max ("minmax"), the mean +- one
+                         sample standard deviation ("std"), or the 95 % Student's t interval of
+                         the mean ("ci")
+Where x is the step (or another metric with whole-number values, like an epoch), the mean and
+band are taken at each x some jobs of the colour reached, over those jobs; where x is time (or
+another metric with fractional values) each curve is interpolated linearly onto 200 points,
+and each point's mean and band are over the curves that span it. The legend names each colour
+(and its number of jobs), the marks and the band; the title names the selection.
 
 matplotlib is imported inside these functions only (the `[plot]` extra); no pyplot, so no GUI
 backend and no global figure state: safe in a web server's threads.
@@ -24,174 +29,158 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from aexp.results.curves import KILLED, PREEMPTED, Curve
-from aexp.results.select import SelectionError, format_value, lookup
+from aexp.results.curves import KILLED, PREEMPTED, STEP, TIME, Curve
+from aexp.results.plotstyle import (
+    FORMATS,
+    INSTALL_HINT,
+    PlotUnavailable,
+    check_out,
+    colours,
+    config_of,
+    label_of,
+    require_matplotlib,
+    save_figure,
+    value_order,
+)
+from aexp.results.select import SelectionError
+from aexp.results.spread import CONFIDENCE, t_quantile
 
-BANDS = ("minmax", "std")
-FORMATS = (".png", ".svg", ".pdf")
-INSTALL_HINT = "pip install 'agentic-experiments[plot]'"
-_NO_VALUE = object()
+BANDS = ("minmax", "std", "ci")
+BAND_NAMES = {
+    "minmax": "band: min-max",
+    "std": "band: mean ± 1 std (sample)",
+    "ci": f"band: {CONFIDENCE:.0%} CI of the mean (t)",
+}
+GRID = 200  # points of the shared x grid where x values are not whole numbers
 _JOB_LEGEND_MAX = 12  # jobs named in the legend when there is no `by`
 
 
-class PlotUnavailable(SelectionError):
-    """matplotlib is not installed."""
+def x_label(x: str) -> str:
+    """The x axis' label."""
+    return {STEP: "step", TIME: "wall time, running (s)"}.get(x, x)
 
 
-def require_matplotlib() -> None:
-    """Raise PlotUnavailable (one sentence with the install command) without matplotlib."""
-    import importlib.util
-
-    if importlib.util.find_spec("matplotlib") is None:
-        raise PlotUnavailable(f"plotting needs matplotlib; install it with: {INSTALL_HINT}")
+def _whole(curves: Sequence[Curve]) -> bool:
+    return all(float(v).is_integer() for c in curves for v in c.x)
 
 
-def _colours(values: list[Any]) -> dict[Any, Any]:
-    """A colour per distinct value: a sequential map for numbers, a qualitative one otherwise."""
-    from matplotlib import colormaps
-
-    numeric = all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not _NO_VALUE
-    )
-    if numeric and len(values) > 1:
-        cmap = colormaps["viridis"]
-        return {v: cmap(0.9 * i / (len(values) - 1)) for i, v in enumerate(values)}
-    cmap = colormaps["tab10" if len(values) <= 10 else "tab20"]
-    return {v: cmap(i % cmap.N) for i, v in enumerate(values)}
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    if value is _NO_VALUE:
-        return (3, "")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return (0, value)
-    return (1 if isinstance(value, str) else 2, format_value(value))
+def _stats(values: list[float], band: str) -> tuple[float, float, float]:
+    """(mean, low, high) of the band over `values`."""
+    mean = statistics.fmean(values)
+    if band == "minmax":
+        return mean, min(values), max(values)
+    if len(values) < 2:
+        return mean, mean, mean
+    spread = statistics.stdev(values)
+    if band == "ci":
+        spread *= t_quantile(0.5 + CONFIDENCE / 2, len(values) - 1) / math.sqrt(len(values))
+    return mean, mean - spread, mean + spread
 
 
-def _label(by: str | None, value: Any) -> str:
-    return f"{by}={'-' if value is _NO_VALUE else format_value(value)}"
-
-
-def _mean_band(
+def mean_band(
     curves: Sequence[Curve], band: str
-) -> tuple[list[int], list[float], list[float], list[float]]:
-    """(steps, mean, low, high) over the curves, at every step any of them has."""
-    at: dict[int, list[float]] = {}
-    for curve in curves:
-        for step, value in zip(curve.steps, curve.values, strict=True):
-            if not math.isnan(value):
-                at.setdefault(step, []).append(value)
-    steps = sorted(at)
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """(x, mean, low, high) over the curves (module docstring: exact x or a shared grid)."""
+    at: dict[float, list[float]] = {}
+    if _whole(curves):
+        for curve in curves:
+            for x, value in zip(curve.x, curve.values, strict=True):
+                if not math.isnan(value):
+                    at.setdefault(x, []).append(value)
+    else:
+        import numpy as np
+
+        spans = [(c, np.asarray(c.x), np.asarray(c.values)) for c in curves if len(c.x)]
+        lo = min(float(x[0]) for _, x, _ in spans)
+        hi = max(float(x[-1]) for _, x, _ in spans)
+        for point in np.linspace(lo, hi, GRID):
+            values = [float(np.interp(point, x, y)) for _, x, y in spans if x[0] <= point <= x[-1]]
+            at[float(point)] = [v for v in values if not math.isnan(v)]  # [] breaks the line
+    xs = sorted(at)
     means, lows, highs = [], [], []
-    for step in steps:
-        values = at[step]
-        mean = statistics.fmean(values)
-        if band == "std":
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            low, high = mean - spread, mean + spread
-        else:
-            low, high = min(values), max(values)
+    for x in xs:
+        mean, low, high = _stats(at[x], band) if at[x] else (math.nan,) * 3
         means.append(mean)
         lows.append(low)
         highs.append(high)
-    return steps, means, lows, highs
+    return xs, means, lows, highs
 
 
-def plot_metric(
-    series: Sequence[tuple[Any, Curve]],
-    metric: str,
-    *,
-    by: str | None = None,
-    band: str | None = None,
-    title: str | None = None,
-    figsize: tuple[float, float] = (8.0, 5.0),
-    ax: Any = None,
-    legend: bool = True,
-) -> Any:
-    """A matplotlib Figure of `series` ((JobRecord, Curve) pairs) as the module docstring says.
-
-    `ax`: draw into these Axes (of a figure with several panels) instead of a new Figure of
-    `figsize`; the Axes' figure is returned. `legend=False` leaves the legend out.
-    Raises SelectionError for an unknown `band`, PlotUnavailable without matplotlib.
-    """
-    require_matplotlib()
-    if band is not None and band not in BANDS:
-        raise SelectionError(f"unknown band {band!r}; use {' or '.join(BANDS)}.")
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
-    if ax is None:
-        fig = Figure(figsize=figsize, layout="constrained")
-        ax = fig.add_subplot()
-    fig = ax.figure
-    values = {
-        record.job_id: (lookup(record.statepoint, by, _NO_VALUE) if by else record.job_id)
-        for record, _ in series
-    }
-    distinct = sorted(dict.fromkeys(values.values()), key=_sort_key)
-    colour = _colours(distinct)
-    first: dict[Any, Any] = {}  # the first line of each colour: its legend entry
-    thin = band is not None
-    for record, curve in series:
-        value = values[record.job_id]
-        label = "_nolegend_"
-        if by and value not in first:
-            count = sum(1 for v in values.values() if v == value)
-            label = f"{_label(by, value)} ({count} job{'s' if count != 1 else ''})"
-        elif not by and len(series) <= _JOB_LEGEND_MAX:
-            label = f"job {record.job_id[:8]}"
-        (line,) = ax.plot(
-            curve.steps,
-            curve.values,
-            color=colour[value],
-            linewidth=0.9 if thin else 1.4,
-            alpha=0.45 if thin else 0.95,
-            label=label,
+def _draw_curve(ax: Any, record: Any, curve: Curve, tint: Any, label: str, thin: bool) -> Any:
+    (line,) = ax.plot(
+        curve.x,
+        curve.values,
+        color=tint,
+        linewidth=0.9 if thin else 1.4,
+        alpha=0.45 if thin else 0.95,
+        label=label,
+    )
+    line.set_gid(f"curve:{record.job_id}")
+    for kind, marker in ((PREEMPTED, "x"), (KILLED, "o")):
+        marks = [b for b in curve.breaks if b.kind == kind and b.x is not None]
+        if not marks:
+            continue
+        (dots,) = ax.plot(
+            [b.x for b in marks],
+            [b.value for b in marks],
+            linestyle="none",
+            marker=marker,
+            markersize=8,
+            markeredgewidth=1.8,
+            markerfacecolor="none" if kind == KILLED else tint,
+            color="black",
+            label="_nolegend_",
         )
-        line.set_gid(f"curve:{record.job_id}")
-        first.setdefault(value, line)
-        for kind, marker in ((PREEMPTED, "x"), (KILLED, "o")):
-            marks = [b for b in curve.breaks if b.kind == kind]
-            if not marks:
-                continue
-            (dots,) = ax.plot(
-                [b.step for b in marks],
-                [b.value for b in marks],
-                linestyle="none",
-                marker=marker,
-                markersize=8,
-                markeredgewidth=1.8,
-                markerfacecolor="none" if kind == KILLED else colour[value],
-                color="black",
-                label="_nolegend_",
-            )
-            dots.set_gid(f"{kind}:{record.job_id}")
+        dots.set_gid(f"{kind}:{record.job_id}")
+    return line
+
+
+def _draw_groups(
+    ax: Any,
+    groups: list[tuple[str, Any, list[tuple[Any, Curve]]]],
+    *,
+    band: str | None,
+    name_jobs: bool,
+    band_groups: list[tuple[str, Any, list[tuple[Any, Curve]]]] | None = None,
+    legend: bool = True,
+) -> None:
+    """Draw each group's curves in its colour, then (with `band`) the mean and band of each of
+    `band_groups` (default: the groups themselves), and the legend in the groups' order."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = []
+    labels: list[str] = []
+    for label, tint, series in groups:
+        first = None
+        for record, curve in series:
+            name = f"job {record.job_id[:8]}" if name_jobs else "_nolegend_"
+            line = _draw_curve(ax, record, curve, tint, name, band is not None)
+            first = first or line
+            if name_jobs:
+                handles.append(line)
+                labels.append(name)
+        if label and first is not None and (band is None or band_groups is not None):
+            count = len(series)
+            handles.append(first)
+            labels.append(f"{label} ({count} job{'s' if count != 1 else ''})")
     if band is not None:
-        groups: dict[str, tuple[Any, list[Curve]]] = {}
-        if by:
-            for value in distinct:
-                curves = [c for r, c in series if values[r.job_id] == value]
-                groups[_label(by, value)] = (colour[value], curves)
-        else:
-            groups["all jobs"] = ("black", [c for _, c in series])
-        for name, (tint, curves) in groups.items():
-            steps, means, lows, highs = _mean_band(curves, band)
-            (mean,) = ax.plot(
-                steps, means, color=tint, linewidth=2.6, label=f"{name}: mean of {len(curves)}"
-            )
+        for label, tint, series in groups if band_groups is None else band_groups:
+            curves = [c for _, c in series]
+            if not curves:
+                continue
+            name = label or "all jobs"
+            xs, means, lows, highs = mean_band(curves, band)
+            (mean,) = ax.plot(xs, means, color=tint, linewidth=2.6)
             mean.set_gid(f"mean:{name}")
-            area = ax.fill_between(steps, lows, highs, color=tint, alpha=0.18, linewidth=0)
+            handles.append(mean)
+            count = len(curves)
+            labels.append(f"{name}: mean of {count} job{'s' if count != 1 else ''}")
+            area = ax.fill_between(xs, lows, highs, color=tint, alpha=0.18, linewidth=0)
             area.set_gid(f"band:{name}")
-    # Legend: the colours in their sorted order (curves are drawn in the records' order), then
-    # the means, the marks and the band.
-    handles, labels = ax.get_legend_handles_labels()
-    rank = {id(first[v]): i for i, v in enumerate(distinct) if v in first}
-    order = sorted(range(len(handles)), key=lambda i: rank.get(id(handles[i]), len(rank) + i))
-    handles, labels = [handles[i] for i in order], [labels[i] for i in order]
-    kinds = {b.kind for _, c in series for b in c.breaks}
+    kinds = {b.kind for _, _, series in groups for _, c in series for b in c.breaks}
     if PREEMPTED in kinds:
         handles.append(Line2D([], [], linestyle="none", marker="x", color="black", mew=1.8))
         labels.append("preempted: attempt ended here")
@@ -201,31 +190,99 @@ def plot_metric(
         )
         labels.append("killed: attempt died here")
     if band is not None:
-        from matplotlib.patches import Patch
-
         handles.append(Patch(color="grey", alpha=0.3))
-        labels.append("band: min-max" if band == "minmax" else "band: mean ± 1 std (sample)")
+        labels.append(BAND_NAMES[band])
     if handles and legend:
-        ax.legend(handles, labels, fontsize="small", loc="best")
-    ax.set_xlabel("step")
+        place = {"loc": "best"}
+        if len(handles) > 6:  # beside the axes, where it hides no curve
+            place = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)}
+        ax.legend(handles, labels, fontsize="small", ncol=2 if len(handles) > 24 else 1, **place)
+
+
+def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
+    if ax is not None:
+        return ax
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def _finish(ax: Any, metric: str, x: str, logy: bool, title: str | None) -> Any:
+    ax.set_xlabel(x_label(x))
+    if x == STEP:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
+    if logy:
+        ax.set_yscale("log")
     ax.set_title(title or metric, fontsize="medium")
     ax.grid(True, alpha=0.3)
-    return fig
+    return ax.figure
 
 
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Write `fig` to `path` (.png, .svg or .pdf, by its suffix); returns the path.
+def plot_metric(
+    series: Sequence[tuple[Any, Curve]],
+    metric: str,
+    *,
+    by: str | Sequence[str] | None = None,
+    band: str | None = None,
+    logy: bool = False,
+    title: str | None = None,
+    figsize: tuple[float, float] = (8.0, 5.0),
+    ax: Any = None,
+    legend: bool = True,
+) -> Any:
+    """A matplotlib Figure of `series` ((JobRecord, Curve) pairs, the curves over the x axis
+    they were made for) as the module docstring says. `by`: a state-point key or several (one
+    colour per distinct combination of their values).
 
-    Raises SelectionError for another suffix, OSError when the file cannot be written.
+    `ax`: draw into these Axes (of a figure with several panels) instead of a new Figure of
+    `figsize`; the Axes' figure is returned. `legend=False` leaves the legend out.
+    Raises SelectionError for an unknown `band`, PlotUnavailable without matplotlib.
     """
-    path = Path(path)
-    if path.suffix.lower() not in FORMATS:
-        raise SelectionError(
-            f"cannot write {path.name}: the file name must end in {', '.join(FORMATS)}."
-        )
-    fig.savefig(path, dpi=120)
-    return path
+    require_matplotlib()
+    if band is not None and band not in BANDS:
+        raise SelectionError(f"unknown band {band!r}; use {', '.join(BANDS)}.")
+    keys = (by,) if isinstance(by, str) else tuple(by or ())
+    x = series[0][1].x_axis if series else STEP
+    ax = _axes(ax, figsize)
+    band_groups = None
+    if keys:
+        configs = {r.job_id: config_of(r, keys) for r, _ in series}
+        distinct = sorted(set(configs.values()), key=lambda v: [value_order(x) for x in v])
+        tint = colours(distinct)
+        groups = []
+        for value in distinct:
+            members = [(r, c) for r, c in series if configs[r.job_id] == value]
+            groups.append((label_of(keys, value), tint[value], members))
+    else:  # a colour per job; the band, if any, over every job, in black
+        by_job = colours([r.job_id for r, _ in series])
+        groups = [("", by_job[r.job_id], [(r, c)]) for r, c in series]
+        band_groups = [("all jobs", "black", list(series))]
+    name_jobs = not keys and len(series) <= _JOB_LEGEND_MAX
+    _draw_groups(ax, groups, band=band, name_jobs=name_jobs, band_groups=band_groups, legend=legend)
+    return _finish(ax, metric, x, logy, title)
+
+
+def plot_sides(
+    sides: Sequence[tuple[str, Sequence[tuple[Any, Curve]]]],
+    metric: str,
+    *,
+    logy: bool = False,
+    title: str | None = None,
+    figsize: tuple[float, float] = (8.0, 5.0),
+) -> Any:
+    """Two (or more) labelled sets of runs in one figure (`aexp compare --plot`): a colour per
+    side; a side of several runs also gets its mean and 95 % t band."""
+    require_matplotlib()
+    x = next((c.x_axis for _, series in sides for _, c in series), STEP)
+    ax = _axes(None, figsize)
+    tint = colours([label for label, _ in sides])
+    groups = [(label, tint[label], list(series)) for label, series in sides]
+    band = "ci" if any(len(series) > 1 for _, series in sides) else None
+    _draw_groups(ax, groups, band=band, name_jobs=False)
+    return _finish(ax, metric, x, logy, title)
 
 
 __all__ = [
@@ -233,7 +290,11 @@ __all__ = [
     "FORMATS",
     "INSTALL_HINT",
     "PlotUnavailable",
+    "check_out",
+    "mean_band",
     "plot_metric",
+    "plot_sides",
     "require_matplotlib",
     "save_figure",
+    "x_label",
 ]

@@ -1,10 +1,13 @@
 """One record per job, read from its state point and its document: what every results view
-starts from (`aexp runs`, `aexp plot`, the dashboard).
+starts from (`aexp runs`, `aexp best`, `aexp plot`, the dashboard).
 
-Reading a record costs what `status` costs per job: the state point (signac's cache) and one
-parse of the job document; nothing of the run's journal. The last value of each metric is the
-binding's `summary` (recorded when an attempt ends); reductions and curves read the journal
-(aexp.results.reduce, aexp.results.curves) only for the jobs shown.
+Reading a record costs one parse of the state point file and one of the job document (read
+from disk as signac lays them out, aexp.results.workspace); nothing of the run's journal. The
+last value of each metric is the binding's `summary` (recorded when an attempt ends); reductions
+and curves read the journal (aexp.results.reduce, aexp.results.curves) only when asked.
+
+A job's state is decided in one place, `state_of`: every results view (table, groups, best,
+plots, dashboard) reads it from there.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import Any
 
 from aexp.binding import backend_parts, get_binding, spec_of
 from aexp.errors import BindingError
-from aexp.jobdoc import peek_doc
-from aexp.journal import journal_path
+from aexp.jobdoc import JobDir, peek_doc
+from aexp.journal import JOURNAL_DIR, JOURNAL_FILE
 from aexp.results.select import CORRUPT, UNBOUND, Selection
+from aexp.results.workspace import job_dirs, read_statepoint, root_of
 from aexp.trackers import ADAPTERS
 
 # Strict JSON keeps non-finite floats as these strings (aexp.jobdoc.strict_json).
@@ -42,14 +46,8 @@ class JobRecord:
     status: str | None = None
     binding: dict[str, Any] | None = None
     error: str | None = None
+    state: str = UNBOUND  # `state_of` the job when it was read
     extras: dict[str, Any] = field(default_factory=dict)  # computed columns, by name
-
-    @property
-    def state(self) -> str:
-        """The binding's state, or `unbound` / `corrupt`."""
-        if self.error is not None:
-            return CORRUPT
-        return self.binding["state"] if self.binding else UNBOUND
 
     @property
     def run_id(self) -> str | None:
@@ -117,7 +115,10 @@ class JobRecord:
     @property
     def journal(self) -> str | None:
         """The path of the run's journal (it may not exist yet)."""
-        return str(journal_path(self.path, self.run_id)) if self.run_id else None
+        if not self.run_id:
+            return None
+        # journal_path's layout, joined as a string: this runs once per job of a table.
+        return os.sep.join((self.path, JOURNAL_DIR, self.run_id, JOURNAL_FILE))
 
     @property
     def previous_runs(self) -> list[dict[str, Any]]:
@@ -135,21 +136,35 @@ def _warn(message: str) -> None:
     print(f"aexp: warning: {message}", file=sys.stderr)
 
 
+def state_of(doc: Mapping[str, Any] | None, binding: Mapping[str, Any] | None) -> str:
+    """A job's state as every results view shows it: its binding's state (aexp.schema.STATES),
+    `unbound` for a job without a binding, `corrupt` (doc None) for a job whose document or
+    binding cannot be read. The one place results read a job's state from."""
+    if doc is None:
+        return CORRUPT
+    return binding["state"] if binding else UNBOUND
+
+
 def read_record(
     job: Any, statepoint: Mapping[str, Any], group_by: tuple[str, ...] = ()
 ) -> JobRecord:
-    """The record of one job (its document read once, not kept in aexp's document cache).
+    """The record of one job (its document read once, not kept in aexp's document cache);
+    `job` is a signac Job or an aexp.jobdoc.JobDir.
 
     A document or binding that cannot be read gives a `corrupt` record whose `error` says why;
     never raises for it.
     """
-    record = JobRecord(job_id=job.id, path=job.path, statepoint=dict(statepoint))
+    if type(statepoint) is not dict:
+        statepoint = dict(statepoint)
+    record = JobRecord(job_id=job.id, path=job.path, statepoint=statepoint)
     try:
         doc = peek_doc(job)
         binding = get_binding(job, doc)
     except BindingError as exc:
         record.error = str(exc)
+        record.state = state_of(None, None)
         return record
+    record.state = state_of(doc, binding)
     record.status = doc.get("status")
     if binding is None:
         limina = doc.get("limina") if isinstance(doc.get("limina"), Mapping) else None
@@ -167,44 +182,31 @@ def iter_records(
     group_by: tuple[str, ...] = (),
     warn: bool = True,
 ) -> Iterator[JobRecord]:
-    """The records of the project's jobs that `selection` selects, in job-id order.
+    """The records of the project's jobs that `selection` selects, in job-id order, one at a
+    time (a caller that keeps only what it shows holds no more). `project`: a signac Project or
+    the project's directory.
 
     A job whose state point file is missing or damaged is skipped (with one warning line on
     stderr when `warn`); a job whose document is damaged is a `corrupt` record (warned about
     too).
     """
     selection = selection or Selection()
-    if not os.path.isdir(project.workspace):
-        return
-    ids = sorted(os.listdir(project.workspace))
-    if selection.job_ids is not None:
-        ids = [i for i in ids if i in selection.job_ids]
-    errors = _statepoint_errors()
-    for job_id in ids:
-        if len(job_id) != 32:  # not a job directory (signac's own files, editor leftovers)
+    wanted = selection.job_ids
+    for job_id, path in job_dirs(root_of(project)):
+        if wanted is not None and job_id not in wanted:
             continue
-        try:
-            job = project.open_job(id=job_id)
-            statepoint = job.cached_statepoint
-        except errors:
+        statepoint = read_statepoint(path)
+        if statepoint is None:
             if warn:
                 _warn(f"job {job_id}: its state point file is missing or corrupted; skipped.")
             continue
-        except LookupError:  # a stray directory that is no job
-            continue
         if not selection.matches_statepoint(statepoint):
             continue
-        record = read_record(job, statepoint, group_by)
+        record = read_record(JobDir(job_id, path), statepoint, group_by)
         if record.error is not None and warn:
             _warn(record.error)
         if selection.matches_state(record.state):
             yield record
 
 
-def _statepoint_errors() -> tuple[type[Exception], ...]:
-    from signac.errors import JobsCorruptedError
-
-    return (JobsCorruptedError, OSError, ValueError)
-
-
-__all__ = ["JobRecord", "decode_value", "iter_records", "read_record"]
+__all__ = ["JobRecord", "decode_value", "iter_records", "read_record", "state_of"]

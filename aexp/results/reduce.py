@@ -19,7 +19,7 @@ ends: for a running attempt it lags behind the journal. `loss:last` reads the jo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,10 +74,7 @@ def parse_metrics(texts: Iterable[str]) -> list[MetricSpec]:
     return list(specs.values())
 
 
-def _numeric(value: Any) -> float | None:
-    if type(value) is bool or not isinstance(value, int | float):
-        return None
-    return float(value)
+_NUMBER_TYPES = (int, float)  # `type(v) in` this leaves booleans out
 
 
 @dataclass
@@ -92,21 +89,41 @@ class Aggregate:
     low: float = math.nan
     high: float = math.nan
 
-    def add(self, value: Any) -> None:
-        if self.count == 0:
-            self.first = value
-        self.count += 1
-        self.last = value
-        number = _numeric(value)
-        if number is None or number != number:
-            return
-        if self.numbers == 0:
-            self.low = self.high = number
-        else:
-            self.low = min(self.low, number)
-            self.high = max(self.high, number)
-        self.numbers += 1
-        self.total += number
+    @classmethod
+    def of(cls, values: list[Any]) -> Aggregate:
+        """The aggregate of a metric's values in history order."""
+        if not values:
+            return cls()
+        numbers = [v for v in values if type(v) in _NUMBER_TYPES and v == v]
+        if not numbers:
+            return cls(len(values), values[0], values[-1])
+        return cls(
+            len(values),
+            values[0],
+            values[-1],
+            len(numbers),
+            _total(numbers),
+            float(min(numbers)),
+            float(max(numbers)),
+        )
+
+    def merge(self, later: Aggregate) -> Aggregate:
+        """This aggregate followed by `later` (the rows appended to a journal since)."""
+        if not later.count:
+            return self
+        if not self.count:
+            return later
+        lows = [v for v in (self.low, later.low) if v == v]
+        highs = [v for v in (self.high, later.high) if v == v]
+        return Aggregate(
+            self.count + later.count,
+            self.first,
+            later.last,
+            self.numbers + later.numbers,
+            self.total + later.total,
+            min(lows) if lows else math.nan,
+            max(highs) if highs else math.nan,
+        )
 
     def value(self, reduction: str) -> Any:
         if reduction == "count":
@@ -129,16 +146,29 @@ class Aggregate:
         return cls(*data)
 
 
+def _total(numbers: list[float]) -> float:
+    """The exactly rounded sum (math.fsum); inf - inf gives NaN, as a running sum does."""
+    try:
+        return math.fsum(numbers)
+    except (ValueError, OverflowError):
+        return float(sum(float(n) for n in numbers))
+
+
+def aggregates_of(rows: Sequence[Mapping[str, Any]], keys: Iterable[str]) -> dict[str, Aggregate]:
+    """{key: Aggregate} of the `keys` the history `rows` (metrics dicts, in order) hold."""
+    found = {}
+    for key in keys:
+        values = [row[key] for row in rows if key in row]
+        if values:
+            found[key] = Aggregate.of(values)
+    return found
+
+
 def aggregate(journal: Journal) -> dict[str, Aggregate]:
-    """{metric key: its Aggregate} over the journal's history rows."""
-    aggregates: dict[str, Aggregate] = {}
-    for row in journal.history():
-        for key, value in row.metrics.items():
-            agg = aggregates.get(key)
-            if agg is None:
-                agg = aggregates[key] = Aggregate()
-            agg.add(value)
-    return aggregates
+    """{metric key: its Aggregate} over the journal's history rows (every key)."""
+    rows = [row.metrics for row in journal.history()]
+    keys = dict.fromkeys(key for row in rows for key in row)
+    return aggregates_of(rows, keys)
 
 
 def reduce_metric(aggregates: Mapping[str, Aggregate], spec: MetricSpec) -> Any:
@@ -152,6 +182,7 @@ __all__ = [
     "Aggregate",
     "MetricSpec",
     "aggregate",
+    "aggregates_of",
     "parse_metric",
     "parse_metrics",
     "reduce_metric",

@@ -122,23 +122,45 @@ def format_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def varying_keys(statepoints: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The dotted keys whose value is not the same in every state point (a key missing from some
-    counts as varying), in the order they first appear."""
-    first: dict[str, Any] = {}  # each key's first value, in order of appearance
-    present: dict[str, int] = {}  # in how many state points each key appears
-    varying: set[str] = set()
-    count = 0
-    for statepoint in statepoints:
-        count += 1
-        for key, value in flatten(statepoint).items():
+class VaryingKeys:
+    """The dotted state-point keys whose value differs between the state points added so far
+    (a key missing from some counts as varying), in the order they first appeared. Holds one
+    value per key, however many state points are added."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, Any] = {}  # each key's first value, in order of appearance
+        self._present: dict[str, int] = {}  # in how many state points each key appears
+        self._varying: set[str] = set()
+        self.count = 0
+
+    def add(self, flat: Mapping[str, Any]) -> None:
+        """Add one state point, flattened (`flatten`)."""
+        self.count += 1
+        first, present, varying = self._first, self._present, self._varying
+        for key, value in flat.items():
             present[key] = present.get(key, 0) + 1
             if key not in first:
                 first[key] = value
             elif key not in varying and not same_value(first[key], value):
                 varying.add(key)
-    varying.update(key for key, seen in present.items() if seen < count)
-    return [key for key in first if key in varying]
+
+    def varying(self) -> list[str]:
+        """The varying keys, in order of first appearance."""
+        varying = self._varying | {k for k, n in self._present.items() if n < self.count}
+        return [key for key in self._first if key in varying]
+
+    def all_keys(self) -> list[str]:
+        """Every key seen, in order of first appearance."""
+        return list(self._first)
+
+
+def varying_keys(statepoints: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The dotted keys whose value is not the same in every state point (a key missing from some
+    counts as varying), in the order they first appear."""
+    seen = VaryingKeys()
+    for statepoint in statepoints:
+        seen.add(flatten(statepoint))
+    return seen.varying()
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -159,6 +181,7 @@ __all__ = [
     "UNBOUND",
     "Selection",
     "SelectionError",
+    "VaryingKeys",
     "flatten",
     "format_value",
     "lookup",
