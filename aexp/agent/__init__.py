@@ -2,7 +2,8 @@
 
     actor.py     who acts: a person (user@host) or an agent (its session id), with the tool used
     history.py   the project's append-only log of write actions, `.aexp/actions.jsonl`
-    budget.py    `[agent]` in signac.rc: how much one call, and one day, may start
+    limits.py    `[agent]` in signac.rc, read (aexp.settings calls it)
+    budget.py    what the budget allows: how much one call, and one day, may start
     plans.py     a write's plan and its token: nothing is written until the token comes back
     costs.py     what a launch costs, from the operations' directives (CPU- and GPU-hours)
     launch.py    run here in the background (bounded by jobs and wall-clock), submit to SLURM
