@@ -224,3 +224,42 @@ def test_the_actor_reaches_mlflows_tags(root: Path, tmp_path: Path, empty_store:
     tags = run.data.tags
     assert tags["aexp.actor.kind"] == "agent" and tags["aexp.actor.session_id"] == SESSION
     assert tags["aexp.actor.tool"] == "python project.py run" and tags["aexp.job_id"] == job
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("max_jobs_per_call", "unlimited", None),
+        ("max_jobs_per_call", "7", 7),
+        ("gpu_hours_per_day", "0", 0.0),
+        ("cpu_hours_per_day", "12.5", 12.5),
+        ("session_env", "MY_SESSION", "MY_SESSION"),
+        ("plan_ttl", "30", 30.0),
+    ],
+)
+def test_agent_settings_are_read(tmp_path: Path, key: str, value: str, expected: Any) -> None:
+    from aexp.settings import load_settings
+
+    (tmp_path / "signac.rc").write_text(f"[agent]\n{key} = {value}\n")
+    assert getattr(load_settings(tmp_path).agent, key) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("max_jobs_per_call = -1", "must be a whole number of at least 0 or unlimited, not '-1'"),
+        ("max_jobs_per_call = 1.5", "must be a whole number of at least 0 or unlimited"),
+        ("gpu_hours_per_day = nan", "must be a number of at least 0 or unlimited, not 'nan'"),
+        ("session_env = not a name", "must name an environment variable, not 'not a name'"),
+        ("plan_ttl = 0", "must be positive"),
+        ("max_job_per_call = 5", "is not a setting; the [agent] keys are session_env,"),
+    ],
+)
+def test_bad_agent_settings_are_one_sentence(tmp_path: Path, text: str, said: str) -> None:
+    from aexp.errors import SettingsError
+    from aexp.settings import load_settings
+
+    (tmp_path / "signac.rc").write_text(f"[agent]\n{text}\n")
+    with pytest.raises(SettingsError) as refused:
+        load_settings(tmp_path)
+    assert said in str(refused.value) and str(refused.value).startswith("[agent] ")
