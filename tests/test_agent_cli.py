@@ -151,6 +151,10 @@ def test_status_json_and_text(root: Path) -> None:
     assert [(c["job_id"], c["change"]) for c in changes["changes"]] == [(jobs[0], "finished")]
     text = ok(aexp(root, "status"))
     assert f"{jobs[0]}  finished" in text and "3 jobs: 2 unbound, 1 finished" in text
+    some = json.loads(ok(aexp(root, "status", "--json", "--state", "unbound", "--limit", "1")))
+    check(some)
+    assert [j["state"] for j in some["jobs"]] == ["unbound"] and some["omitted"] == 1
+    assert some["counts"]["finished"] == 1 and some["total"] == 3  # the whole project's
     text = ok(aexp(root, "status", "--since", changes["cursor"]))
     assert text.startswith("0 changed of 3 jobs; next: aexp status --since c1-")
     bad = aexp(root, "status", "--since", "c1-0000000000000000")

@@ -11,6 +11,7 @@ from typing import Any
 from aexp.cli.output import _dump, _table
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _project_dir
+from aexp.cli.runs import SELECTABLE_STATES
 
 
 def _sync(entry: dict[str, Any]) -> str:
@@ -29,6 +30,24 @@ def _row(entry: dict[str, Any]) -> list[Any]:
     return [entry["job_id"], state, entry["run_id"], entry["last_step"], _sync(entry), why]
 
 
+def _state(text: str) -> str:
+    if text not in (*SELECTABLE_STATES, "stale"):
+        raise argparse.ArgumentTypeError(
+            f"unknown state {text!r}; known states: {', '.join(SELECTABLE_STATES)}, stale"
+        )
+    return text
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, not {text!r}")
+    return value
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from aexp.jobs import find_project_root
 
@@ -36,7 +55,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.since:
         from aexp.reports.changes import changes_document
 
-        doc = changes_document(root, args.since)
+        doc = changes_document(root, args.since, limit=args.limit)
         if args.json:
             print(_dump(doc))
             return 0
@@ -48,13 +67,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             width = max(len(r) for r in rows)
             header = ("JOB", "CHANGE", "WAS", "STATE", "RUN", "STEP", "SYNC", "ERROR")[:width]
             print(_table(header, [r + [None] * (width - len(r)) for r in rows]))
+        more = f" ({doc['omitted']} more not shown)" if doc["omitted"] else ""
+        changed = len(rows) + doc["omitted"]
         print(
-            f"{len(rows)} changed of {doc['total']} jobs; next: aexp status --since {doc['cursor']}"
+            f"{changed} changed of {doc['total']} jobs{more}; next: aexp status --since "
+            f"{doc['cursor']}"
         )
         return 0
     from aexp.reports.status import status_document
 
-    doc = status_document(root)
+    doc = status_document(root, states=args.state or (), limit=args.limit)
     if args.json:
         print(_dump(doc))
         return 0
@@ -62,7 +84,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         header = ("JOB", "STATE", "RUN", "STEP", "SYNC", "ERROR")
         print(_table(header, [_row(e) for e in doc["jobs"]]))
     counts = ", ".join(f"{n} {state}" for state, n in doc["counts"].items() if n)
-    print(f"{doc['total']} jobs" + (f": {counts}" if counts else ""))
+    more = f" ({doc['omitted']} more not shown)" if doc["omitted"] else ""
+    print(f"{doc['total']} jobs" + (f": {counts}" if counts else "") + more)
     if doc["cursor"]:
         print(f"changes from here on: aexp status --since {doc['cursor']}")
     return 0
@@ -81,6 +104,15 @@ def register(commands: Commands) -> None:
         cmd_status,
     )
     sub.add_argument("--json", action="store_true", help="print the JSON document")
+    sub.add_argument(
+        "--state",
+        action="append",
+        type=_state,
+        metavar="S",
+        help="list only jobs in this state (repeatable; 'stale' for dead running ones); the "
+        "counts stay the whole project's",
+    )
+    sub.add_argument("--limit", type=_limit, metavar="N", help="list at most N jobs (or changes)")
     sub.add_argument(
         "--since",
         metavar="CURSOR",

@@ -13,6 +13,7 @@ from typing import Any
 from mcp.server.mcpserver import Context
 
 from aexp.agent.actor import current_actor
+from aexp.errors import AexpError
 
 # The write tools: each returns a plan (aexp.plan/1) and a token; nothing changes until
 # apply_plan(token).
@@ -50,19 +51,24 @@ def register(server: Any, root: str) -> None:
         return plan_write(root, action, args, actor=actor(ctx, action))
 
     # -- reads ----------------------------------------------------------------------------
-    def status(since: str | None = None) -> dict[str, Any]:
-        """Where every job stands: state (unbound, bound, running, preempted, failed,
-        finished, corrupt), stale (running but dead), each backend synced or due, last step,
-        the error's last line; and a cursor. With `since` (a cursor from an earlier status),
-        only the jobs that changed since (finished, failed, preempted, gone stale, created,
-        removed, ...) and a new cursor: cheap, poll with it."""
+    def status(
+        since: str | None = None, states: list[str] | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        """Where every job stands: counts per state, and per job (at most `limit`; `states`
+        picks which, e.g. ["failed", "stale"]) its state (unbound, bound, running, preempted,
+        failed, finished, corrupt), stale (running but dead), each backend synced or due, last
+        step, the error's last line; and a cursor. With `since` (a cursor from an earlier
+        status), only the jobs that changed since (finished, failed, preempted, gone stale,
+        created, removed, ...) and a new cursor: cheap, poll with it."""
+        if limit < 0:
+            raise AexpError(f"limit must be 0 or more, not {limit}.")
         if since:
             from aexp.reports.changes import changes_document
 
-            return changes_document(root, since)
+            return changes_document(root, since, limit=limit)
         from aexp.reports.status import status_document
 
-        return status_document(root)
+        return status_document(root, states=states or (), limit=limit)
 
     def runs(
         where: list[str] | None = None,

@@ -72,11 +72,17 @@ def _changed_dirs(workspace: str, names: list[str], threshold: int) -> set[str]:
 
 
 def changes_document(
-    root: str | os.PathLike, since: str, *, stale_after: float | None = None
+    root: str | os.PathLike,
+    since: str,
+    *,
+    stale_after: float | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """What changed in the project at `root` since cursor `since` (`aexp.status.changes/1`):
     one entry per job whose state, staleness, run, attempts, error or sync changed, with its
-    status entry now (null for a removed job), and a new cursor.
+    status entry now (null for a removed job), and a new cursor. At most `limit` changes are
+    listed (`omitted` says how many more; `counts` counts them all): the cursor moves past them
+    all, so a poll that omitted some is followed by a full status for their details.
 
     Raises CursorError for an unknown or expired cursor, AexpError when `.aexp/` cannot be
     written (a new cursor cannot be saved).
@@ -141,7 +147,8 @@ def changes_document(
         total=len(table.ids),
         read=len(candidates),
         counts=counts,
-        changes=changes,
+        changes=changes if limit is None else changes[: max(limit, 0)],
+        omitted=0 if limit is None else max(len(changes) - max(limit, 0), 0),
     )
 
 

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aexp.attempts import is_stale
 from aexp.binding import backend_parts, get_binding
 from aexp.contract import document
-from aexp.errors import BindingError
+from aexp.errors import AexpError, BindingError
 from aexp.jobdoc import JobDir, now_iso, peek_doc
 from aexp.jobs import is_job_dir, is_job_id, stray_dir_message
 from aexp.schema import RUNNING, STATES
@@ -165,16 +165,29 @@ def counts_of(entries: Any) -> dict[str, int]:
 
 
 def status_document(
-    root: str | os.PathLike, *, stale_after: float | None = None, cursor: bool = True
+    root: str | os.PathLike,
+    *,
+    stale_after: float | None = None,
+    cursor: bool = True,
+    states: Sequence[str] = (),
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """The status of every job of the project at `root` (`aexp.status/1`).
 
     `stale_after`: seconds after which a silent running attempt is dead (None: signac.rc's
     `[workflow] stale_after`). With `cursor`, the document carries a cursor for
-    `changes_document` (None when the project's `.aexp/` cannot be written).
+    `changes_document` (None when the project's `.aexp/` cannot be written). `jobs` lists only
+    the jobs in `states` (empty: every job; "stale" selects running jobs whose attempt is dead),
+    at most `limit` of them (`omitted` says how many more); `total` and `counts` are always
+    the whole project's, and the cursor covers every job.
     """
     from aexp.reports import cursors
 
+    unknown = [s for s in states if s not in (*JOB_STATES, "stale")]
+    if unknown:
+        raise AexpError(
+            f"unknown state {unknown[0]!r}; known states: {', '.join(JOB_STATES)}, stale."
+        )
     root = os.fspath(root)
     if stale_after is None:
         from aexp.settings import load_settings
@@ -184,6 +197,8 @@ def status_document(
     clock = cursors.start_poll(root) if cursor else None
     seen = {job_id: job_seen(workspace, job_id, stale_after) for job_id in job_ids(workspace)}
     entries = [s.entry for s in seen.values()]
+    shown = [e for e in entries if selected(e, states)]
+    kept = shown if limit is None else shown[: max(limit, 0)]
     token = None
     if clock is not None:
         watch = {job_id: s.probe for job_id, s in seen.items() if s.probe is not None}
@@ -195,9 +210,17 @@ def status_document(
         stale_after=stale_after,
         total=len(entries),
         counts=counts_of(entries),
-        jobs=entries,
+        jobs=kept,
+        omitted=len(shown) - len(kept),
         cursor=token,
     )
+
+
+def selected(entry: Mapping[str, Any], states: Sequence[str]) -> bool:
+    """Whether a status entry is in `states` (empty: every entry; "stale": running and dead)."""
+    if not states:
+        return True
+    return entry["state"] in states or ("stale" in states and entry["stale"])
 
 
 __all__ = [
@@ -209,6 +232,7 @@ __all__ = [
     "counts_of",
     "job_ids",
     "job_seen",
+    "selected",
     "status_document",
     "still_alive",
 ]
