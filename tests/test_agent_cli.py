@@ -267,3 +267,13 @@ def test_bad_agent_settings_are_one_sentence(tmp_path: Path, text: str, said: st
     with pytest.raises(SettingsError) as refused:
         load_settings(tmp_path)
     assert said in str(refused.value) and str(refused.value).startswith("[agent] ")
+
+
+def test_the_examples_of_the_contracts_page_follow_their_schemas() -> None:
+    import re
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "json.md").read_text()
+    examples = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", page, re.S)]
+    assert {e["schema"] for e in examples} == {"aexp.status/1", "aexp.status.changes/1"}
+    for example in examples:
+        check(example)
