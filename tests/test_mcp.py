@@ -532,3 +532,34 @@ def test_submit_through_mcp_within_the_budget(tmp_path: Path, slurm: None) -> No
                 assert (launch["tool"], launch["session_id"]) == ("mcp:submit", SESSION)
 
     anyio.run(calls)
+
+
+def test_run_here_stops_at_its_wall_clock_budget_with_a_recorded_preemption(
+    tmp_path: Path,
+) -> None:
+    root = _project(tmp_path)
+    set_rc(root, "agent", "grace", "30")
+    (slow,) = _new_jobs(root, "seed=0,epochs=80,epoch_seconds=0.1")
+
+    async def calls() -> None:
+        async with serve(root, _env()) as agent:
+            plan = await agent.call("run_here", budget_s=4, job_ids=[slow], max_jobs=1)
+            assert plan["cost"]["cpu_hours"] == round(4 / 3600, 4)  # the budget bounds it
+            started = await agent.call("apply_plan", token=plan["token"])
+            t0 = time.monotonic()
+            while (progress := await agent.call("run_progress", handle=started["handle"]))[
+                "state"
+            ] == "running":
+                assert time.monotonic() - t0 < 60, progress
+                await anyio.sleep(0.25)
+            assert progress["state"] == "timed_out" and progress["exit_code"] == 143
+            (job,) = progress["jobs"]
+            assert job["state"] == "preempted" and 0 < job["last_step"] < 79
+            why = await agent.call("diagnose", job_id=slow)
+            assert why["preemptions"] == 1 and "the next run resumes it" in why["why"]
+            # The next run resumes the same run and finishes it.
+            done = await _run_and_wait(agent, [slow])
+            assert done["state"] == "done" and done["jobs"][0]["state"] == "finished"
+            assert done["jobs"][0]["run_id"] == job["run_id"] and done["jobs"][0]["attempts"] == 2
+
+    anyio.run(calls)
