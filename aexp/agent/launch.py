@@ -69,10 +69,15 @@ def _alive(pid: Any) -> bool:
     return True
 
 
+KEEP_S = 7 * 86400  # how long the record and logs of an ended run here are kept
+
+
 def live_runs(root: str | os.PathLike) -> list[dict[str, Any]]:
-    """The runs here started by agents whose supervisor still runs."""
+    """The runs here started by agents whose supervisor still runs. The records (and logs) of
+    runs that ended more than KEEP_S ago are removed on the way."""
     where = os.path.join(os.fspath(root), ".aexp", "runs")
     found = []
+    old = time.time() - KEEP_S
     with contextlib.suppress(FileNotFoundError), os.scandir(where) as entries:
         for entry in entries:
             if not entry.name.endswith(".json"):
@@ -82,6 +87,10 @@ def live_runs(root: str | os.PathLike) -> list[dict[str, Any]]:
                     record = json.load(fh)
                 if record.get("state") == "running" and _alive(record.get("pid")):
                     found.append(record)
+                elif entry.stat().st_mtime < old:
+                    for suffix in (".json", ".log", ".out"):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(entry.path.removesuffix(".json") + suffix)
     return found
 
 
