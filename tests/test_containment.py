@@ -673,13 +673,13 @@ def test_submit_pretend_without_a_scheduler_prints_the_slurm_script(noop: Path) 
 def test_nonfinite_metrics_keep_the_job_document_strict_json(noop: Path) -> None:
     experiment = noop / "experiment.py"
     text = experiment.read_text()
-    anchor = '        tracker.log({"epoch": epoch, **evaluate(w, b, data)})\n'
+    anchor = "**evaluate(w, b, data)}, step=epoch)"
     assert anchor in text
     experiment.write_text(
         text.replace(
             anchor,
-            anchor + '        tracker.log({"nan": float("nan"), "inf": float("inf"), '
-            '"ninf": float("-inf")})\n',
+            '**evaluate(w, b, data), "nan": float("nan"), "inf": float("inf"), '
+            '"ninf": float("-inf")}, step=epoch)',
         )
     )
     jobs = make_jobs(2)
