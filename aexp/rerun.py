@@ -58,15 +58,10 @@ RUN_FILES = (*SLOTS, ERROR_LOG)
 def unsynced_backends(binding: Mapping[str, Any]) -> list[str]:
     """The backends that have not received the run yet although they get it from a login node
     (W&B offline, MLflow): a rerun would leave the old run local only (the sync follows the
-    bound run)."""
-    from aexp.sync.plan import backend_needs_sync
+    bound run). The sync's own rule (aexp.sync.rules.unsynced_backends)."""
+    from aexp.sync.rules import unsynced_backends as lacking
 
-    offline = bool(binding.get("offline"))
-    return [
-        name
-        for name, part in backend_parts(binding).items()
-        if backend_needs_sync(name, part, offline=offline) and not part.get("synced_at")
-    ]
+    return lacking(binding)
 
 
 def check_rerunnable(

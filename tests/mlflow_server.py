@@ -199,3 +199,72 @@ def start_server(root: Path, template: Path | None = None, timeout: float = 180.
             )
         time.sleep(0.2)
     return MlflowServer(process, uri, root, log, time.monotonic() - t0)
+
+
+class BrokenMlflowServer:
+    """A stand-in for an MLflow tracking server that fails, on 127.0.0.1 (stdlib only): what a
+    real server does when its database is down or its proxy hangs, which a real `mlflow server`
+    cannot be made to do on purpose.
+
+    `mode`: "error500" answers every API request with 500; "hang" reads it and never answers
+    (until `stop()`). `health`: how `/health` is answered: "ok" (200: the server looks alive, the
+    API fails), or like the API ("same"). Every request is counted in `requests` (its path).
+    """
+
+    def __init__(self, mode: str, health: str = "ok") -> None:
+        import http.server
+        import threading
+
+        self.mode, self.health = mode, health
+        self.requests: list[str] = []
+        self._stop = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                outer.requests.append(self.path)
+                fails = outer.mode if (self.path != "/health" or outer.health == "same") else ""
+                if fails == "hang":
+                    outer._stop.wait(600)
+                    self.close_connection = True
+                    return
+                status, body = (
+                    (500, b'{"error_code": "INTERNAL_ERROR"}')
+                    if fails
+                    else (
+                        200,
+                        b"OK",
+                    )
+                )
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        self.uri = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> BrokenMlflowServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

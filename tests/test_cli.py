@@ -904,7 +904,9 @@ def test_offline_reader_handles_blocks_torn_tails_and_bad_headers(
 # -- sync-offline (delegates to aexp.sync, issue 5) -------------------------------------------
 def test_sync_offline_dry_run_changes_nothing(copy: Path) -> None:
     before = snapshot(copy)
-    results = json.loads(ok(aexp("sync-offline", "--dry-run", "--json", cwd=copy)))["results"]
+    report = json.loads(ok(aexp("sync-offline", "--dry-run", "--json", cwd=copy)))
+    assert report["schema"] == "aexp.sync-offline/1"
+    results = report["results"]
     assert results and all(
         set(r)
         >= {
@@ -922,7 +924,8 @@ def test_sync_offline_dry_run_changes_nothing(copy: Path) -> None:
     )
     assert snapshot(copy) == before
     text = ok(aexp("sync-offline", "--dry-run", cwd=copy))
-    assert re.search(r"^dry run, would have synced \d+, skipped \d+, failed 0$", text, re.M), text
+    unit = r"^dry run: wandb: would upload \d+ run\(s\) \(\d+ fragment\(s\)\)"
+    assert re.search(unit, text, re.M), text
 
 
 def test_sync_offline_reports_failures_and_exits_1(copy: Path, sweep: SimpleNamespace) -> None:
@@ -930,7 +933,7 @@ def test_sync_offline_reports_failures_and_exits_1(copy: Path, sweep: SimpleName
     result = aexp("sync-offline", "--timeout", "5", "--jobs", "2", cwd=copy, env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"failed: job {sweep.ids['full1']} run {sweep.runs['full1']}" in result.stderr
-    assert re.search(r"^synced 0, skipped \d+, failed 1$", result.stdout, re.M), result.stdout
+    assert re.search(r"^wandb: 1 failed \(", result.stdout, re.M), result.stdout
     assert not list(copy.glob("workspace/*/wandb/offline-run-*/*.wandb.synced"))
 
 
@@ -941,10 +944,10 @@ def test_sync_offline_against_a_loopback_server(
     with wandb_server.FakeWandbServer() as server:
         env = wandb_server.wandb_env(tmp_path, server.base_url)
         job, run = sweep.ids["full1"], sweep.runs["full1"]
-        doc = json.loads(ok(aexp("sync-offline", job[:8], "--json", cwd=copy, env=env)))
-        results = doc["results"]
+        report = json.loads(ok(aexp("sync-offline", job[:8], "--json", cwd=copy, env=env)))
+        results = report["results"]
         mine = [r for r in results if r["run_id"] == run]
         assert mine and all(r["ok"] and not r["skipped"] for r in mine), results
         assert server.runs()[run]["group"] == "H012/E018/full"
         again = ok(aexp("sync-offline", cwd=copy, env=env))
-        assert again.splitlines()[-1].startswith("synced 0, skipped ")
+        assert again.splitlines()[-1].startswith("wandb: 1 already synced")

@@ -781,7 +781,7 @@ def test_an_online_run_without_an_api_key_runs_in_its_journal_and_later_passes_a
     # One warning per job (its W&B mirror could not open), and one line for the whole pass: the
     # runs W&B lacks can be sent from a host with credentials (the sync writes them from the
     # journal), not from this one.
-    blocker = [x for x in said if x.startswith("sync_offline: not run on this host")]
+    blocker = [x for x in said if x.startswith("sync_offline: wandb not synced from this host")]
     assert len(blocker) == 1 and "no W&B credentials" in blocker[0], said
     said = [x for x in said if x not in blocker]
     assert len(said) == 3, said

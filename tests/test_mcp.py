@@ -180,11 +180,11 @@ def test_research_loop_over_stdio(tmp_path: Path) -> None:
                 )
                 netrc.chmod(0o600)
                 dry = await agent.call("sync_plan")
-                assert dry["dry_run"] and dry["counts"]["synced"] == 5
+                assert dry["dry_run"] and dry["backends"]["wandb"]["would_upload"] == 5
                 plan = await agent.call("sync")
                 assert sorted(plan["jobs"]) == sorted(jobs)
                 synced = await agent.call("apply_plan", token=plan["token"])
-                assert synced["counts"]["synced"] == 5 and synced["failures"] == []
+                assert synced["backends"]["wandb"]["uploaded"] == 5 and synced["failed"] == 0
                 skipped = [r["run_id"] for r in synced["results"] if r["skipped"]]
                 assert skipped == [again["previous_run"]["run_id"]]  # the run a rerun replaced
                 status = await agent.call("status")

@@ -205,7 +205,7 @@ def test_remove_asks_lists_the_runs_and_uses_signacs_removal(template: Path) -> 
     runs = {job.id: doc(job)["tracker"]["run_id"] for job in jobs[:2]}
 
     declined = cli(template, "remove", "--where", "seed=0..1", stdin="n\n")
-    assert declined.returncode == 1
+    assert declined.returncode == 0, "declining is not an error"
     assert "Remove these 2 jobs, with their runs and files? [y/N] nothing removed." in (
         declined.stderr
     )
@@ -247,6 +247,79 @@ def test_remove_refuses_a_job_another_process_works_on(template: Path) -> None:
     assert all(Path(job.path).is_dir() for job in jobs)  # nothing removed, not even the free one
     ok(cli(template, "remove", "--all", "--yes"))
     assert not any(Path(job.path).exists() for job in jobs)
+
+
+def _write(job, document: dict) -> None:
+    Path(job.path, "signac_job_document.json").write_text(json.dumps(document))
+
+
+def test_remove_refuses_runs_that_exist_nowhere_else_unless_forced_and_names_them(
+    template: Path,
+) -> None:
+    # MLflow is fed at sync: a finished run that was never synced exists in its job alone.
+    set_rc(template, "tracker", "backend", "mlflow")
+    jobs = [make(seed=s) for s in range(3)]
+    run_cmd([PYTHON, "project.py", "run", "-o", "init_tracker", "execute", "finish"], template,
+            check=True)  # fmt: skip
+    runs = {job.id: doc(job)["tracker"]["run_id"] for job in jobs}
+    synced = doc(jobs[2])
+    synced["tracker"]["synced_at"] = "2026-01-01T00:00:00+00:00"
+    synced["tracker"]["backends"]["mlflow"]["synced_at"] = "2026-01-01T00:00:00+00:00"
+    _write(jobs[2], synced)
+    unsynced = [f"job {job.id} run {runs[job.id]} (not on mlflow)" for job in jobs[:2]]
+
+    refused(cli(template, "remove", "--all", "--yes"), "2 run(s) exist only in their jobs")
+    said = cli(template, "remove", "--all", "--yes").stderr
+    assert all(run in said for run in unsynced) and runs[jobs[2].id] not in said, said
+    assert all(Path(job.path).is_dir() for job in jobs), "nothing removed"
+    ok(cli(template, "remove", jobs[2].id, "--yes"))  # a synced run needs no --force
+    assert not Path(jobs[2].path).exists()
+
+    declined = cli(template, "remove", "--all", "--force", stdin="n\n")
+    assert declined.returncode == 0 and "nothing removed." in declined.stderr
+    assert all(run in declined.stderr for run in unsynced), "the prompt names them"
+    assert all(Path(job.path).is_dir() for job in jobs[:2])
+
+    done = cli(template, "remove", "--all", "--force", "--yes")
+    ok(done)
+    assert "deleted for good, never synced:" in done.stderr
+    assert all(run in done.stderr for run in unsynced), done.stderr
+    assert not any(Path(job.path).exists() for job in jobs)
+
+
+def test_remove_refuses_a_run_a_rerun_kept_that_was_never_synced(template: Path) -> None:
+    set_rc(template, "tracker", "backend", "mlflow")
+    job = make()
+    run_cmd([PYTHON, "project.py", "run", "-o", "init_tracker", "execute", "finish"], template,
+            check=True)  # fmt: skip
+    old = doc(job)["tracker"]["run_id"]
+    ok(cli(template, "rerun", job.id, "--force"))  # the old run stays in the job only
+    refused(cli(template, "remove", job.id, "--yes"), f"previous run {old} (not on mlflow)")
+    assert Path(job.path).is_dir()
+
+
+def test_remove_refuses_a_job_executing_on_another_node(template: Path) -> None:
+    """An attempt on another node: its claim (a local lock) says nothing here, its heartbeat
+    does."""
+    from aexp.jobdoc import now_iso
+
+    set_rc(template, "tracker", "backend", "noop")
+    job = make()
+    run_cmd([PYTHON, "project.py", "run"], template, check=True)
+    document = doc(job)
+    document["tracker"]["state"] = "running"
+    document["heartbeat_at"] = now_iso()
+    document["attempt"] = {"host": "node-17", "pid": 4242, "slurm_job_id": "77",
+                           "slurm_restart_count": "0"}  # fmt: skip
+    _write(job, document)
+
+    refused(cli(template, "remove", job.id, "--yes"), f"job {job.id} is executing on node-17")
+    assert Path(job.path).is_dir()
+
+    document["heartbeat_at"] = "2000-01-01T00:00:00+00:00"  # that node died long ago
+    _write(job, document)
+    ok(cli(template, "remove", job.id, "--yes"))
+    assert not Path(job.path).exists()
 
 
 # -- group_by -----------------------------------------------------------------------------------

@@ -98,6 +98,9 @@ MODES = ("ok", "error500", "error429", "hang", "refuse")
 _FILE_STREAM_RE = re.compile(r"^/files/([^/]+)/([^/]+)/([^/]+)/file_stream$")
 _UPLOAD_RE = re.compile(r"^/_upload/([^/]+)/([^/]+)/([^/]+)/(.+)$")
 _ARTIFACT_UPLOAD_RE = re.compile(r"^/_artifact/(\d+)/(.+)$")
+# The public API's queries about a run: answered from what the server holds, never changing it.
+_QUERIES = ("run", "runstate", "runhistorykeys", "runoutputartifacts")
+_QUERY_NAMES = ("Run", "RunState", "RunHistoryKeys", "RunOutputArtifacts")
 _OPERATION_RE = re.compile(r"\b(?:query|mutation)\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -197,6 +200,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rec.run_id = _run_id_of(rec) or fake._artifact_run_id(rec)
         fake._record(rec)
 
+        if fake.delay and rec.run_id is not None and rec.operation not in _QUERY_NAMES:
+            time.sleep(fake.delay)
         try:
             failure = fake._failure_for(rec)
             if failure == "refuse":
@@ -282,6 +287,9 @@ class FakeWandbServer:
         self.mode: str = "ok"
         self.fail_run_ids: set[str] | None = None
         self.fail_when: Callable[[RecordedRequest], bool] | None = None
+        #: Seconds every answer about a run's data (history, files, artifacts) waits: an upload
+        #: then takes long enough to be interrupted at a random moment.
+        self.delay: float = 0.0
         self.port: int = 0
         self._lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
@@ -548,10 +556,119 @@ class FakeWandbServer:
             }
         if op == "markrunfilesuploaded":
             return {"markRunFilesUploaded": {"success": True}}
+        if op == "getdefaultentity":
+            return {"viewer": {"id": "VXNlcjox", "entity": self.entity}}
+        queried = self._run_query_data(rec, op, v)
+        if queried is not None:
+            return queried
         artifacts = self._artifact_data(rec, op, v)
         if artifacts is not None:
             return artifacts
         return {}
+
+    def _run_query_data(
+        self, rec: RecordedRequest, op: str, v: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Answers to the queries of wandb's public API about one run (`wandb.Api().run(path)`
+        and what it asks next), from what this server holds: ``Run`` (the ``RunFragment``:
+        state, historyLineCount, historyKeys with the last step, summary, config, tags),
+        ``RunState``, ``RunHistoryKeys`` and ``RunOutputArtifacts`` (the artifacts the run
+        logged, one node per committed version).  A run this server never received is
+        ``run: null``, as W&B answers it."""
+        if op not in _QUERIES:
+            return None
+        entity = v.get("entity") or self.entity
+        project = v.get("project") or "uncategorized"
+        name = v.get("name") or v.get("run") or ""
+        states = self._collect(before=rec)
+        state = states.get(name)
+        if state is None or not state.upserted or (state.project or project) != project:
+            return {"project": {**_project(entity, project), "run": None}}
+        if op == "runoutputartifacts":
+            nodes = []
+            versions = self._versions(states)
+            for number, artifact in sorted(state.artifacts.items()):
+                if artifact["committed"]:
+                    nodes.append(
+                        _artifact_node(number, artifact, entity, project, versions[number])
+                    )
+            return {
+                "project": {
+                    "run": {
+                        "artifacts": {
+                            "totalCount": len(nodes),
+                            "pageInfo": {
+                                "__typename": "PageInfo",
+                                "endCursor": None,
+                                "hasNextPage": False,
+                            },
+                            "edges": [{"node": node} for node in nodes],
+                        }
+                    }
+                }
+            }
+        lines = [json.loads(state.history_file[k]) for k in sorted(state.history_file)]
+        steps = [line.get("_step") for line in lines if isinstance(line.get("_step"), int)]
+        node = {
+            "id": f"run:{name}",
+            "projectId": "1",
+            "tags": list(state.tags),
+            "name": name,
+            "displayName": state.display_name or name,
+            "sweepName": None,
+            "state": state.run_state(),
+            "config": json.dumps(state.config_raw),
+            "group": state.group,
+            "jobType": state.job_type,
+            "commit": None,
+            "readOnly": False,
+            "createdAt": "2026-01-01T00:00:00",
+            "heartbeatAt": "2026-01-01T00:00:00",
+            "description": None,
+            "notes": state.notes,
+            "systemMetrics": "{}",
+            "summaryMetrics": json.dumps(state.summary),
+            "historyLineCount": len(lines),
+            "user": {"name": "fake-user", "username": "fake-user"},
+            "historyKeys": {"lastStep": max(steps) if steps else -1, "keys": {}},
+        }
+        return {"project": {**_project(entity, project), "run": node}}
+
+    @staticmethod
+    def _versions(states: dict[str, _RunState]) -> dict[int, int]:
+        """{artifact number: its version index}: versions count per artifact name, in the
+        order the artifacts were created, as W&B numbers v0, v1, ..."""
+        committed = sorted(
+            (number, artifact["name"])
+            for state in states.values()
+            for number, artifact in state.artifacts.items()
+            if artifact["committed"]
+        )
+        seen: dict[str, int] = {}
+        versions = {}
+        for number, name in committed:
+            versions[number] = seen.get(name, 0)
+            seen[name] = versions[number] + 1
+        return versions
+
+    def received(self) -> dict[str, dict[str, Any]]:
+        """What each run received, counted, so a test can assert exactly-once: ``rows`` (the
+        history rows the server holds: W&B's historyLineCount), ``steps`` (their ``_step``
+        values, in order; a row sent twice appears twice), ``uploads`` (separate uploads of the
+        run) and ``artifact_versions`` ({artifact name: versions committed})."""
+        out = {}
+        for run_id, view in self.runs().items():
+            versions: dict[str, int] = {}
+            for artifact in view["artifacts"]:
+                if artifact["committed"]:
+                    versions[artifact["name"]] = versions.get(artifact["name"], 0) + 1
+            out[run_id] = {
+                "rows": len(view["history_file"]),
+                "steps": [row.get("_step") for row in view["history_file"]],
+                "uploads": view["uploads"],
+                "artifact_versions": versions,
+            }
+        return out
 
     def _artifact_data(
         self, rec: RecordedRequest, op: str, v: dict[str, Any]
@@ -652,7 +769,7 @@ class FakeWandbServer:
                 break
             if (rec.operation or "").lower() == "createartifact":
                 created += 1
-            if rec.ok and rec.run_id is not None:
+            if rec.ok and rec.run_id is not None and (rec.operation or "").lower() not in _QUERIES:
                 states.setdefault(rec.run_id, _RunState()).apply(rec, artifact_number=created)
         return states
 
@@ -792,6 +909,13 @@ class _RunState:
         if body.get("complete"):
             self.complete = self.upload_complete = True
 
+    def run_state(self) -> str:
+        """The run's state as W&B reports it: running until an upload sent its final
+        file_stream request, then finished (exit code 0) or failed."""
+        if not self.upload_complete:
+            return "running"
+        return "finished" if not self.exitcode else "failed"
+
     def view(self) -> dict[str, Any]:
         config = {
             k: (v["value"] if isinstance(v, dict) and "value" in v else v)
@@ -826,6 +950,44 @@ def _project(entity: str, project: str) -> dict[str, Any]:
         "id": f"project:{entity}/{project}",
         "name": project,
         "entity": {"id": f"entity:{entity}", "name": entity},
+    }
+
+
+def _artifact_node(
+    number: int, artifact: dict[str, Any], entity: str, project: str, version: int
+) -> dict[str, Any]:
+    """One committed artifact as W&B's ``ArtifactFragment`` describes it."""
+    project_info = {
+        "id": f"project:{entity}/{project}",
+        "internalId": "1",
+        "name": project,
+        "entity": {"name": entity},
+    }
+    return {
+        "__typename": "Artifact",
+        "id": _artifact_id(number),
+        "artifactSequence": {
+            "__typename": "ArtifactSequence",
+            "name": artifact["name"],
+            "project": project_info,
+        },
+        "versionIndex": version,
+        "artifactType": {"name": artifact["type"] or "unspecified"},
+        "description": None,
+        "metadata": "{}",
+        "ttlDurationSeconds": -1,
+        "ttlIsInherited": True,
+        "tags": [],
+        "historyStep": None,
+        "state": "COMMITTED",
+        "size": 0,
+        "digest": f"digest{number}",
+        "digestAlgorithm": "MANIFEST_MD5",
+        "commitHash": f"commit{number}",
+        "fileCount": len(artifact["files"]),
+        "createdAt": "2026-01-01T00:00:00",
+        "updatedAt": None,
+        "aliases": [],
     }
 
 
@@ -868,8 +1030,10 @@ def _run_id_of(rec: RecordedRequest) -> str | None:
     if m:
         return m.group(3)
     op = (rec.operation or "").lower()
-    if op in ("upsertbucket", "runresumestatus"):
+    if op in ("upsertbucket", "runresumestatus", "run", "runstate", "runhistorykeys"):
         return rec.variables.get("name") or None
+    if op == "runoutputartifacts":
+        return rec.variables.get("run") or None
     if op in ("createrunfiles", "markrunfilesuploaded"):
         return rec.variables.get("run") or None
     if op == "createartifact":

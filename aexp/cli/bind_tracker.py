@@ -1,4 +1,7 @@
-"""`aexp bind-tracker`: bind jobs to a tracker run (idempotent) and print each binding as JSON."""
+"""`aexp bind-tracker`: bind jobs to a tracker run (idempotent) and print each binding as JSON.
+
+The run gets the backends of signac.rc's `[tracker] backend` (all of them: `wandb, mlflow` binds
+both), as the workflow's `init_tracker` does, unless `--backend` names one."""
 
 from __future__ import annotations
 
@@ -49,16 +52,19 @@ def cmd_bind_tracker(args: argparse.Namespace) -> int:
                         "created)."
                     )
         bindings[job.id] = binding
-    adapter = None
+    adapters = None
     if any(b is None for b in bindings.values()):
-        adapter = _adapter(backend, entity, project.workspace)
+        # --backend binds that backend alone; else every backend signac.rc names, in its order
+        # (the first is the primary), as the workflow's init_tracker binds.
+        names = [backend] if args.backend else list(settings.backends)
+        adapters = [_adapter(n, entity, project.workspace, settings) for n in names]
     actor = current_actor("aexp bind-tracker", root=project.path)
     for job in jobs:
         binding = bindings[job.id]
         if binding is None:
             binding = bind_job(
                 job,
-                adapter,
+                adapters,
                 project=name,
                 offline=offline,
                 tags=tags,
@@ -77,8 +83,9 @@ def register(commands: Commands) -> None:
         "  aexp bind-tracker 5d1f4c3e --backend wandb --project ecg-inquiry-eval --offline\n"
         "  aexp new-run --experiment E018 --hypothesis H012 --sp seed=0..4 | "
         "aexp bind-tracker -\n\n"
-        "Options left out come from signac.rc's [tracker] section. A job already bound keeps\n"
-        "its run; naming a different backend, project, entity or mode for it is an error.",
+        "Options left out come from signac.rc's [tracker] section: without --backend the run\n"
+        "gets every backend it names. A job already bound keeps its run; naming a different\n"
+        "backend, project, entity or mode for it is an error.",
         cmd_bind_tracker,
     )
     sub.add_argument(

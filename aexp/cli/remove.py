@@ -1,6 +1,11 @@
 """`aexp remove`: delete jobs of the sweep (their workspace directories, runs and files), after
 a confirmation, never while another process works on one of them, and never a run that exists
 nowhere else without `--force` (aexp.writes.jobs; `--json`: aexp.remove/1; `--plan`).
+
+A run that ran (any state but bound) and has not reached every backend that receives runs from a
+login node (W&B offline, MLflow: aexp.sync.rules.unsynced_backends), or a previous run a rerun
+kept that has not, exists only in its job: deleting the job deletes it for good. Such runs are
+named, and the removal refused unless `--force` (then the prompt and the summary name them).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     from aexp.agent.actor import current_actor
     from aexp.results import iter_records
     from aexp.settings import load_settings
-    from aexp.writes.jobs import check_removable, only_here, remove_jobs
+    from aexp.writes.jobs import check_removable, lost_runs, remove_jobs
 
     selection = selection_of(args)
     filtered = bool(selection.describe())
@@ -51,14 +56,16 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if not args.yes:
         if "-" in (args.job_ids or []) or not sys.stdin or sys.stdin.closed:
             raise UsageError("the job ids came from stdin, so there is no one to ask; pass --yes.")
-        lost = [r.job_id for r in records if only_here(r)]
-        never = f" ({len(lost)} never synced: deleted for good)" if lost else ""
+        lost = lost_runs(records)
+        never = (
+            f" ({len(lost)} run(s) never synced, lost for good: {'; '.join(lost)})" if lost else ""
+        )
         print(f"Remove {these}, with their runs and files{never}? [y/N] ", end="", file=sys.stderr)
         sys.stderr.flush()
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             print("nothing removed.", file=sys.stderr)
-            return 1
+            return 0  # declining is not an error
     actor = current_actor("aexp remove", root=project.path)
     doc = remove_jobs(project, records, actor=actor, force=args.force)
     for failed in doc["failed"]:
@@ -66,15 +73,19 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if args.json:
         print(_dump(doc))
         return 1 if doc["failed"] else 0
+    deleted = []
     for removed in doc["removed"]:
         run = (
             f" (run {removed['run_id']}, {removed['state']})" if removed["run_id"] else " (no run)"
         )
-        print(f"removed {removed['job_id']}{run or ' (no run)'}")
-    print(
-        f"removed {doc['count']} of {noun}; runs already synced stay on their tracker's server.",
-        file=sys.stderr,
+        print(f"removed {removed['job_id']}{run}")
+        deleted += [f"job {removed['job_id']} {run}" for run in removed["unsynced"]]
+    closing = (
+        f"removed {doc['count']} of {noun}; runs already synced stay on their tracker's server"
     )
+    if deleted:
+        closing += f"; deleted for good, never synced: {'; '.join(deleted)}"
+    print(closing + ".", file=sys.stderr)
     return 1 if doc["failed"] else 0
 
 
@@ -88,7 +99,7 @@ def register(commands: Commands) -> None:
         "  aexp runs --state failed -q | aexp remove - --yes\n\n"
         "Jobs another process works on are refused (nothing is removed), and so are runs that\n"
         "exist only in their job (not synced to W&B or MLflow yet) unless --force. Runs already\n"
-        "synced stay on their tracker's server.",
+        "synced stay on their tracker's server. Declining the prompt exits 0.",
         cmd_remove,
     )
     sub.add_argument(

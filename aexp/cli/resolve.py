@@ -80,13 +80,18 @@ def _check_backend(name: str) -> str:
     return name
 
 
-def _adapter(backend: str, entity: str | None, workspace: str) -> TrackerAdapter:
+def _adapter(
+    backend: str, entity: str | None, workspace: str, settings: Settings | None = None
+) -> TrackerAdapter:
     from aexp.trackers import get_adapter
 
     if backend == "wandb":
         return get_adapter("wandb", entity=entity)
     if backend == "noop":
         return get_adapter("noop", workspace=workspace)
+    if settings is not None:  # made as signac.rc configures it (MLflow: its tracking URI)
+        _check_backend(backend)
+        return ADAPTERS[backend].from_settings(settings, os.path.dirname(workspace))
     return get_adapter(backend)
 
 

@@ -1,5 +1,9 @@
-"""`aexp show`: everything about one job (state point, document, binding, run files), found by
-job id, unique prefix or tracker run id. The document is aexp.reports.show (`aexp.show/1`).
+"""`aexp show`: everything about one job (state point, document, binding, each backend's sync
+state, run files), found by job id, unique prefix or tracker run id. The document is
+aexp.reports.show (`aexp.show/1`).
+
+What is synced is said per backend, from the job document (each backend's `synced_at`; W&B's
+fragments as the document records them), never from the primary backend or W&B's marker files.
 """
 
 from __future__ import annotations
@@ -11,6 +15,21 @@ from typing import Any
 from aexp.cli.output import _dump, _section
 from aexp.cli.parsing import Commands, UsageError
 from aexp.cli.resolve import _jobs, _project
+
+
+def _sync_lines(state: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for name, s in state.items():
+        if not s["synced_from_login_node"]:
+            what = "fed during each attempt (nothing to sync)"
+        elif s["synced_at"]:
+            what = f"synced {s['synced_at']}"
+        elif s["in_flight"]:
+            what = "not synced: an upload is in doubt (the next sync asks the server first)"
+        else:
+            what = "not synced yet (aexp sync-offline)"
+        lines.append(f"  {name:<8} {what}")
+    return lines
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -46,6 +65,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         lines += ["", "tracker", f"  not bound (bind it with: aexp bind-tracker {job.id})"]
     else:
         lines += ["", *_section("tracker", binding)]
+        lines += ["", "sync (per backend)", *_sync_lines(everything["sync"])]
     if files:
         lines += ["", "run files"] + [f"  {f['path']}  ({f['kind']})" for f in files]
     print("\n".join(lines))

@@ -57,7 +57,7 @@ class Seen:
 
 
 def _backends(binding: Mapping[str, Any]) -> dict[str, dict[str, bool]]:
-    from aexp.sync.plan import backend_needs_sync
+    from aexp.sync.rules import backend_needs_sync
 
     offline = bool(binding.get("offline"))
     finished = bool(binding.get("finished_at"))

@@ -1,43 +1,53 @@
 """sync_offline_runs: one sync of a project, from the job documents to the recorded runs.
 
-It plans from the job documents (plan.py), then works through the jobs in batches (at most
-claims.batch_size() jobs each, below the file-descriptor limit). For each batch it takes every
-job's claim (a job claimed elsewhere is skipped with one line), reads the job again under the
-claim, gets its W&B run ready from the journal's point of view (wandb_prepare.py: mend, repair,
-sort), replays the run into the backends fed by replay (replay.py), uploads the W&B fragments
-round after round (wandb_upload.py; the `wandb sync` processes inherit the claims) and records
-every fragment the moment it is judged uploaded, and each backend and the binding once they are
-through (record.py). A fragment that failed makes the later fragments of its run wait for the
-next sync; one job's failure (a fragment W&B cannot read, a repair W&B refuses, a backend that is
-down) never stops another job's sync.
+It plans from the job documents (plan.py) and asks once per backend whether this host can sync to
+it (hosts.backend_blocker: a backend that cannot is said once and not attempted, run by run).
+Then it works through the jobs in batches (at most claims.batch_size() jobs each, below the
+file-descriptor limit). For each batch it takes every job's claim (a job claimed elsewhere is
+skipped with one line) and reads the job again under the claim; it settles the W&B uploads that
+an earlier sync left in flight, from the server's own account (wandb_settle.py, one question for
+the whole batch); it gets each W&B run ready from the journal's point of view (wandb_prepare.py:
+mend, repair, sort), replays the run into the backends fed by replay (replay.py), uploads the W&B
+fragments round after round (wandb_round.py, wandb_upload.py; the `wandb sync` processes inherit
+the claims), records every fragment in flight before its upload and synced the moment it is
+judged uploaded, and each backend and the binding once they are through (record.py). One job's
+failure (a fragment W&B cannot read, a repair W&B refuses, a backend that is down, a bug in its
+preparation) never stops another job's sync.
 
 Ctrl-C kills the running `wandb sync` process tree; fragments that had completed are judged and
-recorded, every other fragment is left unsynced, then KeyboardInterrupt is re-raised. SIGTERM and
-SIGHUP get the same cleanup, then SystemExit(128 + signal) (interrupts.py).
+recorded, every other upload stays recorded in flight for the next sync to settle, one line says
+so, then KeyboardInterrupt is re-raised. SIGTERM and SIGHUP get the same, then SystemExit(128 +
+signal) (interrupts.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aexp.binding import RUNNING, find_project_root, get_binding
+from aexp.binding import find_project_root, get_binding
 from aexp.errors import BindingError, JobBusyError, TrackerInitError
 from aexp.jobdoc import read_doc
 from aexp.schema import FAILED, FINISHED
 from aexp.settings import Settings, load_settings
-from aexp.sync.plan import WANDB, JobWork, plan_jobs, settle, stale
-from aexp.sync.result import STILL_EXECUTING, SyncResult, replay_result, result_for
-from aexp.wandb_offline.folders import folder_order, job_fragment_folders
+from aexp.sync.plan import WANDB, JobWork, corrupt_reason, plan_jobs, settle
+from aexp.sync.result import (
+    STILL_EXECUTING,
+    SyncResult,
+    replay_result,
+    result_for,
+)
+from aexp.sync.rules import still_executing
+from aexp.sync.tally import Tally, journal_of
+from aexp.wandb_offline.folders import job_fragment_folders
 
 if TYPE_CHECKING:
     from aexp.sync.wandb_prepare import WandbRun
-    from aexp.sync.wandb_process import Outcome
 
 # (An idle pass, everything synced, needs the plan only: the modules that mend, repair, replay,
 # upload and record are imported when a batch has work.)
@@ -54,32 +64,40 @@ def sync_offline_runs(
     resync: bool = False,
     progress: bool = False,
     settings: Settings | None = None,
+    backends: Collection[str] | None = None,
+    verbose: bool = False,
 ) -> list[SyncResult]:
     """Bring every backend of the project's runs that needs a login node up to the journal:
     upload W&B offline runs (mended and completed from the journal first), replay runs into
-    backends fed by replay. One result per W&B fragment and per replayed run.
+    backends fed by replay. One result per W&B fragment, per replayed run, and per job whose
+    document cannot be read (`backend` "") or backend of a run this host cannot sync to.
 
     dry_run   report what would be done; starts no process, contacts nothing, writes nothing
     job_ids   only these jobs (full ids); default every job
     workers   runs uploaded in parallel (default `[sync] workers` of signac.rc)
-    timeout   seconds one fragment's upload may take (default `[sync] timeout`)
+    timeout   seconds one run's upload or replay may take, whatever the backend (default
+              `[sync] timeout`)
     resync    upload (and replay) again what the job documents record as synced
     progress  a progress bar on stderr
     settings  the project's Settings (default: read from its signac.rc)
+    backends  only these backends (default: every backend of each run)
+    verbose   let the backends' SDKs log to stderr (default: they are kept quiet)
 
     Never raises for a failed upload or replay: the result says `ok=False` with the reason as
     the last line of `stderr`, and the next call retries. Notes (a fragment mended, rows written
-    from the journal, a job claimed by another process) go to stderr, one line each. Raises
-    ProjectNotFoundError outside a project, TrackerInitError when a W&B run needs syncing and the
-    wandb package is not installed, KeyboardInterrupt after cleaning up (see the module
-    docstring), and SystemExit(128 + signal) after SIGTERM or SIGHUP.
+    from the journal, an upload settled from the server, a job claimed by another process) go to
+    stderr, one line each. Raises ProjectNotFoundError outside a project, TrackerInitError when a
+    W&B run needs syncing and the wandb package is not installed, KeyboardInterrupt after
+    cleaning up (see the module docstring), and SystemExit(128 + signal) after SIGTERM or SIGHUP.
     """
     project_root = find_project_root(root)
     if settings is None:
         settings = load_settings(project_root)
+    timeout = float(timeout or settings.sync_timeout)
+    settings = dataclasses.replace(settings, sync_timeout=timeout)  # adapters take it from here
     sync = _Sync(
         workers=int(workers or settings.sync_workers),
-        timeout=float(timeout or settings.sync_timeout),
+        timeout=timeout,
         resync=resync,
         dry_run=dry_run,
         settings=settings,
@@ -90,12 +108,14 @@ def sync_offline_runs(
         job_ids,
         stale_after=settings.stale_after,
         resync=resync,
+        only=backends,
     )
     sync.add(skipped)
     if dry_run or not work:  # an idle pass stops here, having read each job document once
         for item in work:
             sync.dry(item)
         return sync.ordered()
+    work = sync.host_checks(work)
     if any(item.wandb for item in work) and importlib.util.find_spec("wandb") is None:
         from aexp.sync.hosts import INSTALL_HINT
 
@@ -104,11 +124,15 @@ def sync_offline_runs(
         )
     sync.bar = _progress_bar() if progress and work else None
     from aexp.sync.interrupts import terminate_cleanly
+    from aexp.sync.quiet import quiet_sdks
 
     try:
-        with terminate_cleanly():
+        with quiet_sdks(verbose), terminate_cleanly():
             for batch in _chunks(work, _batch_size()):
                 sync.batch(batch)
+    except (KeyboardInterrupt, SystemExit):
+        sync.say_unfinished()
+        raise
     finally:
         if sync.bar is not None:
             sync.bar.close()
@@ -126,8 +150,13 @@ def _chunks(items: list[JobWork], size: int) -> Iterator[list[JobWork]]:
         yield items[start : start + size]
 
 
-class _Sync:
-    """The state of one sync: its options, its results, its progress bar."""
+def say(job_id: str, run_id: str, line: str) -> None:
+    """One note on stderr about a job's run."""
+    print(f"note: job {job_id} run {run_id}: {line}", file=sys.stderr)
+
+
+class _Sync(Tally):
+    """One sync: its options and progress bar, and its results (Tally)."""
 
     def __init__(
         self,
@@ -142,33 +171,9 @@ class _Sync:
         self.workers, self.timeout, self.resync = workers, timeout, resync
         self.dry_run, self.stale_after = dry_run, settings.stale_after
         self.settings, self.root = settings, root
-        self.results: dict[tuple[str, str], SyncResult] = {}
         self.bar: Any = None
-
-    # -- results ------------------------------------------------------------------------------
-    def add(self, results: Iterable[SyncResult]) -> None:
-        for r in results:
-            self.results[(r.path, r.backend)] = r
-
-    def ordered(self) -> list[SyncResult]:
-        """By job id; W&B fragments in start-time order first, then replayed backends."""
-
-        def key(r: SyncResult) -> tuple[Any, ...]:
-            if r.backend == WANDB:
-                return (r.job_id or "", 0, folder_order(Path(r.path)))
-            return (r.job_id or "", 1, (r.backend, "", ""))
-
-        return sorted(self.results.values(), key=key)
-
-    def _skip_job(self, item: JobWork, reason: str) -> None:
-        self.add(result_for(f, ok=True, skipped=reason) for f in item.run_fragments())
-        self.add(
-            replay_result(name, _journal(item), item.job_id, item.run_id, ok=True, skipped=reason)
-            for name in item.replays
-        )
-
-    def _fail_job(self, item: JobWork, reason: str) -> None:
-        self.add(result_for(f, ok=False, stderr=reason) for f in item.run_fragments() if f.log)
+        super().__init__()
+        self.unresponsive: set[str] = set()  # replayed backends whose server ran out of time
 
     # -- a dry run ----------------------------------------------------------------------------
     def dry(self, item: JobWork) -> None:
@@ -193,185 +198,166 @@ class _Sync:
     # -- a batch of jobs, under their claims --------------------------------------------------
     def batch(self, batch: list[JobWork]) -> None:
         from aexp.sync.claims import busy_reason, take
+        from aexp.sync.wandb_round import upload_runs
 
         with ExitStack() as claims:
             fds: dict[str, int | None] = {}
-            runs: dict[RunKey, WandbRun] = {}
+            items: list[JobWork] = []
             for planned in batch:
                 try:
                     fds[planned.job_id] = take(claims, planned.job)
                 except JobBusyError as exc:
                     done = planned.binding["state"] in (FINISHED, FAILED)
                     reason = busy_reason(planned.job, exc, uploading=done)
-                    print(
-                        f"note: job {planned.job_id} run {planned.run_id}: skipped, {reason}",
-                        file=sys.stderr,
-                    )
-                    self._skip_job(planned, reason)
+                    say(planned.job_id, planned.run_id, f"skipped, {reason}")
+                    self.skip_job(planned, reason)
                     continue
                 except OSError as exc:  # a read-only job directory: this job only
-                    self._fail_job(planned, f"cannot take the job's claim: {exc}")
+                    self.fail_job(planned, f"cannot take the job's claim: {exc}")
                     continue
-                try:
-                    item = self._reread(planned)
-                except OSError as exc:
-                    self._fail_job(planned, f"cannot read the job document: {exc}")
-                    continue
-                if item is None:
-                    continue
-                run = self._prepare(item)
+                item = self.reread(planned)
+                if item is not None:
+                    items.append(item)
+            items = self.settle_pending(items)
+            runs: dict[RunKey, WandbRun] = {}
+            for item in items:
+                run = self.prepare(item)
                 if run is not None:
                     runs[(item.job_id, item.run_id)] = run
-            self._upload(runs, fds)
+            upload_runs(
+                self,
+                runs,
+                fds,
+                workers=self.workers,
+                timeout=self.timeout,
+                resync=self.resync,
+                bar=self.bar,
+            )
 
-    def _reread(self, planned: JobWork) -> JobWork | None:
+    def reread(self, planned: JobWork) -> JobWork | None:
         """The job as its document says now that its claim is held (None: nothing to do)."""
         try:
             doc = read_doc(planned.job, fresh=True)
             binding = get_binding(planned.job, doc)
         except BindingError as exc:
-            self._skip_job(planned, f"job document unreadable: {exc}")
+            self.fail_job(planned, corrupt_reason(exc))
+            return None
+        except OSError as exc:
+            self.fail_job(planned, f"cannot read the job document: {exc}")
             return None
         if binding is None or binding["run_id"] != planned.run_id:
-            self._skip_job(planned, "the job was bound to another run meanwhile; left alone")
+            self.skip_job(planned, "the job was bound to another run meanwhile; left alone")
             return None
-        if binding["state"] == RUNNING and not stale(doc, self.stale_after):
-            self._skip_job(planned, STILL_EXECUTING)
+        if still_executing(doc, binding, self.stale_after):
+            self.skip_job(planned, STILL_EXECUTING)
             return None
         fragments = job_fragment_folders(planned.job.path, planned.job_id)
-        item, results = settle(planned.job, binding, fragments, self.resync)
-        self.add(results)
-        return item
+        only = [WANDB] * planned.wandb + planned.replays
+        item, results = settle(planned.job, binding, fragments, self.resync, only)
+        if planned.wandb:  # else its fragments have their results (plan, host checks) already
+            self.add(results)
+        return item if item.busy else None
 
-    def _prepare(self, item: JobWork) -> WandbRun | None:
-        """Everything but the upload, for one claimed job: its W&B run made ready, its replays
-        done, its binding finalized. A failure stays with this job (one result line)."""
+    def settle_pending(self, items: list[JobWork]) -> list[JobWork]:
+        """Settle the W&B uploads earlier syncs left in flight, from the server's account (one
+        question for the whole batch), before anything of those runs is prepared or sent."""
+        from aexp.sync.record import clear_inflight
+        from aexp.sync.wandb_settle import inflight_fragments, settle_runs
+
+        pending = [i for i in items if i.wandb and inflight_fragments(i.binding)]
+        if not pending:
+            return items
+        if self.resync:  # everything is sent again anyway: nothing to ask
+            for item in pending:
+                clear_inflight(item.job, item.run_id, WANDB)
+        else:
+            answers = settle_runs(
+                [(i.job, i.run_id, i.binding) for i in pending], timeout=self.timeout
+            )
+            for item in pending:
+                answer = answers[item.job_id]
+                if isinstance(answer, str):
+                    self.fail_wandb(
+                        item,
+                        f"in doubt: an earlier upload of this run was cut short, and {answer}; "
+                        "nothing of it is sent until the server says what arrived (the next "
+                        "sync asks again)",
+                    )
+                    item.wandb = False
+                    continue
+                for verdict in answer:
+                    say(
+                        item.job_id,
+                        item.run_id,
+                        f"{verdict.folder}: its upload was cut short by an earlier sync; "
+                        f"{verdict.sentence()}",
+                    )
+        asked = {id(item) for item in pending}
+        settled = []
+        for item in items:
+            if id(item) in asked and item.wandb:
+                again = self.reread(item)
+                if again is not None:
+                    settled.append(again)
+            elif item.busy:
+                settled.append(item)
+        return settled
+
+    def prepare(self, item: JobWork) -> WandbRun | None:
+        """Everything but the W&B upload, for one claimed job: its W&B run made ready, its
+        replays done, its binding finalized. A failure stays with this job (one result line)."""
         from aexp.sync.record import finalize_job
-        from aexp.sync.replay import replay_backend
         from aexp.sync.wandb_prepare import load_journal, prepare_wandb, stderr_say
 
         run = None
         try:
             if item.wandb:
-                say = stderr_say(item.job_id, item.run_id)
-                run, results = prepare_wandb(item, resync=self.resync, dry_run=False, say=say)
+                say_ = stderr_say(item.job_id, item.run_id)
+                run, results = prepare_wandb(item, resync=self.resync, dry_run=False, say=say_)
                 self.add(results)
             if item.replays:
                 journal = load_journal(item)
                 for name in item.replays:
-                    self.add(
-                        [
-                            replay_backend(
-                                item,
-                                name,
-                                journal,
-                                dry_run=False,
-                                settings=self.settings,
-                                root=self.root,
-                            )
-                        ]
-                    )
+                    self.add([self.replay(item, name, journal)])
             if item.finalize:
                 finalize_job(item.job, item.run_id)
         except Exception as exc:  # one job's damage never fails another job's sync
             reason = " ".join(str(exc).split())[:400] or type(exc).__name__
-            self._fail_job(item, f"could not be prepared for upload: {reason}")
+            self.fail_wandb(item, f"could not be prepared for upload: {reason}")
             return None
         return run
 
-    # -- the upload ---------------------------------------------------------------------------
-    def _upload(self, runs: dict[RunKey, WandbRun], fds: dict[str, int | None]) -> None:
-        from aexp.sync.record import record_backend, record_fragments, wandb_url
-        from aexp.sync.wandb_upload import upload_rounds
-        from aexp.wandb_offline.repair import describe
+    def replay(self, item: JobWork, name: str, journal: Any) -> SyncResult:
+        """Replay one run into backend `name`, unless its server already let a replay of this
+        pass run out of time: then the rest are not attempted (a hung server costs one
+        timeout, not one per run)."""
+        from aexp.sync.replay import TIMED_OUT, replay_backend
 
-        todo = {key: list(run.todo) for key, run in runs.items()}
-        urls: dict[RunKey, str] = {}
-        counted: set[Path] = set()
-        total = sum(len(left) for left in todo.values())
-        if self.bar is not None and total:
-            self.bar.total = (self.bar.total or 0) + total
-            self.bar.refresh()
-
-        def through(key: RunKey) -> None:
-            run = runs[key]
-            url = urls.get(key) or wandb_url(run.project, run.entity, run.work.run_id)
-            record_backend(
-                run.work.job,
-                run.work.run_id,
-                WANDB,
-                attempts=run.work.binding.get("attempts"),
-                through=run.complete,
-                url=url,
+        if name in self.unresponsive:
+            return replay_result(
+                name,
+                journal_of(item),
+                item.job_id,
+                item.run_id,
+                ok=False,
+                stderr=f"not attempted: the {name} server did not answer (a replay took longer "
+                f"than the timeout, {self.timeout:g} s)",
             )
-
-        def done(outcome: Outcome) -> None:
-            """Take one fragment's outcome (a success can come twice: as soon as its upload
-            closed, then with the process's exit code; only the first one counts)."""
-            frag = outcome.fragment
-            self.add(
-                [
-                    result_for(
-                        frag,
-                        ok=outcome.ok,
-                        stdout=outcome.stdout,
-                        stderr=outcome.stderr,
-                        returncode=outcome.returncode,
-                        duration=outcome.duration,
-                    )
-                ]
-            )
-            key = (frag.job_id, frag.run_id)
-            if frag.folder in counted:
-                return
-            counted.add(frag.folder)
-            advanced = 1
-            if outcome.ok:
-                run = runs[key]
-                entry = describe(run.views[frag.folder])
-                record_fragments(run.work.job, run.work.run_id, {frag.folder.name: entry})
-                if outcome.url:
-                    urls[key] = outcome.url
-                left = todo[key]
-                if left and left[0] is frag:
-                    left.pop(0)
-                if not left:
-                    through(key)
-            else:
-                for later in todo[key][1:]:
-                    self.add(
-                        [
-                            result_for(
-                                later,
-                                ok=True,
-                                skipped=f"waiting: an earlier fragment of run {frag.run_id} "
-                                "did not sync",
-                            )
-                        ]
-                    )
-                    advanced += 1
-                todo[key] = []
-            if self.bar is not None:
-                self.bar.update(advanced)
-
-        for key, left in todo.items():  # nothing (more) to upload: through already
-            if not left:
-                through(key)
-        upload_rounds(
-            todo,
-            runs,
-            on_done=done,
-            workers=self.workers,
+        self.in_flight.add((item.job_id, name))
+        result = replay_backend(
+            item,
+            name,
+            journal,
+            dry_run=False,
+            settings=self.settings,
+            root=self.root,
             timeout=self.timeout,
             resync=self.resync,
-            claims=fds,
         )
-
-
-def _journal(item: JobWork) -> Path:
-    from aexp.journal import journal_path
-
-    return journal_path(item.job.path, item.run_id)
+        self.in_flight.discard((item.job_id, name))
+        if not result.ok and TIMED_OUT in result.stderr:
+            self.unresponsive.add(name)
+        return result
 
 
 def _progress_bar() -> Any:
@@ -380,3 +366,6 @@ def _progress_bar() -> Any:
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None
     return tqdm(total=0, desc="sync", unit="run", file=sys.stderr, leave=False)
+
+
+__all__ = ["sync_offline_runs"]

@@ -1,5 +1,10 @@
-"""Whether this host may upload offline runs, and the W&B server's web address, as wandb itself
-resolves them.
+"""Whether this host may sync runs to each backend, and the W&B server's web address, as wandb
+itself resolves them.
+
+`backend_blocker(name)` answers per backend: W&B needs credentials (below), a replayed backend
+what its adapter's `sync_blocker()` says (MLflow: its package), and no backend syncs from inside a
+SLURM allocation. The sync asks once per pass and backend: a backend that cannot be synced here
+is said once and not attempted run by run.
 
 A host can sync when it is outside a SLURM allocation (compute nodes have no network;
 `SLURM_JOB_ID` is set there) and wandb finds credentials for its server. The server is wandb's
@@ -32,6 +37,8 @@ import functools
 import io
 import os
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,29 +58,82 @@ def sync_blocker() -> str | None:
     its base URL (see the module docstring), and that answer is kept for the life of the process
     (`forget_sync_blocker` drops it). Never raises, never contacts a server.
     """
+    slurm = _allocation()
+    if slurm:
+        return slurm
+    if os.environ.get("WANDB_API_KEY", "").strip():
+        return None
+    return _ask_host()
+
+
+def can_sync_here(backends: Iterable[str] = ("wandb",)) -> bool:
+    """True when this host may sync runs to some backend of `backends` (default: W&B, whose
+    check is `sync_blocker() is None`): outside a SLURM allocation, and the backend's own check
+    (`backend_blocker`) passes."""
+    return any(backend_blocker(name) is None for name in backends)
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why a backend cannot be synced from this host: one sentence, and a few words for the
+    summary of a sync (`wandb: 4 failed (no credentials: wandb login)`)."""
+
+    reason: str
+    short: str
+
+
+def backend_blocker(name: str) -> Blocker | None:
+    """Why runs cannot be synced to backend `name` from this host, or None when they can.
+
+    Inside a SLURM allocation never (answered without importing anything). W&B: credentials as
+    wandb finds them (`sync_blocker`). Any other backend: its adapter's `sync_blocker()` (MLflow:
+    its package installed). Never contacts a server; the answer for W&B is kept per process."""
+    slurm = _allocation()
+    if slurm:
+        return Blocker(slurm, "inside a SLURM allocation")
+    if name == "wandb":
+        reason = sync_blocker()
+        if reason is None:
+            return None
+        if "not installed" in reason:
+            short = "wandb not installed"
+        elif "credential" in reason or "API key" in reason or "netrc" in reason:
+            short = "no credentials: wandb login"
+        else:
+            short = "W&B cannot be used here"
+        return Blocker(reason, short)
+    return _adapter_blocker(name)
+
+
+@functools.cache
+def _adapter_blocker(name: str) -> Blocker | None:
+    """A backend's own answer (its adapter's `sync_blocker()`), kept per process: `status`
+    asks for every job that waits for a sync."""
+    from aexp.trackers import ADAPTERS
+
+    check = getattr(ADAPTERS.get(name), "sync_blocker", None)
+    reason = check() if callable(check) else None
+    if reason is None:
+        return None
+    short = f"{name} not installed" if "not installed" in reason else f"{name} cannot be used here"
+    return Blocker(reason, short)
+
+
+def _allocation() -> str | None:
     slurm_job = os.environ.get("SLURM_JOB_ID")
     if slurm_job:
         return (
             f"this process runs inside a SLURM allocation (SLURM_JOB_ID={slurm_job}), "
             "and compute nodes do not upload"
         )
-    if os.environ.get("WANDB_API_KEY", "").strip():
-        return None
-    return _ask_host()
-
-
-def can_sync_here() -> bool:
-    """True when this host may upload offline runs: `sync_blocker() is None`.
-
-    The host check of the `sync_offline` operation (`status` calls it): outside a SLURM
-    allocation, with W&B credentials wandb would use for its base URL.
-    """
-    return sync_blocker() is None
+    return None
 
 
 def forget_sync_blocker() -> None:
-    """Drop the answer `sync_blocker` keeps for this process (after `wandb login` in it)."""
+    """Drop the answers `sync_blocker` and `backend_blocker` keep for this process (after
+    `wandb login`, or installing a backend's package, in it)."""
     _ask_host.cache_clear()
+    _adapter_blocker.cache_clear()
 
 
 NO_CREDENTIALS = (

@@ -1,24 +1,29 @@
 """What there is to sync: the project's jobs, each read from its document.
 
 The job document is the truth (docs/job-document.md). Every job directory of the workspace is
-listed and its document read once (no signac, no wandb). A bound job needs work when one of its
-backends has to receive the run from a login node (`backend_needs_sync`) and that backend's part
-of the binding has no `synced_at` yet (or `resync` asks for it again):
+listed and its document read once (no signac, no wandb). A bound job needs work when its run is
+due (finished or preempted: rules.sync_due) and one of its backends has to receive the run from a
+login node (rules.backend_needs_sync) and that backend's part of the binding has no `synced_at`
+yet (or `resync` asks for it again):
 
 - W&B (fed live): when the run is offline, or when W&B failed during an attempt (its part has an
   `error`). Its fragments are mended, completed from the journal and uploaded (wandb_prepare.py,
-  wandb_upload.py); which fragments are synced is what the part's `state.fragments` records.
-- a backend fed by replay (MLflow): when the run is finished or preempted (replay.py).
+  wandb_upload.py); which fragments are synced is what the part's `state.fragments` records, and
+  an upload a sync left in flight (`inflight`) is settled from the server first
+  (wandb_settle.py).
+- a backend fed by replay (MLflow): replay.py.
 
-A job whose run is still executing (binding `running`, heartbeat younger than `stale_after`) is
-left alone; a job whose document cannot be read is reported and skipped. This is a first look,
-without the job's claim: each job is read again under its claim before anything is done to it.
+A job whose run is still executing (rules.still_executing) is left alone; a job whose document
+cannot be read (aexp/schema.py: a field of the wrong type) is one failed result, `corrupt`, and
+nothing of it is touched. This is a first look, without the job's claim: each job is read again
+under its claim before anything is done to it. The same rules decide the workflow's `unsynced`
+label and the `sync_offline` operation's eligibility (rules.needs_sync).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +31,20 @@ from typing import Any
 from aexp.binding import BOUND, RUNNING, backend_parts, find_project_root, get_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import JobDir, peek_doc
-from aexp.schema import PREEMPTED
-from aexp.sync.result import ALREADY_SYNCED, SET_ASIDE, STILL_EXECUTING, SyncResult, result_for
-from aexp.trackers import ADAPTERS
+from aexp.sync.result import (
+    ALREADY_SYNCED,
+    SET_ASIDE,
+    STILL_EXECUTING,
+    SyncResult,
+    job_result,
+    result_for,
+)
+from aexp.sync.rules import backend_needs_sync, feed_of, still_executing, sync_due
 from aexp.wandb_offline import FragmentFolder, job_fragment_folders, workspace_fragment_folders
 from aexp.wandb_offline.folders import job_dirs
 
 WANDB = "wandb"
+replay_due = sync_due  # the name before preempted W&B runs were synced too
 
 
 def find_offline_runs(root: str | os.PathLike = ".") -> list[Path]:
@@ -47,25 +59,6 @@ def find_offline_runs(root: str | os.PathLike = ".") -> list[Path]:
     return [
         f.folder for fragments in workspace_fragment_folders(workspace).values() for f in fragments
     ]
-
-
-def feed_of(name: str) -> str:
-    """How backend `name` is fed ("live", "replay", "journal"), from the registry (no SDK)."""
-    return str(getattr(ADAPTERS.get(name), "feed", "live"))
-
-
-def backend_needs_sync(name: str, part: Mapping[str, Any], *, offline: bool) -> bool:
-    """Whether backend `name` of a run has to receive it from a login node at all: a backend fed
-    by replay always; a live one when the run is offline or the backend failed during an
-    attempt (then the journal fills in what it missed); the journal itself never.
-    (The same rule as aexp.workflow.conditions.needs_sync_of.)"""
-    feed = feed_of(name)
-    return feed == "replay" or (feed == "live" and (offline or bool(part.get("error"))))
-
-
-def replay_due(binding: Mapping[str, Any]) -> bool:
-    """A run is replayed once it is finished (`finished_at`) or preempted."""
-    return bool(binding.get("finished_at")) or binding["state"] == PREEMPTED
 
 
 @dataclass
@@ -96,9 +89,15 @@ class JobWork:
         return [f for f in self.fragments if f.run_id == self.run_id]
 
 
-def needs(binding: Mapping[str, Any], *, resync: bool) -> tuple[bool, list[str], bool]:
-    """(W&B to sync?, replayed backends to sync, binding to finalize?) for a binding."""
+def needs(
+    binding: Mapping[str, Any], *, resync: bool, only: Collection[str] | None = None
+) -> tuple[bool, list[str], bool]:
+    """(W&B to sync?, replayed backends to sync, binding to finalize?) for a binding; `only`:
+    the backends this sync may work on (None: every one)."""
+    if binding.get("synced_at") and not resync:  # the run reached every backend it needs
+        return False, [], False
     offline = bool(binding.get("offline"))
+    due = sync_due(binding)
     wandb, replays, pending = False, [], False
     for name, part in backend_parts(binding).items():
         # A part already synced asks nothing (unless resync), whatever its backend: checked
@@ -108,21 +107,37 @@ def needs(binding: Mapping[str, Any], *, resync: bool) -> tuple[bool, list[str],
         if not backend_needs_sync(name, part, offline=offline):
             continue
         pending = pending or not part.get("synced_at")
+        if not due or (only is not None and name not in only):
+            continue
         if name == WANDB:
-            # A run that never executed (or was re-armed) has nothing new in W&B: its job is
-            # not claimed, so that an attempt starting now is not refused.
-            wandb = binding["state"] != BOUND
-        elif feed_of(name) == "replay" and replay_due(binding):
+            wandb = True
+        elif feed_of(name) == "replay":
             replays.append(name)
     finalize = not pending and bool(binding.get("finished_at")) and not binding.get("synced_at")
     return wandb, replays, finalize
 
 
+def not_due(binding: Mapping[str, Any]) -> str:
+    """Why a run that is not due is left alone (rules.sync_due)."""
+    if binding["state"] == BOUND:
+        return "the run has not executed yet"
+    if binding["state"] == RUNNING:
+        return (
+            "its attempt died without recording its end; `python project.py run` resumes it, "
+            "and it is synced once it ends or is preempted"
+        )
+    return f"the run is {binding['state']}, not finished or preempted"
+
+
 def settle(
-    job: JobDir, binding: dict[str, Any], fragments: list[FragmentFolder], resync: bool
+    job: JobDir,
+    binding: dict[str, Any],
+    fragments: list[FragmentFolder],
+    resync: bool,
+    only: Collection[str] | None = None,
 ) -> tuple[JobWork, list[SyncResult]]:
     """What `binding` asks of this sync, and the results of the folders it leaves alone."""
-    wandb, replays, finalize = needs(binding, resync=resync)
+    wandb, replays, finalize = needs(binding, resync=resync, only=only)
     work = JobWork(job, binding, fragments, wandb=wandb, replays=replays, finalize=finalize)
     results = []
     for frag in fragments:
@@ -134,18 +149,21 @@ def settle(
                     skipped=f"not the job's run (it is bound to run {work.run_id}); left alone",
                 )
             )
+        elif only is not None and WANDB not in only:
+            continue  # W&B is not this sync's to speak of
         elif frag.log is None:
             results.append(result_for(frag, ok=True, skipped=_no_log(frag)))
         elif not wandb:
-            parts = backend_parts(binding)
-            done = bool((parts.get(WANDB) or {}).get("synced_at"))
-            results.append(
-                result_for(
-                    frag,
-                    ok=True,
-                    skipped=ALREADY_SYNCED if done else "W&B is not synced from here for this run",
-                )
-            )
+            part = backend_parts(binding).get(WANDB) or {}
+            if part.get("synced_at"):
+                why = ALREADY_SYNCED
+            elif WANDB not in backend_parts(binding) or not backend_needs_sync(
+                WANDB, part, offline=bool(binding.get("offline"))
+            ):
+                why = "W&B is not synced from here for this run"
+            else:
+                why = not_due(binding)
+            results.append(result_for(frag, ok=True, skipped=why))
     return work, results
 
 
@@ -154,17 +172,17 @@ def _no_log(frag: FragmentFolder) -> str:
     return SET_ASIDE if logs else "no run-<id>.wandb transaction log in this folder"
 
 
-def stale(doc: Mapping[str, Any], stale_after: float) -> bool:
-    from aexp.lifecycle import is_stale  # here: the lifecycle's imports, for running jobs only
-
-    return is_stale(doc, stale_after)
-
-
 def plan_jobs(
-    workspace: str, job_ids: Iterable[str] | None, *, stale_after: float, resync: bool
+    workspace: str,
+    job_ids: Iterable[str] | None,
+    *,
+    stale_after: float,
+    resync: bool,
+    only: Collection[str] | None = None,
 ) -> tuple[list[JobWork], list[SyncResult]]:
     """Read the jobs of `workspace` (only `job_ids`, if given): the jobs with work to do, and the
-    results of every folder or backend that needs none."""
+    results of every folder or backend that needs none (and of every job that cannot be read).
+    `only`: the backends this sync may work on (None: every one)."""
     jobs = job_dirs(workspace, job_ids)
     work: list[JobWork] = []
     results: list[SyncResult] = []
@@ -175,9 +193,7 @@ def plan_jobs(
             doc = peek_doc(job)
             binding = get_binding(job, doc)
         except BindingError as exc:
-            results += [
-                result_for(f, ok=True, skipped=f"job document unreadable: {exc}") for f in fragments
-            ]
+            results.append(job_result(job_id, path, ok=False, stderr=corrupt_reason(exc)))
             continue
         if binding is None:
             results += [
@@ -185,25 +201,32 @@ def plan_jobs(
                 for f in fragments
             ]
             continue
-        if binding["state"] == RUNNING and not stale(doc, stale_after):
+        if still_executing(doc, binding, stale_after):
             results += [result_for(f, ok=True, skipped=STILL_EXECUTING) for f in fragments]
             continue
-        item, skipped = settle(job, binding, fragments, resync)
+        item, skipped = settle(job, binding, fragments, resync, only)
         results += skipped
         if item.busy:
             work.append(item)
     return work, results
 
 
+def corrupt_reason(exc: BindingError) -> str:
+    """The one line a job whose document cannot be read gets."""
+    return f"corrupt: {exc} Nothing of it was synced."
+
+
 __all__ = [
     "WANDB",
     "JobWork",
     "backend_needs_sync",
+    "corrupt_reason",
     "feed_of",
     "find_offline_runs",
     "needs",
+    "not_due",
     "plan_jobs",
     "replay_due",
     "settle",
-    "stale",
+    "still_executing",
 ]

@@ -5,21 +5,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aexp.wandb_offline import FragmentFolder
+if TYPE_CHECKING:
+    from aexp.wandb_offline import FragmentFolder
 
 # Skip reasons (SyncResult.skipped) that callers may compare against.
 ALREADY_SYNCED = "already synced"
 STILL_EXECUTING = "still executing"
 SET_ASIDE = "held no run; set aside (its rows come from the journal)"
+# The start of the reason of a run whose backend this host cannot sync to (said once per sync).
+NOT_ATTEMPTED = "not attempted on this host"
 
 
 @dataclass
 class SyncResult:
     """What happened to one offline-run folder (one fragment of a W&B run), or, for a backend fed
-    by replay (`backend` other than "wandb"), to one run's replay (`path`: its journal)."""
+    by replay (`backend` other than "wandb"), to one run's replay (`path`: its journal), or to a
+    whole job that could not be read (`backend` "", `path`: the job's directory)."""
 
-    path: str  # the offline-run folder (W&B), or the run's journal (a replayed backend)
+    path: str  # the offline-run folder (W&B), the run's journal (a replayed backend), or the job
     job_id: str | None
     run_id: str | None
     ok: bool
@@ -55,11 +60,26 @@ def result_for(
     )
 
 
+def job_result(
+    job_id: str,
+    path: str,
+    *,
+    ok: bool,
+    skipped: str | None = None,
+    stderr: str = "",
+    run_id: str | None = None,
+    backend: str = "",
+) -> SyncResult:
+    """The SyncResult of a whole job (`backend` ""): one whose document cannot be read, or a
+    backend of it that was not attempted (`path`: the job's directory)."""
+    return replay_result(backend, path, job_id, run_id, ok=ok, skipped=skipped, stderr=stderr)
+
+
 def replay_result(
     backend: str,
     journal: str | Path,
     job_id: str,
-    run_id: str,
+    run_id: str | None,
     *,
     ok: bool,
     skipped: str | None = None,

@@ -158,6 +158,22 @@ def _complete(
     from aexp.trackers.wandb_repair import placeable
 
     gaps, stranded = placeable(inspection)
+    last = len(inspection.fragments) - 1
+    attempt = journal.last_attempt
+    if (
+        inspection.fragments
+        and not inspection.fragments[-1].ended
+        and attempt is not None
+        and attempt.finished
+        and not any(after == last for after, _ in gaps)
+    ):
+        # The server holds every row of the last fragment but not its end (an upload cut
+        # short): a fragment with the run's summary and exit code follows it.
+        gaps = [*gaps, (last, [])]
+        say(
+            "the server lacks the run's end (its upload was cut short): a fragment with the "
+            "run's summary and exit code follows"
+        )
     if stranded:
         say(
             f"{len(stranded)} row(s) (steps {stranded[0].step}..{stranded[-1].step}) belong "
@@ -169,9 +185,11 @@ def _complete(
         if artifact not in artifacts:
             say(f"artifact {artifact.name!r}: its file {artifact.path} is gone; not uploaded")
     rows = sum(len(r) for _, r in gaps)
-    if not rows and not artifacts:
+    if not gaps and not artifacts:
         return inspection, len(stranded)
     what = f"{rows} row(s)" + (f" and {len(artifacts)} artifact(s)" if artifacts else "")
+    if not rows and not artifacts:
+        what = "the run's end"
     if dry_run:
         say(f"would write {what} the journal holds and W&B lacks into repair fragment(s)")
         return inspection, len(stranded)

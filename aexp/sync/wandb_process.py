@@ -1,19 +1,24 @@
 """One `wandb sync` process over several fragments, and its supervision.
 
-A fragment counts as synced when W&B wrote its `run-<id>.wandb.synced` marker during this process
-AND W&B's own log of this process shows no ERROR for it (wandb_sync_log.py). The exit code says
-nothing (wandb 0.31 exits 0 after giving up), and the marker alone only proves that the run was
-created on the server: wandb 0.31 writes it even when every history, summary or file upload
-failed. A fragment that failed is left unsynced: a marker W&B wrote anyway (a partial upload) is
-removed again, so the next sync retries it. Nothing else in the workspace is deleted or changed
-(W&B adds its own `run-<id>.wandb.syncstate` on every attempt).
+A fragment counts as synced at once when W&B wrote its `run-<id>.wandb.synced` marker during this
+process AND W&B's own log of this process shows no ERROR for it (wandb_sync_log.py). The exit code
+says nothing (wandb 0.31 exits 0 after giving up), and the marker alone only proves that the run
+was created on the server: wandb 0.31 writes it even when every history, summary or file upload
+failed, and W&B sometimes logs an ERROR for an upload that arrived whole. So every other ending of
+an upload that started is a doubt (`Outcome.doubt`), never a verdict: the server's own account
+settles it (wandb_settle.py) before anything of the run is sent again. An upload that provably
+never started (not named in W&B's log of a process that ran to its end) failed, and nothing of it
+arrived; a marker W&B wrote for it is removed again. A doubt keeps W&B's marker: the settling
+removes it when the server holds nothing of the fragment. Nothing
+else in the workspace is deleted or changed (W&B adds its own `run-<id>.wandb.syncstate` on
+every attempt).
 
 Every fragment's upload is bounded by `timeout` seconds, measured from the moment W&B starts it
 (its "sender: started" log line); the process gets STARTUP_GRACE_SECONDS more to start at all.
 When one exceeds it, the whole process tree is killed: `wandb sync` and its `wandb-core`, which
 runs in a session of its own, so the tree is listed (psutil) before anything is killed. The
-fragments that had finished are judged as usual, the ones cut short in flight are marked for
-another try (`requeue`), the one that timed out is reported failed.
+fragments that had finished are judged as usual, the ones that had not started yet are marked for
+another try (`requeue`), the one that timed out and the others cut short in flight are doubts.
 
 The child gets a private `WANDB_DIR` (a temporary directory, removed afterwards), W&B's retry caps
 unless the environment sets them (RETRY_DEFAULTS), and `start_new_session`, so that Ctrl-C reaches
@@ -26,7 +31,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,31 +38,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from aexp.sync.claims import hand_over
+from aexp.sync.processes import child_env, kill_tree, mask, tmp_root
 from aexp.sync.wandb_sync_log import PathState, SyncLog
 from aexp.wandb_offline import FragmentFolder
 
-if TYPE_CHECKING:
-    import psutil
-
-#: Retry caps handed to `wandb sync` unless the environment sets them: a failing server then
-#: ends in an error after about a minute per request instead of minutes of retries.
-RETRY_DEFAULTS = {
-    "WANDB__GRAPHQL_RETRY_MAX": "5",
-    "WANDB__GRAPHQL_RETRY_WAIT_MAX_SECONDS": "30",
-    "WANDB__FILE_STREAM_RETRY_MAX": "5",
-    "WANDB__FILE_STREAM_RETRY_WAIT_MAX_SECONDS": "30",
-    "WANDB__FILE_TRANSFER_RETRY_MAX": "5",
-    "WANDB__FILE_TRANSFER_RETRY_WAIT_MAX_SECONDS": "30",
-}
-
 # Time `wandb sync` may take to start its first upload, on top of the timeout.
 STARTUP_GRACE_SECONDS = 30.0
-# How long a killed process tree may take to disappear before we go on without waiting.
-KILL_WAIT_SECONDS = 10.0
-POLL_KILLED_SECONDS = 0.02
 
 # "wandb: [entity/project/run_id] View run <name> at <url>"
 _VIEW_RUN = re.compile(r"\[(?:[^\]\s]*/)?([^/\]\s]+)\] View run .* at (\S+)")
@@ -71,7 +59,9 @@ class Outcome:
     fragment: FragmentFolder
     ok: bool
     reason: str | None = None  # the failure, last line of stderr
-    requeue: bool = False  # cut short in flight by someone else's timeout: try again
+    requeue: bool = False  # not started when someone else's timeout ended the process: again
+    doubt: bool = False  # failed after its upload started: what arrived is the server's to say
+    unanswered: bool = False  # not attempted: the server did not answer others
     returncode: int | None = None
     stdout: str = ""
     stderr: str = ""
@@ -99,7 +89,7 @@ class Launch:
         self.marker_before = {
             str(f.log): _mtime(f.marker) for f in fragments if f.marker is not None
         }
-        self.tmp = Path(tempfile.mkdtemp(prefix="aexp-sync-", dir=_tmp_root()))
+        self.tmp = Path(tempfile.mkdtemp(prefix="aexp-sync-", dir=tmp_root()))
         self.log = SyncLog(self.tmp)
         args = [
             sys.executable,
@@ -251,6 +241,7 @@ class Launch:
             url=urls.get(frag.run_id),
         )
         reason = None
+        started = state.started is not None or new_marker or not self.log.seen_any
         if path in self.live_ok:  # complete when it closed, whatever happened to the rest
             outcome.ok = True
         elif state.errors:
@@ -259,8 +250,10 @@ class Launch:
             reason = f"timed out after {self.timeout:g} s"
         elif state.closed is not None and new_marker:
             outcome.ok = True
-        elif self.killed:
+        elif self.killed and not started:
             outcome.requeue = True
+            reason = "not started (another upload in the same wandb sync process timed out)"
+        elif self.killed:
             reason = "cut short (another upload in the same wandb sync process timed out)"
         elif state.closed is not None:
             reason = "wandb sync finished without writing the .wandb.synced marker"
@@ -272,23 +265,20 @@ class Launch:
                 f" ({last.strip()[:300]})" if last else ""
             )
         if not outcome.ok:
+            outcome.doubt = started and not outcome.requeue
             extra = [f"W&B: {e}" for e in [*state.errors, *self.log.global_errors]]
             mine_err = [*mine_err, *dict.fromkeys(extra)]
-            if new_marker and frag.marker is not None:
-                # W&B wrote the marker although the upload was incomplete (or we cut it short):
-                # take it back, so the fragment stays unsynced and is retried next time.
+            if new_marker and frag.marker is not None and not outcome.doubt:
+                # W&B wrote the marker although nothing of the upload can have arrived: take it
+                # back, so the fragment stays unsynced and is sent next time. A doubt keeps its
+                # marker until the server's account decides (wandb_settle.py removes it when
+                # nothing arrived; a bare `wandb sync` then skips what did).
                 with contextlib.suppress(OSError):
                     frag.marker.unlink()
             outcome.reason = reason
             mine_err.append(reason or "failed")
         outcome.stderr = "\n".join(mine_err)
         return outcome
-
-
-def _tmp_root() -> str | None:
-    # The current $TMPDIR (tempfile caches the first one it saw for the whole process).
-    tmp = os.environ.get("TMPDIR")
-    return tmp if tmp and os.path.isdir(tmp) else None
 
 
 def _mtime(path: Path | None) -> int | None:
@@ -304,69 +294,3 @@ def _read(fh: IO[bytes]) -> str:
     fh.flush()
     fh.seek(0)
     return mask(fh.read().decode("utf-8", errors="replace"))
-
-
-def kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL `proc`, its process group and every process below it; reap `proc` and wait (at
-    most KILL_WAIT_SECONDS each) until the others have ended.
-
-    The tree is listed before anything is killed: wandb-core runs in a session of its own, so
-    killing our child's process group misses it, and once its parent is dead it is re-parented
-    and no longer found below `proc`. The process groups of the listed processes are killed too
-    (not ours, nor `proc`'s, which is killed first), which catches what they start between the
-    listing and the kill.
-    """
-    # Imported here: killing is rare, and psutil's import (~30 ms) would add about as much as
-    # aexp's own imports to every idle `aexp sync-offline` pass.
-    import psutil
-
-    try:
-        below = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:  # gone already (or not ours to see): its group is all we can reach
-        below = []
-    with contextlib.suppress(OSError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    own = os.getpgrp()
-    for child in below:
-        with contextlib.suppress(OSError):
-            group = os.getpgid(child.pid)
-            if group not in (own, proc.pid):
-                os.killpg(group, signal.SIGKILL)
-        with contextlib.suppress(psutil.Error):  # psutil checks it is still the same process
-            child.kill()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=KILL_WAIT_SECONDS)
-    # Dead before we judge: a dying wandb-core must not write a marker after the judgement.
-    # Dead, not reaped: they are no children of ours, and their new parent (init, or a
-    # container's first process) reaps them when it pleases; wait_procs alone would wait for that.
-    deadline = time.monotonic() + KILL_WAIT_SECONDS
-    while below and time.monotonic() < deadline:
-        _, alive = psutil.wait_procs(below, timeout=POLL_KILLED_SECONDS)
-        below = [p for p in alive if _running(p)]
-
-
-def _running(process: psutil.Process) -> bool:
-    """Whether a psutil.Process still runs (a zombie has ended: only its exit status is left)."""
-    import psutil
-
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:  # gone
-        return False
-
-
-def mask(text: str) -> str:
-    """`text` with the API key of the environment (if any, of 8+ characters) replaced by ***."""
-    key = os.environ.get("WANDB_API_KEY", "").strip()
-    return text.replace(key, "***") if key and len(key) >= 8 else text
-
-
-def child_env(wandb_dir: Path) -> dict[str, str]:
-    """The environment of a `wandb sync` process whose private WANDB_DIR is `wandb_dir`."""
-    env = dict(os.environ)
-    for name, value in RETRY_DEFAULTS.items():
-        env.setdefault(name, value)
-    env["WANDB_DIR"] = str(wandb_dir)  # a private log directory for this process only
-    env["WANDB_SILENT"] = "false"  # W&B's per-run lines (URL, errors) are captured, not shown
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env

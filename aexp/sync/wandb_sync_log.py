@@ -42,6 +42,7 @@ class SyncLog:
         self.logs_dir = wandb_dir / WANDB_DIR / "logs"
         self.paths: dict[str, PathState] = {}
         self.global_errors: list[str] = []
+        self.seen_any = False  # a line of the log was read: W&B could write it
         self._offsets: dict[Path, int] = {}
         self._partial: dict[Path, bytes] = {}
 
@@ -78,6 +79,7 @@ class SyncLog:
             return []
         if not isinstance(entry, dict):
             return []
+        self.seen_any = True
         level = str(entry.get("level", ""))
         msg = str(entry.get("msg", ""))
         path = entry.get("sync_path")

@@ -13,10 +13,12 @@ costs what a bare `wandb sync -n <workers>` costs; one process per run would pay
 wandb-core start-up for each. Each process inherits the claims of the jobs it uploads
 (claims.py), so that it holds them as long as it runs, even if aexp is killed meanwhile.
 
-If a process times out without any fragment succeeding, the server is taken to be unreachable and
-the rest of the batch is reported "not attempted" instead of spending a timeout on each. Ctrl-C
-(any exception) kills the running process tree; the fragments that had completed are reported as
-usual, every other fragment is left unsynced, and the exception goes on.
+Before each process starts, `on_start` records its fragments in flight (record.py); a fragment
+whose record cannot be written is not uploaded. If a process times out without any fragment
+succeeding, the server is taken to be unreachable and the rest of the batch is reported "not
+attempted" instead of spending a timeout on each. Ctrl-C (any exception) kills the running process
+tree; the fragments that had completed are reported as usual, every other fragment stays in
+flight for the next sync to settle, and the exception goes on.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ POLL_SECONDS = 0.05
 
 RunKey = tuple[str, str]  # (job id, run id)
 OnDone = Callable[[Outcome], None]
+OnStart = Callable[[list[FragmentFolder]], list[FragmentFolder]]
 
 
 class UploadTarget(Protocol):
@@ -52,16 +55,19 @@ def upload_rounds(
     runs: Mapping[RunKey, UploadTarget],
     *,
     on_done: OnDone,
+    on_start: OnStart,
     **options: Any,
 ) -> None:
     """Upload round after round: each round the first fragment left of every run in `todo`.
 
-    `on_done(outcome)` must take a succeeded fragment off the front of its run's list in `todo`
-    and empty the list of a run whose fragment failed; `options` are `run_batch`'s (`claims`:
-    {job id: the file descriptor of its claim}, inherited by the `wandb sync` processes).
+    `on_start(fragments)` records a round's fragments in flight and returns those it could
+    record (the others must have been taken out of `todo`); `on_done(outcome)` must take a
+    succeeded fragment off the front of its run's list in `todo` and empty the list of a run
+    whose fragment failed; `options` are `run_batch`'s (`claims`: {job id: the file descriptor of
+    its claim}, inherited by the `wandb sync` processes).
     """
     while any(todo.values()):
-        wave = [left[0] for left in todo.values() if left]
+        wave = on_start([left[0] for left in todo.values() if left])
         groups: dict[tuple[str | None, str | None], list[FragmentFolder]] = {}
         for frag in wave:
             run = runs[(frag.job_id, frag.run_id)]
@@ -113,7 +119,7 @@ def run_batch(
             results = launch.finish()
         except BaseException:
             # Ctrl-C (or a bug): stop W&B, judge what had completed (recorded as usual), leave
-            # every other fragment unsynced (finish takes back markers it cannot vouch for).
+            # every other fragment in flight (finish takes back markers it cannot vouch for).
             launch.kill()
             for outcome in launch.finish():
                 if outcome.ok:
@@ -134,10 +140,13 @@ def run_batch(
                             f"not attempted: the server did not answer ({n} upload(s) timed out "
                             f"after {timeout:g} s)"
                         ),
+                        unanswered=True,
                     )
                 )
                 done[-1].stderr = done[-1].reason or ""
             again, pending = [], []
+            for outcome in done:  # asking the server what arrived would hang as well
+                outcome.unanswered = True
         for outcome in done:
             on_done(outcome)
         outcomes.extend(done)

@@ -83,8 +83,9 @@ class TrackerAdapter(ABC):
     - `check_run` refuses, before anything is written, what the backend would refuse later;
     - `feed` says how the workflow feeds the backend: "live" (called during each execution
       attempt, like W&B), "replay" (never called on the compute node; `replay` feeds it the
-      run's journal at sync time, like MLflow), or "journal" (the backend is the journal
-      itself: the noop backend).
+      run's journal at sync time, like MLflow, `remote_state` says what it holds when a replay
+      was cut short), or "journal" (the backend is the journal itself: the noop backend);
+    - `sync_blocker` says why this host cannot sync to the backend.
 
     Subclasses set `name` (the registry key), import their SDK lazily (in `__init__` or the
     methods, never at module import) and raise `TrackerInitError` when it is missing.
@@ -178,6 +179,27 @@ class TrackerAdapter(ABC):
     ) -> None:
         """Raise TrackerUsageError (one sentence naming the value and the rule) for anything of
         this run the backend would refuse later. Called before anything is written."""
+        return None
+
+    def remote_state(
+        self, journal: Journal, *, job_path: str, state: Mapping[str, Any]
+    ) -> ReplayResult | None:
+        """The backend's own account of the run of `journal` (backends fed by "replay").
+
+        Asked by the sync before it replays a run whose last replay was cut short (its
+        in-flight record is still in the job document): a ReplayResult with `complete=True`
+        (its `url` and `state` too) when the backend already holds the whole journal, and the
+        sync records the run synced without sending anything; `complete=False`, or None when
+        the backend cannot tell (the default), and the sync replays, which is then idempotent.
+        Raises TrackerInitError when the backend cannot be reached.
+        """
+        return None
+
+    @classmethod
+    def sync_blocker(cls) -> str | None:
+        """Why runs cannot be synced to this backend from this host, in one sentence (its SDK
+        is missing, it has no credentials here), or None. Asked once per sync pass, before any
+        run is attempted; never contacts a server. Default: None."""
         return None
 
     def replay(self, journal: Journal, *, job_path: str, state: Mapping[str, Any]) -> ReplayResult:

@@ -81,14 +81,14 @@ def placeable(inspection: RunInspection) -> tuple[list[tuple[int, list[Row]]], l
     cannot: rows that belong before a fragment the server already holds (the job document
     records it synced). wandb 0.31 renumbers a row behind the server's last step to after it
     (docs/sync.md), so such rows would arrive out of order; they are left out and reported."""
-    synced = [i for i, view in enumerate(inspection.fragments) if view.synced]
-    last_synced = max(synced, default=-1)
+    held = [v.last_step for v in inspection.fragments if v.synced and v.last_step is not None]
+    server_last = max(held, default=-1)  # the last step the server holds
     gaps, stranded = [], []
     for after, rows in inspection.gaps():
-        if after < last_synced:
-            stranded.extend(rows)
-        else:
-            gaps.append((after, rows))
+        behind = [row for row in rows if row.step <= server_last]
+        stranded.extend(behind)
+        if len(behind) < len(rows):
+            gaps.append((after, [row for row in rows if row.step > server_last]))
     return gaps, stranded
 
 

@@ -39,6 +39,7 @@ class FragmentView:
     last_step: int | None
     synced: bool = False  # known synced (from the job document): not decoded again
     artifacts: frozenset[str] = frozenset()
+    ended: bool = True  # False: the server lacks its end (exit code, summary; job document)
 
 
 @dataclass
@@ -82,7 +83,8 @@ class RunInspection:
         for row in self.missing:
             after = -1
             for index, view in enumerate(self.fragments):
-                if view.last_step is not None and view.last_step < row.step:
+                # A fragment without rows does not hold a row back: it may go after it.
+                if view.last_step is None or view.last_step < row.step:
                     after = index
             groups.setdefault(after, []).append(row)
         return sorted(groups.items())
@@ -110,13 +112,46 @@ def _contiguous(record: Mapping[str, Any]) -> bool:
 
 def describe(view: FragmentView) -> dict[str, Any]:
     """What the job document keeps of a synced fragment (the `known` of `inspect_run`)."""
-    return {
+    record = {
         "first": view.first_step,
         "last": view.last_step,
         "rows": len(view.steps),
         "start": view.start,
         "artifacts": sorted(view.artifacts),
     }
+    if not view.ended:
+        record["ended"] = False
+    return record
+
+
+def _known_view(folder: FragmentFolder, record: Mapping[str, Any]) -> FragmentView:
+    """A fragment the job document records synced, as the document says (aexp.schema checked
+    the record's types). A record whose steps have gaps is read from the fragment, up to its
+    recorded last step (an upload the server holds only part of is recorded up to there)."""
+    first, last = record.get("first"), record.get("last")
+    start = float(record.get("start") or _folder_seconds(folder))
+    artifacts = frozenset(record.get("artifacts") or ())
+    ended = record.get("ended") is not False
+    if first is None or last is None:
+        steps: frozenset[int] = frozenset()
+    elif _contiguous(record):
+        steps = frozenset(range(int(first), int(last) + 1))
+    else:
+        try:
+            read = read_fragment(folder.folder).steps
+        except (OfflineRunError, OSError):
+            read = range(int(first), int(last) + 1)
+        steps = frozenset(step for step in read if int(first) <= step <= int(last))
+    return FragmentView(
+        folder.folder,
+        start,
+        steps,
+        min(steps) if steps else None,
+        max(steps) if steps else None,
+        synced=True,
+        artifacts=artifacts,
+        ended=ended,
+    )
 
 
 def artifact_name(name: str) -> str:
@@ -163,7 +198,9 @@ def inspect_run(
     """Mend the W&B fragments of `run_id` in the job and compare them with `journal`.
 
     `known` maps the folder names of fragments already synced (the job document records them) to
-    `{"first", "last", "rows", "start"}`: one whose rows fill first..last is not decoded again.
+    `{"first", "last", "rows", "start", "artifacts"}`: they count as the server's, as recorded
+    (one whose rows fill first..last is not decoded again; one whose steps have gaps is read up
+    to its recorded last step).
     With `mend`, a log without a run is set aside, a torn log is cut back, and the staged
     artifact paths of a moved project are rewritten (aexp.wandb_offline.mend); without, the
     fragments are only read. With `online`, the local copies of online attempts
@@ -176,19 +213,8 @@ def inspect_run(
         if folder.run_id != run_id or folder.log is None:
             continue
         record = known.get(folder.folder.name)
-        if record is not None and _contiguous(record):
-            first, last = int(record["first"]), int(record["last"])
-            result.fragments.append(
-                FragmentView(
-                    folder.folder,
-                    float(record.get("start") or _folder_seconds(folder)),
-                    frozenset(range(first, last + 1)),
-                    first,
-                    last,
-                    synced=True,
-                    artifacts=frozenset(record.get("artifacts") or ()),
-                )
-            )
+        if record is not None:
+            result.fragments.append(_known_view(folder, record))
             continue
         try:
             fragment = read_fragment(folder.folder)

@@ -71,19 +71,14 @@ def snapshot() -> Iterator[None]:
 
 
 def needs_sync_of(binding: dict[str, Any]) -> bool:
-    """A finished run that some backend still has to receive from a login node: a W&B offline
-    run (or a live backend that failed during an attempt), or a backend fed by replay (MLflow).
+    """A run that some backend still has to receive from a login node, once it is finished or
+    preempted: a W&B offline run (or a live backend that failed during an attempt), or a backend
+    fed by replay (MLflow). The sync's own rule (aexp.sync.rules.needs_sync), so the
+    `sync_offline` operation and `aexp sync-offline` agree on every run.
     """
-    if not binding.get("finished_at") or binding.get("synced_at"):
-        return False
-    offline = bool(binding.get("offline"))
-    for name, part in backend_parts(binding).items():
-        feed = getattr(ADAPTERS.get(name), "feed", "live")
-        if part.get("synced_at"):
-            continue
-        if feed == "replay" or (feed == "live" and (offline or part.get("error"))):
-            return True
-    return False
+    from aexp.sync.rules import needs_sync  # aexp.sync is lazy: this loads the rules alone
+
+    return needs_sync(binding)
 
 
 def backend_label_of(binding: dict[str, Any]) -> str:

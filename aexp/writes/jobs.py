@@ -133,36 +133,59 @@ def rerun_jobs(
 
 def busy_reason(job: Any, stale_after: float) -> str | None:
     """Why another process is working on the job (None: it is free): who holds its claim
-    (aexp.joblock.claim_holder, which writes nothing), or a running attempt's heartbeat, which
-    covers an attempt on another host of a file system whose locks do not reach across."""
-    from aexp.attempts import is_stale
+    (aexp.joblock.claim_holder, which writes nothing), or an attempt that holds the run
+    (aexp.sync.rules.still_executing: its heartbeat, whatever node it runs on), which covers an
+    attempt on another host of a file system whose locks do not reach across."""
+    from aexp.binding import get_binding
     from aexp.jobdoc import read_doc
     from aexp.joblock import claim_holder
+    from aexp.sync.rules import still_executing
 
     holder = claim_holder(job)
     if holder is not None:
         return holder
     try:
         doc = read_doc(job, fresh=True)
+        binding = get_binding(job, doc)
     except AexpError:  # an unreadable document: nothing can be running it through aexp
         return None
-    binding = doc.get("tracker")
-    running = isinstance(binding, dict) and binding.get("state") == "running"
-    if running and not is_stale(doc, stale_after):
-        return f"job {job.id} is executing (heartbeat {doc.get('heartbeat_at')})."
+    if binding is not None and still_executing(doc, binding, stale_after):
+        host = (doc.get("attempt") or {}).get("host")
+        where = f" on {host}" if host else ""
+        return f"job {job.id} is executing{where} (heartbeat {doc.get('heartbeat_at')})."
     return None
 
 
 def only_here(record: Any) -> list[str]:
-    """The backends a job's run has not reached although it ran (W&B offline, MLflow): removing
-    the job deletes the run for good."""
-    from aexp.rerun import unsynced_backends
+    """The runs of a job that exist nowhere else: `run <id> (not on <backends>)` for its run
+    and each previous run a rerun kept, when it ran and some backend that receives it from a
+    login node has not: removing the job deletes them for good."""
     from aexp.schema import BOUND
+    from aexp.sync.rules import backend_needs_sync, unsynced_backends
 
     binding = record.binding
-    if not binding or binding["state"] == BOUND:
+    if not binding:
         return []
-    return unsynced_backends(binding)
+    found = []
+    missing = unsynced_backends(binding)
+    if missing and binding["state"] != BOUND:
+        found.append(f"run {binding['run_id']} (not on {', '.join(missing)})")
+    offline = bool(binding.get("offline"))
+    for previous in binding.get("previous_runs") or []:
+        parts = previous.get("backends") or {previous.get("backend") or binding["backend"]: {}}
+        lacking = [
+            name
+            for name, part in parts.items()
+            if backend_needs_sync(name, {}, offline=offline) and not part.get("synced_at")
+        ]
+        if lacking and previous.get("state") != BOUND:
+            found.append(f"previous run {previous['run_id']} (not on {', '.join(lacking)})")
+    return found
+
+
+def lost_runs(records: Iterable[Any]) -> list[str]:
+    """`job <id> run <id> (not on ...)` for every run of `records` that exists nowhere else."""
+    return [f"job {r.job_id} {run}" for r in records for run in only_here(r)]
 
 
 def check_removable(
@@ -179,18 +202,12 @@ def check_removable(
     if busy:
         more = f" (and {len(busy) - 1} more)" if len(busy) > 1 else ""
         raise AexpError(f"{busy[0]}{more} Nothing removed; wait for it, or leave it out.")
-    if force:
-        return
-    lost = [
-        f"job {r.job_id} run {r.run_id} (not on {', '.join(m)})"
-        for r in records
-        if (m := only_here(r))
-    ]
-    if lost:
+    lost = lost_runs(records)
+    if lost and not force:
         raise AexpError(
             f"{len(lost)} run(s) exist only in their jobs, not synced yet: {'; '.join(lost)}. "
-            "Nothing removed; sync them first (aexp sync-offline), or pass --force (force=true "
-            "to the remove tool) to delete them for good."
+            "Nothing removed; sync them first (aexp sync-offline, from a login node), or pass "
+            "--force (force=true to the remove tool) to delete them for good."
         )
 
 
@@ -234,6 +251,7 @@ __all__ = [
     "busy_reason",
     "check_removable",
     "create_sweep",
+    "lost_runs",
     "only_here",
     "rearm_jobs",
     "remove_jobs",

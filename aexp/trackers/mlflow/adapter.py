@@ -29,7 +29,14 @@ from aexp.trackers.base import (
     clean_metrics,
 )
 from aexp.trackers.mlflow import limits
-from aexp.trackers.mlflow.client import Store, missing_sdk, sdk_installed, store_for, translated
+from aexp.trackers.mlflow.client import (
+    INSTALL_HINT,
+    Store,
+    missing_sdk,
+    sdk_installed,
+    store_for,
+    translated,
+)
 from aexp.trackers.mlflow.mapping import (
     EXIT_CODE_TAG,
     GROUP_TAG,
@@ -42,6 +49,7 @@ from aexp.trackers.mlflow.mapping import (
     metric_value,
     run_tags,
 )
+from aexp.trackers.mlflow.timeouts import request_limits
 from aexp.trackers.mlflow.uri import ENV_VAR, absolute_sqlite, run_page
 
 if TYPE_CHECKING:
@@ -76,10 +84,16 @@ class MlflowAdapter(TrackerAdapter):
     name = "mlflow"
     feed = "replay"
 
-    def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        artifact_root: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
         uri = (tracking_uri or "").strip() or (os.environ.get(ENV_VAR) or "").strip()
         self.tracking_uri = absolute_sqlite(uri or "sqlite:///mlflow.db", os.getcwd())
         self.artifact_root = artifact_root
+        self.timeout = timeout  # seconds a replay may take: bounds MLflow's own HTTP retries
 
     @classmethod
     def from_settings(
@@ -91,12 +105,21 @@ class MlflowAdapter(TrackerAdapter):
         from aexp.trackers.mlflow.uri import resolve_tracking_uri
 
         configured = settings.mlflow_tracking_uri if settings is not None else None
-        return cls(tracking_uri=resolve_tracking_uri(root or os.getcwd(), configured))
+        return cls(
+            tracking_uri=resolve_tracking_uri(root or os.getcwd(), configured),
+            timeout=settings.sync_timeout if settings is not None else None,
+        )
+
+    @classmethod
+    def sync_blocker(cls) -> str | None:
+        """Runs are replayed into MLflow wherever its package is installed (no server is
+        contacted to decide)."""
+        return None if sdk_installed() else f"the mlflow package is not installed; {INSTALL_HINT}"
 
     def _store(self) -> Store:
         if not sdk_installed():
             raise missing_sdk()
-        return store_for(self.tracking_uri, self.artifact_root)
+        return store_for(self.tracking_uri, self.artifact_root, timeout=self.timeout)
 
     # -- checks -------------------------------------------------------------------------------
     def check_run(
@@ -289,10 +312,22 @@ class MlflowAdapter(TrackerAdapter):
         return sorted(records, key=lambda r: (r.group, r.id))
 
     def replay(self, journal: Journal, *, job_path: str, state: Mapping[str, Any]) -> ReplayResult:
-        """Bring the MLflow copy of the run up to `journal`; see aexp/trackers/mlflow/replay.py."""
+        """Bring the MLflow copy of the run up to `journal`; see aexp/trackers/mlflow/replay.py.
+        MLflow's HTTP retries are bounded by the adapter's `timeout` (timeouts.py)."""
         from aexp.trackers.mlflow.replay import replay_journal
 
-        return replay_journal(self, journal, job_path=job_path, state=state)
+        with request_limits(self.timeout):
+            return replay_journal(self, journal, job_path=job_path, state=state)
+
+    def remote_state(
+        self, journal: Journal, *, job_path: str, state: Mapping[str, Any]
+    ) -> ReplayResult | None:
+        """What MLflow holds of the run of `journal`: the run found by its `aexp.run_id` tag, its
+        metric history, end status and artifact markers (aexp/trackers/mlflow/held.py)."""
+        from aexp.trackers.mlflow.held import held_by_server
+
+        with request_limits(self.timeout):
+            return held_by_server(self, journal, job_path=job_path, state=state)
 
 
 def check_run_id(run_id: str) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aexp.errors import AexpError, TrackerInitError, TrackerUsageError
+from aexp.trackers.mlflow.creation import creation_lock, store_problem
 from aexp.trackers.mlflow.mapping import RUN_ID_TAG
 from aexp.trackers.mlflow.uri import check_reachable, default_artifact_location, redact, sqlite_path
 
@@ -77,12 +78,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def translated(doing: str) -> Iterator[None]:
+def translated(doing: str, uri: str | None = None) -> Iterator[None]:
     """Turn MLflow's (and its HTTP stack's) exceptions into one-sentence aexp errors.
 
-    INVALID_PARAMETER_VALUE (MLflow refused our input) -> TrackerUsageError; anything else
-    (server unreachable or failing, database locked, ...) -> TrackerInitError. aexp's own errors
-    pass through.
+    INVALID_PARAMETER_VALUE (MLflow refused our input) -> TrackerUsageError; a broken or
+    read-only store (`uri`) -> TrackerInitError naming the repair (creation.store_problem);
+    anything else (server unreachable or failing, database locked, ...) -> TrackerInitError.
+    aexp's own errors pass through.
     """
     try:
         yield
@@ -90,8 +92,10 @@ def translated(doing: str) -> Iterator[None]:
         raise
     except Exception as exc:
         code = getattr(exc, "error_code", None)
-        kind = TrackerUsageError if code == "INVALID_PARAMETER_VALUE" else TrackerInitError
-        raise kind(f"MLflow could not {doing}: {_first_line(exc)}") from exc
+        if code == "INVALID_PARAMETER_VALUE":
+            raise TrackerUsageError(f"MLflow could not {doing}: {_first_line(exc)}") from exc
+        problem = store_problem(uri, exc) if uri else None
+        raise TrackerInitError(problem or f"MLflow could not {doing}: {_first_line(exc)}") from exc
 
 
 _locks: dict[str, threading.Lock] = {}
@@ -119,14 +123,20 @@ class Store:
     Raises TrackerInitError when the SDK is missing or a tracking server does not answer.
     """
 
-    def __init__(self, uri: str, artifact_location: str | None = None) -> None:
+    def __init__(
+        self, uri: str, artifact_location: str | None = None, *, timeout: float | None = None
+    ) -> None:
         self.uri = uri
         self.shown_uri = redact(uri)
         self.sdk = import_sdk()
-        check_reachable(uri)
+        check_reachable(uri, timeout=min(10.0, timeout or 10.0))
         self.artifact_location = artifact_location or default_artifact_location(uri)
-        with translated(f"open the tracking store {self.shown_uri}"):
+        # A sqlite store is created or migrated by its first use: once, under a lock every
+        # aexp process takes (creation.py), never by two processes at once.
+        with creation_lock(uri), translated(f"open the tracking store {self.shown_uri}", uri):
             self.client = self.sdk.MlflowClient(tracking_uri=uri)
+            if sqlite_path(uri) is not None:
+                self.client.search_experiments(max_results=1)
         self._experiments: dict[str, str] = {}
 
     def experiment_id(self, name: str, *, create: bool = True) -> str | None:
@@ -139,7 +149,7 @@ class Store:
         cached = self._experiments.get(name)
         if cached is not None:
             return cached
-        with translated(f"look up experiment {name!r} at {self.shown_uri}"):
+        with translated(f"look up experiment {name!r} at {self.shown_uri}", self.uri):
             experiment = self.client.get_experiment_by_name(name)
             if experiment is None:
                 if not create:
@@ -168,7 +178,7 @@ class Store:
 
     def get_run(self, mlflow_run_id: str) -> Any | None:
         """The run with MLflow id `mlflow_run_id`, or None if it does not exist or is deleted."""
-        with translated(f"read run {mlflow_run_id} at {self.shown_uri}"):
+        with translated(f"read run {mlflow_run_id} at {self.shown_uri}", self.uri):
             try:
                 run = self.client.get_run(mlflow_run_id)
             except self.sdk.MlflowException as exc:
@@ -183,7 +193,7 @@ class Store:
         If several exist (two writers raced; aexp's sync claims a run to prevent it), the one
         created first is the run, so every later call picks the same one.
         """
-        with translated(f"search run {run_id} at {self.shown_uri}"):
+        with translated(f"search run {run_id} at {self.shown_uri}", self.uri):
             runs = self.client.search_runs(
                 [experiment_id],
                 filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'",
@@ -209,13 +219,16 @@ _stores: dict[tuple[str, str | None], Store] = {}
 _stores_guard = threading.Lock()
 
 
-def store_for(uri: str, artifact_location: str | None = None) -> Store:
-    """The process's Store for `uri` (made once; the reachability probe runs once)."""
+def store_for(
+    uri: str, artifact_location: str | None = None, *, timeout: float | None = None
+) -> Store:
+    """The process's Store for `uri` (made once; the reachability probe runs once). `timeout`:
+    the sync's, which bounds the probe."""
     key = (uri, artifact_location)
     with _stores_guard:
         store = _stores.get(key)
     if store is None:
-        store = Store(uri, artifact_location)
+        store = Store(uri, artifact_location, timeout=timeout)
         with _stores_guard:
             store = _stores.setdefault(key, store)
     return store

@@ -29,12 +29,15 @@ and, written by replay only, `aexp.replay.rows` (history rows the run holds) and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aexp.agent.actor import ACTOR_PREFIX
 from aexp.trackers.mlflow.limits import mlflow_name, tag_value
+
+if TYPE_CHECKING:
+    from aexp.journal import Artifact, Journal, Row
 
 RUN_ID_TAG = "aexp.run_id"
 GROUP_TAG = "aexp.group"
@@ -137,6 +140,40 @@ def end_status(*, finished: bool, exit_code: int | None, preempted: bool) -> str
     return FINISHED if exit_code == 0 else FAILED
 
 
+# -- what replays and the store's own account compare: steps, end, artifact markers ----------
+def axis(history: Sequence[Row], default_ms: int) -> tuple[list[int], list[int]]:
+    """Step and epoch-millisecond timestamp of every history row.
+
+    A row without a step gets the one after the previous row's (0 for the first), as a
+    tracker's automatic step would; an unreadable timestamp takes the previous row's.
+    """
+    steps: list[int] = []
+    stamps: list[int] = []
+    step, stamp = -1, default_ms
+    for row in history:
+        step = row.step if row.step is not None else step + 1
+        stamp = ms(row.timestamp, stamp)
+        steps.append(step)
+        stamps.append(stamp)
+    return steps, stamps
+
+
+def end_of(journal: Journal) -> tuple[str, int | None, str | None]:
+    """The run's status from the journal's last attempt (SCHEDULED before any attempt), its end
+    time (epoch ms, None while running) and exit code (a string, None while running)."""
+    last = journal.last_attempt
+    if last is None:
+        return SCHEDULED, None, None
+    status = end_status(finished=last.finished, exit_code=last.exit_code, preempted=last.preempted)
+    if status not in TERMINAL:
+        return status, None, None
+    return status, ms(last.ended_at or "", 0) or None, str(last.exit_code or 0)
+
+
+def artifact_marker(artifact: Artifact) -> str:
+    return f"{artifact.size_bytes} {artifact.timestamp}"
+
+
 __all__ = [
     "ARTIFACT_PREFIX",
     "EXIT_CODE_TAG",
@@ -155,6 +192,9 @@ __all__ = [
     "SCHEDULED",
     "STRING_PREFIX",
     "TERMINAL",
+    "artifact_marker",
+    "axis",
+    "end_of",
     "end_status",
     "labels_of",
     "metric_value",

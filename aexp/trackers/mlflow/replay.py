@@ -50,10 +50,11 @@ from aexp.trackers.mlflow.mapping import (
     ARTIFACT_PREFIX,
     EXIT_CODE_TAG,
     PROGRESS_TAG,
-    SCHEDULED,
     STRING_PREFIX,
     TERMINAL,
-    end_status,
+    artifact_marker,
+    axis,
+    end_of,
     ms,
     run_tags,
 )
@@ -68,23 +69,6 @@ log = logging.getLogger(__name__)
 # A margin under MLflow's 1 MB request limit for the JSON framing that the per-entry size
 # estimates of `pack` leave out.
 _BYTE_BUDGET = limits.MAX_BATCH_BYTES * 9 // 10
-
-
-def axis(history: Sequence[Row], default_ms: int) -> tuple[list[int], list[int]]:
-    """Step and epoch-millisecond timestamp of every history row.
-
-    A row without a step gets the one after the previous row's (0 for the first), as a
-    tracker's automatic step would; an unreadable timestamp takes the previous row's.
-    """
-    steps: list[int] = []
-    stamps: list[int] = []
-    step, stamp = -1, default_ms
-    for row in history:
-        step = row.step if row.step is not None else step + 1
-        stamp = ms(row.timestamp, stamp)
-        steps.append(step)
-        stamps.append(stamp)
-    return steps, stamps
 
 
 def pack(
@@ -162,10 +146,6 @@ def _split(points: list[Any], strings: list[tuple[str, str]]) -> Iterator[tuple[
         yield points[start : start + cap], []
 
 
-def _artifact_marker(artifact: Artifact) -> str:
-    return f"{artifact.size_bytes} {artifact.timestamp}"
-
-
 def replay_journal(
     adapter: MlflowAdapter, journal: Journal, *, job_path: str, state: Mapping[str, Any]
 ) -> ReplayResult:
@@ -206,7 +186,7 @@ def replay_journal(
             stale = [store.sdk.RunTag(k, v) for k, v in wanted.items() if held.get(k) != v]
             if stale:
                 send_entries(store.client, mlid, [], stale)
-            status, end_ms, code = _end_of(journal)
+            status, end_ms, code = end_of(journal)
             held_params = dict(run.data.params)
             missing_params = {k: v for k, v in params.items() if held_params.get(k) != v}
             end_tags = {EXIT_CODE_TAG: code} if code is not None else {}
@@ -309,7 +289,7 @@ def _send_artifacts(
     sent, missing = 0, []
     for name, artifact in last.items():
         marker_key = limits.mlflow_name(ARTIFACT_PREFIX + name)
-        marker = _artifact_marker(artifact)
+        marker = artifact_marker(artifact)
         if held.get(marker_key) == marker:
             continue
         path = artifact.resolve(job_path)
@@ -323,18 +303,6 @@ def _send_artifacts(
     return sent, missing
 
 
-def _end_of(journal: Journal) -> tuple[str, int | None, str | None]:
-    """The run's status from the journal's last attempt (SCHEDULED before any attempt), its end
-    time (epoch ms, None while running) and exit code (a string, None while running)."""
-    last = journal.last_attempt
-    if last is None:
-        return SCHEDULED, None, None
-    status = end_status(finished=last.finished, exit_code=last.exit_code, preempted=last.preempted)
-    if status not in TERMINAL:
-        return status, None, None
-    return status, ms(last.ended_at or "", 0) or None, str(last.exit_code or 0)
-
-
 def _send_end(store: Store, mlid: str, info: Any, status: str, end_ms: int | None) -> None:
     """Give the run `status` (and `end_ms`), unless it has them already."""
     if status in TERMINAL:
@@ -344,4 +312,4 @@ def _send_end(store: Store, mlid: str, info: Any, status: str, end_ms: int | Non
         store.client.update_run(mlid, status=status)
 
 
-__all__ = ["axis", "pack", "replay_journal"]
+__all__ = ["axis", "pack", "replay_journal"]  # axis: from mapping, where it lives

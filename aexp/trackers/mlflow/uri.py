@@ -99,9 +99,10 @@ def run_page(uri: str, experiment_id: str, mlflow_run_id: str) -> str | None:
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
     """Raise TrackerInitError when nothing answers at the http(s) tracking URI `uri`.
 
-    One GET of `<uri>/health`: any HTTP answer (even 401/404) or a TLS handshake problem means a
-    server is there (MLflow's client then reports the real problem). Without this probe, MLflow's
-    client retries a refused connection with exponential backoff for minutes
+    One GET of `<uri>/health`: an HTTP answer below 500 (even 401/404) or a TLS handshake problem
+    means a server is there (MLflow's client then reports the real problem); a 5xx answer means
+    it is there but failing, which is no better than absent: TrackerInitError. Without this probe,
+    MLflow's client retries a refused connection or a 5xx with exponential backoff for minutes
     (MLFLOW_HTTP_REQUEST_MAX_RETRIES, default 7) before failing.
     """
     if not is_http(uri):
@@ -124,8 +125,14 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
     try:
         with urllib.request.urlopen(probe, timeout=timeout):
             return
-    except urllib.error.HTTPError:
-        return
+    except urllib.error.HTTPError as exc:
+        if exc.code < 500:
+            return
+        raise TrackerInitError(
+            f"the MLflow tracking server at {redact(uri)} answers {exc.code} ({exc.reason}) "
+            "instead of working; see its log, or point "
+            f"{ENV_VAR} (or [mlflow] tracking_uri in signac.rc) at a working one."
+        ) from None
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, ssl.SSLError):
             return
