@@ -22,15 +22,10 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
 # `import aexp` costs almost nothing beyond the interpreter (docs/benchmarks.md): a compute
 # node starting thousands of processes, or `status`, pays only for what it touches.
 _EXPORTS = {
-    "aexp.binding": (
-        "bind_tracker",
-        "create_run",
-        "find_job",
-        "get_binding",
-        "open_project",
-        "run_spec",
-        "update_binding",
-    ),
+    "aexp.binding": ("bind_tracker", "get_binding", "update_binding"),
+    "aexp.jobs": ("create_run", "find_job", "open_project"),
+    "aexp.spec": ("run_spec",),
+    "aexp.state": ("job_state",),
     "aexp.rearming": ("rearm",),
     "aexp.errors": (
         "AexpError",
@@ -44,8 +39,9 @@ _EXPORTS = {
         "TrackerUsageError",
     ),
     "aexp.journal": ("Journal", "read_journal"),
-    "aexp.lifecycle": ("Preempted", "Tracker", "finish_run", "run_lifecycle"),
+    "aexp.lifecycle": ("finish_run", "run_lifecycle"),
     "aexp.settings": ("Settings", "load_settings"),
+    "aexp.tracker": ("Preempted", "Tracker"),
     "aexp.sync": ("SyncResult", "find_offline_runs", "sync_offline_runs"),
     "aexp.trackers": (
         "ADAPTERS",
@@ -63,16 +59,7 @@ _ORIGIN = {name: module for module, names in _EXPORTS.items() for name in names}
 if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from typing import Any
 
-    from aexp.binding import (
-        bind_tracker,
-        create_run,
-        find_job,
-        get_binding,
-        open_project,
-        rearm,
-        run_spec,
-        update_binding,
-    )
+    from aexp.binding import bind_tracker, get_binding, update_binding
     from aexp.errors import (
         AexpError,
         BindingError,
@@ -84,10 +71,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
         TrackerInitError,
         TrackerUsageError,
     )
+    from aexp.jobs import create_run, find_job, open_project
     from aexp.journal import Journal, read_journal
-    from aexp.lifecycle import Preempted, Tracker, finish_run, run_lifecycle
+    from aexp.lifecycle import finish_run, run_lifecycle
+    from aexp.rearming import rearm
     from aexp.settings import Settings, load_settings
+    from aexp.spec import run_spec
+    from aexp.state import job_state
     from aexp.sync import SyncResult, find_offline_runs, sync_offline_runs
+    from aexp.tracker import Preempted, Tracker
     from aexp.trackers import (
         ADAPTERS,
         MlflowAdapter,
@@ -152,6 +144,7 @@ __all__ = [
     "finish_run",
     "get_adapter",
     "get_binding",
+    "job_state",
     "load_settings",
     "open_project",
     "read_journal",

@@ -22,33 +22,14 @@ from typing import Any
 
 from aexp.agent.actor import current_actor, workflow_actor
 from aexp.errors import BindingError, TrackerInitError
-from aexp.jobdoc import now_iso, read_doc, update_doc
+from aexp.jobdoc import derived, now_iso, read_doc, update_doc
 from aexp.joblock import job_lock
-from aexp.jobs import (  # re-exported: the public names of aexp.binding before aexp.jobs existed
-    check_id,
-    create_run,
-    find_job,
-    find_project_root,
-    open_project,
-    project_root_of,
-)
-from aexp.journal import JournalWriter, journal_path
-from aexp.schema import (
-    BOUND,
-    COMPLETED,
-    FAILED,
-    FINISHED,
-    PREEMPTED,
-    RUNNING,
-    STATES,
-    binding_problem,
-    document_problem,
-)
+from aexp.jobs import project_root_of
+from aexp.journal import JOURNAL_DIR, JournalWriter, journal_path, read_head
+from aexp.schema import BOUND, binding_problem, document_problem
 from aexp.settings import Settings, validate_project_name
-from aexp.spec import project_group_by, run_spec, run_tags, spec_of
+from aexp.spec import run_spec, run_tags
 from aexp.trackers import ADAPTERS, RunHandle, TrackerAdapter, get_adapter, recreatable
-
-_check_id = check_id  # the name aexp.cli used before aexp.jobs existed
 
 
 def new_run_id() -> str:
@@ -75,19 +56,49 @@ def get_binding(job: Any, doc: Mapping[str, Any] | None = None) -> dict[str, Any
     damaged: any aexp field of the wrong type, an unknown backend or state (aexp/schema.py).
     """
     doc = read_doc(job) if doc is None else doc
+    problem = derived(job, doc, lambda: _problem(job, doc))  # once per version of the document
+    if problem:
+        raise BindingError(problem)
+    return doc.get("tracker")
+
+
+def _problem(job: Any, doc: Mapping[str, Any]) -> str | None:
     problem = document_problem(doc)
     if problem:
-        raise BindingError(f"job {job.id}: {problem}; repair it (docs/job-document.md).")
+        return f"job {job.id}: {problem}; repair it (docs/job-document.md)."
     binding = doc.get("tracker")
-    if binding is None:
-        return None
-    problem = binding_problem(binding, ADAPTERS)
+    problem = None if binding is None else binding_problem(binding, ADAPTERS)
     if problem:
-        raise BindingError(
+        return (
             f"job {job.id}: {problem}; repair it or remove the key to re-bind "
             "(a new run is created)."
         )
-    return binding
+    return None
+
+
+def pending_binding(job_path: str) -> dict[str, Any] | None:
+    """The binding a job's run journal holds while the job's document has none: the job's first
+    attempt bound it and records that in the document only when it ends (or has run for a
+    second), so until then, or when its process died before it could, the run's `init_run`
+    event alone holds it. The newest such run of the job; None when there is none (one failed
+    `listdir` for a job without `tracker_log/`). The binding is as it was bound (state `bound`,
+    no attempt): the run's journal says the rest (aexp.state)."""
+    try:
+        names = os.listdir(f"{job_path}{os.sep}{JOURNAL_DIR}")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    found: tuple[tuple[str, str], dict[str, Any]] | None = None
+    for name in names:
+        init = read_head(journal_path(job_path, name))
+        binding = init.get("binding") if init and init.get("event") == "init_run" else None
+        if not isinstance(binding, dict) or binding.get("run_id") != name:
+            continue
+        if binding_problem(binding, ADAPTERS) is not None:
+            continue
+        key = (str(init.get("timestamp") or ""), name)
+        if found is None or key > found[0]:
+            found = (key, binding)
+    return None if found is None else found[1]
 
 
 def backend_parts(binding: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -152,17 +163,20 @@ def new_binding(
     notes: str | None,
     group_by: Sequence[str] | None = None,
     actor: Mapping[str, Any] | None = None,
+    spec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A fresh binding of `job` to a new run of `adapters` (nothing written). `group_by`: the
     state-point keys naming the run's group (None: the project's `[tracker] group_by`);
     `actor`: who starts the run, kept as `started_by` (None: this process's workflow step,
-    aexp.agent.actor.workflow_actor); the run's config names them (`run_spec`).
+    aexp.agent.actor.workflow_actor); the run's config names them (`run_spec`). `spec`: the
+    run's spec (`aexp.spec.run_spec`, made with the same `actor`) when the caller has it.
 
     Raises what `check_backends` raises: the run is refused before anything is stored.
     """
     if actor is None:
         actor = workflow_actor(project_root_of(job))
-    spec = run_spec(job, group_by, actor=actor)
+    if spec is None:
+        spec = run_spec(job, group_by, actor=actor)
     all_tags = run_tags(spec, tags)
     check_backends(adapters, project=project, spec={**spec, "tags": all_tags}, tags=all_tags)
     run_id = new_run_id()
@@ -201,14 +215,22 @@ def new_binding(
 
 
 def write_init_event(
-    job: Any, binding: Mapping[str, Any], writer: JournalWriter | None = None
+    job: Any,
+    binding: Mapping[str, Any],
+    writer: JournalWriter | None = None,
+    *,
+    spec: Mapping[str, Any] | None = None,
+    record: bool = False,
 ) -> None:
     """Start the run's journal with its `init_run` event (what every backend is told).
 
     With `writer` (the attempt's own, on the same journal) the event goes through it and the
     file stays open for the attempt's events; else the journal is opened and closed here.
+    `spec`: the run's spec when the caller has it. `record`: the event carries the binding
+    itself, for a job whose document does not hold it yet (`pending_binding`).
     """
-    spec = run_spec(job, actor=binding.get("started_by"))
+    if spec is None:
+        spec = run_spec(job, actor=binding.get("started_by"))
     own = writer is None
     if writer is None:
         writer = JournalWriter(journal_path(job.path, binding["run_id"]))
@@ -222,6 +244,7 @@ def write_init_event(
             notes=binding.get("notes"),
             offline=bool(binding.get("offline")),
             backends=list(backend_parts(binding)),
+            binding=binding if record else None,
         )
     finally:
         if own:
@@ -249,7 +272,8 @@ def bind_tracker(
     `actor` is who binds it, named in the run's config (default: this process, tool
     "aexp.bind_tracker").
 
-    Idempotent: a job already bound keeps its run (same id) and its binding is returned as is.
+    Idempotent: a job already bound keeps its run (same id) and its binding is returned as is;
+    so does a job whose first attempt bound it without recording it yet (`pending_binding`).
     Raises before anything is written: TrackerInitError (unknown backend, missing SDK),
     SettingsError (bad project name), TrackerUsageError (a backend refuses the run).
     """
@@ -262,6 +286,10 @@ def bind_tracker(
         if existing is not None:
             result.update(existing)
             return None
+        pending = pending_binding(job.path)
+        if pending is not None:  # bound by a first attempt that has not recorded it: that run
+            result.update(pending)
+            return {"tracker": pending}
         who = actor or current_actor("aexp.bind_tracker", root=project_root_of(job))
         binding = new_binding(
             job,
@@ -326,16 +354,24 @@ def adapter_for(
     return ADAPTERS[name].from_settings(settings, root, **options)
 
 
-def handle_for(job: Any, binding: Mapping[str, Any], name: str | None = None) -> RunHandle:
+def handle_for(
+    job: Any,
+    binding: Mapping[str, Any],
+    name: str | None = None,
+    *,
+    spec: Mapping[str, Any] | None = None,
+) -> RunHandle:
     """A RunHandle of backend `name` (default: the primary) rebuilt from a stored binding.
 
     `extra` holds the backend's stored state, the run's tags, notes and offline flag, and the
     run's config under `_config` (re-derived from the job rather than stored: signac forbids
-    dots in document keys, and configs are full of them).
+    dots in document keys, and configs are full of them). `spec`: the run's spec when the
+    caller has it (`aexp.spec.run_spec`).
     """
     name = name or binding["backend"]
     part = backend_parts(binding).get(name, {})
-    spec = run_spec(job)
+    if spec is None:
+        spec = run_spec(job)
     extra = part.get("extra") or {}
     return RunHandle(
         # A backend that chose its own run id at the first attempt keeps it (extra["id"]).
@@ -354,31 +390,16 @@ def handle_for(job: Any, binding: Mapping[str, Any], name: str | None = None) ->
 
 
 __all__ = [
-    "BOUND",
-    "COMPLETED",
-    "FAILED",
-    "FINISHED",
-    "PREEMPTED",
-    "RUNNING",
-    "STATES",
     "adapter_for",
     "adapters_of",
     "backend_parts",
     "bind_tracker",
     "check_backends",
-    "check_id",
-    "create_run",
-    "find_job",
-    "find_project_root",
     "get_binding",
     "handle_for",
     "new_binding",
     "new_run_id",
-    "open_project",
-    "project_group_by",
-    "run_spec",
-    "run_tags",
-    "spec_of",
+    "pending_binding",
     "update_backend",
     "update_binding",
     "write_init_event",

@@ -1,28 +1,30 @@
 """Heartbeats of executing attempts: one background thread per process, for all of them.
 
-An executing attempt refreshes `heartbeat_at` (and `tracker.last_step`) in its job document every
-`interval` seconds, so another process can tell a live attempt from one whose process died on
-another host (`aexp.lifecycle.is_stale`). One thread serves every attempt of the process: a
-sweep that runs hundreds of short attempts in one `run` starts one thread, not hundreds.
+An executing attempt records its start in its job document with its first beat, `first` seconds
+after it started (its run's journal has it at once), then refreshes `heartbeat_at` (and
+`tracker.last_step`) every `interval` seconds, so another process can tell a live attempt from
+one whose process died on another host (`aexp.state.is_stale`). What a beat writes is the
+attempt's (`aexp.attempt.Attempt.beat`); this module only keeps time. One thread serves every
+attempt of the process: a sweep that runs hundreds of short attempts in one `run` starts one
+thread, not hundreds, and wakes it about once per `first` seconds, not once per attempt.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
-
-from aexp.jobdoc import now_iso, update_doc
 
 
 @dataclass(eq=False)
 class Beat:
-    """One attempt's registration; `ended` stops its beats (checked under the job lock)."""
+    """One attempt's registration: `write(beat)` is called at each beat, from the heartbeat
+    thread. `ended` stops its beats; a `write` checks it under the job lock, so that no beat
+    lands after the attempt's end is recorded."""
 
-    job: Any
-    tracker: Any
+    write: Callable[[Beat], None]
     interval: float
     due: float = 0.0
     ended: bool = field(default=False)
@@ -39,10 +41,12 @@ _wake_at = 0.0
 _idle = 30.0
 
 
-def start(job: Any, tracker: Any, interval: float) -> Beat:
-    """Beat for `job` every `interval` seconds until `stop`; the first beat after `interval`."""
+def start(write: Callable[[Beat], None], interval: float, first: float | None = None) -> Beat:
+    """Call `write` every `interval` seconds until `stop`; the first time after `first`
+    seconds (default: `interval`)."""
     global _thread, _idle
-    beat = Beat(job, tracker, interval, due=time.monotonic() + interval)
+    delay = interval if first is None else min(first, interval)
+    beat = Beat(write, interval, due=time.monotonic() + delay)
     with _lock:
         _beats.append(beat)
         _idle = interval
@@ -54,8 +58,10 @@ def start(job: Any, tracker: Any, interval: float) -> Beat:
     return beat
 
 
-def stop(beat: Beat) -> None:
+def stop(beat: Beat | None) -> None:
     """No beat for this attempt after this returns, not even one already waiting for the lock."""
+    if beat is None:
+        return
     beat.ended = True
     with _lock:
         if beat in _beats:
@@ -77,19 +83,7 @@ def _run() -> None:
                 beat.due = now + beat.interval
         for beat in due:
             with suppress(Exception):  # a missed beat only makes the job look stale sooner
-                _beat(beat)
-
-
-def _beat(beat: Beat) -> None:
-    def change(doc: dict[str, Any]) -> dict[str, Any] | None:
-        if beat.ended:  # the attempt ended while this beat waited for the job lock
-            return None
-        updates: dict[str, Any] = {"heartbeat_at": now_iso()}
-        if isinstance(doc.get("tracker"), dict) and beat.tracker.run_id:
-            updates["tracker"] = {**doc["tracker"], "last_step": beat.tracker.step - 1}
-        return updates
-
-    update_doc(beat.job, change)
+                beat.write(beat)
 
 
 __all__ = ["Beat", "start", "stop"]

@@ -5,7 +5,9 @@ inter-process lock, so two processes updating different keys lose each other's w
 aexp write goes through `update_doc` under a per-job lock (`aexp.joblock.job_lock`); reads go
 through `read_doc`, which parses the file once per change (cached by inode, mtime and size), so the
 workflow's conditions cost one parse per job however many conditions read it; `peek_doc` is the
-same read without keeping the parse (for one pass over many jobs, like `status`).
+same read without keeping the parse (for one pass over many jobs, like `status`). An attempt
+reads its job's document once (`hold_doc`) and writes its end on top of that read
+(`update_doc(..., base=...)`) when no other write came between.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from aexp.joblock import job_lock
 # dicts rather than one of (key, doc) pairs: fewer objects for the garbage collector to walk.
 _cache_keys: dict[str, tuple[int, int, int]] = {}
 _cache_docs: dict[str, dict[str, Any]] = {}
+# A value derived from the cached document of a path (`derived`), dropped when the cached
+# document is replaced: the binding validated once per version, not once per question.
+_cache_derived: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,23 @@ def read_doc(job: Any, *, fresh: bool = False) -> dict[str, Any]:
     return _read_doc(job, _doc_path(job), fresh)
 
 
+_MISSING: Any = object()
+
+
+def derived(job: Any, doc: dict[str, Any], make: Callable[[], Any]) -> Any:
+    """`make()`, once per version of the job's document: where `doc` is the document this
+    module holds for the job (what `read_doc` returned), the value is kept with it until the
+    document changes; any other `doc` (a `peek_doc`, a private copy) gets `make()` each time.
+    `make` must depend on `doc` alone."""
+    path = _doc_path(job)
+    if _cache_docs.get(path) is not doc:
+        return make()
+    value = _cache_derived.get(path, _MISSING)
+    if value is _MISSING:
+        value = _cache_derived[path] = make()
+    return value
+
+
 def peek_doc(job: Any) -> dict[str, Any]:
     """`read_doc`, but a document parsed now is not kept in the cache.
 
@@ -92,50 +114,116 @@ def _read_doc(job: Any, path: str, fresh: bool, *, keep: bool = True) -> dict[st
     key = (st.st_ino, st.st_mtime_ns, st.st_size)
     if not fresh and _cache_keys.get(path) == key:
         return _cache_docs[path]
+    # One read of the size the stat gave and one decode: the same result as json.load on a
+    # UTF-8 text file, at about a third of the system calls (this runs once per job in every
+    # `status`).
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        # One read of the size the stat gave and one decode: the same result as json.load on a
-        # UTF-8 text file, at about a third of the system calls (this runs once per job in
-        # every `status`).
-        doc = json.loads(_read_bytes(path, st.st_size).decode("utf-8"))
+        data = _read_fd(fd, st.st_size)
+    finally:
+        os.close(fd)
+    doc = _parse(job, path, data)
+    if keep:
+        _cache_keys[path] = key
+        _cache_docs[path] = doc
+        _cache_derived.pop(path, None)
+    return doc
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    """The file's bytes, read with one `read` when it still has the `size` a stat just gave."""
+    data = os.read(fd, size + 1)  # one byte more: a file that grew since is read on
+    if len(data) > size:
+        chunks = [data]
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        data = b"".join(chunks)
+    return data
+
+
+def _parse(job: Any, path: str, data: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BindingError(f"job {job.id}: its document {path} is not valid JSON.") from None
     if not isinstance(doc, dict):
         raise BindingError(f"job {job.id}: its document {path} is not a JSON object.")
-    if keep:
-        _cache_keys[path] = key
-        _cache_docs[path] = doc
     return doc
 
 
-def _read_bytes(path: str, size: int) -> bytes:
-    """The file's bytes, read with one `read` when it still has the `size` a stat just gave."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+class HeldDoc:
+    """A job document read by `hold_doc`, its file kept open until `close`: an update on top of
+    it (`update_doc(job, change, base=held)`) reads the file again only if it changed since.
+
+    The open file keeps its inode from being reused, so the document's path showing the same
+    (inode, mtime, size, ctime) as when it was read means the very same, unchanged file on any
+    file system, however coarse its timestamps. `doc` is the caller's own (not shared with the
+    read cache); an update on top of it changes it.
+    """
+
+    __slots__ = ("_fd", "_key", "doc")
+
+    def __init__(self, doc: dict[str, Any], fd: int | None, key: tuple[int, ...] | None) -> None:
+        self.doc, self._fd, self._key = doc, fd, key
+
+    def take(self, path: str) -> dict[str, Any] | None:
+        """`doc`, if the file at `path` is still the one read (then it is given away: a second
+        update reads the file); else None."""
+        if self._key is None:
+            return None
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        if (st.st_ino, st.st_mtime_ns, st.st_size, st.st_ctime_ns) != self._key:
+            return None
+        self._key = None
+        return self.doc
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._key = None
+
+
+def hold_doc(job: Any) -> HeldDoc:
+    """The job document, read afresh (one open, one read, one parse; not cached) and held open
+    (HeldDoc). Raises BindingError if the file is not valid JSON."""
+    path = _doc_path(job)
     try:
-        data = os.read(fd, size + 1)  # one byte more: a file that grew since is read on
-        if len(data) > size:
-            chunks = [data]
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-            data = b"".join(chunks)
-        return data
-    finally:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return HeldDoc({}, None, None)
+    try:
+        st = os.fstat(fd)
+        doc = _parse(job, path, _read_fd(fd, st.st_size))
+    except BaseException:
         os.close(fd)
+        raise
+    return HeldDoc(doc, fd, (st.st_ino, st.st_mtime_ns, st.st_size, st.st_ctime_ns))
 
 
 def update_doc(
-    job: Any, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    job: Any,
+    change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    *,
+    base: HeldDoc | None = None,
 ) -> dict[str, Any]:
     """Apply `change` to a fresh copy of the document under the job lock and store the result.
 
     `change` receives a private copy of the current document (parsed from the file under the
-    lock, so another process's last write is seen) and returns the top-level keys to store (or
+    lock, so another process's last write is seen; or `base.doc`, read earlier and held open,
+    when the file has not changed since: HeldDoc) and returns the top-level keys to store (or
     None to store nothing). Returns the document as stored. Keys must be valid signac document
     keys (strings without dots).
     """
     with job_lock(job):
         path = _doc_path(job)
         # Parsed afresh and not cached: the dict is this update's own to change, with no copy.
-        current = _read_doc(job, path, True, keep=False)
+        current = base.take(path) if base is not None else None
+        if current is None:
+            current = _read_doc(job, path, True, keep=False)
         updates = change(current)
         if updates:
             current.update(updates)
@@ -154,6 +242,7 @@ def update_doc(
             st = os.stat(path)
             _cache_keys[path] = (st.st_ino, st.st_mtime_ns, st.st_size)
             _cache_docs[path] = json.loads(text)
+            _cache_derived.pop(path, None)
         return current
 
 

@@ -14,8 +14,8 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from aexp.errors import BindingError, JobBusyError
@@ -33,8 +33,7 @@ _held = threading.local()
 _NO_FLOCK = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
 
 
-@contextmanager
-def job_lock(job: Any) -> Iterator[None]:
+def job_lock(job: Any) -> _Lock:
     """Hold the job's document lock for the block: a `flock` on the job's directory where its
     file system is served by this kernel alone (`aexp.mounts.kernel_local`), else on
     `<job>/.aexp.lock`; on a file system without flock, filelock's soft lock
@@ -51,12 +50,10 @@ def job_lock(job: Any) -> Iterator[None]:
     # for directories and grants one local to the node, which excludes nothing elsewhere.
     path = f"{job.path}{os.sep}{LOCK_FILE}"
     local = kernel_local(os.path.dirname(job.path))
-    with _held_lock(path, job, LOCK_TIMEOUT_S, directory=job.path if local else None):
-        yield
+    return _Lock(path, job, LOCK_TIMEOUT_S, _timeout, directory=job.path if local else None)
 
 
-@contextmanager
-def job_claim(job: Any) -> Iterator[int | None]:
+def job_claim(job: Any) -> _Lock:
     """Hold the job's operation claim (`<job>/.aexp.claim`) for the block, or raise JobBusyError.
 
     One process at a time works on a job (executes, finishes or uploads its run): whatever any
@@ -65,96 +62,115 @@ def job_claim(job: Any) -> Iterator[int | None]:
     Re-entrant within a thread. Yields the claim's file descriptor (None on a file system
     without flock): a child process that inherits it keeps the claim until it exits too.
     """
-    path = f"{job.path}{os.sep}{CLAIM_FILE}"
-    with _held_lock(path, job, 0.0, busy=_busy) as fd:
-        if fd is not None and _held.__dict__["depth"][path] == 1:
+    return _Lock(f"{job.path}{os.sep}{CLAIM_FILE}", job, 0.0, _busy, holder=True)
+
+
+class _Lock:
+    """A context manager holding one lock of a job (`job_lock`, `job_claim`): its `flock`s are
+    taken on entry and released, by closing their descriptors, on exit. One object where nested
+    generator-based managers would cost a frame each: it is taken twice per attempt."""
+
+    __slots__ = (
+        "busy",
+        "directory",
+        "holder",
+        "job",
+        "opened",
+        "path",
+        "reentered",
+        "soft",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        path: str,
+        job: Any,
+        timeout: float,
+        busy: Callable[..., Exception],
+        *,
+        directory: str | None = None,
+        holder: bool = False,
+    ) -> None:
+        self.path, self.job, self.busy = path, job, busy
+        self.directory, self.holder = directory, holder
+        self.timeout = timeout
+        self.opened: list[int] = []  # descriptors whose closing releases the lock
+        self.soft: Any = None  # filelock's soft lock, where the file system has no flock
+        self.reentered = False
+
+    def __enter__(self) -> int | None:
+        depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+        fds: dict[str, int | None] = _held.__dict__.setdefault("fds", {})
+        if depth.get(self.path):
+            depth[self.path] += 1
+            self.reentered = True
+            return fds.get(self.path)
+        fd = self._take()
+        depth[self.path], fds[self.path] = 1, fd
+        if self.holder and fd is not None:
             _write_holder(fd)
-        yield fd
+        return fd
 
+    def __exit__(self, *exc: Any) -> None:
+        if self.reentered:
+            _held.__dict__["depth"][self.path] -= 1
+            return
+        del _held.__dict__["depth"][self.path]
+        _held.__dict__["fds"].pop(self.path, None)
+        for fd in reversed(self.opened):  # closing releases (once no child holds it too)
+            os.close(fd)
+        self.opened.clear()
+        if self.soft is not None:
+            self.soft.release()
 
-@contextmanager
-def _held_lock(
-    path: str,
-    job: Any,
-    timeout: float,
-    busy: Callable[..., Exception] | None = None,
-    directory: str | None = None,
-) -> Iterator[int | None]:
-    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
-    fds: dict[str, int | None] = _held.__dict__.setdefault("fds", {})
-    if depth.get(path):
-        depth[path] += 1
+    def _take(self) -> int | None:
+        path, job, timeout, busy = self.path, self.job, self.timeout, self.busy
+        if self.directory is not None:
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                has_flock = _acquire(fd, job, self.directory, timeout, busy)
+            except BaseException:
+                os.close(fd)
+                raise
+            if has_flock:
+                self.opened.append(fd)
+                try:
+                    self._existing_lock_file()
+                except BaseException:
+                    os.close(fd)
+                    self.opened.clear()
+                    raise
+                return fd
+            os.close(fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            yield fds.get(path)
-        finally:
-            depth[path] -= 1
-        return
-    with _locked(path, job, timeout, busy or _timeout, directory) as fd:
-        depth[path], fds[path] = 1, fd
-        try:
-            yield fd
-        finally:
-            del depth[path]
-            fds.pop(path, None)
-
-
-@contextmanager
-def _locked(
-    path: str,
-    job: Any,
-    timeout: float,
-    busy: Callable[..., Exception],
-    directory: str | None = None,
-) -> Iterator[int | None]:
-    if directory is not None:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            has_flock = _acquire(fd, job, directory, timeout, busy)
+            has_flock = _acquire(fd, job, path, timeout, busy)
         except BaseException:
             os.close(fd)
             raise
-        if has_flock:
-            try:
-                with _existing_lock_file(path, job, timeout, busy):
-                    yield fd
-            finally:
-                os.close(fd)
+        if not has_flock:
+            os.close(fd)
+            self.soft = _soft_lock(f"{path}.filelock", job, path, timeout, busy)
+            return None
+        self.opened.append(fd)
+        return fd
+
+    def _existing_lock_file(self) -> None:
+        # Earlier aexp versions (and every process where the directory is not locked) lock
+        # `.aexp.lock` alone: where a job has one, such a process may be working on it (a SLURM
+        # job started before an upgrade), so it is held too. Always after the directory: no
+        # cycle.
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
             return
-        os.close(fd)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        has_flock = _acquire(fd, job, path, timeout, busy)
-    except BaseException:
-        os.close(fd)
-        raise
-    if not has_flock:
-        os.close(fd)
-        with _filelock(f"{path}.filelock", job, path, timeout, busy):
-            yield None
-        return
-    try:
-        yield fd
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock (once no child holds it too)
-
-
-@contextmanager
-def _existing_lock_file(
-    path: str, job: Any, timeout: float, busy: Callable[..., Exception]
-) -> Iterator[None]:
-    # Earlier aexp versions (and every process where the directory is not locked) lock
-    # `.aexp.lock` alone: where a job has one, such a process may be working on it (a SLURM job
-    # started before an upgrade), so it is held too. Always after the directory: no cycle.
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        yield
-        return
-    try:
-        _acquire(fd, job, path, timeout, busy)
-        yield
-    finally:
-        os.close(fd)
+        try:
+            _acquire(fd, self.job, self.path, self.timeout, self.busy)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.opened.append(fd)
 
 
 def _acquire(fd: int, job: Any, path: str, timeout: float, busy: Callable[..., Exception]) -> bool:
@@ -176,12 +192,12 @@ def _acquire(fd: int, job: Any, path: str, timeout: float, busy: Callable[..., E
             raise
 
 
-@contextmanager
-def _filelock(
+def _soft_lock(
     lock_path: str, job: Any, path: str, timeout: float, busy: Callable[..., Exception]
-) -> Iterator[None]:
-    # filelock's soft lock works where flock is missing: a lock file created exclusively, with
-    # its owner recorded so that a lock left by a killed process is taken over.
+) -> Any:
+    """filelock's soft lock on `lock_path`, acquired (release it when done): it works where
+    flock is missing, a lock file created exclusively, its owner recorded so that a lock left
+    by a killed process is taken over."""
     from filelock import SoftFileLock, Timeout
 
     lock = SoftFileLock(lock_path, timeout=timeout)
@@ -189,10 +205,7 @@ def _filelock(
         lock.acquire()
     except Timeout:
         raise busy(job, path, timeout) from None
-    try:
-        yield
-    finally:
-        lock.release()
+    return lock
 
 
 def _timeout(job: Any, path: str, timeout: float) -> BindingError:

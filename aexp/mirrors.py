@@ -68,19 +68,21 @@ class LiveMirrors:
         journal: Journal | None,
         *,
         unclean: bool = False,
+        spec: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         """Open every live backend of `binding` for execution attempt `attempt` (1, 2, ...).
 
         `journal` is the run's journal as it stood before this attempt (None on a first attempt):
         its summary is what the run has logged so far; when the previous attempt did not end
-        cleanly (`unclean`: killed), each backend is first repaired from it.
+        cleanly (`unclean`: killed), each backend is first repaired from it. `spec` gives the
+        run's spec (`aexp.spec.run_spec`) from the attempt, asked only when a backend is live.
         """
         for name, part in backend_parts(binding).items():
             if getattr(ADAPTERS.get(name), "feed", "live") != "live":
                 continue  # the journal alone, or replayed at sync: nothing to open here
             try:
                 adapter = adapter_for(binding, name)
-                stored = handle_for(self.job, binding, name)
+                stored = handle_for(self.job, binding, name, spec=spec() if spec else None)
                 if journal is not None:
                     stored.extra["_summary"] = journal.summary
                     if unclean:

@@ -46,9 +46,10 @@ from aexp.jobdoc import now_iso, read_doc, update_doc
 from aexp.joblock import job_claim
 from aexp.jobs import project_root_of
 from aexp.journal import JOURNAL_DIR
-from aexp.lifecycle import ERROR_LOG
+from aexp.outcome import ERROR_LOG
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 from aexp.settings import load_settings
+from aexp.state import job_state
 
 RERUNNABLE = (FINISHED, FAILED, COMPLETED, PREEMPTED)
 # The files of a run that belong to it alone: they move with the old run's record.
@@ -78,7 +79,8 @@ def check_rerunnable(
             f"job {job.id} is not bound to a run yet; `python project.py run` runs it."
         )
     state = binding["state"]
-    if state == RUNNING:
+    # An attempt's start is in its journal before its document records it (aexp.state).
+    if state == RUNNING or job_state(job, doc).state == RUNNING:
         raise BindingError(
             f"job {job.id}'s run {binding['run_id']} is running; rerun it once it has ended."
         )

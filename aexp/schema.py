@@ -171,10 +171,11 @@ def _kind(types: tuple[type, ...]) -> str:
 
 
 def _wrong(value: Any, types: tuple[type, ...]) -> bool:
+    kind = type(value)
+    if kind in types:  # what a parsed document holds: its exact type (the hot path)
+        return False
     # bool is an int to isinstance; a document's `attempts: true` is damage, not a count.
-    if type(value) is bool and bool not in types:
-        return True
-    return not isinstance(value, types)
+    return kind is bool or not isinstance(value, types)
 
 
 def _fields_problem(where: str, mapping: Any, fields: Fields) -> str | None:

@@ -1,16 +1,15 @@
 """What a run is made of, derived from its job: the group, the tags and the config.
 
-    spec_of(statepoint, limina, job_id, group_by)   the pure rule (docs/job-document.md)
-    run_spec(job)                                   the rule applied to a job, with its
-                                                    project's `[tracker] group_by`
-
-aexp.binding re-exports these names (their home before this module existed).
+spec_of(statepoint, limina, job_id, group_by)   the pure rule (docs/job-document.md)
+run_spec(job)                                   the rule applied to a job, with its
+                                                project's `[tracker] group_by`
+project_settings(job)                           the settings of the job's project
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aexp.agent.actor import ACTOR_PREFIX, config_of
 from aexp.errors import BindingError
@@ -27,6 +26,10 @@ RUN_CONFIG_KEYS = ("job_id", "limina.experiment_id", "limina.hypothesis_id")
 def is_run_key(key: str) -> bool:
     """True for a config key spec_of adds (RUN_CONFIG_KEYS, and the actor's `aexp.actor.*`)."""
     return key in RUN_CONFIG_KEYS or key.startswith(ACTOR_PREFIX)
+
+
+if TYPE_CHECKING:
+    from aexp.settings import Settings
 
 
 def spec_of(
@@ -92,20 +95,30 @@ def _group_value(flat: Mapping[str, Any], statepoint: Mapping[str, Any], key: st
 _ABSENT = object()
 
 
-def project_group_by(job: Any) -> tuple[str, ...]:
-    """`[tracker] group_by` of the signac.rc of the job's project (`()` when not set), read once
-    per change of the file or its overrides (aexp.settings.cached_settings). Raises
-    SettingsError for a malformed signac.rc."""
+def project_settings(job: Any) -> Settings:
+    """The settings (`aexp.settings.load_settings`) of the project that holds `job`: the
+    directory above its workspace (aexp.jobs.project_root_of). Read once per change of its
+    signac.rc or of an AEXP_* override (aexp.settings.cached_settings: one `stat` per call).
+    Raises SettingsError for a malformed signac.rc."""
     from aexp.settings import cached_settings
 
-    return cached_settings(project_root_of(job)).group_by
+    return cached_settings(project_root_of(job))
+
+
+def project_group_by(job: Any) -> tuple[str, ...]:
+    """`[tracker] group_by` of the job's project (`()` when not set; `project_settings`)."""
+    return project_settings(job).group_by
 
 
 def run_spec(
-    job: Any, group_by: Sequence[str] | None = None, actor: Mapping[str, Any] | None = None
+    job: Any,
+    group_by: Sequence[str] | None = None,
+    doc: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`spec_of` the job: group, tags and config of its run. `group_by=None`: the project's
-    `[tracker] group_by` (`project_group_by`); `actor`: who starts the run, named in its
+    `[tracker] group_by` (`project_group_by`); `doc`: the job's document when the caller has
+    read it (its `limina`, its run's `started_by`); `actor`: who starts the run, named in its
     config (None: the bound run's `started_by`, if any).
 
     Raises BindingError when signac cannot read the job's state point (its file is missing or
@@ -113,7 +126,8 @@ def run_spec(
     """
     if group_by is None:
         group_by = project_group_by(job)
-    doc = read_doc(job)
+    if doc is None:
+        doc = read_doc(job)
     if actor is None and isinstance(doc.get("tracker"), Mapping):
         actor = doc["tracker"].get("started_by")
     return spec_of(_statepoint(job), doc.get("limina"), job.id, group_by, actor)
@@ -149,4 +163,12 @@ def run_tags(spec: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
     return list(dict.fromkeys([*spec["tags"], *(shorten(str(t), TAG_MAX) for t in extra if t)]))
 
 
-__all__ = ["RUN_CONFIG_KEYS", "is_run_key", "project_group_by", "run_spec", "run_tags", "spec_of"]
+__all__ = [
+    "RUN_CONFIG_KEYS",
+    "is_run_key",
+    "project_group_by",
+    "project_settings",
+    "run_spec",
+    "run_tags",
+    "spec_of",
+]

@@ -88,13 +88,13 @@ class Tracker:
 
         Raises TrackerUsageError when it does not exist (nothing is recorded).
         """
-        full = Path(self.job.path, path)
+        full = os.path.join(self.job.path, path)  # a string: no Path on every attempt's end
         try:
             st = os.stat(full)
         except (FileNotFoundError, NotADirectoryError):
             raise TrackerUsageError(f"artifact {name!r}: {full} does not exist.") from None
         if self._journal is not None:
-            size = _size(full) if stat.S_ISDIR(st.st_mode) else st.st_size
+            size = _size(Path(full)) if stat.S_ISDIR(st.st_mode) else st.st_size
             self._journal.log_artifact(name, full, size, job_path=self.job.path)
         if self._mirrors is not None:
             self._mirrors.log_artifact(name, full)

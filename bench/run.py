@@ -1,17 +1,21 @@
 """Run the benchmarks: ours vs a baseline, in the same run, as median ratios.
 
     python bench/run.py                 every benchmark at the issue's sizes (about 15 minutes)
-    python bench/run.py --quick         small sizes, few repetitions (about 2 minutes)
-    python bench/run.py --full          also status on 100,000 jobs
+    python bench/run.py --quick         small sizes, few repetitions (about 4 minutes)
+    python bench/run.py --smoke         the smallest sizes, one repetition: that every benchmark
+                                        still runs and its checks hold (CI; exits 1 if not)
+    python bench/run.py --full          also status on 100,000 jobs, the trivial sweep at 10,000
     python bench/run.py --only 1,5      some of them
     python bench/run.py --only 1 --status-sizes 10000 --reps 9
 
 Prints a table (ours, baseline, median ratio, target, PASS/MISS) and writes everything measured,
 with the machine it ran on, to bench/results/<time>.json (and bench/results/latest.json).
-A MISS does not fail the command: these are measurements, not tests. Generated projects are
-cached in bench/.cache/ and reused. Every subprocess gets a hermetic environment (HOME and TMPDIR
-in the cache, W&B pointed at a closed loopback port or the loopback stand-in, its telemetry off):
-nothing is sent anywhere but 127.0.0.1. See docs/benchmarks.md.
+A MISS does not fail the command: these are measurements, not tests. A benchmark that cannot
+run (its checks fail: `status` outputs that disagree on eligible jobs, a sweep side that did not
+finish every job) is reported as an error; with --smoke (or --strict) the command then exits 1.
+Generated projects are cached in bench/.cache/ and reused. Every subprocess gets a hermetic
+environment (HOME and TMPDIR in the cache, W&B pointed at a closed loopback port or the loopback
+stand-in, its telemetry off): nothing is sent anywhere but 127.0.0.1. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -81,7 +85,29 @@ MODES = {
         "parallel_jobs": 200,
     },
 }
-MODES["full"] = dict(MODES["default"], status_sizes=[1_000, 2_000, 10_000, 100_000])
+MODES["quick"]["trivial_jobs"] = [60]
+MODES["default"]["trivial_jobs"] = [500]
+MODES["full"] = dict(
+    MODES["default"], status_sizes=[1_000, 2_000, 10_000, 100_000], trivial_jobs=[500, 10_000]
+)
+# What CI runs before the tests: every benchmark once, at sizes that only prove it still runs
+# and its checks (eligible counts, completed sides) hold; its timings mean nothing.
+MODES["smoke"] = {
+    "reps": 1,
+    "status_sizes": [60],
+    "log_events": 2_000,
+    "wandb_steps": 30,
+    "discovery_jobs": 100,
+    "discovery_runs": 5,
+    "discovery_files": 5,
+    "sync_runs": 2,
+    "sweep_jobs": 0,
+    "trivial_jobs": [10],
+    "mlflow_runs": 4,  # a warm-up round replays three
+    "mlflow_steps": 20,
+    "wandb_sweep_jobs": 2,
+    "parallel_jobs": 4,
+}
 
 
 def _ints(text: str) -> list[int]:
@@ -96,7 +122,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions")
+    mode.add_argument(
+        "--smoke", action="store_true", help="smallest sizes, 1 repetition; errors exit 1"
+    )
     mode.add_argument("--full", action="store_true", help="also status on 100,000 jobs")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a benchmark errors")
     p.add_argument("--only", type=_ints, metavar="N[,N...]", help="benchmark numbers")
     p.add_argument("--reps", type=int, help="repetitions (some benchmarks scale this)")
     p.add_argument(
@@ -112,7 +142,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--discovery-files", type=int, metavar="N", help="benchmark 5: files per offline run"
     )
     p.add_argument("--sync-runs", type=int, metavar="N", help="benchmark 6: real offline runs")
-    p.add_argument("--sweep-jobs", type=int, metavar="N", help="benchmark 7: jobs in the sweep")
+    p.add_argument(
+        "--sweep-jobs", type=int, metavar="N", help="benchmark 7: 45 ms jobs (0: leave out)"
+    )
+    p.add_argument(
+        "--trivial-jobs", type=_ints, metavar="N[,N...]", help="benchmark 7: trivial jobs (sizes)"
+    )
     p.add_argument("--mlflow-runs", type=int, metavar="N", help="benchmark 8: runs replayed")
     p.add_argument("--mlflow-steps", type=int, metavar="N", help="benchmark 8: rows per run")
     p.add_argument(
@@ -122,7 +157,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=CACHE, help=f"default {CACHE}")
     p.add_argument("--out", type=Path, help="results JSON (default bench/results/<time>.json)")
     args = p.parse_args(argv)
-    args.mode = "quick" if args.quick else "full" if args.full else "default"
+    args.mode = (
+        "quick" if args.quick else "smoke" if args.smoke else "full" if args.full else "default"
+    )
+    args.strict = args.strict or args.smoke
     for key, value in MODES[args.mode].items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -253,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "options": {
             k: (str(v) if isinstance(v, Path) else v)
             for k, v in vars(args).items()
-            if k not in ("quick", "full")
+            if k not in ("quick", "full", "smoke")
         },
         "machine": machine(),
         "loadavg_before": [round(x, 2) for x in load_before],
@@ -269,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     log(f"results: {out}")
+    errors = {n: why for n, why in skipped.items() if why.startswith("error:")}
+    if errors and args.strict:
+        log(f"benchmarks that did not run: {sorted(errors)}")
+        return 1
     return 0
 
 

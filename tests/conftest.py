@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,10 @@ tempfile.tempdir = str(SESSION_TMP)
 BASETEMP = SESSION_TMP / "t"
 _IGNORED_IN_REPO = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 _IGNORED_IN_SESSION = (BASETEMP.name,)
+# wandb makes two temporary directories when it is first imported in a process and removes
+# them when the process exits (wandb/sdk/data_types/_private.py, sdk/artifacts/artifact.py):
+# made by an import outside any test, they are this session's own and gone once it ends.
+_PROCESS_LIFETIME = re.compile(r"tmp[a-z0-9_]{8}wandb-(media|artifacts)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -116,7 +121,9 @@ def outside_files() -> set[str]:
             found |= {f"{where}/{n}" for n in os.listdir(where) if n not in _IGNORED_IN_REPO}
     with contextlib.suppress(OSError):
         found |= {
-            f"{SESSION_TMP}/{n}" for n in os.listdir(SESSION_TMP) if n not in _IGNORED_IN_SESSION
+            f"{SESSION_TMP}/{n}"
+            for n in os.listdir(SESSION_TMP)
+            if n not in _IGNORED_IN_SESSION and not _PROCESS_LIFETIME.fullmatch(n)
         }
     return found
 

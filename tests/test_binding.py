@@ -36,9 +36,10 @@ from aexp import (
     update_binding,
 )
 from aexp.agent.actor import person_id
-from aexp.binding import STATES, adapter_for, handle_for
+from aexp.binding import adapter_for, handle_for
 from aexp.jobdoc import read_doc, update_doc
 from aexp.journal import journal_path
+from aexp.schema import STATES
 
 
 def doc_bytes(job) -> bytes:

@@ -25,6 +25,7 @@ import aexp
 from aexp.checkpoint import read_checkpoint
 from aexp.errors import StatepointError
 from aexp.journal import journal_path, read_journal
+from aexp.state import job_state
 
 AEXP = shutil.which("aexp", path=str(Path(sys.executable).parent)) or str(
     Path(sys.executable).parent / "aexp"
@@ -353,8 +354,9 @@ def test_a_full_disk_is_one_line_loses_nothing_and_the_next_run_resumes(
 ) -> None:
     """The disk fills during the first job's attempt (two pages left: its checkpoint files
     take them): one line, exit 1, every document intact. The attempt stopped by the full disk
-    wrote its journal's `finish` (preempted) but not its document, which still says `running`
-    with a process that is gone: `stale` at once. The next run records it and resumes it."""
+    wrote its journal's `finish` (preempted) but not its document: the job's state is
+    `running` with a process that is gone, `stale` at once. No other attempt starts while the
+    disk refuses writes. The next run records it and resumes it."""
     jobs = make_jobs(3, epochs=300)
     flow(noop, "run", "-o", "init_tracker")
     ballast = _fill(mounted, leave_pages=2)
@@ -367,7 +369,8 @@ def test_a_full_disk_is_one_line_loses_nothing_and_the_next_run_resumes(
     run, _ = summary(result)
     assert run.startswith("run: 0 finished, 0 failed, 0 preempted, 2 skipped this pass; 1 problem")
     assert not list(mounted.rglob("*.tmp")), "no half-written document is left"
-    states = {job.id: strict_doc(job)["tracker"]["state"] for job in jobs}
+    assert all(strict_doc(job)["tracker"]["state"] == "bound" for job in jobs)
+    states = {job.id: job_state(job, stale_after=300).state for job in jobs}
     assert sorted(states.values()) == ["bound", "bound", "running"], states
     (cut,) = [job for job in jobs if states[job.id] == "running"]
     row = next(x for x in flow(noop, "status", "-d").stdout.splitlines() if x.startswith(cut.id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from datetime import datetime
@@ -22,6 +23,7 @@ from aexp import (
 )
 from aexp.jobdoc import read_doc
 from aexp.journal import journal_path
+from aexp.state import job_state
 
 
 def _job(condition: str = "full"):
@@ -44,30 +46,30 @@ def _ts(value: str) -> datetime:
 
 def test_success_goes_running_then_complete(project):
     job, events = _bound()
-    seen = {}
     t0 = time.monotonic()
     with run_lifecycle(job) as run:
+        # The attempt's start is in its run's journal at once; its document is written once,
+        # at its end (or by its first heartbeat, a second in: docs/job-document.md).
+        seen = job_state(job, stale_after=300)
         doc = read_doc(job, fresh=True)
-        seen.update(
-            status=doc["status"],
-            state=doc["tracker"]["state"],
-            attempts=doc["tracker"]["attempts"],
-            started_at=doc["started_at"],
-            heartbeat_at=doc["heartbeat_at"],
-            ended_at=doc["ended_at"],
-        )
         assert run.run_id == doc["tracker"]["run_id"]
         run.log({"loss": 1.0})
         run.log({"loss": 0.5, "acc": 0.75})
         time.sleep(0.2)
     elapsed = time.monotonic() - t0
-    assert seen["status"] == "running" and seen["state"] == "running"
-    assert seen["attempts"] == 1 and seen["ended_at"] is None
-    assert seen["heartbeat_at"] == seen["started_at"]
+    assert (seen.state, seen.stale, seen.mark.attempt, seen.mark.ours) == (
+        "running",
+        False,
+        1,
+        True,
+    )
+    assert doc["tracker"]["state"] == "bound" and "started_at" not in doc
 
     doc = job.doc()
     assert doc["status"] == "complete"
-    assert doc["started_at"] == seen["started_at"]
+    opened = next(e for e in read_events(events) if e["event"] == "resume_run")
+    assert 0 <= (_ts(opened["timestamp"]) - _ts(doc["started_at"])).total_seconds() < 1
+    assert doc["attempt"] == {k: opened[k] for k in doc["attempt"]}
     assert _ts(doc["started_at"]) <= _ts(doc["ended_at"])
     assert _ts(doc["heartbeat_at"]) >= _ts(doc["started_at"])
     assert 0.2 <= doc["wallclock_s"] <= elapsed + 0.01
@@ -112,7 +114,17 @@ def test_exception_is_recorded_and_reraised(project):
 def test_heartbeat_is_refreshed_while_running(project):
     job, _ = _bound()
     with run_lifecycle(job, heartbeat_interval=0.05) as run:
-        started = read_doc(job, fresh=True)["started_at"]
+        deadline = time.monotonic() + 5  # the first beat records the start in the document
+        while "started_at" not in read_doc(job, fresh=True) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        doc = read_doc(job, fresh=True)
+        started = doc["started_at"]
+        assert (doc["status"], doc["tracker"]["state"], doc["tracker"]["attempts"]) == (
+            "running",
+            "running",
+            1,
+        )
+        assert doc["ended_at"] is None and doc["attempt"]["pid"] == os.getpid()
         run.log({"loss": 1.0})
         deadline = time.monotonic() + 5
         beats = set()
@@ -174,7 +186,7 @@ def test_a_job_running_elsewhere_is_refused(project):
     with run_lifecycle(job, heartbeat_interval=0.05):
         with pytest.raises(JobBusyError, match="already executing elsewhere"), run_lifecycle(job):
             pytest.fail("the body must not run")
-        assert read_doc(job, fresh=True)["tracker"]["attempts"] == 1
+        assert job_state(job, stale_after=300).mark.attempt == 1
     assert job.doc["tracker"]["state"] == "finished"
 
 
@@ -182,8 +194,8 @@ def test_is_stale_recognises_dead_attempts_without_waiting(monkeypatch) -> None:
     import subprocess
     import sys
 
-    from aexp.attempts import attempt_identity, is_stale
     from aexp.jobdoc import now_iso
+    from aexp.state import attempt_identity, is_stale
 
     fresh = {"heartbeat_at": now_iso(), "attempt": attempt_identity()}
     assert not is_stale(fresh, 300), "this very process is alive"

@@ -17,9 +17,9 @@ import pytest
 from conftest import PYTHON, run_cmd, set_rc
 
 import aexp
-from aexp.binding import spec_of
 from aexp.errors import SettingsError
 from aexp.settings import load_settings
+from aexp.spec import spec_of
 
 AEXP = str(Path(sys.executable).parent / "aexp")
 
@@ -307,7 +307,9 @@ def test_remove_refuses_a_job_executing_on_another_node(template: Path) -> None:
     job = make()
     run_cmd([PYTHON, "project.py", "run"], template, check=True)
     document = doc(job)
+    # A second attempt, recorded by node-17 (whose journal events this node may not see yet).
     document["tracker"]["state"] = "running"
+    document["tracker"]["attempts"] += 1
     document["heartbeat_at"] = now_iso()
     document["attempt"] = {"host": "node-17", "pid": 4242, "slurm_job_id": "77",
                            "slurm_restart_count": "0"}  # fmt: skip

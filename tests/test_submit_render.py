@@ -273,12 +273,12 @@ def test_the_warning_signal_to_the_batch_shell_reaches_python(template: Path) ->
 # copy from scancel or a user's second Ctrl-C would arrive. A marker file proves it was sent.
 _SIGNAL_WHILE_RECORDING = """
 import os, signal
-import aexp.attempts as attempts
+import aexp.attempt as attempts
 
 _update_doc = attempts.update_doc
 
 
-def update_doc(job, change):
+def update_doc(job, change, **options):
     def change_and_signal(doc):
         updates = change(doc)
         if updates and updates.get("status") == "preempted":
@@ -286,7 +286,7 @@ def update_doc(job, change):
             os.kill(os.getpid(), signal.SIGTERM)
         return updates
 
-    return _update_doc(job, change_and_signal)
+    return _update_doc(job, change_and_signal, **options)
 
 
 attempts.update_doc = update_doc

@@ -13,7 +13,8 @@ grace` seconds. It records the outcome and the pass summary (`aexp.run/1`) in
 `.aexp/runs/<handle>.json`, which `run_progress` reads, with the jobs' status entries.
 
 Both hand the actor down (AEXP_ACTOR): each attempt records who launched it, and `submit`
-checks the budget of an agent and logs the submission with its cost (`check_submission`).
+checks the budget of an agent and logs the submission with its cost (`admit_submission`,
+`record_submission`, called by aexp.workflow.project).
 """
 
 from __future__ import annotations
@@ -264,7 +265,8 @@ def submit_jobs(
     root: str | os.PathLike, job_ids: Sequence[str], *, actor: Mapping[str, Any]
 ) -> dict[str, Any]:
     """`python project.py submit -j JOB_IDS` as `actor`: `aexp.submit/1` with what it said.
-    project.py checks an agent's budget itself and logs the submission (`check_submission`)."""
+    project.py's `submit` checks an agent's budget itself and logs the submission
+    (`admit_submission`)."""
     root = os.fspath(root)
     done = subprocess.run(
         [sys.executable, "project.py", "submit", "-j", *job_ids],
@@ -291,12 +293,12 @@ def submit_jobs(
     )
 
 
-def check_submission(
+def admit_submission(
     root: str | os.PathLike,
     settings: Any,
     operations: Iterable[tuple[Sequence[str], Mapping[str, Any]]],
 ) -> tuple[dict[str, Any], dict[str, float], list[str]]:
-    """Check a submission that `python project.py submit` is about to send: `operations` are
+    """Admit a submission that `python project.py submit` is about to send: `operations` are
     (job ids, directives) of each operation. Returns (the actor, the cost, the job ids).
 
     An agent's submission (aexp.agent.actor) is checked against `[agent]` (BudgetError, one

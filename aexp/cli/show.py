@@ -33,8 +33,8 @@ def _sync_lines(state: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from aexp.binding import run_spec
     from aexp.reports.show import show_document
+    from aexp.spec import run_spec
 
     project = _project(args)
     (job,) = _jobs(project, [args.job], stdin=False)

@@ -59,7 +59,7 @@ class AexpDashboard(Dashboard):
         config: dict[str, Any] | None = None,
         modules: list[Any] | None = None,
     ) -> None:
-        from aexp.binding import open_project
+        from aexp.jobs import open_project
 
         project = project if project is not None else open_project(root)
         self.aexp_options = options_of(project.path, metrics=metrics, colour_by=by)

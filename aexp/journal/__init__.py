@@ -8,12 +8,14 @@ is fed from it at sync time, and results (tables, plots, the dashboard) read it 
 Each line is a strict JSON object with an ISO-8601 UTC `timestamp` (microseconds) and an `event`:
 
     init_run      run_id, project, group, tags, config, notes, offline, backends
-    resume_run    attempt (1, 2, ...), host, pid, slurm_job_id, slurm_restart_count
+    resume_run    attempt (1, 2, ...), host, pid, slurm_job_id, slurm_restart_count: an
+                  execution attempt opened the run (its start, which the job document records
+                  only when the attempt ends or has run for a second)
     log           metrics, step; "redo": true when the step is behind the run's step axis
                   (work re-done after a checkpoint); "nonfinite": [keys] whose values are the
                   strings "NaN", "Infinity" or "-Infinity" standing for those floats
     log_artifact  name, path (relative to the job's directory when inside it), size_bytes
-    finish        exit_code, preempted
+    finish        exit_code, preempted, attempt (the attempt it ends)
 
 Every event is written with one `write` and flushed to the kernel before the call returns, so a
 SIGKILL (the OOM killer, a node failure, SLURM's KILL after the grace period) loses at most the
@@ -22,7 +24,8 @@ is the schema users read.
 
     format.py   where a journal lives, timestamps, strict-JSON metric values
     writer.py   JournalWriter: appending events
-    reader.py   read_journal (everything: attempts, rows, artifacts, summary), read_tail
+    reader.py   read_journal (everything: attempts, rows, artifacts, summary), read_tail (the
+                last event, highest step and last attempt's opening)
 """
 
 from aexp.journal.format import (
@@ -30,6 +33,7 @@ from aexp.journal.format import (
     JOURNAL_FILE,
     decode_metrics,
     encode_metrics,
+    journal_file,
     journal_path,
     now,
 )
@@ -38,7 +42,9 @@ from aexp.journal.reader import (
     Attempt,
     Journal,
     Row,
+    Tail,
     iter_events,
+    read_head,
     read_journal,
     read_tail,
     tail_step,
@@ -53,11 +59,14 @@ __all__ = [
     "Journal",
     "JournalWriter",
     "Row",
+    "Tail",
     "decode_metrics",
     "encode_metrics",
     "iter_events",
+    "journal_file",
     "journal_path",
     "now",
+    "read_head",
     "read_journal",
     "read_tail",
     "tail_step",

@@ -29,6 +29,11 @@ def journal_path(job_path: str | os.PathLike, run_id: str) -> Path:
     return Path(job_path, JOURNAL_DIR, run_id, JOURNAL_FILE)
 
 
+def journal_file(job_path: str, run_id: str) -> str:
+    """`journal_path` as a string, made without a Path (each attempt needs it)."""
+    return f"{job_path}{os.sep}{JOURNAL_DIR}{os.sep}{run_id}{os.sep}{JOURNAL_FILE}"
+
+
 # The date and time of the current second, formatted once per second: `log` sits on the hot path
 # of every training step, and datetime's own formatting costs more than the rest of a row.
 _second: tuple[int, str] = (-1, "")
@@ -88,6 +93,7 @@ __all__ = [
     "decode_metrics",
     "encode",
     "encode_metrics",
+    "journal_file",
     "journal_path",
     "now",
 ]

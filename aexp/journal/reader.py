@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,47 +215,139 @@ def read_journal(path: str | os.PathLike) -> Journal:
     return journal
 
 
-def read_tail(path: str | os.PathLike) -> tuple[dict[str, Any] | None, int | None]:
-    """The journal's last readable event and its highest step, read from the end of the file.
+@dataclass(frozen=True)
+class Tail:
+    """The end of a run's journal: what an attempt's start and a job's state need of it.
+
+    `last` is the last readable event (None: no journal, or nothing readable yet); `last_step`
+    the highest step recorded (None: no row, or not asked for); `opening` the `resume_run` event
+    of the journal's last attempt (None: no attempt recorded, or not asked for).
+    """
+
+    last: dict[str, Any] | None = None
+    last_step: int | None = None
+    opening: dict[str, Any] | None = None
+
+    @property
+    def event(self) -> str | None:
+        """The name of the last event (`init_run`, `resume_run`, `log`, `log_artifact`,
+        `finish`), None when there is none."""
+        return None if self.last is None else self.last.get("event")
+
+    @property
+    def attempt(self) -> int | None:
+        """The number of the journal's last attempt: its `finish` says it, else its opening
+        `resume_run` (None: the journal records no numbered attempt)."""
+        for event in (self.last, self.opening):
+            number = event.get("attempt") if event else None
+            if type(number) is int and (event is self.opening or self.event == "finish"):
+                return number
+        return None
+
+    @property
+    def in_flight(self) -> bool:
+        """The last attempt opened the run and has not written its `finish` (it runs, or its
+        process died)."""
+        return self.event in ("resume_run", "log", "log_artifact") and self.opening is not None
+
+
+# The head of every event line JournalWriter writes: its name is read from there without parsing
+# the line (a `log` line is skipped by name when its step is not asked for).
+_HEAD = re.compile(rb'^\{"timestamp": "[^"]*", "event": "(\w+)"')
+
+
+def read_tail(
+    path: str | os.PathLike,
+    *,
+    steps: bool = True,
+    fd: int | None = None,
+    limit: int | None = None,
+) -> Tail:
+    """The journal's last readable event, its highest step (when `steps`), and the opening
+    `resume_run` of its last attempt, read from the end of the file.
 
     Steps only grow along the history (re-dos are behind it), so the step of the last `log`
-    event that is not a re-do is the highest. Costs a read of the file's tail. (None, None):
-    no journal yet.
+    event that is not a re-do is the highest. Costs a read of the file's tail, more only when the
+    last attempt's rows fill it; `limit` bounds the bytes read (what lies further back is then
+    not found). `fd` reads through a descriptor open on the journal already (its position is
+    left alone). No journal: `Tail()`.
     """
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        return None, None
+    if fd is None:
+        try:
+            own = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return Tail()
+        try:
+            return _tail_of(own, steps, limit)
+        finally:
+            os.close(own)
+    return _tail_of(fd, steps, limit)
+
+
+def _tail_of(fd: int, steps: bool, limit: int | None) -> Tail:
+    size = os.fstat(fd).st_size
     last: dict[str, Any] | None = None
-    with fh:
-        size = fh.seek(0, os.SEEK_END)
-        chunk = 1 << 14
-        while True:
-            start = max(0, size - chunk)
-            fh.seek(start)
-            lines = fh.read(size - start).splitlines()
-            if start > 0:
-                lines = lines[1:]  # may start mid-line
-            for line in reversed(lines):
-                try:
-                    event = json.loads(line)
-                except ValueError:  # a torn line: a write cut short by a kill
+    step: int | None = None
+    opening: dict[str, Any] | None = None
+    chunk = 1 << 12
+    end = size
+    floor = 0 if limit is None else max(0, size - limit)
+    carry = b""  # the start of a line cut by the previous chunk's boundary
+    while end > floor:
+        start = max(floor, end - chunk)
+        lines = (os.pread(fd, end - start, start) + carry).split(b"\n")
+        carry = lines.pop(0) if start > 0 else b""  # at the limit: a line cut short, left out
+        for line in reversed(lines):
+            if not line:
+                continue
+            if last is not None:  # only a step, the opening and the journal's start matter now
+                head = _HEAD.match(line)
+                name = head.group(1) if head else None
+                if name == b"log" and (step is not None or not steps):
                     continue
-                if not isinstance(event, dict):
+                if name in (b"log_artifact", b"finish"):
                     continue
-                if last is None:
-                    last = event
-                step = event.get("step")
-                if event.get("event") == "log" and type(step) is int and not event.get("redo"):
-                    return last, step
-            if start == 0:
-                return last, None
-            chunk *= 4
+            event = _event(line)
+            if event is None:
+                continue
+            if last is None:
+                last = event
+            kind = event.get("event")
+            if kind == "log" and step is None and steps:
+                value = event.get("step")
+                if type(value) is int and not event.get("redo"):
+                    step = value
+            elif kind == "resume_run" and opening is None:
+                opening = event
+            elif kind == "init_run":
+                return Tail(last, step, opening)
+            if opening is not None and (step is not None or not steps):
+                return Tail(last, step, opening)
+        end = start
+        chunk *= 4
+    return Tail(last, step, opening)
+
+
+def _event(line: bytes) -> dict[str, Any] | None:
+    try:
+        event = json.loads(line)
+    except ValueError:  # a torn line: a write cut short by a kill
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def read_head(path: str | os.PathLike) -> dict[str, Any] | None:
+    """A journal's first event (its `init_run`), None when it has none or it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            return _event(fh.readline())
+    except OSError:
+        return None
 
 
 def tail_step(path: str | os.PathLike) -> int | None:
     """The highest step a journal records (None: no journal, or no step yet)."""
-    return read_tail(path)[1]
+    return read_tail(path).last_step
 
 
 __all__ = [
@@ -262,7 +355,9 @@ __all__ = [
     "Attempt",
     "Journal",
     "Row",
+    "Tail",
     "iter_events",
+    "read_head",
     "read_journal",
     "read_tail",
     "tail_step",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aexp.journal.format import encode, encode_metrics, now
+from aexp.journal.reader import Tail, read_tail
 
 
 def _end_torn_line(fd: int) -> None:
@@ -51,37 +52,58 @@ def _relative_inside(path: str, job_path: str | None) -> str | None:
 class JournalWriter:
     """Appends events to one run's journal; each is on disk (in the kernel) when a call returns.
 
-    The file is opened on the first event (its directory made then) and kept open until
-    `close`. Not thread-safe: one writer per attempt, used from the thread that logs.
+    The file is opened on the first event (or by `tail`) and kept open until `close`. `new`:
+    the run has no journal yet, so its directories are made at once (two `mkdir`s) instead of
+    after a failed open. Not thread-safe: one writer per attempt, used from the thread that logs.
     Raises OSError when the file cannot be written (read-only workspace, full disk).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike, *, new: bool = False) -> None:
+        self._file = os.fspath(path)  # a string: the hot path makes no Path objects
         self._fd: int | None = None
+        self._new = new
+        self._checked = False  # a torn last line closed off (before this writer's first event)
 
     def _open(self) -> int:
         # A plain O_APPEND descriptor: one `write` system call per event, nothing buffered in
         # this process (what a SIGKILL could lose), no text layer on the hot path. O_RDWR: the
-        # torn-line check reads the last byte.
+        # torn-line check and `tail` read through it.
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        run_dir = os.path.dirname(self._file)
+        if self._new:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(os.path.dirname(run_dir))
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(run_dir)
+            self._checked = True  # a journal made here has no torn line
         try:
-            fd = os.open(self.path, flags, 0o644)
+            fd = os.open(self._file, flags, 0o644)
         except FileNotFoundError:  # the run's first event: make its directory (once)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, flags, 0o644)
-        try:
-            _end_torn_line(fd)
-        except BaseException:
-            os.close(fd)
-            raise
+            os.makedirs(run_dir, exist_ok=True)
+            fd = os.open(self._file, flags, 0o644)
         self._fd = fd
         return fd
+
+    def tail(self) -> Tail:
+        """The journal's tail as it stands (`read_tail`), read through this writer's descriptor
+        (opening the journal, and creating an empty one where there is none)."""
+        fd = self._fd if self._fd is not None else self._open()
+        return read_tail(self._file, fd=fd)
+
+    @property
+    def path(self) -> Path:
+        """The journal's file."""
+        return Path(self._file)
 
     def _append(self, line: str) -> None:
         fd = self._fd
         if fd is None:
             fd = self._open()
+        if not self._checked:
+            # Only before this writer's first event: a reader of the tail must never see a
+            # newline added into a line another process is writing.
+            _end_torn_line(fd)
+            self._checked = True
         data = line.encode()
         written = os.write(fd, data)
         while written < len(data):  # a regular file takes it whole; a short write continues
@@ -103,19 +125,24 @@ class JournalWriter:
         notes: str | None,
         offline: bool,
         backends: list[str],
+        binding: Mapping[str, Any] | None = None,
     ) -> None:
-        """The run was created (bound): what every backend is told about it."""
-        self.event(
-            "init_run",
-            run_id=run_id,
-            project=project,
-            group=group,
-            tags=list(tags),
-            config=dict(config),
-            notes=notes,
-            offline=bool(offline),
-            backends=list(backends),
-        )
+        """The run was created (bound): what every backend is told about it. `binding`: the
+        job's binding to the run, when the journal is where it is recorded first (a job's first
+        attempt binds it and records the binding in the job document only when it ends)."""
+        fields: dict[str, Any] = {
+            "run_id": run_id,
+            "project": project,
+            "group": group,
+            "tags": list(tags),
+            "config": dict(config),
+            "notes": notes,
+            "offline": bool(offline),
+            "backends": list(backends),
+        }
+        if binding is not None:
+            fields["binding"] = dict(binding)
+        self.event("init_run", **fields)
 
     def resume_run(self, *, attempt: int, **where: Any) -> None:
         """Execution attempt number `attempt` (1, 2, ...) opened the run; `where` says where."""
@@ -154,9 +181,17 @@ class JournalWriter:
                         stored = inside
         self.event("log_artifact", name=name, path=stored, size_bytes=int(size_bytes))
 
-    def finish(self, exit_code: int, *, preempted: bool = False) -> None:
-        """The attempt closed the run with `exit_code` (preempted: stopped by a signal)."""
-        self.event("finish", exit_code=int(exit_code), preempted=bool(preempted))
+    def finish(
+        self, exit_code: int, *, preempted: bool = False, attempt: int | None = None
+    ) -> None:
+        """Attempt number `attempt` (None: not known) closed the run with `exit_code`
+        (preempted: stopped from outside)."""
+        if attempt is None:
+            self.event("finish", exit_code=int(exit_code), preempted=bool(preempted))
+        else:
+            self.event(
+                "finish", exit_code=int(exit_code), preempted=bool(preempted), attempt=attempt
+            )
 
     def close(self) -> None:
         if self._fd is not None:

@@ -12,9 +12,12 @@ a later mtime and is read by the next. Where the kernel does not serve the file 
 (NFS, Lustre), attribute caches may show an mtime late, so the next poll looks back MARGIN_S
 further.
 
-One change leaves a job's directory as it was: a running attempt that dies writes nothing.
-For each job running at the poll, the cursor keeps its heartbeat and where it runs (its
-`probe`), and the next poll judges them again (`is_stale`) without reading anything.
+Two changes leave a job's directory as it was. A running attempt that dies writes nothing:
+for each job running at the poll, the cursor keeps its heartbeat and where it runs (its
+`probe`), and the next poll judges them again (`is_stale`) without reading anything. And an
+attempt's start is recorded in its run's journal first, in the document only a second later
+(aexp.state: an attempt killed sooner never reaches it): for each job bound or preempted, the
+next poll also looks at its journal's mtime (aexp.reports.status.looks_changed).
 
 What the client last saw of every job is kept in a table: the job ids, then 6 bytes per job
 of the key its change is judged by (aexp.reports.status.Seen), so a job read again whose state
@@ -33,8 +36,9 @@ from aexp.errors import AexpError
 from aexp.jobdoc import now_iso
 from aexp.jobs import is_job_id
 from aexp.reports.cursors import CursorError, load_cursor, save_cursor, start_poll, stat_ns
-from aexp.reports.status import JOB_STATES, Seen, job_seen, still_alive
+from aexp.reports.status import Seen, job_seen, looks_changed
 from aexp.schema import FAILED, FINISHED, RUNNING
+from aexp.state import JOB_STATES
 
 CHANGES = "aexp.status.changes/1"
 
@@ -113,7 +117,12 @@ def changes_document(
         candidates = _changed_dirs(workspace, names, threshold)
         candidates |= {job_id for job_id in names if table.key(job_id) is None}
     watch: dict[str, Any] = dict(meta.get("watch") or {})
-    candidates |= {job_id for job_id, probe in watch.items() if not still_alive(probe, stale_after)}
+    candidates |= {
+        job_id
+        for job_id, probe in watch.items()
+        if job_id not in candidates
+        and looks_changed(workspace, job_id, probe, threshold, stale_after)
+    }
     changes = []
     for job_id in sorted(candidates):
         seen = job_seen(workspace, job_id, stale_after)

@@ -1,7 +1,8 @@
 """Why a job is where it is: `aexp.diagnose/1`, one sentence and the evidence behind it.
 
 For a job that is not running or that failed, what an agent (or a person) asks first: its state
-as `aexp status` gives it (aexp.reports.status.job_seen, the same entry), the run's attempts
+as `aexp status` gives it (aexp.reports.status.job_seen, the same entry, read through
+aexp.state.job_state), the run's attempts
 from its journal (how many, how many preempted or killed), the tail of the job's error.log,
 the process that holds the job now (its claim, looked at without taking it), the running
 attempt's heartbeat, who launched it (job.doc["actor"]), and what to do next.
@@ -13,13 +14,13 @@ import os
 from collections import deque
 from typing import Any
 
-from aexp.attempts import ERROR_LOG
 from aexp.contract import document
 from aexp.errors import AexpError
 from aexp.jobdoc import age_seconds, peek_doc
 from aexp.joblock import claim_holder
 from aexp.journal import journal_path, read_journal
-from aexp.reports.status import job_seen
+from aexp.outcome import ERROR_LOG
+from aexp.reports.status import job_seen, probe_of
 
 DIAGNOSE = "aexp.diagnose/1"
 TAIL_LINES = 20
@@ -75,15 +76,24 @@ def _why(
     return f"job {job_id} finished.", []
 
 
+def _recorded_where(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the job's last recorded attempt ran (its document's `attempt`)."""
+    where = doc.get("attempt")
+    return where if isinstance(where, dict) else None
+
+
 def diagnose_document(job: Any, *, stale_after: float) -> dict[str, Any]:
     """Why `job` (anything with `id` and `path`) is where it is: `aexp.diagnose/1`."""
     workspace, job_id = os.path.split(job.path)
-    entry = job_seen(workspace, job_id, stale_after).entry
+    seen = job_seen(workspace, job_id, stale_after)
+    entry = seen.entry
     try:
         doc = peek_doc(job)
     except AexpError:
         doc = {}
-    binding = doc.get("tracker") if isinstance(doc.get("tracker"), dict) else {}
+    # The binding as the job's state has it (its run's journal, before the document has it).
+    binding = dict(seen.state.binding or {}) if seen.state is not None else {}
+    mark = seen.state.mark if seen.state is not None else None
     attempts: list[dict[str, Any]] = []
     if entry["run_id"]:
         try:
@@ -112,7 +122,7 @@ def diagnose_document(job: Any, *, stale_after: float) -> dict[str, Any]:
             )
     preempted = sum(a["ended"] == "preempted" for a in attempts)
     holder = claim_holder(job) if entry["state"] != "corrupt" else None
-    age = age_seconds(doc.get("heartbeat_at")) if entry["state"] == "running" else None
+    age = age_seconds(mark.heartbeat_at) if mark is not None else None
     entry = {**entry, "exit_code": binding.get("exit_code")}
     why, tools = _why(entry, holder, preempted, age)
     return document(
@@ -130,7 +140,7 @@ def diagnose_document(job: Any, *, stale_after: float) -> dict[str, Any]:
         killed=sum(a["ended"] == "killed" for a in attempts),
         holder=holder,
         heartbeat_age_s=None if age is None else round(age, 1),
-        where=doc.get("attempt") if isinstance(doc.get("attempt"), dict) else None,
+        where=probe_of(mark)["attempt"] if mark is not None else _recorded_where(doc),
         error_log={"path": os.path.join(job.path, ERROR_LOG), "tail": error_tail(job.path)},
         actor=doc.get("actor") if isinstance(doc.get("actor"), dict) else None,
     )

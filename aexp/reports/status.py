@@ -3,14 +3,16 @@
     status_document(root)    {"schema": "aexp.status/1", "jobs": [...], "counts": {...},
                               "cursor": "c1-...", ...}
 
-One entry per job, from one read of its document (no signac, no flow, no journal but a running
-job's tail where the state needs it):
+One entry per job, its state read by aexp.state.job_state (the one definition of a job's
+state: one read of its document, and the tail of its run's journal for a job bound, running or
+preempted; no signac, no flow):
 
     job_id      the signac job id
     state       unbound, corrupt, bound, running, preempted, completed, failed, finished
+                (aexp.state.JOB_STATES)
     stale       running, but its attempt is known dead (`execute` resumes it)
     run_id      the bound run (null: unbound)
-    attempts    execution attempts of the run so far
+    attempts    execution attempts of the run so far (a running one included)
     last_step   the last step the run logged (-1: none yet; null: unbound)
     error       the last line of the experiment's error (a failed run), else null
     problem     why a corrupt job cannot be read, else null
@@ -28,17 +30,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aexp.attempts import is_stale
-from aexp.binding import backend_parts, get_binding
+from aexp.binding import backend_parts
 from aexp.contract import document
-from aexp.errors import AexpError, BindingError
+from aexp.errors import AexpError
 from aexp.jobdoc import JobDir, now_iso, peek_doc
 from aexp.jobs import is_job_dir, is_job_id, stray_dir_message
-from aexp.schema import RUNNING, STATES
+from aexp.journal import journal_file
+from aexp.schema import BOUND, PREEMPTED, RUNNING
+from aexp.state import CORRUPT, JOB_STATES, UNBOUND, JobState, Mark, is_stale, job_state
 
 STATUS = "aexp.status/1"
-UNBOUND, CORRUPT = "unbound", "corrupt"
-JOB_STATES = (UNBOUND, CORRUPT, *STATES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +48,17 @@ class Seen:
 
     `entry` is its status entry; `key` what a change is judged by (`state`, `stale`, whether
     every backend is synced, whether one needs a sync, and a checksum of those with the run id,
-    attempts, error and problem); `probe` what `is_stale` judges of a running attempt (its
-    heartbeat and where it runs), None unless running and alive.
+    attempts, error and problem); `probe` what a later poll looks at without reading the job
+    (`looks_changed`), None when a change of the job's state moves its directory's mtime:
+    a running attempt's heartbeat and where it runs (`is_stale` judges it: a dead attempt
+    writes nothing), and the run of a job bound or preempted (an attempt's start is in its
+    journal first: aexp.state). `state` is the job's state as aexp.state.job_state gave it.
     """
 
     entry: dict[str, Any]
     key: bytes
     probe: dict[str, Any] | None = None
+    state: JobState | None = None
 
 
 def _backends(binding: Mapping[str, Any]) -> dict[str, dict[str, bool]]:
@@ -107,42 +112,76 @@ def _entry(job_id: str, state: str, **members: Any) -> dict[str, Any]:
 
 
 def job_seen(workspace: str, job_id: str, stale_after: float) -> Seen:
-    """The job `workspace/job_id` as its document says now (see the module docstring)."""
+    """The job `workspace/job_id` as its state says now (aexp.state.job_state; see the module
+    docstring)."""
     path = os.path.join(workspace, job_id)
     job = JobDir(job_id, path)
     try:
         doc = peek_doc(job)
-        binding = get_binding(job, doc)
-    except BindingError as exc:
-        entry = _entry(job_id, CORRUPT, problem=str(exc))
-        return Seen(entry, _key(entry))
-    if binding is None:
+    except AexpError as exc:  # not JSON: job_state would say the same
+        doc, seen = None, JobState(CORRUPT, problem=str(exc))
+    else:
+        seen = job_state(job, doc, stale_after=stale_after)
+    if seen.state == CORRUPT:
+        entry = _entry(job_id, CORRUPT, problem=seen.problem)
+        return Seen(entry, _key(entry), None, seen)
+    if seen.state == UNBOUND:
         problem = (
             None if doc or is_job_dir(workspace, job_id) else stray_dir_message(workspace, job_id)
         )
         entry = _entry(job_id, CORRUPT if problem else UNBOUND, problem=problem)
-        return Seen(entry, _key(entry))
-    state = binding["state"]
-    stale = state == RUNNING and is_stale(doc, stale_after)
+        return Seen(entry, _key(entry), None, seen)
+    binding = seen.binding or {}
+    attempts = binding.get("attempts", 0)
+    if seen.mark is not None and seen.mark.attempt is not None:
+        attempts = max(attempts, seen.mark.attempt)
     entry = _entry(
         job_id,
-        state,
-        stale=stale,
+        seen.state,
+        stale=seen.stale,
         run_id=binding["run_id"],
-        attempts=binding.get("attempts", 0),
+        attempts=attempts,
         last_step=binding.get("last_step", -1),
-        error=binding.get("error"),
+        error=binding.get("error") if seen.state != RUNNING else None,
         backends=_backends(binding),
     )
     probe = None
-    if state == RUNNING and not stale:
-        probe = {"heartbeat_at": doc.get("heartbeat_at"), "attempt": doc.get("attempt")}
-    return Seen(entry, _key(entry), probe)
+    if seen.state == RUNNING and not seen.stale and seen.mark is not None:
+        probe = probe_of(seen.mark)
+    elif seen.state in (BOUND, PREEMPTED):
+        probe = {"run_id": binding["run_id"]}
+    return Seen(entry, _key(entry), probe, seen)
 
 
-def still_alive(probe: Mapping[str, Any], stale_after: float) -> bool:
-    """Whether the running attempt a probe describes is still taken for alive (`is_stale`)."""
-    return not is_stale(probe, stale_after)
+def probe_of(mark: Mark) -> dict[str, Any]:
+    """What `is_stale` needs of a running attempt, as a document records it (JSON)."""
+    return {
+        "heartbeat_at": mark.heartbeat_at,
+        "attempt": {
+            "host": mark.host,
+            "pid": mark.pid,
+            "slurm_job_id": mark.slurm_job_id,
+            "slurm_restart_count": mark.slurm_restart_count,
+        },
+    }
+
+
+def looks_changed(
+    workspace: str, job_id: str, probe: Mapping[str, Any], since_ns: int, stale_after: float
+) -> bool:
+    """Whether a job whose directory did not move may have changed all the same: its running
+    attempt is now judged dead (`is_stale`), or its run's journal was written at or after
+    `since_ns` (an attempt started that its document does not record yet)."""
+    if "heartbeat_at" in probe:
+        return is_stale(probe, stale_after)
+    run_id = probe.get("run_id")
+    if not isinstance(run_id, str):
+        return True
+    try:
+        mtime = os.stat(journal_file(os.path.join(workspace, job_id), run_id)).st_mtime_ns
+    except OSError:
+        return False
+    return mtime >= since_ns
 
 
 def job_ids(workspace: str) -> list[str]:
@@ -232,7 +271,8 @@ __all__ = [
     "counts_of",
     "job_ids",
     "job_seen",
+    "looks_changed",
+    "probe_of",
     "selected",
     "status_document",
-    "still_alive",
 ]

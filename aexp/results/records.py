@@ -19,12 +19,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aexp.binding import backend_parts, get_binding, spec_of
+from aexp.binding import backend_parts, get_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import JobDir, peek_doc
 from aexp.journal import JOURNAL_DIR, JOURNAL_FILE
 from aexp.results.select import CORRUPT, UNBOUND, Selection
 from aexp.results.workspace import job_dirs, read_statepoint, root_of
+from aexp.spec import spec_of
+from aexp.state import job_state
 from aexp.trackers import ADAPTERS
 
 # Strict JSON keeps non-finite floats as these strings (aexp.jobdoc.strict_json).
@@ -136,13 +138,14 @@ def _warn(message: str) -> None:
     print(f"aexp: warning: {message}", file=sys.stderr)
 
 
-def state_of(doc: Mapping[str, Any] | None, binding: Mapping[str, Any] | None) -> str:
-    """A job's state as every results view shows it: its binding's state (aexp.schema.STATES),
-    `unbound` for a job without a binding, `corrupt` (doc None) for a job whose document or
-    binding cannot be read. The one place results read a job's state from."""
+def state_of(job: Any, doc: Mapping[str, Any] | None) -> str:
+    """A job's state as every results view shows it: aexp.state.job_state's (the document, and
+    the journal of an attempt that has not recorded its start yet), `unbound` for a job
+    without a binding, `corrupt` (doc None) for a job whose document or binding cannot be
+    read. The one place results read a job's state from."""
     if doc is None:
         return CORRUPT
-    return binding["state"] if binding else UNBOUND
+    return job_state(job, doc).state
 
 
 def read_record(
@@ -162,9 +165,9 @@ def read_record(
         binding = get_binding(job, doc)
     except BindingError as exc:
         record.error = str(exc)
-        record.state = state_of(None, None)
+        record.state = state_of(job, None)
         return record
-    record.state = state_of(doc, binding)
+    record.state = state_of(job, doc)
     record.status = doc.get("status")
     if binding is None:
         limina = doc.get("limina") if isinstance(doc.get("limina"), Mapping) else None

@@ -30,9 +30,10 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-from aexp.binding import find_project_root, get_binding
+from aexp.binding import get_binding
 from aexp.errors import BindingError, JobBusyError, TrackerInitError
 from aexp.jobdoc import read_doc
+from aexp.jobs import find_project_root
 from aexp.schema import FAILED, FINISHED
 from aexp.settings import Settings, load_settings
 from aexp.sync.plan import WANDB, JobWork, corrupt_reason, plan_jobs, settle
@@ -248,7 +249,7 @@ class _Sync(Tally):
         if binding is None or binding["run_id"] != planned.run_id:
             self.skip_job(planned, "the job was bound to another run meanwhile; left alone")
             return None
-        if still_executing(doc, binding, self.stale_after):
+        if still_executing(planned.job, doc, self.stale_after):
             self.skip_job(planned, STILL_EXECUTING)
             return None
         fragments = job_fragment_folders(planned.job.path, planned.job_id)

@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aexp.binding import BOUND, RUNNING, backend_parts, find_project_root, get_binding
+from aexp.binding import backend_parts, get_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import JobDir, peek_doc
+from aexp.jobs import find_project_root
+from aexp.schema import BOUND, RUNNING
 from aexp.sync.result import (
     ALREADY_SYNCED,
     SET_ASIDE,
@@ -201,7 +203,7 @@ def plan_jobs(
                 for f in fragments
             ]
             continue
-        if still_executing(doc, binding, stale_after):
+        if still_executing(job, doc, stale_after):
             results += [result_for(f, ok=True, skipped=STILL_EXECUTING) for f in fragments]
             continue
         item, skipped = settle(job, binding, fragments, resync, only)

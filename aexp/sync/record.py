@@ -33,9 +33,10 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from aexp.binding import RUNNING, backend_parts, get_binding, update_backend
+from aexp.binding import backend_parts, get_binding, update_backend
 from aexp.errors import BindingError
 from aexp.jobdoc import JobDir, now_iso, update_doc
+from aexp.schema import RUNNING
 from aexp.sync.hosts import app_url
 from aexp.sync.rules import backend_needs_sync, sync_due
 

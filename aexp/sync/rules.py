@@ -18,11 +18,14 @@ a binding, so they answer them here, once, from the binding alone (no signac, no
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aexp.binding import backend_parts
 from aexp.schema import PREEMPTED, RUNNING
 from aexp.trackers import ADAPTERS
+
+if TYPE_CHECKING:
+    from aexp.state import Mark
 
 
 def feed_of(name: str) -> str:
@@ -63,20 +66,25 @@ def needs_sync(binding: Mapping[str, Any]) -> bool:
     return bool(unsynced_backends(binding))
 
 
-def still_executing(doc: Mapping[str, Any], binding: Mapping[str, Any], stale_after: float) -> bool:
-    """Whether an execution attempt holds the run: the binding says `running` and the attempt's
-    heartbeat (written by the compute node, whatever its host) is younger than `stale_after`
-    seconds and its process is not known to be gone (aexp.attempts.is_stale). The sync leaves
-    such a job alone and `aexp remove` refuses it."""
-    if binding.get("state") != RUNNING:
-        return False
-    from aexp.attempts import is_stale  # here: only for running jobs
+def executing_attempt(job: Any, doc: Mapping[str, Any], stale_after: float) -> Mark | None:
+    """The execution attempt that holds the run, or None: the job's state (aexp.state.job_state:
+    the document, and the journal for an attempt that has not recorded its start yet) is
+    `running` and its attempt is not known to be dead after `stale_after` seconds of silence,
+    whatever node it runs on. The sync leaves such a job alone and `aexp remove` refuses it."""
+    from aexp.state import job_state  # here: a pass that finds nothing to do never needs it
 
-    return not is_stale(doc, stale_after)
+    seen = job_state(job, doc, stale_after=stale_after)
+    return seen.mark if seen.state == RUNNING and not seen.stale else None
+
+
+def still_executing(job: Any, doc: Mapping[str, Any], stale_after: float) -> bool:
+    """Whether an execution attempt holds the run (`executing_attempt`)."""
+    return executing_attempt(job, doc, stale_after) is not None
 
 
 __all__ = [
     "backend_needs_sync",
+    "executing_attempt",
     "feed_of",
     "needs_sync",
     "still_executing",

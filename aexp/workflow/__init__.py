@@ -1,7 +1,10 @@
-"""What project.py's operations, conditions and labels call: plain functions of a job.
+"""What project.py's operations, conditions and labels call: plain functions of a job; and the
+FlowProject project.py subclasses.
 
+    project.py      WorkflowProject (flow's machinery: checks, the pass summary, submission) and
+                    `main`: the one module of aexp that imports signac-flow
     conditions.py   what `status` and `run` ask of a job (eligibility, labels), read from its
-                    document at one parse per job
+                    state (aexp.state) at one parse per job
     operations.py   init_tracker, execute, finish: each contained to its job (a failure is one
                     line, never the end of the pass)
     preflight.py    what is checked once before a pass (backend SDKs installed, the workspace
@@ -9,9 +12,9 @@
     report.py       the pass summary: what changed in the job documents, in two lines
     forked.py       the project as a process pool forked from this process finds it (run -p N)
     walltime.py     whether a SLURM submission leaves time to work before its warning signal
-    (aexp.agent.launch: an agent's submission checked against [agent]'s budget, and logged)
 
-aexp never imports signac-flow: these are ordinary functions, usable from any workflow engine.
+Everything but project.py is ordinary functions, usable from any workflow engine; importing
+`aexp.workflow` imports no flow.
 """
 
 from __future__ import annotations
@@ -21,11 +24,9 @@ from typing import TYPE_CHECKING
 from aexp.lazy import lazy_names
 
 if TYPE_CHECKING:
-    from aexp.agent.launch import check_submission, record_submission
     from aexp.workflow.conditions import (
         backend_label,
         backend_label_of,
-        binds_in_execute,
         can_execute,
         execute_ended,
         is_bound,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
         is_finished,
         is_synced,
         is_unbound,
+        needs_binding,
         needs_finish,
         needs_sync,
         needs_sync_of,
@@ -56,7 +58,7 @@ if TYPE_CHECKING:
         quiet_statepoint_errors,
         usable_job_dirs,
     )
-    from aexp.workflow.report import PassReport, PassWatch, take_json_flag
+    from aexp.workflow.report import PassReport, PassWatch
     from aexp.workflow.walltime import check_working_window, time_flag
 
 # Names are imported on first use (PEP 562): `status` and `--help` load the conditions, not the
@@ -69,10 +71,8 @@ _WHERE = {
     "adapters_from_settings": "aexp.workflow.operations",
     "backend_label": "aexp.workflow.conditions",
     "backend_label_of": "aexp.workflow.conditions",
-    "binds_in_execute": "aexp.workflow.conditions",
     "can_execute": "aexp.workflow.conditions",
     "check_backends_installed": "aexp.workflow.preflight",
-    "check_submission": "aexp.agent.launch",
     "check_working_window": "aexp.workflow.walltime",
     "check_writable": "aexp.workflow.preflight",
     "contained": "aexp.workflow.operations",
@@ -85,16 +85,15 @@ _WHERE = {
     "is_finished": "aexp.workflow.conditions",
     "is_synced": "aexp.workflow.conditions",
     "is_unbound": "aexp.workflow.conditions",
+    "needs_binding": "aexp.workflow.conditions",
     "needs_finish": "aexp.workflow.conditions",
     "needs_sync": "aexp.workflow.conditions",
     "needs_sync_of": "aexp.workflow.conditions",
     "outside_allocation": "aexp.workflow.conditions",
     "quiet_statepoint_errors": "aexp.workflow.preflight",
-    "record_submission": "aexp.agent.launch",
     "snapshot": "aexp.workflow.conditions",
     "stale_label": "aexp.workflow.conditions",
     "state_label": "aexp.workflow.conditions",
-    "take_json_flag": "aexp.workflow.report",
     "time_flag": "aexp.workflow.walltime",
     "usable_job_dirs": "aexp.workflow.preflight",
     "warn_once": "aexp.workflow.conditions",
@@ -110,10 +109,8 @@ __all__ = [
     "adapters_from_settings",
     "backend_label",
     "backend_label_of",
-    "binds_in_execute",
     "can_execute",
     "check_backends_installed",
-    "check_submission",
     "check_working_window",
     "check_writable",
     "contained",
@@ -126,16 +123,15 @@ __all__ = [
     "is_finished",
     "is_synced",
     "is_unbound",
+    "needs_binding",
     "needs_finish",
     "needs_sync",
     "needs_sync_of",
     "outside_allocation",
     "quiet_statepoint_errors",
-    "record_submission",
     "snapshot",
     "stale_label",
     "state_label",
-    "take_json_flag",
     "time_flag",
     "usable_job_dirs",
     "warn_once",

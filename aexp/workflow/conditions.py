@@ -1,43 +1,59 @@
-"""The workflow's conditions and labels: plain functions of a job that read its document.
+"""The workflow's conditions and labels: plain functions of a job that read its state.
 
-Conditions and labels see a job through a small tuple of facts taken from its document (bound?
-state, backends, offline, finished, synced, needs a sync, or the reason it cannot be read; and
-the document itself while the job is running, for `is_stale`). Outside `snapshot()` the facts are
-re-derived only when the document changed (`read_doc` is cached per file change); inside
-`snapshot()`, which project.py wraps around `status`, each job document is read exactly once for
-all of its conditions and labels and the parsed document is not kept, so a status over 100,000
-jobs holds a few hundred bytes per job, not the documents. A job whose document was damaged
-(aexp/schema.py) is never eligible for anything; it shows the `corrupt` label and one warning
-naming the job, and every other job carries on.
+Conditions and labels see a job through a small tuple of facts taken from its state
+(`aexp.state.job_state`: bound? state, backends, offline, finished, synced, needs a sync, or the
+reason it cannot be read; and the running attempt's mark, whose staleness is judged at each
+question). Outside `snapshot()` the facts are re-derived only when the document changed
+(`read_doc` is cached per file change); inside `snapshot()`, which the workflow's project wraps
+around `status`, each job's state is read exactly once for all of its conditions and labels and
+the parsed document is not kept, so a status over 100,000 jobs holds a few hundred bytes per
+job, not the documents. A job whose document was damaged (aexp/schema.py) is never eligible for
+anything; it shows the `corrupt` label and one warning naming the job, and every other job
+carries on.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 
-from aexp.attempts import is_stale  # not aexp.lifecycle: status loads no attempt machinery
-from aexp.binding import backend_parts, get_binding
+from aexp.binding import backend_parts
 from aexp.errors import BindingError
-from aexp.jobdoc import peek_doc, read_doc
+from aexp.jobdoc import read_doc
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
+from aexp.state import CORRUPT, UNBOUND, Mark, is_stale, job_state
 from aexp.trackers import ADAPTERS
 
 _warned: set[str] = set()
 
-# What the conditions and labels know about a job, as a plain tuple (of atomic values but for
-# the running doc: the garbage collector stops tracking those, which matters when a status holds
-# 100,000 of them):
-#   (error, bound, backend label, state, finished, synced, needs sync, running_doc)
-# error is the BindingError message when the document or binding cannot be read, else None;
-# running_doc is the document of a job whose run is running (what `is_stale` judges), else None.
-_ERROR, _BOUND, _BACKEND, _STATE, _FINISHED, _SYNCED, _NEEDS_SYNC, _RUNNING_DOC = range(8)
-Facts = tuple[Any, ...]
-_UNBOUND: Facts = (None, False, None, None, False, False, False, None)
+
+class Facts(NamedTuple):
+    """What the conditions, the labels and the pass summary know about a job, taken from its
+    state (`job_state`) once per version of its document. A tuple of atomic values but for the
+    mark: the garbage collector stops tracking those, which matters when a status holds 100,000
+    of them. `error`: why the document or binding cannot be read (None: it can). `mark`: the
+    running attempt's (what `is_stale` judges), else None. `attempts`: the attempts the job's
+    state knows of (an attempt its document has not recorded yet included)."""
+
+    error: str | None
+    bound: bool
+    backend: str | None
+    state: str | None
+    finished_at: str | None
+    synced: bool
+    needs_sync: bool
+    mark: Mark | None
+    attempts: int
+
+
+# The conditions' hot path reads them by index.
+_ERROR, _BOUND, _BACKEND, _STATE, _FINISHED, _SYNCED, _NEEDS_SYNC, _MARK, _ATTEMPTS = range(9)
+_UNBOUND = Facts(None, False, None, None, None, False, False, None, 0)
 # Outside a snapshot: the facts of each job by path, and the parsed document they came from
 # (`read_doc` returns the same dict until the file changes). Two dicts, not one of pairs.
 _facts_docs: dict[str, dict[str, Any]] = {}
@@ -45,9 +61,40 @@ _facts: dict[str, Facts] = {}
 # Inside a snapshot: {path: facts} of the jobs seen so far in it.
 _snapshot: ContextVar[dict[str, Facts] | None] = ContextVar("aexp_status_snapshot", default=None)
 _labels: dict[tuple[Any, ...], str] = {}
-# Unbound jobs (by path) that `can_execute` found eligible in this process: `execute` will bind
-# them (see `binds_in_execute`).
-_binds_in_execute: set[str] = set()
+# Whether the `run` under way runs `execute`, which binds an unbound job in its attempt: then
+# `init_tracker` leaves unbound jobs to it (`in_run`).
+_execute_binds: ContextVar[bool] = ContextVar("aexp_execute_binds", default=False)
+# Within one sweep of flow over the jobs (no operation of this process ran since), each job's
+# document is looked at (a stat) once, where `in_run` trusts sweeps: flow asks about eight
+# conditions per job in each pass. `operation_ran` starts a new sweep.
+_trust_sweeps: ContextVar[bool] = ContextVar("aexp_trust_sweeps", default=False)
+_sweep = 0
+_swept: dict[str, int] = {}  # path -> the sweep its facts were derived or checked in
+
+
+@contextmanager
+def in_run(*, execute_binds: bool, trust_sweeps: bool) -> Iterator[None]:
+    """The block is a `run` of the workflow. `execute_binds` (it runs `execute`):
+    `needs_binding` is false, so `execute` binds an unbound job in its attempt, with the
+    attempt's own record, and a new job costs one document write and one operation of flow,
+    not two of each (docs/benchmarks.md); a `run -o init_tracker` binds as before.
+    `trust_sweeps` (operations run in this process, and `operation_ran` is told of each): a
+    job's facts are checked against its document once per sweep of flow over the jobs.
+    Applies to the current thread (context)."""
+    binds = _execute_binds.set(execute_binds)
+    trust = _trust_sweeps.set(trust_sweeps)
+    try:
+        yield
+    finally:
+        _trust_sweeps.reset(trust)
+        _execute_binds.reset(binds)
+
+
+def operation_ran() -> None:
+    """An operation ran in this process (it may have changed any job): the next question about
+    a job looks at its document again."""
+    global _sweep
+    _sweep += 1
 
 
 @contextmanager
@@ -97,33 +144,44 @@ def backend_label_of(binding: dict[str, Any]) -> str:
     return label
 
 
-def _unreadable(exc: BindingError) -> Facts:
-    return (str(exc), False, None, None, False, False, False, None)
+def _unreadable(message: str) -> Facts:
+    return Facts(message, False, None, None, None, False, False, None, 0)
 
 
 def _derive(job: Any, doc: dict[str, Any] | None) -> Facts:
-    try:
-        if doc is None:
-            doc = peek_doc(job)  # raises BindingError for a document that is not JSON
-        binding = get_binding(job, doc)
-    except BindingError as exc:
-        return _unreadable(exc)
-    if binding is None:
+    # Staleness is judged at each question (it changes with time, not with the files), with
+    # the bound the question brings: the state is read here without judging it.
+    seen = job_state(job, doc, stale_after=math.inf)
+    if seen.state == CORRUPT:
+        return _unreadable(seen.problem or "")
+    if seen.state == UNBOUND:
         return _UNBOUND
-    state = sys.intern(binding["state"])
-    return (
+    binding = seen.binding
+    state = sys.intern(seen.state)
+    mark = seen.mark if state == RUNNING else None
+    attempts = binding.get("attempts") or 0
+    return Facts(
         None,
         True,
         backend_label_of(binding),
         state,
-        bool(binding.get("finished_at")),
+        binding.get("finished_at"),
         bool(binding.get("synced_at")),
         needs_sync_of(binding),
-        doc if state == RUNNING else None,
+        mark,
+        max(attempts, mark.attempt or 0) if mark else attempts,
     )
 
 
-def _facts_of(job: Any) -> Facts:
+def facts_of(job: Any, *, fresh: bool = False) -> Facts:
+    """The job's Facts (anything with `id` and `path`): derived once per version of its
+    document (once per job inside `snapshot()`); `fresh` derives them again from the document
+    and the journal as they are now (an attempt that ended without its document's record
+    changes only the journal). Never raises for a damaged document."""
+    return _facts_of(job, fresh)
+
+
+def _facts_of(job: Any, fresh: bool = False) -> Facts:
     path = job.path
     seen = _snapshot.get()
     if seen is not None:
@@ -131,15 +189,21 @@ def _facts_of(job: Any) -> Facts:
         if facts is None:
             facts = seen[path] = _derive(job, None)
         return facts
+    trusted = _trust_sweeps.get()
+    if trusted and not fresh and _swept.get(path) == _sweep:
+        return _facts[path]
     try:
         doc = read_doc(job)
     except BindingError as exc:
-        return _unreadable(exc)
-    if _facts_docs.get(path) is doc:
-        return _facts[path]
-    facts = _derive(job, doc)
-    _facts_docs[path] = doc
-    _facts[path] = facts
+        return _unreadable(str(exc))
+    if not fresh and _facts_docs.get(path) is doc:
+        facts = _facts[path]
+    else:
+        facts = _derive(job, doc)
+        _facts_docs[path] = doc
+        _facts[path] = facts
+    if trusted:
+        _swept[path] = _sweep
     return facts
 
 
@@ -189,38 +253,29 @@ def is_unbound(job: Any) -> bool:
     return not facts[_BOUND]
 
 
+def needs_binding(job: Any) -> bool:
+    """Unbound, nothing corrupted in the way of binding it, and no `execute` in this pass that
+    binds it itself (`in_run`): `init_tracker`'s precondition."""
+    return is_unbound(job) and not _execute_binds.get()
+
+
 def is_bound(job: Any) -> bool:
     return _usable(job) is not None
 
 
 def can_execute(job: Any, stale_after: float) -> bool:
-    """Unbound (`execute` binds it in its attempt's first update), or bound and not ended:
-    never run, preempted, or running with a stale heartbeat.
-
-    An unbound job found eligible is noted (`binds_in_execute`): `init_tracker` of the same pass
-    leaves it to `execute`, so a new job costs one document write to start, not two, and one
-    pass of flow, not two (docs/benchmarks.md).
-    """
+    """Unbound (`execute` binds it in its attempt), or bound and not ended: never run,
+    preempted, or running with a stale heartbeat."""
     facts = _facts_of(job)
     if facts[_ERROR] is not None:
         warn_once(job, facts[_ERROR])
         return False
     if not facts[_BOUND]:
-        if _snapshot.get() is None:  # `status` runs nothing: keep no note per job
-            _binds_in_execute.add(job.path)
         return True
     state = facts[_STATE]
     if state in (BOUND, PREEMPTED):
         return True
-    return state == RUNNING and is_stale(facts[_RUNNING_DOC], stale_after)
-
-
-def binds_in_execute(job: Any) -> bool:
-    """True when this process found the unbound job eligible for `execute`, which binds it in
-    its attempt's first document update: flow evaluates every operation of a pass before it
-    runs any, so an `init_tracker` of the same pass that bound it too would cost a second write
-    (and `run -o init_tracker`, which never asks `can_execute`, still binds)."""
-    return job.path in _binds_in_execute
+    return state == RUNNING and is_stale(facts[_MARK], stale_after)
 
 
 def execute_ended(job: Any) -> bool:
@@ -272,23 +327,27 @@ def state_label(job: Any) -> str | None:
 
 def stale_label(job: Any, stale_after: float) -> bool:
     facts = _usable(job)
-    return bool(facts and facts[_STATE] == RUNNING and is_stale(facts[_RUNNING_DOC], stale_after))
+    return bool(facts and facts[_STATE] == RUNNING and is_stale(facts[_MARK], stale_after))
 
 
 __all__ = [
+    "Facts",
     "backend_label",
     "backend_label_of",
-    "binds_in_execute",
     "can_execute",
     "execute_ended",
+    "facts_of",
+    "in_run",
     "is_bound",
     "is_corrupt",
     "is_finished",
     "is_synced",
     "is_unbound",
+    "needs_binding",
     "needs_finish",
     "needs_sync",
     "needs_sync_of",
+    "operation_ran",
     "outside_allocation",
     "say",
     "snapshot",

@@ -83,6 +83,27 @@ def in_pool_worker() -> bool:
     )
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise WorkerExit(128 + signum)
+
+
+def _default_in_worker() -> None:
+    # A pool worker forked while `_stop` is the handler ends as by default on these signals
+    # outside an attempt (an attempt installs its own and restores this): by the kernel, not
+    # through a Python handler. One that lands just as the worker blocks on the pool's queue
+    # lock (which `Pool.terminate` holds while it signals the workers) would never be run, and
+    # the pass would wait for that worker forever.
+    for sig in _STOP_SIGNALS:
+        if signal.getsignal(sig) is _stop:
+            signal.signal(sig, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_default_in_worker)
+
+
 @contextlib.contextmanager
 def signals_stop_pool(parallel: bool) -> Iterator[None]:
     """In the parent of `run -p N` (`parallel`): SIGTERM and SIGUSR1 raise WorkerExit(128 +
@@ -93,16 +114,7 @@ def signals_stop_pool(parallel: bool) -> Iterator[None]:
     if not parallel:
         yield
         return
-    parent = os.getpid()
-
-    def stop(signum: int, frame: Any) -> None:
-        if os.getpid() != parent:  # a pool worker between operations: end as by default
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise WorkerExit(128 + signum)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    previous = {sig: signal.signal(sig, _stop) for sig in _STOP_SIGNALS}
     try:
         yield
     finally:

@@ -16,27 +16,24 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aexp.agent.actor import workflow_actor
+from aexp.attempt import AttemptEnded, NothingToRun
 from aexp.binding import adapters_of, bind_tracker, new_binding
-from aexp.errors import AexpError, JobBusyError
+from aexp.errors import AexpError, JobBusyError, WorkspaceError
 from aexp.jobdoc import now_iso
 from aexp.jobs import project_root_of
-from aexp.lifecycle import (
-    ERROR_LOG,
-    STORAGE_ERRNOS,
-    AttemptEnded,
-    NothingToRun,
-    Preempted,
-    finish_run,
-    run_lifecycle,
-)
+from aexp.lifecycle import finish_run, run_lifecycle
+from aexp.outcome import ERROR_LOG, STORAGE_ERRNOS
 from aexp.settings import Settings
+from aexp.spec import run_spec
+from aexp.tracker import Preempted
 from aexp.trackers import ADAPTERS, TrackerAdapter, get_adapter
-from aexp.workflow.conditions import binds_in_execute
+from aexp.workflow.conditions import is_unbound
+from aexp.workflow.preflight import check_writable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,11 +58,28 @@ def adapter_from_settings(settings: Settings) -> TrackerAdapter:
 # A file system that is full, over quota or read-only (STORAGE_ERRNOS) fails every job the same
 # way: it is one problem, said once per process (the pass summary counts what was left undone).
 _storage_said: set[int] = set()
+# ... and once it was seen, no further attempt of the pass starts an experiment that could not
+# write (an attempt's start writes nothing to the job's document: it would run until its first
+# checkpoint), unless the file system takes a write again (`_still_refused`).
+_storage_seen: set[int] = set()
 
 
 def storage_said() -> bool:
     """True once this process has said that the file system refuses writes."""
     return bool(_storage_said)
+
+
+def _still_refused(job: Any) -> bool:
+    """After a write refused by the file system in this process: whether the workspace still
+    refuses one (a small probe file, written and removed)."""
+    if not _storage_seen:
+        return False
+    try:
+        check_writable(os.path.dirname(job.path))
+    except WorkspaceError:
+        return True
+    _storage_seen.clear()
+    return False
 
 
 def _in_pool_worker() -> bool:
@@ -121,6 +135,7 @@ def contained(operation: F) -> F:
             _say(job, f"{name}: {text}")  # e.g. "job 3f2a...: init_tracker: its state point ..."
         except OSError as exc:
             if exc.errno in STORAGE_ERRNOS:  # the whole file system: one line per process
+                _storage_seen.add(exc.errno)
                 if exc.errno not in _storage_said and not _in_pool_worker():
                     _storage_said.add(exc.errno)
                     print(
@@ -146,13 +161,8 @@ def contained(operation: F) -> F:
 
 @contained
 def init_tracker(job: Any, settings: Settings) -> None:
-    """Bind the job to a run of the backends `signac.rc` names (idempotent).
-
-    A job that this pass also executes is left to `execute`, which binds it in the attempt's
-    first document update (`binds_in_execute`).
-    """
-    if binds_in_execute(job):
-        return
+    """Bind the job to a run of the backends `signac.rc` names (idempotent). In a pass that
+    runs `execute` too, `execute` binds the job itself (`needs_binding`)."""
     bind_tracker(
         job,
         adapters_from_settings(settings),
@@ -172,15 +182,24 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
     one line and not raised: flow goes on with the other jobs. A preemption is recorded, reported
     in one line, and ends the process with 128 + signal (SLURM requeues; Ctrl-C stops `run`).
     """
+    if _still_refused(job):  # said once already; the job stays eligible for the next pass
+        return "skipped"
+    # The run's spec, once for the whole attempt, and before the attempt takes the job's claim:
+    # a job whose state point is damaged is left untouched, as `init_tracker` would leave it.
+    # Who launches the attempt (recorded with its start), and names the run it binds.
+    actor = workflow_actor(project_root_of(job))
+    binds = bool(settings.backends) and is_unbound(job)
+    spec = run_spec(job, settings.group_by, actor=actor if binds else None)
     binder = None
     if settings.backends:
-        # A job this pass binds here gets its binding made now, before the attempt takes the
-        # job's claim: a job that cannot be bound (its state point damaged) is left untouched,
-        # as `init_tracker` would leave it. Used only if the job is still unbound under the lock.
-        prepared = _new_binding(job, settings) if binds_in_execute(job) else None
+        # A job this pass binds here gets its binding made now too, for the same reason (a
+        # backend refusing the run). Used only if the job is still unbound under the claim.
+        prepared = _new_binding(job, settings, spec, actor) if binds else None
 
-        def binder(doc: dict[str, Any]) -> dict[str, Any]:
-            return prepared if prepared is not None else _new_binding(job, settings)
+        def binder(spec: Mapping[str, Any]) -> dict[str, Any]:
+            if prepared is not None:
+                return prepared
+            return _new_binding(job, settings, spec, actor)
 
     tracker = None
     try:
@@ -190,6 +209,8 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
             stale_after=settings.stale_after,
             artifacts=settings.artifacts,
             bind=binder,
+            spec=spec,
+            actor=actor,
         ) as tracker:
             experiment(job, tracker)
     except AttemptEnded as exc:
@@ -224,7 +245,9 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
     return "finished"
 
 
-def _new_binding(job: Any, settings: Settings) -> dict[str, Any]:
+def _new_binding(
+    job: Any, settings: Settings, spec: Mapping[str, Any], actor: Mapping[str, Any]
+) -> dict[str, Any]:
     return new_binding(
         job,
         adapters_of(adapters_from_settings(settings)),
@@ -232,6 +255,8 @@ def _new_binding(job: Any, settings: Settings) -> dict[str, Any]:
         offline=settings.offline,
         tags=settings.tags,
         notes=None,
+        actor=actor,
+        spec=spec,
     )
 
 

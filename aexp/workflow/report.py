@@ -4,9 +4,10 @@
     next: job 3f2a... failed: see its error.log, fix the cause, then aexp rearm 3f2a...; ...
 
 With `-p N`, flow runs the operations in worker processes, so counters kept by the process that
-prints the summary would miss their work. The summary is read from the job documents instead:
-`observe` takes the facts of every job before the pass and again after it, and `compare` sets
-them side by side (a job whose state, attempt count or end changed was worked on in this pass).
+prints the summary would miss their work. The summary is read from the jobs' states instead
+(aexp.state: the documents, and the journals where an attempt is not recorded yet): `observe`
+takes them before the pass and again after it, and `compare` sets them side by side (a job
+whose state, attempt count or end changed was worked on in this pass).
 
     finished   ended finished in this pass
     failed     its experiment failed in this pass (recorded failed; `aexp rearm` after a fix)
@@ -33,25 +34,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from aexp.binding import get_binding
-from aexp.errors import BindingError, WorkspaceError
-from aexp.jobdoc import JobDir, peek_doc
+from aexp.errors import WorkspaceError
+from aexp.jobdoc import JobDir
 from aexp.jobs import stray_dir_message, stray_job_dirs
-from aexp.lifecycle import is_stale
-from aexp.schema import FAILED, FINISHED, PREEMPTED, RUNNING
-from aexp.workflow.conditions import needs_sync_of, warn_once
+from aexp.schema import FAILED, FINISHED, PREEMPTED
+from aexp.state import CORRUPT, UNBOUND, is_stale
+from aexp.workflow.conditions import facts_of, warn_once
 from aexp.workflow.operations import storage_said
 from aexp.workflow.preflight import check_writable, report_stray
 
-_HOST = os.uname().nodename
-
 
 @dataclass(frozen=True)
-class Facts:
-    """What the summary needs of one job, read from its document.
+class Seen:
+    """What the summary needs of one job, from its facts (aexp.workflow.conditions.facts_of).
 
-    `state` is the binding's state, "unbound", or "corrupt" (then `problem` says why).
-    `left_running`: running, but its attempt is this process or a process that is gone.
+    `state` is the job's state (aexp.state.job_state), or "unbound" or "corrupt" (then
+    `problem` says why). `left_running`: running, but its attempt is this process or a process
+    that is gone.
     """
 
     state: str
@@ -68,45 +67,47 @@ class Facts:
         return (self.state, self.attempts, self.finished_at, self.synced)
 
 
-def facts_of(job: Any, stale_after: float) -> Facts:
-    """The Facts of `job` (anything with `id` and `path`) as its document says now."""
-    try:
-        doc = peek_doc(job)
-        binding = get_binding(job, doc)
-    except BindingError as exc:
-        return Facts("corrupt", problem=str(exc))
-    if binding is None:
-        return Facts("unbound")
-    state = binding["state"]
-    left = False
-    if state == RUNNING:
-        attempt = doc.get("attempt") or {}
-        ours = attempt.get("host") == _HOST and attempt.get("pid") == os.getpid()
-        left = ours or is_stale(doc, stale_after)
-    return Facts(
-        state=state,
-        attempts=int(binding.get("attempts") or 0),
-        finished_at=binding.get("finished_at"),
-        synced=bool(binding.get("synced_at")),
-        needs_sync=needs_sync_of(binding),
-        left_running=left,
+def seen_of(job: Any, stale_after: float, *, fresh: bool = False) -> Seen:
+    """The Seen of `job` (anything with `id` and `path`) as its state says now. The facts are
+    the ones the pass's conditions use (derived once per version of the document); `fresh`
+    derives them again (after the pass: its attempts may have changed only journals)."""
+    facts = facts_of(job, fresh=fresh)
+    if facts.error is not None:
+        return Seen(CORRUPT, problem=facts.error)
+    if not facts.bound:
+        return Seen(UNBOUND)
+    mark = facts.mark
+    return Seen(
+        state=facts.state,
+        attempts=facts.attempts,
+        finished_at=facts.finished_at,
+        synced=facts.synced,
+        needs_sync=facts.needs_sync,
+        left_running=mark is not None and (mark.ours or is_stale(mark, stale_after)),
     )
 
 
 @dataclass
 class Observation:
-    """The facts of the jobs of a pass at one moment, and the directories that are not jobs."""
+    """The jobs of a pass as seen at one moment, and the directories that are not jobs."""
 
-    jobs: dict[str, Facts]
+    jobs: dict[str, Seen]
     stray: list[str]
 
 
 def observe(
-    workspace: str, job_ids: Iterable[str] | None = None, *, stale_after: float = 300.0
+    workspace: str,
+    job_ids: Iterable[str] | None = None,
+    *,
+    stale_after: float = 300.0,
+    fresh: bool = False,
 ) -> Observation:
-    """Read the facts of the jobs `job_ids` (default: every job in `workspace`).
+    """Read the state of the jobs `job_ids` (default: every job in `workspace`); `fresh`: not
+    the facts the pass's conditions derived (`seen_of`).
 
-    One read of each job document, no signac: about 30 microseconds per job.
+    One read of each job document (kept in the document cache, where the pass's conditions
+    find it), no signac: about 30 microseconds per job; the run's journal's tail too for a job
+    bound, running or preempted.
     """
     stray: list[str] = []
     if job_ids is None:
@@ -118,7 +119,7 @@ def observe(
         skip = set(stray)
         job_ids = [n for n in names if len(n) == 32 and n not in skip and _is_hex(n)]
     jobs = {
-        job_id: facts_of(JobDir(job_id, os.path.join(workspace, job_id)), stale_after)
+        job_id: seen_of(JobDir(job_id, os.path.join(workspace, job_id)), stale_after, fresh=fresh)
         for job_id in job_ids
     }
     return Observation(jobs, stray)
@@ -293,7 +294,7 @@ class PassWatch:
         """Read the jobs again, print the summary and the next steps to `out` (stdout), and
         return the report. With `json_line` the two lines go to stderr and the report's
         document (`PassReport.document`) is printed to `out` as one line."""
-        after = observe(self.workspace, self.job_ids, stale_after=self.stale_after)
+        after = observe(self.workspace, self.job_ids, stale_after=self.stale_after, fresh=True)
         storage = None
         try:
             check_writable(self.workspace)
@@ -313,23 +314,12 @@ class PassWatch:
         return report
 
 
-def take_json_flag(argv: list[str]) -> bool:
-    """Remove `--json` from a `project.py run` command line (flow's parser does not know it)
-    and say whether it was there; other commands' arguments are left alone."""
-    command = next((a for a in argv[1:] if not a.startswith("-")), None)
-    if command != "run" or "--json" not in argv:
-        return False
-    argv.remove("--json")
-    return True
-
-
 __all__ = [
-    "Facts",
     "Observation",
     "PassReport",
     "PassWatch",
+    "Seen",
     "compare",
-    "facts_of",
     "observe",
-    "take_json_flag",
+    "seen_of",
 ]

@@ -134,25 +134,24 @@ def rerun_jobs(
 def busy_reason(job: Any, stale_after: float) -> str | None:
     """Why another process is working on the job (None: it is free): who holds its claim
     (aexp.joblock.claim_holder, which writes nothing), or an attempt that holds the run
-    (aexp.sync.rules.still_executing: its heartbeat, whatever node it runs on), which covers an
-    attempt on another host of a file system whose locks do not reach across."""
-    from aexp.binding import get_binding
+    (aexp.sync.rules.executing_attempt: the job's state, its heartbeat, whatever node it runs
+    on), which covers an attempt on another host of a file system whose locks do not reach
+    across, and a first attempt whose start only its journal records yet."""
     from aexp.jobdoc import read_doc
     from aexp.joblock import claim_holder
-    from aexp.sync.rules import still_executing
+    from aexp.sync.rules import executing_attempt
 
     holder = claim_holder(job)
     if holder is not None:
         return holder
     try:
         doc = read_doc(job, fresh=True)
-        binding = get_binding(job, doc)
+        mark = executing_attempt(job, doc, stale_after)
     except AexpError:  # an unreadable document: nothing can be running it through aexp
         return None
-    if binding is not None and still_executing(doc, binding, stale_after):
-        host = (doc.get("attempt") or {}).get("host")
-        where = f" on {host}" if host else ""
-        return f"job {job.id} is executing{where} (heartbeat {doc.get('heartbeat_at')})."
+    if mark is not None:
+        where = f" on {mark.host}" if mark.host else ""
+        return f"job {job.id} is executing{where} (heartbeat {mark.heartbeat_at})."
     return None
 
 

@@ -5,7 +5,8 @@ condition and label is a `job.isfile` check of an empty marker file (the cheap c
 documentation recommends) and nothing of aexp is imported. bench/generate.py writes the markers
 that match each job's state, so that each operation is eligible for the same jobs as in
 project.py (benchmark 1 asserts it): a damaged binding is bound to nothing, a running job with a
-fresh heartbeat (`alive`) is not executed again.
+fresh heartbeat (`alive`) is not executed again, and an unbound job is eligible for `execute` as
+well as `init_tracker` (project.py's `execute` binds a job it runs first).
 """
 
 import os
@@ -55,7 +56,7 @@ def init_tracker(job):
 
 @run_job
 @Baseline.pre(
-    lambda job: job.isfile("bound") and not job.isfile("ended") and not job.isfile("alive")
+    lambda job: not job.isfile("corrupt") and not job.isfile("ended") and not job.isfile("alive")
 )
 @Baseline.post.isfile("ended")
 @Baseline.operation(directives={"np": 1, "walltime": 1})

@@ -1,0 +1,243 @@
+"""A job's state: the one definition that status, the pass summary, the runs table, the sync and
+`aexp remove` read.
+
+    job_state(job, doc=None, *, stale_after=None) -> JobState
+
+The job document records the job's binding and the outcome of each attempt. An attempt's start
+is recorded in its run's journal at once (the `resume_run` event: attempt number, host, pid,
+SLURM job) and in the document only once the attempt has run for a second (its first heartbeat)
+or has ended: a sweep of short jobs pays one document write per attempt, not two. A job's first
+attempt also binds it, and the document learns that binding at the same moments; until then the
+run's `init_run` event holds it (`aexp.binding.pending_binding`). So a job's state is the
+document's, brought up to date from the end of the run's journal wherever the document may lag:
+
+    state      meaning                                              evidence beyond the document
+    unbound    no run: no binding, in the document or in a journal   a stat of <job>/tracker_log
+    corrupt    the document or its binding cannot be read (`problem`)
+    bound      bound to a run that has not executed (re-armed, rerun) the journal's tail
+    running    an attempt started and has not ended as far as the     the journal's tail
+               document and the journal tell; `stale` once its
+               process is known dead (`is_stale`)
+    preempted  stopped from outside; `execute` resumes it             the journal's tail
+    completed  ended, its run not closed (aexp before 0.2 only)
+    failed     the experiment raised; terminal until re-armed or rerun
+    finished   the attempt completed and the run is closed
+
+The journal's tail is read at most TAIL_BYTES from its end (the opening of any attempt the
+document has not recorded is there: such an attempt is at most a second old, or dead). `status`
+reads it for the jobs that are bound, running or preempted, not for the others.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aexp.binding import get_binding, pending_binding
+from aexp.errors import BindingError
+from aexp.jobdoc import age_seconds, peek_doc
+from aexp.journal import Tail, journal_file, read_tail
+from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
+
+UNBOUND, CORRUPT = "unbound", "corrupt"
+# Every state `job_state` can give, in a job's usual order.
+JOB_STATES = (UNBOUND, CORRUPT, BOUND, RUNNING, PREEMPTED, COMPLETED, FAILED, FINISHED)
+TAIL_BYTES = 1 << 16
+_HOST = os.uname().nodename  # socket.gethostname(), without importing socket
+
+
+def attempt_identity() -> dict[str, Any]:
+    """Where this process runs, as an attempt records it (journal and document), so another
+    process can tell whether the attempt is still alive: host, pid, SLURM job id and restart
+    count (`SLURM_JOB_ID`, `SLURM_RESTART_COUNT`)."""
+    return {
+        "host": _HOST,
+        "pid": os.getpid(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_restart_count": os.environ.get("SLURM_RESTART_COUNT", "0"),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """An attempt as the document or its run's journal records it: its number, where it runs
+    (host, pid, SLURM job), when it started, and its last sign of life (`heartbeat_at`: the
+    document's heartbeat, or the time of the journal's last event). `ended`: the journal has
+    its `finish`, the document not yet (its process died in between, or is writing it now)."""
+
+    attempt: int | None = None
+    started_at: str | None = None
+    heartbeat_at: str | None = None
+    host: str | None = None
+    pid: Any = None
+    slurm_job_id: str | None = None
+    slurm_restart_count: str | None = None
+    ended: bool = False
+
+    @classmethod
+    def of_doc(cls, doc: Mapping[str, Any]) -> Mark:
+        """The attempt a document records (`attempt`, `started_at`, `heartbeat_at`)."""
+        where = doc.get("attempt")
+        where = where if isinstance(where, Mapping) else {}
+        binding = doc.get("tracker")
+        number = binding.get("attempts") if isinstance(binding, Mapping) else None
+        return cls(
+            attempt=number if type(number) is int else None,
+            started_at=doc.get("started_at"),
+            heartbeat_at=doc.get("heartbeat_at"),
+            host=where.get("host"),
+            pid=where.get("pid"),
+            slurm_job_id=where.get("slurm_job_id"),
+            slurm_restart_count=where.get("slurm_restart_count"),
+        )
+
+    @classmethod
+    def of_tail(cls, tail: Tail) -> Mark:
+        """The journal's last attempt: its opening `resume_run`, its last event."""
+        opening = tail.opening or {}
+        last = tail.last or {}
+        return cls(
+            attempt=tail.attempt,
+            started_at=opening.get("timestamp"),
+            heartbeat_at=last.get("timestamp"),
+            host=opening.get("host"),
+            pid=opening.get("pid"),
+            slurm_job_id=opening.get("slurm_job_id"),
+            slurm_restart_count=opening.get("slurm_restart_count"),
+            ended=tail.event == "finish",
+        )
+
+    @property
+    def ours(self) -> bool:
+        """The attempt is this very process."""
+        return self.host == _HOST and self.pid == os.getpid()
+
+
+def is_stale(record: Mark | Mapping[str, Any], stale_after: float) -> bool:
+    """True if the attempt `record` (a Mark, or a job document) describes is known to be dead.
+
+    Dead means: its last sign of life is missing or older than `stale_after` seconds; or it ran
+    on this host and its process is gone; or it ran in the SLURM job this process belongs to and
+    SLURM has restarted that job since (a requeue after a node failure). The last two need no
+    waiting.
+    """
+    mark = record if isinstance(record, Mark) else Mark.of_doc(record)
+    age = age_seconds(mark.heartbeat_at)
+    if age is None or age > stale_after:
+        return True
+    pid = mark.pid
+    if mark.host == _HOST and type(pid) is int and pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, OverflowError):  # alive and someone else's / not a pid
+            pass
+    slurm_job = os.environ.get("SLURM_JOB_ID")
+    return bool(
+        slurm_job
+        and mark.slurm_job_id == slurm_job
+        and mark.slurm_restart_count != os.environ.get("SLURM_RESTART_COUNT", "0")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """A job's state (module docstring).
+
+    `state`: one of JOB_STATES. `stale`: running, and its attempt is known dead (`execute` may
+    resume it). `problem`: why a corrupt job cannot be read (one sentence naming the job).
+    `mark`: the running attempt (None unless running); `is_stale(mark, seconds)` judges it again
+    later, or with another bound. `binding`: the job's binding as the
+    document holds it, or as its run's journal does when `recorded` is False (a first attempt
+    that has not recorded it yet, or whose process died before it could).
+    """
+
+    state: str
+    stale: bool = False
+    problem: str | None = None
+    mark: Mark | None = None
+    binding: Mapping[str, Any] | None = None
+    recorded: bool = True
+
+
+_UNBOUND_STATE = JobState(UNBOUND)
+
+
+def job_state(
+    job: Any, doc: Mapping[str, Any] | None = None, *, stale_after: float | None = None
+) -> JobState:
+    """The state of `job` (anything with `id` and `path`: a signac Job, an aexp.jobdoc.JobDir).
+
+    `doc` is the job's document when the caller has read it already (else it is read here,
+    not kept in aexp's document cache). `stale_after` is the age in seconds after which a
+    silent attempt counts as dead (None: the project's `[workflow] stale_after`, read from its
+    signac.rc: SettingsError when that cannot be read). Never raises for a damaged document or
+    journal: a damaged document is `corrupt`, a journal that cannot be read says nothing.
+    """
+    try:
+        if doc is None:
+            doc = peek_doc(job)
+        binding = get_binding(job, doc)
+    except BindingError as exc:
+        return JobState(CORRUPT, problem=str(exc))
+    recorded = binding is not None
+    if binding is None:
+        binding = pending_binding(job.path)
+        if binding is None:
+            return _UNBOUND_STATE
+    state = binding["state"]
+    if state in (COMPLETED, FAILED, FINISHED):
+        return JobState(state, binding=binding, recorded=recorded)
+    try:
+        tail = read_tail(journal_file(job.path, binding["run_id"]), steps=False, limit=TAIL_BYTES)
+    except OSError:  # unreadable: the document's word stands
+        tail = Tail()
+    mark = unrecorded_attempt(tail, binding)
+    if mark is None and state == RUNNING:
+        mark = Mark.of_doc(doc)
+    if mark is None:
+        return JobState(state, binding=binding, recorded=recorded)
+    if stale_after is None:
+        stale_after = _project_stale_after(job)
+    stale = is_stale(mark, stale_after)
+    return JobState(RUNNING, stale=stale, mark=mark, binding=binding, recorded=recorded)
+
+
+def unrecorded_attempt(tail: Tail, binding: Mapping[str, Any]) -> Mark | None:
+    """The journal's last attempt if the document (its `binding`) has not recorded it: started
+    after the last start the document records, or ended (its `finish` written) where the
+    document still has it running or does not have it at all. None when the document is up to
+    date with the journal."""
+    number = tail.attempt
+    if number is None or tail.opening is None:
+        return None
+    started = binding.get("attempts", 0)
+    if tail.event == "finish":
+        ended = started - 1 if binding["state"] == RUNNING else started
+        return Mark.of_tail(tail) if number > ended else None
+    if tail.in_flight and number > started:
+        return Mark.of_tail(tail)
+    return None
+
+
+def _project_stale_after(job: Any) -> float:
+    from aexp.spec import project_settings
+
+    return project_settings(job).stale_after
+
+
+__all__ = [
+    "CORRUPT",
+    "JOB_STATES",
+    "TAIL_BYTES",
+    "UNBOUND",
+    "JobState",
+    "Mark",
+    "attempt_identity",
+    "is_stale",
+    "job_state",
+    "unrecorded_attempt",
+]

@@ -1,0 +1,325 @@
+"""The FlowProject that project.py builds on: the workflow's machinery, out of the way of its story.
+
+This is the one module of aexp that imports signac-flow. project.py subclasses `WorkflowProject`
+with its settings, labels and operations, and ends with `main(Project)`; everything flow has to
+be told besides is here:
+
+    run        the pre-pass checks (backend SDKs, a writable workspace: one line, nothing run),
+               the pass summary (aexp.workflow.report; `run --json`: as one `aexp.run/1`
+               line), `-p N` that a preemption stops cleanly
+    status     each job's state read once for every condition and label (`snapshot`), and the
+               scheduler's failures as one line
+    submit     refused without a scheduler (or rendered with --pretend), every submission
+               checked before the first is sent (`check_submission`), an agent's within
+               [agent]'s budget (aexp.agent.launch), the submission logged with its actor and
+               cost, SLURM's log directory made, signac.rc's [slurm] section handed to
+               templates/script.sh
+    main       every way a command can end is one line and an exit code (`explain`)
+
+Where flow offers no public hook, a private method is overridden here, each with the reason:
+signac's listing of job directories, flow's execution of one operation (a pool worker's exit),
+flow's choice of what to submit (the checks) and its template context. A researcher who adds an
+operation to project.py never needs them.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar, NoReturn
+
+from flow import FlowProject
+from flow.environment import TestEnvironment, get_environment
+from flow.errors import SubmitError
+from signac.errors import JobsCorruptedError
+
+from aexp.errors import AexpError, SubmissionError, TrackerInitError
+from aexp.settings import Settings, load_settings
+from aexp.workflow import forked
+from aexp.workflow.conditions import in_run, operation_ran, snapshot
+from aexp.workflow.preflight import (
+    check_backends_installed,
+    check_writable,
+    quiet_statepoint_errors,
+    usable_job_dirs,
+)
+
+# The pass summary (and, through it, the attempt machinery) and the walltime check are imported
+# where `run` and `submit` need them: `status` and `--help` load neither (docs/benchmarks.md,
+# benchmark 2).
+
+# SLURM batch output goes to <project>/logs/slurm-<SLURM job id>.out (unless --job-output).
+SLURM_LOG_DIR = "logs"
+
+
+def settings_or_exit(where: str | Path) -> Settings:
+    """The settings of the project at `where` (its signac.rc; a file's directory when `where` is
+    a file, as project.py passes `__file__`). A signac.rc aexp cannot read ends the process with
+    one line (`error: ...`) and exit code 1."""
+    root = Path(where)
+    try:
+        return load_settings(root.parent if root.is_file() else root)
+    except AexpError as exc:
+        sys.exit(f"error: {exc}")
+
+
+class WorkflowProject(FlowProject):
+    """The template's FlowProject: subclass it, set `settings`, add labels and operations.
+
+    `exit_code` is the last `run`'s: 1 when an experiment failed or a problem needs the user.
+    `submit_group` is the group `submit` sends when no operation is named (one SLURM job per
+    sweep point runs it in one process: bind, execute and finish with one live tracker run).
+    `binding_operation` binds an unbound job in its attempt: a `run` that selects it leaves
+    unbound jobs to it (`aexp.workflow.conditions.execute_binds`). `pass_json`: `run` prints
+    its summary as one `aexp.run/1` JSON line (`main` sets it from `run --json`, docs/json.md).
+    """
+
+    settings: ClassVar[Settings]
+    submit_group: ClassVar[str] = "run_job"
+    binding_operation: ClassVar[str] = "execute"
+    exit_code = 0
+    pass_json = False
+
+    def __init__(self, *args: Any, environment: Any = None, **kwargs: Any) -> None:
+        self.compute_environment = environment or get_environment()
+        super().__init__(*args, environment=self.compute_environment, **kwargs)
+        quiet_statepoint_errors()  # a damaged state point is reported once, by aexp
+        self._forked_key = forked.remember(self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # `run -p N` pickles the project for every operation, by value (project.py is
+        # __main__): ~3 ms per operation in a worker. A forked worker already has it: look it
+        # up instead (aexp.workflow.forked). Python's own hook; flow has none for this.
+        if forked.fork_reduces():
+            return (forked.by_id, (self._forked_key,))
+        return super().__reduce_ex__(protocol)
+
+    def _job_dirs(self) -> Iterator[str]:
+        # signac lists every directory named like a job id and ends the whole command at the
+        # first one without a state point (older aexp left such directories behind): those are
+        # reported once, with what to do, and left out. signac (a private method) has no
+        # public hook for this.
+        return usable_job_dirs(self.workspace, super()._job_dirs())
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(
+        self, jobs: Any = None, names: Any = None, pretend: bool = False, **kwargs: Any
+    ) -> None:
+        # Checked once before anything runs (a missing SDK or a read-only workspace would fail
+        # every job alike), then summed up in two lines from the jobs' states (docs/workflow.md).
+        if pretend:
+            return super().run(jobs=jobs, names=names, pretend=pretend, **kwargs)
+        from aexp.workflow.report import PassWatch
+
+        check_backends_installed(self.settings.backends)
+        check_writable(self.workspace)
+        watch = PassWatch(self.workspace, self._ids(jobs), stale_after=self.settings.stale_after)
+        serial = kwargs.get("np") in (None, 1)
+        run = in_run(
+            execute_binds=self._selects(names, self.binding_operation), trust_sweeps=serial
+        )
+        with forked.signals_stop_pool(not serial), run:
+            super().run(jobs=jobs, names=names, **kwargs)
+        self.exit_code = watch.finish(json_line=self.pass_json).exit_code
+        return None
+
+    def _execute_operation(self, operation: Any, timeout: Any = None, pretend: bool = False) -> Any:
+        # In a pool worker of `run -p N`, a preempted attempt's SystemExit would end the worker
+        # and lose its task (the pass would wait for it forever): it reaches `run` instead.
+        # After it, the conditions look at the jobs' documents again (`operation_ran`).
+        # flow (a private method) has no public hook around one operation's execution.
+        try:
+            return super()._execute_operation(operation, timeout=timeout, pretend=pretend)
+        except SystemExit as exc:
+            if not forked.in_pool_worker():
+                raise
+            code = exc.code if isinstance(exc.code, int) else 1
+            forked.exit_soon(code)  # as the SystemExit would have, once the result is sent
+            raise forked.WorkerExit(code) from None
+        finally:
+            operation_ran()
+
+    def _selects(self, names: Any, operation: str) -> bool:
+        """Whether `run`'s `names` (flow's: regular expressions of operation or group names,
+        None for every one) select `operation`, alone or in a group."""
+        if names is None:
+            return True
+        for name in names:
+            for group_name, group in self.groups.items():
+                try:
+                    if re.fullmatch(name, group_name) and operation in group.operations:
+                        return True
+                except re.error:  # flow says it
+                    return False
+        return False
+
+    def _ids(self, jobs: Any) -> list[str] | None:
+        """The ids of the jobs `run` was given; None when that is every job."""
+        if jobs is None or (not isinstance(jobs, list) and len(jobs) == len(self)):
+            return None
+        return [job.id for aggregate in jobs for job in aggregate]
+
+    # -- status -------------------------------------------------------------------------------
+    def print_status(self, *args: Any, **kwargs: Any) -> Any:
+        # Every condition and label of a job reads its state: one read per job per status.
+        with snapshot():
+            return super().print_status(*args, **kwargs)
+
+    def scheduler_jobs(self, scheduler: Any) -> Iterator[Any]:
+        # With SLURM installed but its controller unreachable, squeue fails and flow ends
+        # `status` (and `submit`) in a traceback. Jobs' own states live in their documents:
+        # show those, and say once that queue states are missing.
+        try:
+            yield from super().scheduler_jobs(scheduler)
+        except subprocess.CalledProcessError as exc:
+            print(
+                f"warning: {exc.cmd[0]} exited with {exc.returncode}: the scheduler did not "
+                "answer, so queue states are not shown.",
+                file=sys.stderr,
+            )
+
+    # -- submit -------------------------------------------------------------------------------
+    def submit(
+        self, *args: Any, names: Any = None, pretend: bool = False, flags: Any = None, **kwargs: Any
+    ) -> Any:
+        # sync_offline needs network and never goes to a compute node: the group goes.
+        names = names or [self.submit_group]
+        if getattr(self.compute_environment, "scheduler_type", None) is None:
+            environment = self.compute_environment.__name__
+            if not pretend:
+                raise SubmissionError(
+                    f"no scheduler here (flow detected {environment}): submit from a SLURM "
+                    "login node, run here with: python project.py run, or see the batch script "
+                    "with: python project.py submit --pretend"
+                )
+            print(
+                f"note: no scheduler here (flow detected {environment}); this is the script "
+                "SLURM would get, rendered from flow's SLURM template.",
+                file=sys.stderr,
+            )
+            as_slurm = type(self)(path=self.path, environment=TestEnvironment)
+            return as_slurm.submit(*args, names=names, pretend=True, flags=flags, **kwargs)
+        from aexp.workflow.walltime import time_flag
+
+        # sbatch flags after `--` (e.g. --time=2) override the operations' walltime directives.
+        self._flag_walltime = time_flag(flags or [])
+        # SLURM silently drops a job whose output directory is missing: make it first.
+        Path(self.path, SLURM_LOG_DIR).mkdir(exist_ok=True)
+        if kwargs.get("job_output"):
+            Path(kwargs["job_output"]).parent.mkdir(parents=True, exist_ok=True)
+        self._pretend, self._submission = pretend, None
+        done = super().submit(*args, names=names, pretend=pretend, flags=flags, **kwargs)
+        if self._submission is not None:  # logged with its actor and cost (docs/agents.md)
+            from aexp.agent.launch import record_submission
+
+            record_submission(self.path, *self._submission)
+        return done
+
+    def check_submission(self, operation: Any) -> None:
+        """Refuse one submission (SubmissionError: one sentence; nothing is sent) before the
+        first of the pass is sent. Here: a walltime that ends before SLURM's warning signal
+        leaves no time to work (docs/hpc.md, "The working window"). Extend it in a subclass
+        for more checks (call this one too)."""
+        from aexp.workflow.walltime import check_working_window
+
+        walltime = operation.directives.get("walltime")
+        flagged = getattr(self, "_flag_walltime", None)  # set by `submit`
+        seconds = flagged or (walltime.total_seconds() if walltime else None)
+        check_working_window(
+            str(operation),
+            seconds,
+            warning_seconds=self.settings.slurm.warning_seconds,
+            warning_signal=self.settings.slurm.warning_signal,
+        )
+
+    def _get_submission_operations(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        # flow (a private method) has no public hook that sees each submission before the
+        # first is sent: every one is checked here (`check_submission`), an agent's whole
+        # submission against [agent]'s budget (docs/agents.md), then flow sends them.
+        operations = list(super()._get_submission_operations(*args, **kwargs))
+        for operation in operations:
+            self.check_submission(operation)
+        if not getattr(self, "_pretend", True):
+            from aexp.agent.launch import admit_submission
+
+            jobs = [([job.id for job in op._jobs], op.directives) for op in operations]
+            actor, cost, ids = admit_submission(self.path, self.settings, jobs)
+            self._submission = (actor, ids, cost)
+        yield from operations
+
+    def _get_standard_template_context(self) -> dict[str, Any]:
+        # templates/script.sh (the batch script, docs/hpc.md) reads signac.rc's [slurm] section
+        # as `slurm`; flow builds this context for both `submit` and `script`, and has no
+        # public hook to add to it (submit's keyword arguments also reach sbatch's call).
+        context = super()._get_standard_template_context()
+        context["slurm"] = {
+            **asdict(self.settings.slurm),
+            "log_dir": str(Path(self.path, SLURM_LOG_DIR)),
+        }
+        return context
+
+
+def explain(exc: BaseException, project: WorkflowProject) -> tuple[int, str | None] | None:
+    """The exit code and the one line (None: nothing more to say) for an exception that ended a
+    command of `project`; None when it is not one aexp explains (it propagates, traceback and
+    all: a bug). The table of docs/workflow.md, "Exit codes"."""
+    if isinstance(exc, TrackerInitError):  # a backend's SDK is not installed: nothing ran
+        return 2, f"error: {exc}"
+    if isinstance(exc, AexpError):  # the workspace cannot be written, a submission cannot work
+        return 1, f"error: {exc}"
+    if isinstance(exc, SubmitError):  # sbatch refused (controller down, bad partition, account)
+        reason = str(exc).strip().splitlines()[-1].removeprefix("sbatch: error: ")
+        return 1, f"error: sbatch refused a submission ({reason}); earlier ones stay queued."
+    if isinstance(exc, JobsCorruptedError):  # `-f` reads state points; a damaged one stops signac
+        dirs = " ".join(str(Path(project.workspace, job_id)) for job_id in exc.job_ids)
+        return 1, (
+            f"error: the state point of {dirs} cannot be read; remove it with rm -r {dirs} "
+            "(or repair its signac_statepoint.json), then run again."
+        )
+    if isinstance(exc, forked.WorkerExit):  # run -p N: a preempted attempt (said in its line)
+        return exc.code, None
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C between operations (during one: preempted)
+        return 130, "interrupted (Ctrl-C); run again to go on."
+    return None
+
+
+def take_json_flag(argv: list[str]) -> bool:
+    """Remove `--json` from a `project.py run` command line (flow's parser does not know it)
+    and say whether it was there; other commands' arguments are left alone."""
+    command = next((a for a in argv[1:] if not a.startswith("-")), None)
+    if command != "run" or "--json" not in argv:
+        return False
+    argv.remove("--json")
+    return True
+
+
+def main(project_class: type[WorkflowProject]) -> NoReturn:
+    """Run flow's command line for `project_class` and exit: with the last `run`'s exit code,
+    or with what `explain` says of the exception that ended it."""
+    project = project_class()
+    project.pass_json = take_json_flag(sys.argv)
+    try:
+        project.main()
+    except (Exception, KeyboardInterrupt) as exc:
+        said = explain(exc, project)
+        if said is None:
+            raise
+        code, line = said
+        if line:
+            print(line, file=sys.stderr)
+        sys.exit(code)
+    sys.exit(project.exit_code)
+
+
+__all__ = [
+    "SLURM_LOG_DIR",
+    "WorkflowProject",
+    "explain",
+    "main",
+    "settings_or_exit",
+    "take_json_flag",
+]
