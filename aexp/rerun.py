@@ -33,15 +33,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aexp.agent.actor import current_actor, with_action
-from aexp.binding import (
-    adapter_for,
-    backend_parts,
-    get_binding,
-    new_binding,
-    write_init_event,
-)
+from aexp.binding import backend_parts, get_binding, new_binding, write_init_event
 from aexp.checkpoint import SLOTS
 from aexp.errors import BindingError
+from aexp.handles import adapter_for
 from aexp.jobdoc import now_iso, read_doc, update_doc
 from aexp.joblock import job_claim
 from aexp.jobs import project_root_of

@@ -36,7 +36,7 @@ from aexp import (
     update_binding,
 )
 from aexp.agent.actor import person_id
-from aexp.binding import adapter_for, handle_for
+from aexp.handles import adapter_for, handle_for
 from aexp.jobdoc import read_doc, update_doc
 from aexp.journal import journal_path
 from aexp.schema import STATES

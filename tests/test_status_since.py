@@ -4,7 +4,8 @@ A model of the project starts as a full status (`aexp.status/1`); after each rou
 the changes since the last cursor are applied to it (each changed job's entry replaces its old
 one, a removed job goes), and the model must equal a full status taken now. The changes are
 those a sweep goes through: jobs created, runs finished, failed, preempted, an attempt killed
-(no write at all: its process is gone), re-armed, rerun, removed. Each entry is compared but for
+(no write at all: its process is gone), an attempt killed in its first second (its start is in
+its run's journal only: aexp.state), re-armed, rerun, removed. Each entry is compared but for
 `last_step`, which only a heartbeat moves without a change worth reporting (docs/json.md).
 """
 
@@ -31,6 +32,20 @@ from aexp.reports.changes import CursorError, changes_document
 from aexp.reports.status import status_document
 from aexp.rerun import rerun
 from aexp.tracker import Preempted
+
+# An attempt in a process of its own that binds an unbound job; it prints its run id once the
+# attempt has started (recorded in the run's journal, not yet in the job's document).
+_ATTEMPT = """
+import sys, time
+from aexp import NoopAdapter, open_project, run_lifecycle
+from aexp.binding import adapters_of, new_binding
+job = open_project(sys.argv[1]).open_job(id=sys.argv[2])
+bind = lambda spec: new_binding(job, adapters_of(NoopAdapter()), project="since", offline=True,
+                                tags=(), notes=None, spec=spec)
+with run_lifecycle(job, bind=bind) as tracker:
+    print(tracker.run_id, flush=True)
+    time.sleep(60)
+"""
 
 
 def _view(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -94,6 +109,21 @@ class Sweep:
 
         update_doc(job, change)
 
+    def flash(self, job: Any) -> None:
+        """An attempt killed -9 as soon as it started: within its first second, so only its
+        run's journal records it (the job document is as it was)."""
+        child = subprocess.Popen(
+            [sys.executable, "-c", _ATTEMPT, self.project.path, job.id],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout.readline().strip(), "the attempt never started"
+        finally:
+            child.kill()
+            child.wait()
+            child.stdout.close()
+
     def kill(self, job_id: str) -> None:
         """kill -9 the attempt: nothing is written anywhere."""
         sleeper = self.sleepers.pop(job_id)
@@ -104,9 +134,9 @@ class Sweep:
         """One random change; its name."""
         choices = ["create", "create"]
         if self.jobs("unbound"):
-            choices += ["bind", "finish", "fail"]
+            choices += ["bind", "finish", "fail", "flash"]
         if self.jobs("bound", "preempted"):
-            choices += ["finish", "fail", "preempt", "run", "run"]
+            choices += ["finish", "fail", "preempt", "run", "run", "flash"]
         if [j for j in self.jobs("running") if j.id in self.sleepers]:
             choices += ["kill", "kill"]
         if self.jobs("failed"):
@@ -127,6 +157,7 @@ class Sweep:
             "finish": ("unbound", "bound", "preempted"),
             "fail": ("unbound", "bound", "preempted"),
             "preempt": ("bound", "preempted"),
+            "flash": ("unbound", "bound", "preempted"),
             "run": ("bound", "preempted"),
             "rearm": ("failed",),
             "rerun": ("finished", "failed"),
@@ -142,6 +173,7 @@ class Sweep:
             "fail": lambda j: self.attempt(j, "failed"),
             "preempt": lambda j: self.attempt(j, "preempted"),
             "run": self.start_running,
+            "flash": self.flash,
             "rearm": rearm,
             "rerun": lambda j: rerun(j, force=True),
             "remove": lambda j: j.remove(),
@@ -167,10 +199,14 @@ def test_the_changes_add_up_to_a_full_status(project: Any, seed: int) -> None:
             assert changes["since"] == cursor
             _apply(model, changes)
             full = status_document(project.path, stale_after=300, cursor=False)
-            assert model == _view(full["jobs"]), sorted(seen)
+            now = _view(full["jobs"])
+            differ = [
+                (k, model.get(k), now.get(k)) for k in {*model, *now} if model.get(k) != now.get(k)
+            ]
+            assert not differ, (sorted(seen), differ)
             assert changes["total"] == full["total"]
             cursor = changes["cursor"]
-        assert {"finish", "fail", "kill", "remove", "create"} <= seen
+        assert {"finish", "fail", "kill", "remove", "create", "flash"} <= seen
     finally:
         for sleeper in sweep.sleepers.values():
             sleeper.kill()
@@ -189,6 +225,7 @@ def test_each_kind_of_change_is_named(project: Any) -> None:
     sweep.bind(jobs[3])
     sweep.start_running(jobs[3])
     jobs[4].remove()
+    sweep.flash(jobs[5])  # its start, and its binding, in its run's journal only
     sweep.create()
     time.sleep(0.05)  # past the file system's clock tick: the next poll reads only what changed
     changes = changes_document(project.path, cursor)
@@ -200,8 +237,12 @@ def test_each_kind_of_change_is_named(project: Any) -> None:
         jobs[2].id: ("preempted", "unbound"),
         jobs[3].id: ("running", "unbound"),
         jobs[4].id: ("removed", "unbound"),
+        jobs[5].id: ("stale", "unbound"),
         new: ("created", None),
     }
+    flashed = next(c for c in changes["changes"] if c["job_id"] == jobs[5].id)["job"]
+    assert (flashed["state"], flashed["stale"], flashed["attempts"]) == ("running", True, 1)
+    assert "tracker" not in jobs[5].document
     error = next(c for c in changes["changes"] if c["job_id"] == jobs[1].id)["job"]["error"]
     assert error.startswith("RuntimeError: failure ")
     # The attempt is killed: no write anywhere, and the next poll says it went stale.
@@ -214,6 +255,15 @@ def test_each_kind_of_change_is_named(project: Any) -> None:
     assert changes["read"] == 1  # the running job alone: nothing else changed
     quiet = changes_document(project.path, changes["cursor"])
     assert quiet["changes"] == [] and quiet["read"] == 0
+    # A preempted job's next attempt, killed in its first second: its journal alone says so.
+    sweep.flash(jobs[2])
+    time.sleep(0.05)
+    changes = changes_document(project.path, quiet["cursor"])
+    assert [(c["job_id"], c["change"], c["was"]) for c in changes["changes"]] == [
+        (jobs[2].id, "stale", "preempted")
+    ]
+    assert changes["changes"][0]["job"]["attempts"] == 2
+    assert jobs[2].document["tracker"]["state"] == "preempted"  # the document knows nothing
     # An old cursor still answers (cursors last an hour); a made-up one does not.
     assert changes_document(project.path, cursor)["changes"]
     for bad in ("c1-ffffffffffffffff", "c1-../../x", "", "c2-0000000000000000"):

@@ -16,8 +16,8 @@ Two changes leave a job's directory as it was. A running attempt that dies write
 for each job running at the poll, the cursor keeps its heartbeat and where it runs (its
 `probe`), and the next poll judges them again (`is_stale`) without reading anything. And an
 attempt's start is recorded in its run's journal first, in the document only a second later
-(aexp.state: an attempt killed sooner never reaches it): for each job bound or preempted, the
-next poll also looks at its journal's mtime (aexp.reports.status.looks_changed).
+(aexp.state: an attempt killed sooner never reaches it): for each job bound, running or
+preempted, the next poll also looks at its journal's mtime (aexp.reports.status.looks_changed).
 
 What the client last saw of every job is kept in a table: the job ids, then 6 bytes per job
 of the key its change is judged by (aexp.reports.status.Seen), so a job read again whose state

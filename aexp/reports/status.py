@@ -49,10 +49,11 @@ class Seen:
     `entry` is its status entry; `key` what a change is judged by (`state`, `stale`, whether
     every backend is synced, whether one needs a sync, and a checksum of those with the run id,
     attempts, error and problem); `probe` what a later poll looks at without reading the job
-    (`looks_changed`), None when a change of the job's state moves its directory's mtime:
-    a running attempt's heartbeat and where it runs (`is_stale` judges it: a dead attempt
-    writes nothing), and the run of a job bound or preempted (an attempt's start is in its
-    journal first: aexp.state). `state` is the job's state as aexp.state.job_state gave it.
+    (`looks_changed`), None when every change of the job's state moves its directory's mtime:
+    the run of a job bound, running or preempted (an attempt's start and end are in its run's
+    journal first: aexp.state), and a live attempt's heartbeat and where it runs (`is_stale`
+    judges it: a dead attempt writes nothing). `state` is the job's state as
+    aexp.state.job_state gave it.
     """
 
     entry: dict[str, Any]
@@ -146,10 +147,10 @@ def job_seen(workspace: str, job_id: str, stale_after: float) -> Seen:
         backends=_backends(binding),
     )
     probe = None
-    if seen.state == RUNNING and not seen.stale and seen.mark is not None:
-        probe = probe_of(seen.mark)
-    elif seen.state in (BOUND, PREEMPTED):
+    if seen.state in (BOUND, RUNNING, PREEMPTED):  # the states an attempt's journal moves
         probe = {"run_id": binding["run_id"]}
+        if seen.state == RUNNING and not seen.stale and seen.mark is not None:
+            probe.update(probe_of(seen.mark))
     return Seen(entry, _key(entry), probe, seen)
 
 
@@ -171,9 +172,9 @@ def looks_changed(
 ) -> bool:
     """Whether a job whose directory did not move may have changed all the same: its running
     attempt is now judged dead (`is_stale`), or its run's journal was written at or after
-    `since_ns` (an attempt started that its document does not record yet)."""
-    if "heartbeat_at" in probe:
-        return is_stale(probe, stale_after)
+    `since_ns` (an attempt started, or ended, that its document does not record yet)."""
+    if "heartbeat_at" in probe and is_stale(probe, stale_after):
+        return True
     run_id = probe.get("run_id")
     if not isinstance(run_id, str):
         return True
