@@ -17,7 +17,7 @@ for each job running at the poll, the cursor keeps its heartbeat and where it ru
 `probe`), and the next poll judges them again (`is_stale`) without reading anything. And an
 attempt's start is recorded in its run's journal first, in the document only a second later
 (aexp.state: an attempt killed sooner never reaches it): for each job bound, running or
-preempted, the next poll also looks at its journal's mtime (aexp.reports.status.looks_changed).
+preempted, the next poll also looks at its journal's mtime (`_looked_again`).
 
 What the client last saw of every job is kept in a table: the job ids, then 6 bytes per job
 of the key its change is judged by (aexp.reports.status.Seen), so a job read again whose state
@@ -35,10 +35,11 @@ from aexp.contract import document
 from aexp.errors import AexpError
 from aexp.jobdoc import now_iso
 from aexp.jobs import is_job_id
+from aexp.journal import journal_file
 from aexp.reports.cursors import CursorError, load_cursor, save_cursor, start_poll, stat_ns
-from aexp.reports.status import Seen, job_seen, looks_changed
+from aexp.reports.status import Seen, job_seen
 from aexp.schema import FAILED, FINISHED, RUNNING
-from aexp.state import JOB_STATES
+from aexp.state import JOB_STATES, is_stale
 
 CHANGES = "aexp.status.changes/1"
 
@@ -73,6 +74,44 @@ def _changed_dirs(workspace: str, names: list[str], threshold: int) -> set[str]:
     finally:
         os.close(fd)
     return {n for n, m in zip(names, mtimes, strict=True) if m >= threshold}
+
+
+def _looked_again(
+    workspace: str,
+    watch: dict[str, Any],
+    threshold: int,
+    stale_after: float,
+    skip: set[str],
+) -> set[str]:
+    """The watched jobs (not in `skip`) whose directory did not move but which may have changed
+    all the same: a running attempt now judged dead (`is_stale` of its probe), or a run's
+    journal written at or after `threshold` (an attempt started or ended that the job's
+    document does not record yet)."""
+    found = set()
+    try:
+        fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return found
+    try:
+        for job_id, probe in watch.items():
+            if job_id in skip:
+                continue
+            if "heartbeat_at" in probe and is_stale(probe, stale_after):
+                found.add(job_id)
+                continue
+            run_id = probe.get("run_id")
+            if not isinstance(run_id, str):  # a cursor of an earlier aexp: look
+                found.add(job_id)
+                continue
+            try:  # relative to the workspace: a walk of the job's own path only
+                mtime = os.stat(journal_file(job_id, run_id), dir_fd=fd).st_mtime_ns
+            except OSError:
+                continue
+            if mtime >= threshold:
+                found.add(job_id)
+    finally:
+        os.close(fd)
+    return found
 
 
 def changes_document(
@@ -117,12 +156,7 @@ def changes_document(
         candidates = _changed_dirs(workspace, names, threshold)
         candidates |= {job_id for job_id in names if table.key(job_id) is None}
     watch: dict[str, Any] = dict(meta.get("watch") or {})
-    candidates |= {
-        job_id
-        for job_id, probe in watch.items()
-        if job_id not in candidates
-        and looks_changed(workspace, job_id, probe, threshold, stale_after)
-    }
+    candidates |= _looked_again(workspace, watch, threshold, stale_after, candidates)
     changes = []
     for job_id in sorted(candidates):
         seen = job_seen(workspace, job_id, stale_after)

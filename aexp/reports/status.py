@@ -35,9 +35,8 @@ from aexp.contract import document
 from aexp.errors import AexpError
 from aexp.jobdoc import JobDir, now_iso, peek_doc
 from aexp.jobs import is_job_dir, is_job_id, stray_dir_message
-from aexp.journal import journal_file
 from aexp.schema import BOUND, PREEMPTED, RUNNING
-from aexp.state import CORRUPT, JOB_STATES, UNBOUND, JobState, Mark, is_stale, job_state
+from aexp.state import CORRUPT, JOB_STATES, UNBOUND, JobState, Mark, job_state
 
 STATUS = "aexp.status/1"
 
@@ -49,7 +48,7 @@ class Seen:
     `entry` is its status entry; `key` what a change is judged by (`state`, `stale`, whether
     every backend is synced, whether one needs a sync, and a checksum of those with the run id,
     attempts, error and problem); `probe` what a later poll looks at without reading the job
-    (`looks_changed`), None when every change of the job's state moves its directory's mtime:
+    (aexp.reports.changes), None when every change of the job's state moves its directory's mtime:
     the run of a job bound, running or preempted (an attempt's start and end are in its run's
     journal first: aexp.state), and a live attempt's heartbeat and where it runs (`is_stale`
     judges it: a dead attempt writes nothing). `state` is the job's state as
@@ -167,24 +166,6 @@ def probe_of(mark: Mark) -> dict[str, Any]:
     }
 
 
-def looks_changed(
-    workspace: str, job_id: str, probe: Mapping[str, Any], since_ns: int, stale_after: float
-) -> bool:
-    """Whether a job whose directory did not move may have changed all the same: its running
-    attempt is now judged dead (`is_stale`), or its run's journal was written at or after
-    `since_ns` (an attempt started, or ended, that its document does not record yet)."""
-    if "heartbeat_at" in probe and is_stale(probe, stale_after):
-        return True
-    run_id = probe.get("run_id")
-    if not isinstance(run_id, str):
-        return True
-    try:
-        mtime = os.stat(journal_file(os.path.join(workspace, job_id), run_id)).st_mtime_ns
-    except OSError:
-        return False
-    return mtime >= since_ns
-
-
 def job_ids(workspace: str) -> list[str]:
     """The names of `workspace` that are job ids (sorted; none without a workspace)."""
     try:
@@ -272,7 +253,6 @@ __all__ = [
     "counts_of",
     "job_ids",
     "job_seen",
-    "looks_changed",
     "probe_of",
     "selected",
     "status_document",
