@@ -249,6 +249,13 @@ def run_cmd(
     return result
 
 
+def new_runs(root: Path, env: dict[str, str], sp: str, timeout: float = 300) -> list[str]:
+    """`aexp new-run --experiment E1 --hypothesis H1 --sp SP` in `root`: the new jobs' ids."""
+    args = ["new-run", "--experiment", "E1", "--hypothesis", "H1", "--sp", sp]
+    made = run_cmd([PYTHON, "-m", "aexp.cli", *args], root, env, timeout, check=True)
+    return made.stdout.split()
+
+
 def settled_log(folder: Path, timeout: float = 60.0) -> Path:
     """The `run-<id>.wandb` of an offline run folder once it holds its exit record.
 

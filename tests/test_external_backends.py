@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, copy_template, run_cmd, set_rc
+from conftest import PYTHON, copy_template, new_runs, run_cmd, set_rc
 
 from aexp import bind_tracker, create_run
 from aexp.errors import SettingsError, TrackerInitError
@@ -107,24 +107,7 @@ def test_a_page_style_adapter_named_by_dotted_path_runs_a_sweep(
     set_rc(root, "tracker", "offline", "false")
     set_rc(root, "otel", "endpoint", "none")
     env = {**os.environ, "PYTHONPATH": str(packages), "INHOUSE_STORE": str(store)}
-    made = run_cmd(
-        [
-            PYTHON,
-            "-m",
-            "aexp.cli",
-            "new-run",
-            "--experiment",
-            "E1",
-            "--hypothesis",
-            "H1",
-            "--sp",
-            "condition=a|b,seed=0,epochs=3",
-        ],
-        root,
-        env,
-        check=True,
-    )
-    jobs = made.stdout.split()
+    jobs = new_runs(root, env, "condition=a|b,seed=0,epochs=3")
     ran = run_cmd([PYTHON, "project.py", "run"], root, env, timeout=300)
     assert ran.returncode == 0, ran.stderr
     synced = run_cmd([PYTHON, "-m", "aexp.cli", "sync-offline"], root, env, timeout=300)

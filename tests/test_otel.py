@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, copy_template, preempt_attempt, run_cmd, set_rc
+from conftest import PYTHON, copy_template, new_runs, preempt_attempt, run_cmd, set_rc
 
 from aexp.agent.actor import person_id
 from aexp.journal import journal_path, read_journal
@@ -35,28 +35,6 @@ def _doc(root: Path, job_id: str) -> dict:
     return json.loads((root / "workspace" / job_id / "signac_job_document.json").read_text())
 
 
-def _new_runs(root: Path, env: dict[str, str], sp: str) -> list[str]:
-    out = run_cmd(
-        [
-            PYTHON,
-            "-m",
-            "aexp.cli",
-            "new-run",
-            "--experiment",
-            "E1",
-            "--hypothesis",
-            "H1",
-            "--sp",
-            sp,
-        ],
-        root,
-        env,
-        STEP_TIMEOUT,
-        check=True,
-    )
-    return out.stdout.split()
-
-
 def _project(tmp_path: Path, endpoint: str) -> Path:
     root = copy_template(tmp_path / "project")
     set_rc(root, "tracker", "backend", "noop, otel")
@@ -65,8 +43,8 @@ def _project(tmp_path: Path, endpoint: str) -> Path:
     return root
 
 
-def _sync(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return run_cmd([PYTHON, "-m", "aexp.cli", "sync-offline"], root, env, STEP_TIMEOUT)
+def _sync(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cmd([PYTHON, "-m", "aexp.cli", "sync-offline", *args], root, env, STEP_TIMEOUT)
 
 
 def _trace(receiver: OtlpReceiver, run_id: str) -> dict[str, object]:
@@ -81,20 +59,25 @@ def test_a_sweep_with_a_preemption_a_failure_and_a_rerun_arrives_as_its_traces(
     env = _env()
     with OtlpReceiver() as receiver:
         root = _project(tmp_path, receiver.url)
-        preempted, finished = _new_runs(
+        preempted, finished = new_runs(
             root, env, "condition=full|ablated,seed=0,epochs=6,epoch_seconds=0.05"
         )
-        (failing,) = _new_runs(root, env, "condition=broken,seed=0,epochs=6,fail_at_epoch=2")
+        (failing,) = new_runs(root, env, "condition=broken,seed=0,epochs=6,fail_at_epoch=2")
         preempt_attempt(root, env, preempted, 2, ("run", "-o", "run_job", "-j"), STEP_TIMEOUT)
         run_cmd([PYTHON, "project.py", "run", "-o", "run_job"], root, env, STEP_TIMEOUT)
         assert _doc(root, failing)["tracker"]["state"] == "failed"
         assert _doc(root, preempted)["tracker"]["attempts"] == 2
         assert receiver.requests == [], "nothing is sent before a sync"
 
-        first = _sync(root, env)
+        first = _sync(root, env, "--json")
         assert first.returncode == 0, first.stdout + first.stderr
         runs = {job: _doc(root, job)["tracker"]["run_id"] for job in (preempted, finished, failing)}
         assert len(receiver.requests) == 3, "one request per run"
+        sent = {len(_trace(receiver, run_id)) for run_id in runs.values()}
+        results = json.loads(first.stdout)["results"]
+        said = [r["stdout"] for r in results if r["backend"] == "otel"]
+        assert len(said) == 3, first.stdout
+        assert all(any(f": {n} span(s), " in line for n in sent) for line in said), said
         for job, run_id in runs.items():
             trace = _trace(receiver, run_id)
             journal = read_journal(journal_path(root / "workspace" / job, run_id))
@@ -188,7 +171,7 @@ def test_a_run_that_grows_sends_only_what_is_new(tmp_path: Path) -> None:
     env = _env()
     with OtlpReceiver() as receiver:
         root = _project(tmp_path, receiver.url)
-        (job,) = _new_runs(root, env, "condition=full,seed=0,epochs=6,epoch_seconds=0.05")
+        (job,) = new_runs(root, env, "condition=full,seed=0,epochs=6,epoch_seconds=0.05")
         preempt_attempt(root, env, job, 2, ("run", "-o", "run_job", "-j"), STEP_TIMEOUT)
         assert _sync(root, env).returncode == 0
         run_id = _doc(root, job)["tracker"]["run_id"]
@@ -212,7 +195,7 @@ def test_a_run_that_grows_sends_only_what_is_new(tmp_path: Path) -> None:
 def test_a_sync_killed_mid_request_then_run_again_stores_every_span_once(tmp_path: Path) -> None:
     env = _env()
     root = _project(tmp_path, "http://127.0.0.1:9/v1/traces")
-    jobs = _new_runs(root, env, "condition=a|b|c|d,seed=0,epochs=2")
+    jobs = new_runs(root, env, "condition=a|b|c|d,seed=0,epochs=2")
     run_cmd([PYTHON, "project.py", "run", "-o", "run_job"], root, env, STEP_TIMEOUT, check=True)
     with OtlpReceiver(delay=8, hold=2) as receiver:
         set_rc(root, "otel", "endpoint", receiver.url)
@@ -261,7 +244,7 @@ def test_a_sync_killed_mid_request_then_run_again_stores_every_span_once(tmp_pat
 def test_export_otel_writes_checked_files_without_a_network(tmp_path: Path) -> None:
     env = _env()
     root = _project(tmp_path, "none")
-    jobs = _new_runs(root, env, "condition=a|b,seed=0,epochs=3")
+    jobs = new_runs(root, env, "condition=a|b,seed=0,epochs=3")
     run_cmd([PYTHON, "project.py", "run", "-o", "run_job"], root, env, STEP_TIMEOUT, check=True)
     out = run_cmd([PYTHON, "-m", "aexp.cli", "export-otel", *jobs, "--check"], root, env)
     assert out.returncode == 0, out.stderr

@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import AEXP, aexp_cli, ok
 from conftest import PYTHON, run_cmd, set_rc
 
 import aexp
 from aexp.errors import SettingsError
 from aexp.settings import load_settings
 from aexp.spec import spec_of
-
-AEXP = str(Path(sys.executable).parent / "aexp")
 
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,20 +31,7 @@ def doc(job) -> dict:
 
 
 def cli(root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [AEXP, *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-    )
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return aexp_cli(*args, cwd=root, stdin=stdin)
 
 
 def refused(result: subprocess.CompletedProcess, fragment: str) -> None:

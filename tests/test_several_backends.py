@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import NEEDS_WANDB, PYTHON, copy_template, preempt_attempt, run_cmd, set_rc
+from conftest import NEEDS_WANDB, PYTHON, copy_template, new_runs, preempt_attempt, run_cmd, set_rc
 from wandb_server import FakeWandbServer, wandb_env
 
 from aexp.journal import journal_path, read_journal
@@ -31,28 +31,6 @@ STEP_TIMEOUT = 180
 
 def _doc(root: Path, job_id: str) -> dict:
     return json.loads((root / "workspace" / job_id / "signac_job_document.json").read_text())
-
-
-def _new_runs(root: Path, env: dict[str, str]) -> list[str]:
-    out = run_cmd(
-        [
-            PYTHON,
-            "-m",
-            "aexp.cli",
-            "new-run",
-            "--experiment",
-            "E1",
-            "--hypothesis",
-            "H1",
-            "--sp",
-            "condition=full|ablated,seed=0,epochs=6,epoch_seconds=0.05",
-        ],
-        root,
-        env,
-        STEP_TIMEOUT,
-        check=True,
-    )
-    return out.stdout.split()
 
 
 def _preempt_first_attempt(root: Path, env: dict[str, str], job_id: str) -> None:
@@ -80,7 +58,9 @@ def test_a_sweep_mirrored_to_wandb_and_mlflow_reaches_both_equal_to_its_journal(
     set_rc(root, "tracker", "project", "multi")
     set_rc(root, "mlflow", "tracking_uri", server.uri)
     env = dict(os.environ)
-    jobs = _new_runs(root, env)
+    jobs = new_runs(
+        root, env, "condition=full|ablated,seed=0,epochs=6,epoch_seconds=0.05", STEP_TIMEOUT
+    )
     _preempt_first_attempt(root, env, jobs[0])
     assert _doc(root, jobs[0])["tracker"]["state"] == "preempted"
 

@@ -141,7 +141,10 @@ def replay_backend(
     )
     return result(
         ok=True,
-        stdout=f"replayed into {name}: {replayed.rows} row(s), {replayed.artifacts} artifact(s)",
+        stdout=(
+            f"replayed into {name}: {replayed.rows} {replayed.unit}(s), "
+            f"{replayed.artifacts} artifact(s)"
+        ),
         duration=took(),
     )
 

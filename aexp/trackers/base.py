@@ -221,6 +221,7 @@ class ReplayResult:
     artifacts: int = 0  # artifacts sent by this replay
     state: dict[str, Any] = field(default_factory=dict)  # kept for the next replay (JSON)
     complete: bool = False  # the backend holds the whole run, final state included
+    unit: str = "row"  # what `rows` counts, as the sync reports it (OpenTelemetry: "span")
 
 
 _PLAIN_TYPES = frozenset({int, float, str, bool, type(None)})

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aexp.journal import Artifact, Journal, Row
-from aexp.trackers.base import RunHandle
+from aexp.trackers.base import RunHandle, TrackerAdapter
 
 if TYPE_CHECKING:
-    from aexp.trackers.wandb import WandbAdapter
     from aexp.wandb_offline.repair import RunInspection
 
 
@@ -38,7 +37,7 @@ def _say(run_id: str, lines: list[str]) -> None:
 
 
 def repair_before_attempt(
-    adapter: WandbAdapter, handle: RunHandle, journal: Journal, workdir: str | Path
+    adapter: TrackerAdapter, handle: RunHandle, journal: Journal, workdir: str | Path
 ) -> int:
     """Mend the run's fragments and arrange for the rows W&B lacks to be written when the next
     attempt opens the run (`handle.extra["_backfill"]`). Rows that belong between two existing
@@ -93,7 +92,7 @@ def placeable(inspection: RunInspection) -> tuple[list[tuple[int, list[Row]]], l
 
 
 def fill_gaps(
-    adapter: WandbAdapter,
+    adapter: TrackerAdapter,
     handle: RunHandle,
     inspection: RunInspection,
     journal: Journal,
@@ -196,7 +195,7 @@ def wait_written(folder: Path, timeout: float = WRITE_WAIT_SECONDS) -> None:
 
 
 def write_fragment(
-    adapter: WandbAdapter,
+    adapter: TrackerAdapter,
     handle: RunHandle,
     rows: list[Row],
     artifacts: list[Artifact] | tuple[()],

@@ -12,9 +12,9 @@ import contextlib
 import importlib.util
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aexp.errors import AexpError, TrackerInitError, TrackerUsageError
 from aexp.trackers.mlflow.creation import creation_lock, store_problem
@@ -37,6 +37,17 @@ def sdk_installed() -> bool:
 
 def missing_sdk() -> TrackerInitError:
     return TrackerInitError(f"the mlflow backend needs the mlflow package; {INSTALL_HINT}.")
+
+
+class RunOwner(Protocol):
+    """What the replay and the server's account need of the adapter (MlflowAdapter is one): its
+    store, opened on first use, and its check of what MLflow would refuse."""
+
+    def _store(self) -> Store: ...
+
+    def check_run(
+        self, *, project: str, group: str, tags: Sequence[str], config: Mapping[str, Any]
+    ) -> None: ...
 
 
 @dataclass(frozen=True)

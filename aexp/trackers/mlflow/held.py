@@ -33,11 +33,11 @@ from aexp.trackers.mlflow.uri import run_page
 
 if TYPE_CHECKING:
     from aexp.journal import Journal
-    from aexp.trackers.mlflow.adapter import MlflowAdapter
+    from aexp.trackers.mlflow.client import RunOwner
 
 
 def held_by_server(
-    adapter: MlflowAdapter, journal: Journal, *, job_path: str, state: Mapping[str, Any]
+    adapter: RunOwner, journal: Journal, *, job_path: str, state: Mapping[str, Any]
 ) -> ReplayResult | None:
     """A ReplayResult (nothing sent) whose `complete` says whether the store holds the whole of
     `journal` (module docstring); None for a journal without `init_run` (nothing to compare).

@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 from aexp.errors import TrackerUsageError
 from aexp.trackers.base import ReplayResult
 from aexp.trackers.mlflow import limits
-from aexp.trackers.mlflow.adapter import check_run_id, send_entries, send_params, upload
 from aexp.trackers.mlflow.client import Store, translated, write_lock
 from aexp.trackers.mlflow.mapping import (
     ARTIFACT_PREFIX,
@@ -58,11 +57,12 @@ from aexp.trackers.mlflow.mapping import (
     ms,
     run_tags,
 )
+from aexp.trackers.mlflow.sending import check_run_id, send_entries, send_params, upload
 from aexp.trackers.mlflow.uri import run_page
 
 if TYPE_CHECKING:
     from aexp.journal import Artifact, Journal, Row
-    from aexp.trackers.mlflow.adapter import MlflowAdapter
+    from aexp.trackers.mlflow.client import RunOwner
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def _split(points: list[Any], strings: list[tuple[str, str]]) -> Iterator[tuple[
 
 
 def replay_journal(
-    adapter: MlflowAdapter, journal: Journal, *, job_path: str, state: Mapping[str, Any]
+    adapter: RunOwner, journal: Journal, *, job_path: str, state: Mapping[str, Any]
 ) -> ReplayResult:
     """Bring the MLflow run of `journal` up to it (see the module docstring).
 

@@ -158,7 +158,7 @@ class OtelAdapter(TrackerAdapter):
                 "spans": exported.spans,
             }
             if target is None:
-                return ReplayResult(state={**new_state, "target": None}, complete=True)
+                return ReplayResult(state={**new_state, "target": None}, complete=True, unit="span")
             log = SentLog(sent_path(job_path, run_id))
             sent, flying = log.lines(target.key)
             todo = [line for line in exported.lines if (line.number, line.digest) not in sent]
@@ -192,6 +192,7 @@ class OtelAdapter(TrackerAdapter):
             rows=count,
             state={**new_state, "target": target.key, "sent_lines": len(sent) + len(todo)},
             complete=True,
+            unit="span",
         )
 
 
