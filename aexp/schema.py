@@ -158,6 +158,7 @@ DOCUMENT_FIELDS: dict[str, tuple[type, ...]] = {
     "heartbeat_at": _OPT_STR,
     "ended_at": _OPT_STR,
     "wallclock_s": _NUMBER,
+    "peak_rss_mb": _NUMBER,
     "actor": _OPT_DICT,  # who created, launched, re-ran, re-armed the job (aexp.agent.actor)
 }
 

@@ -134,6 +134,10 @@ def assert_wandb_once(server: Any, root: Path, job_ids: list[str]) -> None:
         assert got is not None, f"run {run_id} of job {job_id} never reached the server"
         assert got["steps"] == steps, (job_id, run_id, got["steps"], steps)
         assert got["artifact_versions"] == artifacts, (job_id, got["artifact_versions"])
+        # The run's page is recorded however its upload ended (a sync killed mid-upload
+        # included: the next one learns it from the server's account).
+        url = (binding(root, job_id)["backends"]["wandb"].get("url") or "").rstrip("/")
+        assert url.startswith(server.base_url) and url.endswith(f"/runs/{run_id}"), (job_id, url)
 
 
 def mlflow_steps(uri: str, run_id: str, metric: str = "loss") -> list[int]:

@@ -181,7 +181,7 @@ def copy(sweep: SimpleNamespace, tmp_path: Path) -> Path:
 COMMANDS = [
     "status", "new-run", "bind-tracker", "sync-offline", "runs", "best", "compare", "plot",
     "show", "diagnose", "list-runs", "rearm", "rerun", "remove", "apply", "repair",
-    "export-otel", "mcp",
+    "export-otel", "mcp", "resources",
 ]  # fmt: skip
 
 

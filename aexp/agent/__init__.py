@@ -11,3 +11,15 @@
 Every module here imports only the standard library and aexp's core at its top: the job
 document's writers record the actor without loading anything else.
 """
+
+from __future__ import annotations
+
+from aexp.lazy import lazy_names
+
+# What the workflow calls around a SLURM submission, imported on first use (PEP 562): `status`
+# and `--help` load none of the launch machinery.
+__getattr__, __dir__ = lazy_names(
+    globals(),
+    {"admit_submission": "aexp.agent.launch", "record_submission": "aexp.agent.launch"},
+)
+__all__ = ["admit_submission", "record_submission"]

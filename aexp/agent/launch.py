@@ -319,11 +319,14 @@ def admit_submission(
 
 def record_submission(
     root: str | os.PathLike,
-    actor: Mapping[str, Any],
-    jobs: Sequence[str],
-    cost: Mapping[str, float],
+    admitted: tuple[Mapping[str, Any], Mapping[str, float], Sequence[str]] | None,
+    pretend: bool = False,
 ) -> None:
-    """Log a submission that was sent (the budget's hours per day count it)."""
+    """Log a submission that was sent: what `admit_submission` returned for it (the budget's
+    hours per day count it). Nothing for None (nothing admitted) or a `pretend` submission."""
+    if admitted is None or pretend:
+        return
+    actor, cost, jobs = admitted
     if jobs:
         record_action(root, "submit", actor, list(jobs), cost=dict(cost))
 

@@ -56,7 +56,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if not args.yes:
         if "-" in (args.job_ids or []) or not sys.stdin or sys.stdin.closed:
             raise UsageError("the job ids came from stdin, so there is no one to ask; pass --yes.")
-        lost = lost_runs(records)
+        lost = lost_runs(project, records)
         never = (
             f" ({len(lost)} run(s) never synced, lost for good: {'; '.join(lost)})" if lost else ""
         )

@@ -155,36 +155,17 @@ def busy_reason(job: Any, stale_after: float) -> str | None:
     return None
 
 
-def only_here(record: Any) -> list[str]:
-    """The runs of a job that exist nowhere else: `run <id> (not on <backends>)` for its run
-    and each previous run a rerun kept, when it ran and some backend that receives it from a
-    login node has not: removing the job deletes them for good."""
-    from aexp.schema import BOUND
-    from aexp.sync.rules import backend_needs_sync, unsynced_backends
+def only_here(project: Any, record: Any) -> list[str]:
+    """The runs of a record's job that exist nowhere else (aexp.sync.rules.runs_only_here:
+    read from its run journals): what removing the job deletes for good."""
+    from aexp.sync.rules import runs_only_here
 
-    binding = record.binding
-    if not binding:
-        return []
-    found = []
-    missing = unsynced_backends(binding)
-    if missing and binding["state"] != BOUND:
-        found.append(f"run {binding['run_id']} (not on {', '.join(missing)})")
-    offline = bool(binding.get("offline"))
-    for previous in binding.get("previous_runs") or []:
-        parts = previous.get("backends") or {previous.get("backend") or binding["backend"]: {}}
-        lacking = [
-            name
-            for name, part in parts.items()
-            if backend_needs_sync(name, {}, offline=offline) and not part.get("synced_at")
-        ]
-        if lacking and previous.get("state") != BOUND:
-            found.append(f"previous run {previous['run_id']} (not on {', '.join(lacking)})")
-    return found
+    return runs_only_here(os.path.join(project.workspace, record.job_id), record.binding)
 
 
-def lost_runs(records: Iterable[Any]) -> list[str]:
+def lost_runs(project: Any, records: Iterable[Any]) -> list[str]:
     """`job <id> run <id> (not on ...)` for every run of `records` that exists nowhere else."""
-    return [f"job {r.job_id} {run}" for r in records for run in only_here(r)]
+    return [f"job {r.job_id} {run}" for r in records for run in only_here(project, r)]
 
 
 def check_removable(
@@ -201,7 +182,7 @@ def check_removable(
     if busy:
         more = f" (and {len(busy) - 1} more)" if len(busy) > 1 else ""
         raise AexpError(f"{busy[0]}{more} Nothing removed; wait for it, or leave it out.")
-    lost = lost_runs(records)
+    lost = lost_runs(project, records)
     if lost and not force:
         raise AexpError(
             f"{len(lost)} run(s) exist only in their jobs, not synced yet: {'; '.join(lost)}. "
@@ -221,6 +202,7 @@ def remove_jobs(
     removed, failed = [], []
     for record in records:
         job = project.open_job(id=record.job_id)
+        unsynced = only_here(project, record)  # read from its journals, before they go
         try:
             with job_claim(job):
                 job.remove()  # signac's own removal: the job's directory and everything in it
@@ -233,7 +215,7 @@ def remove_jobs(
                 "run_id": record.run_id,
                 "state": record.state,
                 "group": record.group,
-                "unsynced": only_here(record),
+                "unsynced": unsynced,
             }
         )
     if removed:
