@@ -40,13 +40,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aexp import heartbeat
+from aexp.agent.actor import with_action
 from aexp.binding import (
     get_binding,
     pending_binding,
     update_backend,
     write_init_event,
 )
-from aexp.errors import AexpError, BindingError, JobBusyError
+from aexp.errors import AttemptEnded, JobBusyError, NothingToRun
 from aexp.jobdoc import HeldDoc, age_seconds, hold_doc, now_iso, strict_json, update_doc
 from aexp.joblock import job_lock
 from aexp.journal import JournalWriter, Tail, journal_file, read_journal
@@ -67,18 +68,6 @@ _RUNNING_KEYS = ("state", "attempts", "exit_code", "error", "closed", "synced_at
 Binder = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
-class NothingToRun(BindingError):
-    """The run has ended (finished, or failed and not re-armed): there is no attempt to start.
-
-    Found under the job's claim, so it also means that another process finished the job after
-    this one chose to execute it; the workflow skips the job quietly then.
-    """
-
-
-class AttemptEnded(AexpError):
-    """The attempt the job records as running had ended: its journal says so (recorded now)."""
-
-
 class Attempt:
     """One execution attempt of `job` (module docstring).
 
@@ -87,6 +76,8 @@ class Attempt:
     run's spec (`aexp.spec.run_spec`) when the caller has it. `artifacts`: paths in the job
     attached to the run when the attempt ends, if they exist. `stall_watch`: preempts the
     attempt when its journal stops progressing (aexp.stallwatch; None: it is left alone).
+    `actor`: who launches the attempt (aexp.agent.actor), recorded with its start as
+    `job.doc["actor"]["launch"]` (docs/job-document.md).
     """
 
     def __init__(
@@ -99,9 +90,11 @@ class Attempt:
         bind: Binder | None = None,
         spec: Mapping[str, Any] | None = None,
         stall_watch: StallWatch | None = None,
+        actor: Mapping[str, Any] | None = None,
     ) -> None:
         self.job = job
         self.stall_watch = stall_watch
+        self.actor = actor
         self.heartbeat_interval = heartbeat_interval
         self.stale_after = stale_after
         self.artifacts = artifacts
@@ -129,7 +122,8 @@ class Attempt:
     def spec(self) -> Mapping[str, Any]:
         """The run's group, tags and config (`aexp.spec.run_spec`), computed once."""
         if self._spec is None:
-            self._spec = run_spec(self.job, doc=self.doc)
+            actor = self.binding.get("started_by") if self.binding is not None else self.actor
+            self._spec = run_spec(self.job, doc=self.doc, actor=actor)
         return self._spec
 
     # -- the start ----------------------------------------------------------------------------
@@ -284,6 +278,8 @@ class Attempt:
             if self.opened:
                 binding["last_step"] = self.tracker.step - 1
             updates["tracker"] = binding
+            launch = {**(self.actor or {}), "run_id": binding["run_id"], "attempt": self.number}
+            updates["actor"] = with_action(doc, "launch", launch)
         return updates
 
     def beat(self, beat: heartbeat.Beat) -> None:

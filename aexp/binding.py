@@ -20,14 +20,16 @@ import string
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from aexp.agent.actor import current_actor, workflow_actor
 from aexp.errors import BindingError, TrackerInitError
 from aexp.jobdoc import derived, now_iso, read_doc, update_doc
 from aexp.joblock import job_lock
+from aexp.jobs import project_root_of
 from aexp.journal import JOURNAL_DIR, JournalWriter, journal_path, read_head
 from aexp.schema import BOUND, binding_problem, document_problem
-from aexp.settings import Settings, validate_project_name
+from aexp.settings import validate_project_name
 from aexp.spec import run_spec, run_tags
-from aexp.trackers import ADAPTERS, RunHandle, TrackerAdapter, get_adapter, recreatable
+from aexp.trackers import ADAPTERS, TrackerAdapter, get_adapter, recreatable
 
 
 def new_run_id() -> str:
@@ -160,16 +162,21 @@ def new_binding(
     tags: Iterable[str],
     notes: str | None,
     group_by: Sequence[str] | None = None,
+    actor: Mapping[str, Any] | None = None,
     spec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A fresh binding of `job` to a new run of `adapters` (nothing written). `group_by`: the
-    state-point keys naming the run's group (None: the project's `[tracker] group_by`); `spec`:
-    the run's spec (`aexp.spec.run_spec`) when the caller has it already.
+    state-point keys naming the run's group (None: the project's `[tracker] group_by`);
+    `actor`: who starts the run, kept as `started_by` (None: this process's workflow step,
+    aexp.agent.actor.workflow_actor); the run's config names them (`run_spec`). `spec`: the
+    run's spec (`aexp.spec.run_spec`, made with the same `actor`) when the caller has it.
 
     Raises what `check_backends` raises: the run is refused before anything is stored.
     """
+    if actor is None:
+        actor = workflow_actor(project_root_of(job))
     if spec is None:
-        spec = run_spec(job, group_by)
+        spec = run_spec(job, group_by, actor=actor)
     all_tags = run_tags(spec, tags)
     check_backends(adapters, project=project, spec={**spec, "tags": all_tags}, tags=all_tags)
     run_id = new_run_id()
@@ -203,6 +210,7 @@ def new_binding(
         "finished_at": None,
         "synced_at": None,
         "backends": parts,
+        "started_by": dict(actor),
     }
 
 
@@ -222,7 +230,7 @@ def write_init_event(
     itself, for a job whose document does not hold it yet (`pending_binding`).
     """
     if spec is None:
-        spec = run_spec(job)
+        spec = run_spec(job, actor=binding.get("started_by"))
     own = writer is None
     if writer is None:
         writer = JournalWriter(journal_path(job.path, binding["run_id"]))
@@ -254,6 +262,7 @@ def bind_tracker(
     tags: Iterable[str] = (),
     notes: str | None = None,
     group_by: Sequence[str] | None = None,
+    actor: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Bind `job` to a new run and return the binding stored in `job.doc["tracker"]`.
 
@@ -261,7 +270,9 @@ def bind_tracker(
     one run, with one run id); the first is the primary one (`backend`, `url`). Nothing of the
     backends runs here: live backends open the run when an execution attempt starts (so binding
     alone leaves no W&B folder), replayed ones at sync. The run's journal gets its `init_run`.
-    `group_by` names the run's group (None: the project's `[tracker] group_by`, see `spec_of`).
+    `group_by` names the run's group (None: the project's `[tracker] group_by`, see `spec_of`);
+    `actor` is who binds it, named in the run's config (default: this process, tool
+    "aexp.bind_tracker").
 
     Idempotent: a job already bound keeps its run (same id) and its binding is returned as is;
     so does a job whose first attempt bound it without recording it yet (`pending_binding`).
@@ -281,6 +292,7 @@ def bind_tracker(
         if pending is not None:  # bound by a first attempt that has not recorded it: that run
             result.update(pending)
             return {"tracker": pending}
+        who = actor or current_actor("aexp.bind_tracker", root=project_root_of(job))
         binding = new_binding(
             job,
             adapters,
@@ -289,6 +301,7 @@ def bind_tracker(
             tags=tags,
             notes=notes,
             group_by=group_by,
+            actor=who,
         )
         result.update(binding)
         return {"tracker": binding}
@@ -324,68 +337,12 @@ def update_backend(binding: Mapping[str, Any], name: str, **fields: Any) -> dict
     return updated
 
 
-def adapter_for(
-    binding: Mapping[str, Any],
-    name: str | None = None,
-    *,
-    settings: Settings | None = None,
-    root: str | os.PathLike | None = None,
-) -> TrackerAdapter:
-    """Construct the adapter that serves backend `name` (default: the primary) of `binding`,
-    with the options stored at binding time (W&B: the entity); with the project's `settings`
-    and `root`, as its `from_settings` makes it (MLflow: the tracking URI of signac.rc)."""
-    name = name or binding["backend"]
-    options = backend_parts(binding).get(name, {}).get("options") or {}
-    if settings is None and root is None:
-        return get_adapter(name, **options)
-    if name not in ADAPTERS:
-        get_adapter(name)  # raises the registry's own error, listing the known backends
-    return ADAPTERS[name].from_settings(settings, root, **options)
-
-
-def handle_for(
-    job: Any,
-    binding: Mapping[str, Any],
-    name: str | None = None,
-    *,
-    spec: Mapping[str, Any] | None = None,
-) -> RunHandle:
-    """A RunHandle of backend `name` (default: the primary) rebuilt from a stored binding.
-
-    `extra` holds the backend's stored state, the run's tags, notes and offline flag, and the
-    run's config under `_config` (re-derived from the job rather than stored: signac forbids
-    dots in document keys, and configs are full of them). `spec`: the run's spec when the
-    caller has it (`aexp.spec.run_spec`).
-    """
-    name = name or binding["backend"]
-    part = backend_parts(binding).get(name, {})
-    if spec is None:
-        spec = run_spec(job)
-    extra = part.get("extra") or {}
-    return RunHandle(
-        # A backend that chose its own run id at the first attempt keeps it (extra["id"]).
-        id=str(extra.get("id") or binding["run_id"]),
-        url=part.get("url"),
-        project=binding.get("project", ""),
-        group=binding.get("group", ""),
-        extra={
-            "tags": list(binding.get("tags") or spec["tags"]),
-            "notes": binding.get("notes"),
-            "offline": bool(binding.get("offline")),
-            **extra,
-            "_config": spec["config"],
-        },
-    )
-
-
 __all__ = [
-    "adapter_for",
     "adapters_of",
     "backend_parts",
     "bind_tracker",
     "check_backends",
     "get_binding",
-    "handle_for",
     "new_binding",
     "new_run_id",
     "pending_binding",

@@ -62,3 +62,15 @@ class WorkspaceError(AexpError):
 
 class SubmissionError(AexpError):
     """A submission that SLURM would take but that cannot work (no time left to work in)."""
+
+
+class NothingToRun(BindingError):
+    """The run has ended (finished, or failed and not re-armed): there is no attempt to start.
+
+    Found under the job's claim, so it also means that another process finished the job after
+    this one chose to execute it; the workflow skips the job quietly then (aexp.attempt).
+    """
+
+
+class AttemptEnded(AexpError):
+    """The attempt the job records as running had ended: its journal says so (recorded now)."""

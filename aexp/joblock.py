@@ -228,6 +228,28 @@ def _write_holder(fd: int) -> None:
             os.ftruncate(fd, len(text))
 
 
+def claim_holder(job: Any) -> str | None:
+    """Who holds the job's claim now, in JobBusyError's sentence; None when nobody does.
+
+    Looks without taking it: nothing is written, not even a claim file (a plan or a diagnosis
+    changes nothing). Where the file system has no flock, nobody is said to hold it.
+    """
+    path = f"{job.path}{os.sep}{CLAIM_FILE}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return str(_busy(job, path, 0.0))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # releases the shared lock at once
+    return None
+
+
 def _busy(job: Any, path: str, timeout: float) -> JobBusyError:
     holder = ""
     with suppress(OSError, ValueError), open(path, encoding="utf-8") as fh:
@@ -236,4 +258,4 @@ def _busy(job: Any, path: str, timeout: float) -> JobBusyError:
     return JobBusyError(f"job {job.id} is being worked on by another process{holder}.")
 
 
-__all__ = ["CLAIM_FILE", "LOCK_FILE", "LOCK_TIMEOUT_S", "job_claim", "job_lock"]
+__all__ = ["CLAIM_FILE", "LOCK_FILE", "LOCK_TIMEOUT_S", "claim_holder", "job_claim", "job_lock"]

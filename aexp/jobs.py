@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from aexp.agent.actor import current_actor, with_action
 from aexp.errors import BindingError, JobNotFoundError, ProjectNotFoundError, StatepointError
 from aexp.jobdoc import read_doc, update_doc
 from aexp.validate import check_statepoint
@@ -41,6 +42,12 @@ def find_project_root(path: str | os.PathLike | None = None) -> str:
             return open_project(start).path
         here = up
     return here
+
+
+def project_root_of(job: Any) -> str:
+    """The root of the project a job belongs to: the directory above its workspace (signac 2
+    keeps the workspace at `<project>/workspace`)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(job.path)))
 
 
 def open_project(path: str | os.PathLike | None = None) -> signac.Project:
@@ -98,6 +105,7 @@ def create_run(
     hypothesis_id: str | None = None,
     statepoint: Mapping[str, Any] | None = None,
     project: signac.Project | None = None,
+    actor: Mapping[str, Any] | None = None,
 ) -> signac.job.Job:
     """Open or create the job for one point of a sweep and return it.
 
@@ -105,6 +113,8 @@ def create_run(
     without a hypothesis the key is left out and the run's group has one part fewer);
     `job.doc["limina"]` links it to the research record and `job.doc["status"]` starts as
     "created". Calling it again with the same arguments returns the same job and changes nothing.
+    `actor` is who creates it (aexp.agent.actor; default: this process, tool "aexp.create_run"),
+    recorded as `job.doc["actor"]["create"]` when the job is new.
 
     Raises BindingError (bad id) or StatepointError (a key or value signac or strict JSON would
     refuse) before anything is written: a refused state point leaves nothing on disk. OSError
@@ -131,8 +141,10 @@ def create_run(
         updates: dict[str, Any] = {}
         if "limina" not in doc:
             updates["limina"] = {"experiment_id": experiment_id, "hypothesis_id": hypothesis_id}
-        if "status" not in doc:
+        if "status" not in doc:  # new (or its creation was cut short): who creates it
             updates["status"] = "created"
+            who = actor or current_actor("aexp.create_run", root=project.path)
+            updates["actor"] = with_action(doc, "create", who)
         return updates
 
     update_doc(job, created)
@@ -220,6 +232,7 @@ __all__ = [
     "is_job_dir",
     "is_job_id",
     "open_project",
+    "project_root_of",
     "stray_dir_message",
     "stray_job_dirs",
 ]

@@ -34,11 +34,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from aexp.agent.actor import workflow_actor
 from aexp.attempt import Attempt, Binder
 from aexp.binding import get_binding, pending_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import now_iso, read_doc, update_doc
 from aexp.joblock import job_claim
+from aexp.jobs import project_root_of
 from aexp.journal import JournalWriter, journal_path, read_tail
 from aexp.outcome import is_storage_error, record_error, settle
 from aexp.schema import COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
@@ -87,6 +89,7 @@ def run_lifecycle(
     bind: Binder | None = None,
     spec: Mapping[str, Any] | None = None,
     stall_watch: StallWatch | None = None,
+    actor: Mapping[str, Any] | None = None,
 ) -> Iterator[Tracker]:
     """Run one attempt of `job` inside its bound tracker run; yields the `Tracker`.
 
@@ -96,7 +99,9 @@ def run_lifecycle(
     `bind(spec)` returns a new binding for an unbound job, given its run's spec (bound by this
     attempt); without it an unbound job runs with lifecycle bookkeeping only. `spec`: the run's
     spec (`aexp.spec.run_spec`) when the caller has it. `stall_watch` preempts the attempt when
-    its journal stops progressing (aexp.stallwatch). Exceptions (and `Preempted`, a
+    its journal stops progressing (aexp.stallwatch); `actor`: who launches the attempt
+    (aexp.agent.actor; None: this process's workflow step, `workflow_actor`), recorded with its
+    start (`aexp.attempt.Attempt`). Exceptions (and `Preempted`, a
     SystemExit) are recorded, then re-raised.
 
     Raises JobBusyError if another process works on the job, AttemptEnded if the attempt the
@@ -112,6 +117,7 @@ def run_lifecycle(
         bind=bind,
         spec=spec,
         stall_watch=stall_watch,
+        actor=actor or workflow_actor(project_root_of(job)),
     )
     with job_claim(job):
         try:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from aexp.binding import adapter_for, backend_parts, handle_for
+from aexp.binding import backend_parts
+from aexp.handles import adapter_for, handle_for
 from aexp.journal import Journal
 from aexp.trackers import ADAPTERS, RunHandle, TrackerAdapter
 

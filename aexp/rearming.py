@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from aexp.agent.actor import current_actor, with_action
 from aexp.binding import get_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import update_doc
+from aexp.jobs import project_root_of
 from aexp.schema import BOUND, FAILED
 
 
@@ -26,8 +28,13 @@ def check_rearmable(job: Any, doc: Mapping[str, Any] | None = None) -> dict[str,
     return binding
 
 
-def rearm(job: Any) -> dict[str, Any]:
-    """Make a failed job's run eligible for `execute` again (same run id, step axis continues)."""
+def rearm(job: Any, actor: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Make a failed job's run eligible for `execute` again (same run id, step axis continues).
+
+    `actor` (aexp.agent.actor; default: this process, tool "aexp.rearm") is recorded as
+    `job.doc["actor"]["rearm"]` in the same update.
+    """
+    who = actor or current_actor("aexp.rearm", root=project_root_of(job))
 
     def change(doc: dict[str, Any]) -> dict[str, Any]:
         binding = check_rearmable(job, doc)
@@ -39,7 +46,7 @@ def rearm(job: Any) -> dict[str, Any]:
             "finished_at": None,
             "synced_at": None,  # the next attempt adds to the run: it must be synced again
         }
-        return {"tracker": rearmed, "status": "created"}
+        return {"tracker": rearmed, "status": "created", "actor": with_action(doc, "rearm", who)}
 
     return update_doc(job, change)["tracker"]
 

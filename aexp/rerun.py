@@ -32,17 +32,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aexp.binding import (
-    adapter_for,
-    backend_parts,
-    get_binding,
-    new_binding,
-    write_init_event,
-)
+from aexp.agent.actor import current_actor, with_action
+from aexp.binding import backend_parts, get_binding, new_binding, write_init_event
 from aexp.checkpoint import SLOTS
 from aexp.errors import BindingError
+from aexp.handles import adapter_for
 from aexp.jobdoc import now_iso, read_doc, update_doc
 from aexp.joblock import job_claim
+from aexp.jobs import project_root_of
 from aexp.journal import JOURNAL_DIR
 from aexp.outcome import ERROR_LOG
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
@@ -150,7 +147,11 @@ def _move_run_files(job: Any, run_id: str, artifacts: Sequence[str] = ()) -> lis
 
 
 def rerun(
-    job: Any, *, force: bool = False, artifacts: Sequence[str] | None = None
+    job: Any,
+    *,
+    force: bool = False,
+    artifacts: Sequence[str] | None = None,
+    actor: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Bind `job` to a new run in place of its ended one (module docstring). `artifacts`: the
     result files to move aside with the old run (None: `[workflow] artifacts` of the signac.rc
@@ -160,7 +161,10 @@ def rerun(
     run's directory). Holds the job's claim throughout. Raises JobBusyError when another process
     works on the job, BindingError when its run cannot be rerun (`check_rerunnable`),
     TrackerInitError when a backend's SDK is missing or refuses the new run (nothing changed).
+    `actor` (aexp.agent.actor; default: this process, tool "aexp.rerun") is recorded as
+    `job.doc["actor"]["rerun"]` with the new binding, and named in the new run's config.
     """
+    who = actor or current_actor("aexp.rerun", root=project_root_of(job))
     with job_claim(job):
         old = check_rerunnable(job, read_doc(job, fresh=True), force=force)
         # The new binding is built (and every backend asked) before anything changes.
@@ -172,10 +176,11 @@ def rerun(
             offline=bool(old.get("offline")),
             tags=old.get("tags") or (),
             notes=old.get("notes"),
+            actor=who,
         )
         record = previous_record(old, now_iso())
         if artifacts is None:  # signac 2's layout: <project>/workspace/<job id>
-            artifacts = load_settings(os.path.dirname(os.path.dirname(job.path))).artifacts
+            artifacts = load_settings(project_root_of(job)).artifacts
         moved = _move_run_files(job, old["run_id"], artifacts)
 
         def change(doc: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +188,8 @@ def rerun(
             if current["run_id"] != old["run_id"]:  # cannot happen under the claim; be sure
                 raise BindingError(f"job {job.id}'s run changed while it was being rerun.")
             binding = {**fresh, "previous_runs": [*(old.get("previous_runs") or []), record]}
-            return {"tracker": binding, "status": "created"}
+            actors = with_action(doc, "rerun", who)
+            return {"tracker": binding, "status": "created", "actor": actors}
 
         binding = update_doc(job, change)["tracker"]
         write_init_event(job, binding)

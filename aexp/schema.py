@@ -70,6 +70,7 @@ BINDING_FIELDS: Fields = {
     "synced_at": (_OPT_STR, False),
     "extra": (_DICT, False),
     "previous_runs": (_LIST, False),  # runs a rerun replaced (aexp.rerun), oldest first
+    "started_by": (_OPT_DICT, False),  # who bound the run (aexp.agent.actor): its config says
 }
 # One run that a rerun replaced, job.doc["tracker"]["previous_runs"][i] (aexp.rerun).
 PREVIOUS_RUN_FIELDS: Fields = {
@@ -159,6 +160,7 @@ DOCUMENT_FIELDS: dict[str, tuple[type, ...]] = {
     "ended_at": _OPT_STR,
     "wallclock_s": _NUMBER,
     "peak_rss_mb": _NUMBER,
+    "actor": _OPT_DICT,  # who created, launched, re-ran, re-armed the job (aexp.agent.actor)
 }
 
 

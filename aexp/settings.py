@@ -14,6 +14,7 @@ editing it:
     AEXP_TAGS      [tracker] tags     AEXP_OTEL_ENDPOINT [otel] endpoint
     AEXP_GROUP_BY  [tracker] group_by       AEXP_STALL_AFTER   [workflow] stall_after
     AEXP_ON_STALL  [workflow] on_stall      AEXP_MAX_SUBMIT    [slurm] max_submit
+    AEXP_SESSION_ENV [agent] session_env
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from aexp.agent.limits import AGENT_KEYS, AgentSettings, read_agent_section
 from aexp.errors import SettingsError
 from aexp.trackers.names import name_problem
 from aexp.validate import validate_project_name
@@ -47,6 +50,7 @@ _ENV = {
     ("sync", "workers"): "AEXP_SYNC_WORKERS",
     ("sync", "timeout"): "AEXP_SYNC_TIMEOUT",
     ("otel", "endpoint"): "AEXP_OTEL_ENDPOINT",
+    ("agent", "session_env"): "AEXP_SESSION_ENV",
 }
 # Every key of [tracker]: a misspelt one would otherwise silently fall back to its default.
 TRACKER_KEYS = ("backend", "project", "entity", "offline", "tags", "group_by")
@@ -131,6 +135,7 @@ class Settings:
     mlflow_tracking_uri: str | None = None  # [mlflow] tracking_uri as written (None: default)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
     otel: OtelSettings = field(default_factory=OtelSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
     seed_keys: tuple[str, ...] = ("seed",)  # [results]: keys that tell seeds, not configurations
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
@@ -204,7 +209,7 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
             f"{shown} has a top-level 'project' key; move it under [tracker] "
             "(signac mistakes a top-level one for a legacy project)."
         )
-    for section, keys in (("tracker", TRACKER_KEYS), ("otel", OTEL_KEYS)):
+    for section, keys in (("tracker", TRACKER_KEYS), ("otel", OTEL_KEYS), ("agent", AGENT_KEYS)):
         if not parser.has_section(section):
             continue
         for key in parser.options(section):
@@ -322,6 +327,8 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         timeout=number("otel", "timeout", 10.0),
         service_name=(raw("otel", "service_name") or "aexp").strip() or "aexp",
     )
+
+    agent = read_agent_section(raw, origin, number)
     return Settings(
         path=path,
         backend=backends[0],
@@ -341,9 +348,34 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         mlflow_tracking_uri=(raw("mlflow", "tracking_uri") or "").strip() or None,
         slurm=slurm,
         otel=otel,
+        agent=agent,
         seed_keys=seed_keys,
         dashboard=dashboard,
     )
+
+
+# The settings of each project root, with what they were read from: signac.rc's (mtime, size)
+# and the environment overrides.
+_cached: dict[str, tuple[Any, Settings]] = {}
+
+
+def cached_settings(root: str | os.PathLike) -> Settings:
+    """`load_settings(root)`, read again only when `<root>/signac.rc` or an environment override
+    (an AEXP_* variable of the module docstring) changed: for code that asks for one setting
+    per job or per call (a run's group, an actor's session variable). Raises SettingsError."""
+    key = os.path.abspath(root)
+    try:
+        st = os.stat(os.path.join(key, SETTINGS_FILE))
+        stamp: Any = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    stamp = (stamp, *(os.environ.get(name) for name in _ENV.values()))
+    cached = _cached.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    settings = load_settings(key)
+    _cached[key] = (stamp, settings)
+    return settings
 
 
 def _check_top_level(text: str, path: Path) -> None:

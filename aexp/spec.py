@@ -8,13 +8,25 @@ project_settings(job)                           the settings of the job's projec
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from aexp.agent.actor import ACTOR_PREFIX, config_of
 from aexp.errors import BindingError
 from aexp.jobdoc import read_doc
+from aexp.jobs import project_root_of
 from aexp.validate import GROUP_MAX, TAG_MAX, shorten
+
+# The keys of a run's config that describe the run, not its job's state point: what spec_of adds
+# to the flattened state point (aexp.statepoints leaves them out when it rebuilds a state point
+# from a run's config).
+RUN_CONFIG_KEYS = ("job_id", "limina.experiment_id", "limina.hypothesis_id")
+
+
+def is_run_key(key: str) -> bool:
+    """True for a config key spec_of adds (RUN_CONFIG_KEYS, and the actor's `aexp.actor.*`)."""
+    return key in RUN_CONFIG_KEYS or key.startswith(ACTOR_PREFIX)
+
 
 if TYPE_CHECKING:
     from aexp.settings import Settings
@@ -25,8 +37,10 @@ def spec_of(
     limina: Mapping[str, Any] | None = None,
     job_id: str | None = None,
     group_by: Sequence[str] = (),
+    actor: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Group, tags and config of a run, derived from a job's state point and Limina link.
+    """Group, tags and config of a run, derived from a job's state point and Limina link, and
+    the actor who started it (when given).
 
     group  "<hypothesis>/<experiment>/<condition>" ("<experiment>/<condition>" without a
            hypothesis), at most 128 characters. The condition part is, without `group_by`, the
@@ -37,7 +51,9 @@ def spec_of(
     tags   the parts of the group, one per group_by key, each at most 64 characters
            (aexp.validate.shorten);
     config the flattened state point (nested keys joined with ".") plus `job_id`,
-           `limina.experiment_id` and `limina.hypothesis_id` (when there is one).
+           `limina.experiment_id` and `limina.hypothesis_id` (when there is one), and
+           `aexp.actor.kind`, `.id`, `.session_id`, `.tool` of `actor` (aexp.agent.actor), so a
+           run found in a tracker names the person or agent session that started it.
     """
     limina = limina or {}
     hypothesis = limina.get("hypothesis_id") or statepoint.get("hypothesis_id")
@@ -57,6 +73,7 @@ def spec_of(
     config["limina.experiment_id"] = experiment
     if hypothesis:
         config["limina.hypothesis_id"] = str(hypothesis)
+    config.update(config_of(actor))
     return {
         "group": shorten("/".join([*parts, ",".join(conditions)]), GROUP_MAX),
         "tags": [shorten(part, TAG_MAX) for part in [*parts, *conditions]],
@@ -76,35 +93,16 @@ def _group_value(flat: Mapping[str, Any], statepoint: Mapping[str, Any], key: st
 
 
 _ABSENT = object()
-# The settings of each project root, with the stamp they were read at: signac.rc's (mtime, size)
-# and the environment variables that override what the core reads from them this way.
-_settings_cache: dict[str, tuple[Any, Settings]] = {}
-_OVERRIDES = ("AEXP_GROUP_BY", "AEXP_STALE_AFTER")
 
 
 def project_settings(job: Any) -> Settings:
-    """The settings (`aexp.settings.load_settings`) of the project that holds `job`.
+    """The settings (`aexp.settings.load_settings`) of the project that holds `job`: the
+    directory above its workspace (aexp.jobs.project_root_of). Read once per change of its
+    signac.rc or of an AEXP_* override (aexp.settings.cached_settings: one `stat` per call).
+    Raises SettingsError for a malformed signac.rc."""
+    from aexp.settings import cached_settings
 
-    The project is the directory above the job's workspace (signac 2 keeps the workspace at
-    `<project>/workspace`). Read once per change of its signac.rc (one `stat` per call) or of
-    AEXP_GROUP_BY and AEXP_STALE_AFTER, the overrides of what is read this way. Raises
-    SettingsError for a malformed signac.rc.
-    """
-    from aexp.settings import SETTINGS_FILE, load_settings
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(job.path)))
-    overrides = tuple(os.environ.get(name) for name in _OVERRIDES)
-    try:
-        st = os.stat(os.path.join(root, SETTINGS_FILE))
-        stamp: Any = (st.st_mtime_ns, st.st_size, overrides)
-    except OSError:
-        stamp = (None, overrides)
-    cached = _settings_cache.get(root)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    settings = load_settings(root)
-    _settings_cache[root] = (stamp, settings)
-    return settings
+    return cached_settings(project_root_of(job))
 
 
 def project_group_by(job: Any) -> tuple[str, ...]:
@@ -113,19 +111,26 @@ def project_group_by(job: Any) -> tuple[str, ...]:
 
 
 def run_spec(
-    job: Any, group_by: Sequence[str] | None = None, doc: Mapping[str, Any] | None = None
+    job: Any,
+    group_by: Sequence[str] | None = None,
+    doc: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`spec_of` the job: group, tags and config of its run. `group_by=None`: the project's
     `[tracker] group_by` (`project_group_by`); `doc`: the job's document when the caller has
-    read it (its `limina`).
+    read it (its `limina`, its run's `started_by`); `actor`: who starts the run, named in its
+    config (None: the bound run's `started_by`, if any).
 
     Raises BindingError when signac cannot read the job's state point (its file is missing or
     damaged), saying how to rebuild it (aexp.statepoints.damage_line).
     """
     if group_by is None:
         group_by = project_group_by(job)
-    limina = (read_doc(job) if doc is None else doc).get("limina")
-    return spec_of(_statepoint(job), limina, job.id, group_by)
+    if doc is None:
+        doc = read_doc(job)
+    if actor is None and isinstance(doc.get("tracker"), Mapping):
+        actor = doc["tracker"].get("started_by")
+    return spec_of(_statepoint(job), doc.get("limina"), job.id, group_by, actor)
 
 
 def _statepoint(job: Any) -> Mapping[str, Any]:
@@ -157,4 +162,12 @@ def run_tags(spec: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
     return list(dict.fromkeys([*spec["tags"], *(shorten(str(t), TAG_MAX) for t in extra if t)]))
 
 
-__all__ = ["project_group_by", "project_settings", "run_spec", "run_tags", "spec_of"]
+__all__ = [
+    "RUN_CONFIG_KEYS",
+    "is_run_key",
+    "project_group_by",
+    "project_settings",
+    "run_spec",
+    "run_tags",
+    "spec_of",
+]

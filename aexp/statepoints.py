@@ -29,9 +29,9 @@ from aexp.jobdoc import JobDir
 from aexp.joblock import job_lock
 from aexp.jobs import STATEPOINT_FILE, is_job_dir, is_job_id
 from aexp.journal import iter_events, journal_path
+from aexp.spec import is_run_key
 
 # Keys spec_of adds to the flattened state point in a run's config (aexp.spec.spec_of).
-_RUN_KEYS = ("job_id", "limina.experiment_id", "limina.hypothesis_id")
 _JOURNALS = "tracker_log"
 # What a job directory holds that is worth nothing alone: its state point file and aexp's locks.
 _WORTHLESS = frozenset({STATEPOINT_FILE, ".aexp.lock", ".aexp.claim", ".aexp.lock.filelock"})
@@ -100,7 +100,7 @@ def _candidates(config: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         yield dict(config[""])
         return
     try:
-        rest = _unflatten({k: v for k, v in config.items() if k not in _RUN_KEYS})
+        rest = _unflatten({k: v for k, v in config.items() if not is_run_key(k)})
     except ValueError:
         return
     experiment = config.get("limina.experiment_id")

@@ -49,6 +49,7 @@ BENCHMARKS = {
     9: ("results on 10,000 jobs", "bench.b9_results"),
     10: ("W&B sweep vs hand-written", "bench.b10_wandb_sweep"),
     11: ("run -p 2 vs serial", "bench.b11_parallel"),
+    12: ("status --since vs full status", "bench.b12_status_since"),
 }
 
 # Sizes per mode; an explicit option wins.

@@ -35,7 +35,8 @@ from aexp import (
     run_spec,
     update_binding,
 )
-from aexp.binding import adapter_for, handle_for
+from aexp.agent.actor import person_id
+from aexp.handles import adapter_for, handle_for
 from aexp.jobdoc import read_doc, update_doc
 from aexp.journal import journal_path
 from aexp.schema import STATES
@@ -88,10 +89,14 @@ def test_create_run_makes_the_job_with_its_limina_link(project):
         "condition": "full",
         "seed": 0,
     }
-    assert job.doc() == {
+    doc = job.doc()
+    actor = doc.pop("actor")["create"]  # who created it (docs/job-document.md, "actor")
+    assert doc == {
         "limina": {"experiment_id": "E018", "hypothesis_id": "H012"},
         "status": "created",
     }
+    assert actor["kind"] == "person" and actor["tool"] == "aexp.create_run"
+    assert actor["id"] == actor["user"] and "@" in actor["id"] and actor["session_id"] is None
 
 
 def test_create_run_is_idempotent(project):
@@ -185,7 +190,10 @@ def test_bind_tracker_writes_the_binding(project):
     assert init["run_id"] == binding["run_id"]
     assert init["tags"] == ["H012", "E018", "full", "sweep"]  # the extra tags, deduplicated
     assert binding["tags"] == init["tags"]
-    assert init["config"] == run_spec(job)["config"]
+    actor = {k: v for k, v in init["config"].items() if k.startswith("aexp.actor.")}
+    assert actor == {"aexp.actor.kind": "person", "aexp.actor.id": person_id(),
+                     "aexp.actor.tool": "aexp.bind_tracker"}  # fmt: skip
+    assert init["config"] == {**run_spec(job)["config"], **actor}
     assert init["offline"] is False
     assert init["backends"] == ["noop"]
     # Everything else in the document is untouched.

@@ -179,8 +179,9 @@ def copy(sweep: SimpleNamespace, tmp_path: Path) -> Path:
 
 # -- version, help ----------------------------------------------------------------------------
 COMMANDS = [
-    "new-run", "bind-tracker", "sync-offline", "runs", "best", "compare", "plot", "show",
-    "list-runs", "rearm", "rerun", "remove", "repair", "export-otel", "resources",
+    "status", "new-run", "bind-tracker", "sync-offline", "runs", "best", "compare", "plot",
+    "show", "diagnose", "list-runs", "rearm", "rerun", "remove", "apply", "repair",
+    "export-otel", "mcp", "resources",
 ]  # fmt: skip
 
 
@@ -428,10 +429,12 @@ def test_new_run_sweep_is_typed_and_idempotent(project, tmp_path: Path) -> None:
         "opt": {"name": "adam"},
     }
     doc = json.loads((root / "workspace" / ids[4] / "signac_job_document.json").read_text())
+    created = doc.pop("actor")["create"]
     assert doc == {
         "limina": {"experiment_id": "E018", "hypothesis_id": "H012"},
         "status": "created",
     }
+    assert (created["kind"], created["tool"]) == ("person", "aexp new-run")
     before = snapshot(root)
     assert ok(aexp("new-run", *args, cwd=root)).split() == ids  # the same jobs, nothing changed
     assert snapshot(root) == before
@@ -741,7 +744,7 @@ NEW = "new-run --experiment E1 --hypothesis H1"
 # (project root, job id of full0), "hide-wandb" (the wandb package cannot be imported),
 # "hide-wandb-rc" (the same, with signac.rc asking for wandb), or "elsewhere" (run outside).
 BAD_INPUT = [
-    ("unknown command", "frobnicate", None, "unknown command 'frobnicate'; commands: new-run"),
+    ("unknown command", "frobnicate", None, "unknown command 'frobnicate'; commands: status"),
     ("no command", "", None, "no command given"),
     ("unknown flag", "runs --frob", None, "unknown option --frob; see 'aexp runs --help'"),
     ("unknown state", "runs --state weird", None, "unknown state 'weird'"),

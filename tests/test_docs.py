@@ -21,8 +21,9 @@ from docs_blocks import KINDS, blocks, console_examples, matches
 DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])
 NOT_RUN_MAX = 8
 COMMANDS = [
-    "new-run", "bind-tracker", "sync-offline", "runs", "best", "compare", "plot", "show",
-    "list-runs", "rearm", "rerun", "remove", "repair", "export-otel",
+    "status", "new-run", "bind-tracker", "sync-offline", "runs", "best", "compare", "plot",
+    "show", "diagnose", "list-runs", "rearm", "rerun", "remove", "apply", "repair",
+    "export-otel", "mcp",
 ]  # fmt: skip
 
 

@@ -308,7 +308,7 @@ def test_gap_direction_and_degenerate_cases() -> None:
 
 def test_every_document_matches_its_json_schema(sweep: SimpleNamespace) -> None:
     jsonschema = pytest.importorskip("jsonschema", reason="the validator of the check")
-    from aexp.results.documents import schema_of
+    from aexp.contract import schema_of
 
     documents = [
         aexp_cli("runs", "--metrics", "loss,loss:min", "--json", cwd=sweep.root),

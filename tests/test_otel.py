@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import PYTHON, copy_template, new_runs, preempt_attempt, run_cmd, set_rc
 
+from aexp.agent.actor import person_id
 from aexp.journal import journal_path, read_journal
 from aexp.trackers.otel import check_traces_file, span_id, trace_id, traces_path
 from aexp.trackers.otel.files import read_lines, sent_path
@@ -95,6 +96,10 @@ def test_a_sweep_with_a_preemption_a_failure_and_a_rerun_arrives_as_its_traces(
                 "aexp.run.id": run_id,
                 "limina.hypothesis_id": "H1",
                 "limina.experiment_id": "E1",
+                # who launched the run (job.doc["actor"]["launch"], docs/agents.md)
+                "aexp.actor.kind": "person",
+                "aexp.actor.id": person_id(),
+                "aexp.actor.tool": "python project.py run",
             }
             attrs = run_span.attributes
             assert attrs["cicd.pipeline.run.id"] == run_id

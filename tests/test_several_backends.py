@@ -12,13 +12,19 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, copy_template, new_runs, preempt_attempt, run_cmd, set_rc
+from conftest import NEEDS_WANDB, PYTHON, copy_template, new_runs, preempt_attempt, run_cmd, set_rc
 from wandb_server import FakeWandbServer, wandb_env
 
 from aexp.journal import journal_path, read_journal
 
-pytest.importorskip("wandb")
-pytest.importorskip("mlflow")
+# Marks, not importorskip: importing wandb in the test session (at collection) makes temporary
+# directories in the session's TMPDIR that wandb removes only when the interpreter exits.
+pytestmark = [
+    *NEEDS_WANDB,
+    pytest.mark.skipif(
+        __import__("importlib").util.find_spec("mlflow") is None, reason="needs mlflow"
+    ),
+]
 
 STEP_TIMEOUT = 180
 

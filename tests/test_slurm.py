@@ -13,6 +13,7 @@ before the limit; a requeued job starts again about 13-26 s after its requeue.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import set_rc
+from conftest import PYTHON, run_cmd, set_rc
 from slurm_cluster import Cluster, cluster_of, doc, events, logged, noop, stamp, sweep, wait_running
 
 from aexp.checkpoint import read_checkpoint
@@ -222,3 +223,42 @@ def test_submit_refuses_a_walltime_shorter_than_the_warning_and_queues_nothing(
     assert len(names) == 2
     cluster.wait_until_drained(timeout=180)
     assert all(doc(job)["tracker"]["state"] == "finished" for job in jobs), cluster.logs()
+
+
+# -- (8) an agent's submission stays within [agent]'s budget ------------------------------------
+def test_an_agents_submission_stays_within_its_budget(cluster: Cluster) -> None:
+    """execute asks for 1 CPU for 1 hour: with cpu_hours_per_day = 1.5, an agent (its session
+    variable set) may submit one job, not two; a person is not bound by [agent]."""
+    noop(cluster)
+    set_rc(cluster.root, "agent", "cpu_hours_per_day", "1.5")
+    jobs = sweep(2)
+    agent = {**cluster.env, "CLAUDE_CODE_SESSION_ID": "sess-budget"}
+    refused = run_cmd([PYTHON, "project.py", "submit"], cluster.root, env=agent, timeout=120)
+    said = [x for x in refused.stderr.splitlines() if x and x != "Querying scheduler..."]
+    assert refused.returncode == 1 and len(said) == 1, refused.stderr
+    assert said[0] == (
+        "error: refused: this submission would use 2 CPU-hours and agents launched 0 in the "
+        "last 24 hours, past [agent] cpu_hours_per_day = 1.5; start fewer jobs, shorten their "
+        "walltime directive, or wait."
+    )
+    assert not cluster.queue() and "Submitting cluster job" not in refused.stderr
+    one = run_cmd([PYTHON, "project.py", "submit", "-j", jobs[0].id], cluster.root, env=agent)
+    names = re.findall(r"Submitting cluster job '([^']+)'", one.stderr)
+    assert one.returncode == 0 and len(names) == 1, one.stderr
+    cluster.names += names
+    log = [
+        json.loads(line) for line in (cluster.root / ".aexp/actions.jsonl").read_text().splitlines()
+    ]
+    assert [(e["action"], e["jobs"], e["cost"]["cpu_hours"]) for e in log] == [
+        ("submit", [jobs[0].id], 1.0)
+    ]
+    assert log[0]["actor"]["session_id"] == "sess-budget"
+    again = run_cmd([PYTHON, "project.py", "submit", "-j", jobs[1].id], cluster.root, env=agent)
+    assert again.returncode == 1 and "agents launched 1 in the last 24 hours" in again.stderr
+    cluster.submit("-j", jobs[1].id)  # a person: not bound by [agent]
+    cluster.wait_until_drained(timeout=180)
+    assert all(doc(job)["tracker"]["state"] == "finished" for job in jobs), cluster.logs()
+    launch = doc(jobs[0])["actor"]["launch"]
+    assert (launch["kind"], launch["session_id"], launch["tool"]) == (
+        "agent", "sess-budget", "python project.py submit"
+    )  # fmt: skip

@@ -790,7 +790,7 @@ _ATTEMPT = textwrap.dedent(
     """
     import json, sys
     from aexp import find_job, get_binding, open_project
-    from aexp.binding import adapter_for, handle_for
+    from aexp.handles import adapter_for, handle_for
 
     job = find_job(open_project(), sys.argv[1])
     binding = get_binding(job)

@@ -43,11 +43,14 @@ from types import ModuleType
 
 from aexp import __version__, door
 from aexp.cli import (
+    apply,
     best,
     bind_tracker,
     compare,
+    diagnose,
     export_otel,
     list_runs,
+    mcp,
     new_run,
     plot,
     rearm,
@@ -57,6 +60,7 @@ from aexp.cli import (
     resources,
     runs,
     show,
+    status,
     sync_offline,
 )
 from aexp.cli.parsing import PROG, Commands, _ArgumentError, _Parser
@@ -67,6 +71,7 @@ __all__ = ["MAX_SWEEP", "PROG", "UsageError", "build_parser", "main", "parse_sp"
 
 # The commands, in the order `aexp --help` lists them; each module's `register` adds its own.
 COMMAND_MODULES = (
+    status,
     new_run,
     bind_tracker,
     sync_offline,
@@ -75,12 +80,15 @@ COMMAND_MODULES = (
     compare,
     plot,
     show,
+    diagnose,
     list_runs,
     rearm,
     rerun,
     remove,
+    apply,
     repair,
     export_otel,
+    mcp,
     resources,
 )
 

@@ -16,6 +16,7 @@ from aexp.trackers import ADAPTERS
 
 
 def cmd_bind_tracker(args: argparse.Namespace) -> int:
+    from aexp.agent.actor import current_actor
     from aexp.binding import bind_tracker as bind_job
     from aexp.binding import get_binding
     from aexp.settings import load_settings
@@ -57,11 +58,18 @@ def cmd_bind_tracker(args: argparse.Namespace) -> int:
         # (the first is the primary), as the workflow's init_tracker binds.
         names = [backend] if args.backend else list(settings.backends)
         adapters = [_adapter(n, entity, project.workspace, settings) for n in names]
+    actor = current_actor("aexp bind-tracker", root=project.path)
     for job in jobs:
         binding = bindings[job.id]
         if binding is None:
             binding = bind_job(
-                job, adapters, project=name, offline=offline, tags=tags, notes=args.notes
+                job,
+                adapters,
+                project=name,
+                offline=offline,
+                tags=tags,
+                notes=args.notes,
+                actor=actor,
             )
         print(json.dumps({"job_id": job.id, **binding}), flush=True)
     return 0

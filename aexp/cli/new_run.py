@@ -1,39 +1,49 @@
-"""`aexp new-run`: create (or find) the job of each state point of a sweep and print its id."""
+"""`aexp new-run`: create (or find) the job of each state point of a sweep and print its id
+(aexp.writes.jobs.create_sweep; `--json`: aexp.new-run/1; `--plan`: a plan for aexp apply)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
-from aexp.cli.output import _warn
+from aexp.cli.apply import add_plan_options, plan_of
+from aexp.cli.output import _dump, _warn
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _project
 from aexp.cli.sweep import parse_sp
 
 
 def cmd_new_run(args: argparse.Namespace) -> int:
-    from aexp.jobs import check_id, create_run, full_statepoint
+    from aexp.agent.actor import current_actor
+    from aexp.writes.jobs import create_sweep
 
     points = parse_sp(args.sp, warn=_warn)
-    check_id("experiment_id", args.experiment)  # before the first job, --dry-run included
-    check_id("hypothesis_id", args.hypothesis)
-    # Every point is checked before the first job is made: a sweep whose fifth point signac
-    # would refuse (a key with a dot, lr=1e400) leaves nothing on disk, not four jobs.
-    for point in points:
-        full_statepoint(args.experiment, args.hypothesis, point)
+    if args.plan:
+        write = {"experiment": args.experiment, "hypothesis": args.hypothesis, "sp": args.sp}
+        return plan_of(args, "create_sweep", write)
     project = _project(args)
-    for point in points:
+
+    def each(entry: dict[str, Any]) -> None:
+        if args.json:
+            return
         if args.dry_run:
-            sp = {"hypothesis_id": args.hypothesis, "experiment_id": args.experiment, **point}
-            print(f"{project.open_job(sp).id}\t{json.dumps(sp)}")
-            continue
-        job = create_run(
-            experiment_id=args.experiment,
-            hypothesis_id=args.hypothesis,
-            statepoint=point,
-            project=project,
-        )
-        print(job.id, flush=True)
+            print(f"{entry['job_id']}\t{json.dumps(entry['statepoint'])}")
+        else:
+            print(entry["job_id"], flush=True)
+
+    actor = current_actor("aexp new-run", root=project.path)
+    doc = create_sweep(
+        project,
+        args.experiment,
+        args.hypothesis,
+        points,
+        actor=actor,
+        dry_run=args.dry_run,
+        each=each,
+    )
+    if args.json:
+        print(_dump(doc))
     return 0
 
 
@@ -67,3 +77,4 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="print each job id and state point without creating anything",
     )
+    add_plan_options(sub)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aexp.cli.parsing import PROG
+from aexp.contract import plain
 
 
 def _fmt(value: Any) -> str:
@@ -41,18 +42,9 @@ def _section(title: str, mapping: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _plain(value: Any) -> Any:
-    """Plain JSON types (signac hands out read-only mapping views)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _dump(obj: Any) -> str:
     """`obj` as indented JSON (what `--json` prints)."""
-    return json.dumps(_plain(obj), indent=2, default=str)
+    return json.dumps(plain(obj), indent=2, default=str)
 
 
 def _warn(message: str) -> None:

@@ -1,6 +1,6 @@
 """`aexp remove`: delete jobs of the sweep (their workspace directories, runs and files), after
 a confirmation, never while another process works on one of them, and never a run that exists
-nowhere else without `--force`.
+nowhere else without `--force` (aexp.writes.jobs; `--json`: aexp.remove/1; `--plan`).
 
 A run that ran (any state but bound) and has not reached every backend that receives runs from a
 login node (W&B offline, MLflow: aexp.sync.rules.unsynced_backends), or a previous run a rerun
@@ -13,46 +13,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Any
 
-from aexp.cli.output import _table
+from aexp.cli.apply import add_plan_options, plan_of
+from aexp.cli.output import _dump, _table
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _jobs, _project
 from aexp.cli.runs import add_selection_options, selection_of
-from aexp.errors import AexpError, JobBusyError, UsageError
-
-
-def _busy_reason(job: Any, stale_after: float) -> str | None:
-    """Why another process is working on the job (None: it is free). Takes and releases the
-    job's claim (aexp.joblock.job_claim), and asks whether an attempt holds the run
-    (aexp.sync.rules.executing_attempt: its heartbeat, whatever node it runs on), which covers an
-    attempt on another host of a file system whose locks do not reach across."""
-    from aexp.jobdoc import read_doc
-    from aexp.joblock import job_claim
-    from aexp.sync.rules import executing_attempt
-
-    try:
-        with job_claim(job):
-            doc = read_doc(job, fresh=True)
-    except JobBusyError as exc:
-        return str(exc)
-    except AexpError:  # an unreadable document: nothing can be running it through aexp
-        return None
-    # A first attempt's start is in its journal before the document records it: the job's
-    # state (not the binding alone) says whether an attempt holds it.
-    mark = executing_attempt(job, doc, stale_after)
-    if mark is not None:
-        where = f" on {mark.host}" if mark.host else ""
-        beat = mark.heartbeat_at
-        return f"job {job.id} is executing{where} (heartbeat {beat})."
-    return None
+from aexp.errors import UsageError
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from aexp.joblock import job_claim
+    from aexp.agent.actor import current_actor
     from aexp.results import iter_records
     from aexp.settings import load_settings
-    from aexp.sync.rules import runs_only_here
+    from aexp.writes.jobs import check_removable, lost_runs, remove_jobs
 
     selection = selection_of(args)
     filtered = bool(selection.describe())
@@ -72,28 +46,18 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if not records:
         print("no jobs match; nothing removed.", file=sys.stderr)
         return 0
-    jobs = {r.job_id: project.open_job(id=r.job_id) for r in records}
-    busy = [reason for job in jobs.values() if (reason := _busy_reason(job, settings.stale_after))]
-    if busy:
-        more = f" (and {len(busy) - 1} more)" if len(busy) > 1 else ""
-        raise AexpError(f"{busy[0]}{more} Nothing removed; wait for it, or leave it out.")
-    only_here = {
-        r.job_id: runs for r in records if (runs := runs_only_here(jobs[r.job_id].path, r.binding))
-    }
-    lost = [f"job {job_id} {run}" for job_id, runs in only_here.items() for run in runs]
-    if lost and not args.force:
-        raise AexpError(
-            f"{len(lost)} run(s) exist only in their jobs, not synced yet: {'; '.join(lost)}. "
-            "Nothing removed; sync them first (aexp sync-offline, from a login node), or pass "
-            "--force to delete them for good."
-        )
+    if args.plan:
+        return plan_of(args, "remove", {"jobs": [r.job_id for r in records], "force": args.force})
+    check_removable(project, records, stale_after=settings.stale_after, force=args.force)
     rows = [(r.job_id, r.state, r.run_id, r.group) for r in records]
-    print(_table(("JOB", "STATE", "RUN", "GROUP"), rows))
+    table = sys.stderr if args.json else sys.stdout  # stdout is the document's
+    print(_table(("JOB", "STATE", "RUN", "GROUP"), rows), file=table)
     noun = "1 job" if len(records) == 1 else f"{len(records)} jobs"
     these = "this job" if len(records) == 1 else f"these {noun}"
     if not args.yes:
         if "-" in (args.job_ids or []) or not sys.stdin or sys.stdin.closed:
             raise UsageError("the job ids came from stdin, so there is no one to ask; pass --yes.")
+        lost = lost_runs(project, records)
         never = (
             f" ({len(lost)} run(s) never synced, lost for good: {'; '.join(lost)})" if lost else ""
         )
@@ -102,26 +66,28 @@ def cmd_remove(args: argparse.Namespace) -> int:
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             print("nothing removed.", file=sys.stderr)
-            return 0
-    removed, failed, deleted = 0, 0, []
-    for record in records:
-        job = jobs[record.job_id]
-        try:
-            with job_claim(job):
-                job.remove()  # signac's own removal: the job's directory and everything in it
-        except JobBusyError as exc:
-            print(f"aexp: warning: {exc} Not removed.", file=sys.stderr)
-            failed += 1
-            continue
-        removed += 1
-        deleted += [f"job {record.job_id} {run}" for run in only_here.get(record.job_id, [])]
-        run = f" (run {record.run_id}, {record.state})" if record.run_id else " (no run)"
-        print(f"removed {record.job_id}{run}")
-    closing = f"removed {removed} of {noun}; runs already synced stay on their tracker's server"
+            return 0  # declining is not an error
+    actor = current_actor("aexp remove", root=project.path)
+    doc = remove_jobs(project, records, actor=actor, force=args.force)
+    for failed in doc["failed"]:
+        print(f"aexp: warning: {failed['reason']} Not removed.", file=sys.stderr)
+    if args.json:
+        print(_dump(doc))
+        return 1 if doc["failed"] else 0
+    deleted = []
+    for removed in doc["removed"]:
+        run = (
+            f" (run {removed['run_id']}, {removed['state']})" if removed["run_id"] else " (no run)"
+        )
+        print(f"removed {removed['job_id']}{run}")
+        deleted += [f"job {removed['job_id']} {run}" for run in removed["unsynced"]]
+    closing = (
+        f"removed {doc['count']} of {noun}; runs already synced stay on their tracker's server"
+    )
     if deleted:
         closing += f"; deleted for good, never synced: {'; '.join(deleted)}"
     print(closing + ".", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if doc["failed"] else 0
 
 
 def register(commands: Commands) -> None:
@@ -148,6 +114,7 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="also remove runs that were never synced (deleted for good)",
     )
+    add_plan_options(sub)
 
 
 __all__ = ["cmd_remove", "register"]

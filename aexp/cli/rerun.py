@@ -8,24 +8,32 @@ from __future__ import annotations
 import argparse
 import os
 
+from aexp.cli.apply import add_plan_options, plan_of
+from aexp.cli.output import _dump
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _jobs, _project
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from aexp.rerun import check_rerunnable, rerun
+    from aexp.agent.actor import current_actor
+    from aexp.writes.jobs import rerun_jobs
 
     project = _project(args)
     jobs = _jobs(project, args.job_ids)
-    for job in jobs:  # check all before changing any
-        check_rerunnable(job, force=args.force)
-    for job in jobs:
-        binding, old, moved = rerun(job, force=args.force)
-        kept = os.path.relpath(os.path.join(job.path, "tracker_log", old["run_id"]))
-        files = f"; moved {', '.join(moved)} there" if moved else ""
+    if args.plan:
+        return plan_of(args, "rerun", {"jobs": [job.id for job in jobs], "force": args.force})
+    actor = current_actor("aexp rerun", root=project.path)
+    doc = rerun_jobs(jobs, actor=actor, force=args.force)
+    if args.json:
+        print(_dump(doc))
+        return 0
+    for done in doc["jobs"]:
+        old = done["previous_run"]
+        kept = os.path.relpath(done["kept_in"])
+        files = f"; moved {', '.join(done['moved'])} there" if done["moved"] else ""
         code = "-" if old["exit_code"] is None else old["exit_code"]
         print(
-            f"rerun {job.id}: new run {binding['run_id']} (bound, eligible for execute); "
+            f"rerun {done['job_id']}: new run {done['run_id']} (bound, eligible for execute); "
             f"previous run {old['run_id']} ({old['state']}, exit code {code}) kept in "
             f"{kept}{files}"
         )
@@ -50,6 +58,7 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="rerun even when the old run has not been synced (it then stays in the job only)",
     )
+    add_plan_options(sub)
 
 
 __all__ = ["cmd_rerun", "register"]

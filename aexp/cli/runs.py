@@ -72,19 +72,6 @@ def _split_names(texts: list[str] | None) -> list[str] | None:
     return [name.strip() for text in texts for name in text.split(",") if name.strip()]
 
 
-def check_metrics(specs: Sequence[Any], logged: Sequence[str], has_value: Callable) -> None:
-    """UsageError for a metric that no selected run logged while others did (a typo, most
-    likely); nothing to say while no run has logged anything yet."""
-    if not logged:
-        return
-    for spec in specs:
-        if spec.key not in logged and not has_value(spec):
-            raise UsageError(
-                f"no selected run logged {spec.key!r} (asked as {spec.name}); metrics logged: "
-                f"{', '.join(logged)}."
-            )
-
-
 def group_keys(text: str | None) -> list[str] | None:
     """The keys of `--group-by K1,K2`; None (every key but the seed keys) when none are named."""
     if text is None or text == _DEFAULT:
@@ -144,9 +131,9 @@ def _csv_value(value: Any) -> Any:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from aexp.results import JournalStats, iter_records, parse_metrics
+    from aexp.reports.runs import runs_groups, runs_table
+    from aexp.results import parse_metrics
     from aexp.results.workspace import find_root
-    from aexp.settings import load_settings
 
     if args.json and args.format not in ("table", "json"):
         raise UsageError(f"--json and --format {args.format} disagree; give one of them.")
@@ -154,34 +141,22 @@ def cmd_runs(args: argparse.Namespace) -> int:
     selection = selection_of(args)
     metrics = parse_metrics(args.metrics or [])
     root = find_root(_project_dir(args))
-    settings = load_settings(root)
-    records = iter_records(root, selection, group_by=settings.group_by)
-    stats = JournalStats(root)
     where = selection.describe() or "all jobs"
     if args.group_by is not None:
         if args.params is not None or args.quiet:
             raise UsageError("--group-by shows configurations: --params and -q apply to jobs.")
-        from aexp.results.groups import group_records, sort_groups
-
-        groups = group_records(
-            records,
-            keys=group_keys(args.group_by),
-            seed_keys=settings.seed_keys,
-            metrics=metrics,
-            stats=stats,
+        groups = runs_groups(
+            root, selection, metrics=metrics, keys=group_keys(args.group_by), sort=args.sort
         )
-        check_metrics(
-            metrics, groups.logged, lambda m: any(g.spread(m.name).n for g in groups.groups)
-        )
-        sort_groups(groups, args.sort)
         return print_groups(groups, fmt, where)
-    from aexp.results import build_table
-
-    params = _split_names(args.params)
-    table = build_table(
-        records, params=params, metrics=metrics, sort=args.sort, stats=stats, details=fmt == "json"
+    table = runs_table(
+        root,
+        selection,
+        metrics=metrics,
+        params=_split_names(args.params),
+        sort=args.sort,
+        details=fmt == "json",
     )
-    check_metrics(metrics, table.logged, table.has_value)
     if args.quiet:
         for values in table.values():
             print(values[0])

@@ -11,31 +11,19 @@ checks (see "Imports" in aexp/cli/__init__.py).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-from collections.abc import Callable
-from typing import Any
 
+from aexp.cli.apply import add_plan_options, plan_of
 from aexp.cli.output import _dump
 from aexp.cli.parsing import Commands
 from aexp.cli.resolve import _jobs, _project, _project_dir
-from aexp.errors import AexpError, BindingError
-
-
-def _sync_function() -> Callable[..., list[Any]]:
-    from aexp import sync
-
-    function = getattr(sync, "sync_offline_runs", None)
-    if function is None:
-        raise AexpError("offline sync is not available in this build of aexp.")
-    return function
+from aexp.errors import BindingError
 
 
 def cmd_sync_offline(args: argparse.Namespace) -> int:
     from aexp.binding import backend_parts, get_binding
     from aexp.jobs import find_project_root
     from aexp.settings import load_settings
-    from aexp.sync.report import SCHEMA, failure_lines, summarize
     from aexp.sync.rules import backend_needs_sync
 
     # Without job ids, sync needs job directories only, not signac (see sync_offline_runs).
@@ -57,9 +45,15 @@ def cmd_sync_offline(args: argparse.Namespace) -> int:
                     "(and backends fed by replay, like MLflow)."
                 )
         job_ids = [job.id for job in jobs]
-    sync = _sync_function()
+    if args.plan:
+        return plan_of(args, "sync", {"jobs": job_ids, "resync": args.resync})
+    from aexp.agent.actor import current_actor
+    from aexp.sync.report import failure_lines
+    from aexp.sync.result import SyncResult
+    from aexp.writes.sync import sync_document
+
     try:
-        results = sync(
+        doc = sync_document(
             root,
             dry_run=args.dry_run,
             job_ids=job_ids,
@@ -69,24 +63,15 @@ def cmd_sync_offline(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty() and not args.json,
             settings=settings,
             verbose=args.verbose,
+            actor=current_actor("aexp sync-offline", root=root),
         )
     except KeyboardInterrupt:  # the sync said in one line what did not finish
         return 130
-    summary = summarize(results, dry_run=args.dry_run)
-    code = 1 if summary.failed else 0
+    code = 1 if doc["failed"] else 0
     if args.json:
-        print(
-            _dump(
-                {
-                    "schema": SCHEMA,
-                    "summary": summary.line(),
-                    "backends": summary.as_json(),
-                    "corrupt": summary.corrupt,
-                    "results": [dataclasses.asdict(r) for r in results],
-                }
-            )
-        )
+        print(_dump(doc))
         return code
+    results = [SyncResult(**r) for r in doc["results"]]
     if args.verbose:
         for r in results:
             where = (
@@ -98,7 +83,7 @@ def cmd_sync_offline(args: argparse.Namespace) -> int:
                 print(f"{'would sync' if args.dry_run else 'synced'}: {where}")
     for line in failure_lines(results):
         print(line, file=sys.stderr)
-    print(summary.line())
+    print(doc["summary"])
     return code
 
 
@@ -146,10 +131,10 @@ def register(commands: Commands) -> None:
         help="seconds per run and backend ([sync] timeout)",
     )
     sub.add_argument("--resync", action="store_true", help="upload runs already synced again")
-    sub.add_argument("--json", action="store_true", help="print the summary and results as JSON")
     sub.add_argument(
         "-v",
         "--verbose",
         action="store_true",
         help="one line per fragment and replay; the backends' own log lines",
     )
+    add_plan_options(sub)

@@ -1,6 +1,6 @@
 """The JSON documents of the reporting commands: one top-level object each, with a versioned
-`schema` name (a JSON Schema of each is in aexp/schemas/), strict JSON (NaN and infinities as
-the strings "NaN", "Infinity", "-Infinity").
+`schema` name (a JSON Schema of each is in aexp/schemas/; aexp.contract checks them), strict JSON
+(NaN and infinities as the strings "NaN", "Infinity", "-Infinity").
 
     aexp.runs/1          `aexp runs --json`                one object per job under "jobs"
     aexp.runs.groups/1   `aexp runs --group-by --json`     one object per configuration
@@ -26,15 +26,6 @@ RUNS_SCHEMA = "aexp.runs/1"
 GROUPS_SCHEMA = "aexp.runs.groups/1"
 BEST_SCHEMA = "aexp.best/1"
 COMPARE_SCHEMA = "aexp.compare/1"
-
-
-def schema_of(name: str) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of document `name` (e.g. RUNS_SCHEMA, "aexp.runs/1"),
-    from the package's `aexp/schemas/`. Raises FileNotFoundError for an unknown name."""
-    from importlib.resources import files
-
-    base = name.rsplit("/", 1)[0]
-    return json.loads(files("aexp").joinpath("schemas", f"{base}.schema.json").read_text())
 
 
 def strict(value: Any) -> Any:
@@ -234,7 +225,6 @@ __all__ = [
     "group_object",
     "groups_document",
     "runs_document",
-    "schema_of",
     "statistics_note",
     "strict",
     "write_json",

@@ -26,7 +26,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aexp.binding import adapter_for, backend_parts
+from aexp.binding import backend_parts
+from aexp.handles import adapter_for
 from aexp.journal import Journal
 from aexp.settings import Settings
 from aexp.sync.deadline import DeadlineExceeded, within

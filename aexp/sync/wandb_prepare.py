@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aexp.binding import adapter_for, backend_parts
+from aexp.binding import backend_parts
+from aexp.handles import adapter_for
 from aexp.journal import Journal, journal_path, read_journal
 from aexp.sync.plan import WANDB, JobWork
 from aexp.sync.record import record_fragments

@@ -50,6 +50,7 @@ class FlowParser(SentenceParser):
         if self.project is not None:
             check_names(self.project, parsed)
             self.project.canary = getattr(parsed, "canary", None)
+            self.project.pass_json = bool(getattr(parsed, "json", False))
         return parsed
 
 

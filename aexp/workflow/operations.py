@@ -19,11 +19,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aexp.agent.actor import workflow_actor
 from aexp.attempt import AttemptEnded, NothingToRun
 from aexp.binding import adapters_of, bind_tracker, new_binding
 from aexp.door import STORAGE_ERRNOS, storage_problem
 from aexp.errors import AexpError, JobBusyError, WorkspaceError
 from aexp.jobdoc import now_iso
+from aexp.jobs import project_root_of
 from aexp.lifecycle import finish_run, run_lifecycle
 from aexp.outcome import ERROR_LOG
 from aexp.settings import Settings
@@ -168,6 +170,7 @@ def init_tracker(job: Any, settings: Settings) -> None:
         project=settings.project,
         offline=settings.offline,
         tags=settings.tags,
+        actor=workflow_actor(project_root_of(job)),
     )
 
 
@@ -184,15 +187,20 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
         return "skipped"
     # The run's spec, once for the whole attempt, and before the attempt takes the job's claim:
     # a job whose state point is damaged is left untouched, as `init_tracker` would leave it.
-    spec = run_spec(job, settings.group_by)
+    # Who launches the attempt (recorded with its start), and names the run it binds.
+    actor = workflow_actor(project_root_of(job))
+    binds = bool(settings.backends) and is_unbound(job)
+    spec = run_spec(job, settings.group_by, actor=actor if binds else None)
     binder = None
     if settings.backends:
         # A job this pass binds here gets its binding made now too, for the same reason (a
         # backend refusing the run). Used only if the job is still unbound under the claim.
-        prepared = _new_binding(job, settings, spec) if is_unbound(job) else None
+        prepared = _new_binding(job, settings, spec, actor) if binds else None
 
         def binder(spec: Mapping[str, Any]) -> dict[str, Any]:
-            return prepared if prepared is not None else _new_binding(job, settings, spec)
+            if prepared is not None:
+                return prepared
+            return _new_binding(job, settings, spec, actor)
 
     tracker = None
     try:
@@ -204,6 +212,7 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
             bind=binder,
             spec=spec,
             stall_watch=_stall_watch(job, settings),
+            actor=actor,
         ) as tracker:
             experiment(job, tracker)
     except AttemptEnded as exc:
@@ -245,7 +254,9 @@ def _stall_watch(job: Any, settings: Settings) -> StallWatch | None:
     return StallWatch(job.id, settings.stall_after, settings.slurm.warning_signal)
 
 
-def _new_binding(job: Any, settings: Settings, spec: Mapping[str, Any]) -> dict[str, Any]:
+def _new_binding(
+    job: Any, settings: Settings, spec: Mapping[str, Any], actor: Mapping[str, Any]
+) -> dict[str, Any]:
     return new_binding(
         job,
         adapters_of(adapters_from_settings(settings)),
@@ -253,6 +264,7 @@ def _new_binding(job: Any, settings: Settings, spec: Mapping[str, Any]) -> dict[
         offline=settings.offline,
         tags=settings.tags,
         notes=None,
+        actor=actor,
         spec=spec,
     )
 

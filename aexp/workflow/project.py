@@ -44,7 +44,7 @@ from flow.errors import SubmitError
 from flow.scheduling.fake_scheduler import FakeScheduler
 from flow.scheduling.slurm import SlurmScheduler
 
-from aexp import door
+from aexp import agent, door
 from aexp.errors import AexpError, SubmissionError
 from aexp.jobs import find_project_root
 from aexp.settings import Settings, load_settings
@@ -89,6 +89,7 @@ class WorkflowProject(FlowProject):
     exit_code = 0
     pass_started = False  # `run` has begun its pass: the command is not to be done again
     canary: int | None = None  # `run --canary N` (set by the command line, aexp.workflow.options)
+    pass_json = False  # `run --json`: the pass summary as one JSON line (docs/json.md)
     _collected: list[tuple[Any, dict[str, Any]]] | None = None  # a submit pass's bundles
 
     def __init__(self, *args: Any, environment: Any = None, **kwargs: Any) -> None:
@@ -144,7 +145,7 @@ class WorkflowProject(FlowProject):
         )
         with forked.signals_stop_pool(not serial), run:
             super().run(jobs=jobs, names=names, **kwargs)
-        self.exit_code = watch.finish().exit_code
+        self.exit_code = watch.finish(json_line=self.pass_json).exit_code
         return None
 
     def _execute_operation(self, operation: Any, timeout: Any = None, pretend: bool = False) -> Any:
@@ -260,8 +261,11 @@ class WorkflowProject(FlowProject):
         if kwargs.get("job_output"):
             Path(kwargs["job_output"]).parent.mkdir(parents=True, exist_ok=True)
         if not ours or kwargs.get("show_template_help"):
-            return super().submit(*args, names=names, pretend=pretend, flags=flags, **kwargs)
-        return self._submit_planned(args, names, pretend, flags, canary, sizes, kwargs)
+            done = super().submit(*args, names=names, pretend=pretend, flags=flags, **kwargs)
+        else:
+            done = self._submit_planned(args, names, pretend, flags, canary, sizes, kwargs)
+        agent.record_submission(self.path, vars(self).pop("_submission", None), pretend)
+        return done
 
     def _submit_planned(
         self,
@@ -341,11 +345,13 @@ class WorkflowProject(FlowProject):
         )
 
     def _get_submission_operations(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        # flow (a private method) has no public hook that sees each submission before the
-        # first is sent: every one is checked here (`check_submission`), then flow sends them.
-        for operation in super()._get_submission_operations(*args, **kwargs):
+        # flow (a private method) has no public hook that sees each submission before the first
+        # is sent: each is checked here (`check_submission`), an agent's against [agent]'s budget.
+        for operation in (operations := list(super()._get_submission_operations(*args, **kwargs))):
             self.check_submission(operation)
-            yield operation
+        jobs = [([job.id for job in op._jobs], op.directives) for op in operations]
+        self._submission = agent.admit_submission(self.path, self.settings, jobs)
+        yield from operations
 
     def _get_standard_template_context(self) -> dict[str, Any]:
         # templates/script.sh (the batch script, docs/hpc.md) reads signac.rc's [slurm] section

@@ -24,6 +24,10 @@ did meanwhile is not counted as this pass's work.
 
 The exit code is 1 when an experiment failed in this pass or there is a problem, else 0. Several
 `run` processes at once each count their own attempts only.
+
+`python project.py run --json` prints the same as one JSON line, the last line of stdout
+(`aexp.run/1`, PassReport.document; the two lines go to stderr then): what the experiments
+print comes before it.
 """
 
 from __future__ import annotations
@@ -176,6 +180,29 @@ class PassReport:
         """1 when an experiment failed in this pass or something needs the user, else 0."""
         return 1 if self.failed or self.problems else 0
 
+    def document(self) -> dict[str, Any]:
+        """The pass as `aexp.run/1` (docs/json.md): the job ids of each outcome of this pass,
+        the totals, the exit code and the two lines."""
+        from aexp.contract import document
+
+        return document(
+            "aexp.run/1",
+            finished=self.finished,
+            failed=self.failed,
+            preempted=self.preempted,
+            skipped=self.skipped,
+            synced=self.synced,
+            problems=self.problems,
+            total=self.total,
+            done=self.done,
+            failed_runs=self.failed_now,
+            unfinished=self.unfinished,
+            unsynced=self.unsynced,
+            exit_code=self.exit_code,
+            summary=self.summary_line(),
+            next=self.next_line(),
+        )
+
     def summary_line(self) -> str:
         counts = (
             f"{len(self.finished)} finished, {len(self.failed)} failed, "
@@ -321,9 +348,10 @@ class PassWatch:
         self.before = observe(workspace, self.job_ids, stale_after=stale_after)
         begin_pass()
 
-    def finish(self, out: TextIO | None = None) -> PassReport:
+    def finish(self, out: TextIO | None = None, *, json_line: bool = False) -> PassReport:
         """Read the jobs again, print the summary and the next steps to `out` (stdout), and
-        return the report."""
+        return the report. With `json_line` the two lines go to stderr and the report's
+        document (`PassReport.document`) is printed to `out` as one line."""
         after = observe(self.workspace, self.job_ids, stale_after=self.stale_after, fresh=True)
         storage = None
         try:
@@ -336,8 +364,13 @@ class PassWatch:
         if report.unsynced:
             report.sync_needs = sync_needs(self.backends) or report.sync_needs
         out = out or sys.stdout
-        print(report.summary_line(), file=out)
-        print(report.next_line(), file=out, flush=True)
+        lines = sys.stderr if json_line else out
+        print(report.summary_line(), file=lines)
+        print(report.next_line(), file=lines, flush=True)
+        if json_line:
+            import json
+
+            print(json.dumps(report.document(), separators=(",", ":")), file=out, flush=True)
         return report
 
 

@@ -13,6 +13,10 @@ Tags of every run (MLflow tags are key/value strings; there are no bare labels):
     aexp.experiment    } `tags.aexp.condition = 'full'` filters in the UI and in search_runs
     aexp.condition     }
     aexp.job_id        the signac job id (from the config), when known
+    aexp.actor.kind    } who started the run: "person" or "agent", user@host or the agent's
+    aexp.actor.id      } name, its session id (e.g. Claude Code's), the tool used; from the
+    aexp.actor.session_id } config (aexp.agent.actor.config_of), when it names them
+    aexp.actor.tool    }
     aexp.tag.<label>   one per label of the run (W&B's tags), value: the label itself
     mlflow.note.content  the notes, when given (MLflow's UI shows it as the run's description)
     aexp.exit_code     the exit code of the last finished attempt
@@ -29,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from aexp.agent.actor import ACTOR_PREFIX
 from aexp.trackers.mlflow.limits import mlflow_name, tag_value
 
 if TYPE_CHECKING:
@@ -69,7 +74,8 @@ def run_tags(
     """Every tag a run is created with (see the module docstring), values cut to MLflow's limit.
 
     `group` is split on its first two "/" into hypothesis, experiment and condition (hypothesis
-    and experiment ids hold no "/"; a condition may). `config["job_id"]` becomes `aexp.job_id`.
+    and experiment ids hold no "/"; a condition may). `config["job_id"]` becomes `aexp.job_id`,
+    and the config's `aexp.actor.*` keys become tags of the same names.
     """
     tags = {RUN_ID_TAG: run_id, RUN_NAME_TAG: run_id, GROUP_TAG: tag_value(group)}
     parts = group.split("/", 2) if group else []
@@ -78,6 +84,9 @@ def run_tags(
     job_id = (config or {}).get("job_id")
     if isinstance(job_id, str) and job_id:
         tags["aexp.job_id"] = tag_value(job_id)
+    for key, value in (config or {}).items():
+        if key.startswith(ACTOR_PREFIX) and isinstance(value, str) and value:
+            tags[key] = tag_value(value)
     for label in labels:
         tags[mlflow_name(LABEL_PREFIX + label)] = tag_value(label)
     if notes:

@@ -1,0 +1,1 @@
+"""The JSON Schemas of aexp's JSON contract (aexp.contract), one file per document."""
