@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from aexp import workflow as wf
 from aexp.sync import sync_operation, sync_ready
-from aexp.workflow.project import WorkflowProject, main, settings_or_exit
+from aexp.workflow.command import main, settings_or_exit
+from aexp.workflow.project import WorkflowProject
 from experiment import experiment
 
 SETTINGS = settings_or_exit(__file__)  # signac.rc, with AEXP_* overrides (docs/settings.md)

@@ -11,22 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aexp.agent.actor import ACTOR_PREFIX, config_of
+from aexp.agent.actor import config_of
 from aexp.errors import BindingError
 from aexp.jobdoc import read_doc
 from aexp.jobs import project_root_of
 from aexp.validate import GROUP_MAX, TAG_MAX, shorten
-
-# The keys of a run's config that describe the run, not its job's state point: what spec_of adds
-# to the flattened state point (aexp.statepoints leaves them out when it rebuilds a state point
-# from a run's config).
-RUN_CONFIG_KEYS = ("job_id", "limina.experiment_id", "limina.hypothesis_id")
-
-
-def is_run_key(key: str) -> bool:
-    """True for a config key spec_of adds (RUN_CONFIG_KEYS, and the actor's `aexp.actor.*`)."""
-    return key in RUN_CONFIG_KEYS or key.startswith(ACTOR_PREFIX)
-
 
 if TYPE_CHECKING:
     from aexp.settings import Settings
@@ -163,8 +152,6 @@ def run_tags(spec: Mapping[str, Any], extra: Iterable[str] = ()) -> list[str]:
 
 
 __all__ = [
-    "RUN_CONFIG_KEYS",
-    "is_run_key",
     "project_group_by",
     "project_settings",
     "run_spec",

@@ -24,14 +24,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aexp.agent.actor import ACTOR_PREFIX
 from aexp.errors import StatepointError
 from aexp.jobdoc import JobDir
 from aexp.joblock import job_lock
 from aexp.jobs import STATEPOINT_FILE, is_job_dir, is_job_id
 from aexp.journal import iter_events, journal_path
-from aexp.spec import is_run_key
 
-# Keys spec_of adds to the flattened state point in a run's config (aexp.spec.spec_of).
 _JOURNALS = "tracker_log"
 # What a job directory holds that is worth nothing alone: its state point file and aexp's locks.
 _WORTHLESS = frozenset({STATEPOINT_FILE, ".aexp.lock", ".aexp.claim", ".aexp.lock.filelock"})
@@ -41,6 +40,17 @@ _jobs_seen: dict[str, set[str]] = {}
 _left_out: dict[str, set[str]] = {}
 _said: set[str] = set()
 _readable: dict[str, tuple[int, int]] = {}  # job path -> its state point file's stamp, read fine
+
+
+# The keys of a run's config that describe the run, not its job's state point: what spec_of adds
+# to the flattened state point (aexp.spec.spec_of); a state point rebuilt from a run's config
+# leaves them out.
+RUN_CONFIG_KEYS = ("job_id", "limina.experiment_id", "limina.hypothesis_id")
+
+
+def is_run_key(key: str) -> bool:
+    """True for a config key spec_of adds (RUN_CONFIG_KEYS, and the actor's `aexp.actor.*`)."""
+    return key in RUN_CONFIG_KEYS or key.startswith(ACTOR_PREFIX)
 
 
 def statepoint_problem(job: Any) -> str | None:

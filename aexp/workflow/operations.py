@@ -66,7 +66,7 @@ _storage_seen: set[int] = set()
 
 
 # Operations of this process that failed (an experiment, or an operation's own error): `exec`,
-# which has no pass summary, exits 1 after one (aexp.workflow.project.main).
+# which has no pass summary, exits 1 after one (aexp.workflow.command.main).
 _failures: list[str] = []
 
 
