@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterable, Iterator
 
 from aexp.errors import TrackerInitError, WorkspaceError
-from aexp.jobs import is_job_dir, stray_dir_message
+from aexp.jobs import jobs_seen, known_job_dir, stray_dir_message
 from aexp.workflow.conditions import say
 
 # The Python package each backend's adapter imports, by backend name. A backend not listed here
@@ -30,7 +30,6 @@ from aexp.workflow.conditions import say
 SDK_MODULES = {"wandb": "wandb", "mlflow": "mlflow"}
 
 _reported: set[str] = set()
-_jobs_seen: dict[str, set[str]] = {}  # workspace -> names found to be jobs in this process
 
 
 def _installed(module: str) -> bool:
@@ -89,12 +88,9 @@ def usable_job_dirs(workspace: str, names: Iterable[str]) -> Iterator[str]:
     # flow lists the workspace several times per command: each directory is checked once per
     # process (a job's state point file does not go away), which keeps `status` at one stat
     # per job (~2 us) whatever flow does.
-    known = _jobs_seen.setdefault(workspace, set())
+    known = jobs_seen(workspace)
     for name in names:
-        if name in known:
-            yield name
-        elif is_job_dir(workspace, name):
-            known.add(name)
+        if name in known or known_job_dir(workspace, name):
             yield name
         else:
             report_stray(workspace, name)
