@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from aexp.attempt import AttemptEnded, NothingToRun
 from aexp.binding import adapters_of, bind_tracker, new_binding
 from aexp.errors import AexpError, JobBusyError, WorkspaceError
-from aexp.jobdoc import now_iso
+from aexp.jobdoc import now_iso, read_doc
 from aexp.lifecycle import finish_run, run_lifecycle
 from aexp.outcome import ERROR_LOG, STORAGE_ERRNOS
 from aexp.settings import Settings
@@ -183,12 +183,13 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
         return "skipped"
     # The run's spec, once for the whole attempt, and before the attempt takes the job's claim:
     # a job whose state point is damaged is left untouched, as `init_tracker` would leave it.
-    spec = run_spec(job, settings.group_by)
+    doc = read_doc(job)  # one look at the document for the spec and `is_unbound`
+    spec = run_spec(job, settings.group_by, doc=doc)
     binder = None
     if settings.backends:
         # A job this pass binds here gets its binding made now too, for the same reason (a
         # backend refusing the run). Used only if the job is still unbound under the claim.
-        prepared = _new_binding(job, settings, spec) if is_unbound(job) else None
+        prepared = _new_binding(job, settings, spec) if is_unbound(job, doc) else None
 
         def binder(spec: Mapping[str, Any]) -> dict[str, Any]:
             return prepared if prepared is not None else _new_binding(job, settings, spec)

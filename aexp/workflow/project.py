@@ -112,12 +112,14 @@ class WorkflowProject(FlowProject):
 
         check_backends_installed(self.settings.backends)
         check_writable(self.workspace)
-        watch = PassWatch(self.workspace, self._ids(jobs), stale_after=self.settings.stale_after)
         serial = kwargs.get("np") in (None, 1)
         run = in_run(
             execute_binds=self._selects(names, self.binding_operation), trust_sweeps=serial
         )
         with forked.signals_stop_pool(not serial), run:
+            # Inside the pass: flow's first sweep of conditions takes the facts this look took.
+            stale_after = self.settings.stale_after
+            watch = PassWatch(self.workspace, self._ids(jobs), stale_after=stale_after)
             super().run(jobs=jobs, names=names, **kwargs)
         self.exit_code = watch.finish().exit_code
         return None
