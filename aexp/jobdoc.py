@@ -87,10 +87,16 @@ def derived(job: Any, doc: dict[str, Any], make: Callable[[], Any]) -> Any:
     """`make()`, once per version of the job's document: where `doc` is the document this
     module holds for the job (what `read_doc` returned), the value is kept with it until the
     document changes; any other `doc` (a `peek_doc`, a private copy) gets `make()` each time.
-    `make` must depend on `doc` alone."""
+    `make` must depend on `doc` alone. A `doc` parsed apart from the cache (`hold_doc`) that
+    holds what the cached one holds gets the value derived from that one (one comparison of
+    the two in C, where `make` is a walk in Python)."""
     path = _doc_path(job)
-    if _cache_docs.get(path) is not doc:
-        return make()
+    cached = _cache_docs.get(path)
+    if cached is not doc:
+        value = _cache_derived.get(path, _MISSING)
+        if value is _MISSING or cached != doc:
+            return make()
+        return value
     value = _cache_derived.get(path, _MISSING)
     if value is _MISSING:
         value = _cache_derived[path] = make()
