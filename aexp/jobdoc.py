@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from aexp.errors import BindingError
 from aexp.joblock import job_lock
+from aexp.journal.format import encode
 
 # The last parse of each document and the (inode, mtime, size) it was parsed at, by path. Two
 # dicts rather than one of (key, doc) pairs: fewer objects for the garbage collector to walk.
@@ -252,8 +253,9 @@ def update_doc(
         return current
 
 
-# Strict JSON: jq, browsers and other strict readers reject NaN and Infinity literals.
-_dumps = json.JSONEncoder(allow_nan=False).encode
+# Strict JSON: jq, browsers and other strict readers reject NaN and Infinity literals (the
+# journal's encoder: `json.JSONEncoder(allow_nan=False).encode`, called without its frames).
+_dumps = encode
 
 
 def strict_json(value: Any) -> Any:
