@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from aexp.errors import BindingError
-from aexp.joblock import job_lock
+from aexp.joblock import current_pid, job_lock
 from aexp.journal.format import encode
 
 # The last parse of each document and the (inode, mtime, size) it was parsed at, by path. Two
@@ -277,7 +277,7 @@ def _write_atomically(path: str, text: str) -> None:
     # update, and a reader (signac's job.doc included) never sees a torn file. The text is
     # serialised before the temporary file is opened, so a failure leaves nothing behind.
     # Plain descriptors: no text layer, no buffer, no isatty probe of a new file.
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{current_pid()}.tmp"
     data = text.encode("utf-8")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
