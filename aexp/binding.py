@@ -37,11 +37,9 @@ def new_run_id() -> str:
     """A new run id: 8 characters of [a-z0-9], the shape of W&B's own ids (every backend takes
     it, so one id names the run everywhere)."""
     alphabet = string.ascii_lowercase + string.digits
-    # One draw of 8 base-36 digits (uniform, as eight `secrets.choice` are), from one read of
-    # the system's randomness (`os.urandom`, what `secrets` reads): 64 bits, of which the
-    # values below the largest multiple of 36**8 are taken modulo 36**8, so every id is as
-    # likely (a draw above it, one in about 200 million, is drawn again). `secrets.randbelow`
-    # draws 42 bits and rejects a third of them: 1.5 reads per id on average.
+    # 8 uniform base-36 digits from one read of `os.urandom` (what `secrets` reads): 64 bits
+    # modulo 36**8 below _ID_LIMIT (one draw in ~200 million is above it: drawn again), where
+    # `secrets.randbelow` rejects a third of its 42-bit draws (1.5 reads per id).
     value = int.from_bytes(os.urandom(8), "little")
     while value >= _ID_LIMIT:
         value = int.from_bytes(os.urandom(8), "little")
