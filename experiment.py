@@ -23,6 +23,8 @@ downloads, no dependencies). State point keys it understands:
     lr              learning rate (default 0.5)
     epoch_seconds   sleep per epoch, to make a run long enough to preempt (default 0)
     fail_at_epoch   raise at this epoch, to see what a failed run looks like (default: never)
+    hang_at_epoch   stop making progress at this epoch in the first attempt, to see what a
+                    stalled job looks like (`status` labels it `stalled`; docs/workflow.md)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import threading
 import time
 from typing import Any
 
@@ -72,12 +75,16 @@ def experiment(job: Any, tracker: Any) -> None:
 
     state = tracker.load_checkpoint() or {"epoch": 0, "w": [0.0] * N_FEATURES, "b": 0.0}
     w, b = state["w"], state["b"]
-    rng = random.Random(f"{sp.get('seed', 0)}-shuffle")
     for epoch in range(state["epoch"], epochs):
         if sp.get("fail_at_epoch") == epoch:
             raise RuntimeError(f"injected failure at epoch {epoch}")
+        if sp.get("hang_at_epoch") == epoch and tracker.attempt == 1:
+            threading.Event().wait()  # a deadlock: alive, heartbeat beating, nothing logged
+        # Every random draw is seeded from (seed, epoch), not from a generator carried across
+        # epochs: a resumed attempt draws what an uninterrupted one would (or checkpoint the
+        # generator's state with the model).
         order = list(range(len(data)))
-        rng.shuffle(order)
+        random.Random(f"{sp.get('seed', 0)}-shuffle-{epoch}").shuffle(order)
         for i in order:
             x, y = data[i]
             grad = _predict(w, b, x) - y

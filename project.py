@@ -20,6 +20,7 @@ from experiment import experiment
 
 SETTINGS = settings_or_exit(__file__)  # signac.rc, with AEXP_* overrides (docs/settings.md)
 STALE_AFTER = SETTINGS.stale_after
+STALL_AFTER = SETTINGS.stall_after
 
 
 class Project(WorkflowProject):
@@ -46,6 +47,11 @@ def state(job):
 @Project.label
 def stale(job):
     return wf.stale_label(job, STALE_AFTER)
+
+
+@Project.label
+def stalled(job):  # alive, but its journal stopped progressing ([workflow] stall_after)
+    return wf.stalled_label(job, STALE_AFTER, STALL_AFTER)
 
 
 @Project.label

@@ -54,8 +54,10 @@ from aexp.mirrors import LiveMirrors, has_live
 from aexp.outcome import STATUS_OF, settle, warn
 from aexp.schema import COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 from aexp.spec import run_spec
+from aexp.stallwatch import StallWatch
 from aexp.state import Mark, attempt_identity, is_stale, unrecorded_attempt
 from aexp.tracker import Tracker
+from aexp.usage import Usage
 
 # Seconds after its start at which an attempt's first heartbeat records it in the document.
 FIRST_RECORD_S = 1.0
@@ -83,7 +85,8 @@ class Attempt:
     `bind(spec)` returns a new binding for an unbound job, given the run's spec (bound by this
     attempt); without it an unbound job runs with the lifecycle bookkeeping only. `spec`: the
     run's spec (`aexp.spec.run_spec`) when the caller has it. `artifacts`: paths in the job
-    attached to the run when the attempt ends, if they exist.
+    attached to the run when the attempt ends, if they exist. `stall_watch`: preempts the
+    attempt when its journal stops progressing (aexp.stallwatch; None: it is left alone).
     """
 
     def __init__(
@@ -95,8 +98,10 @@ class Attempt:
         artifacts: tuple[str, ...] = (),
         bind: Binder | None = None,
         spec: Mapping[str, Any] | None = None,
+        stall_watch: StallWatch | None = None,
     ) -> None:
         self.job = job
+        self.stall_watch = stall_watch
         self.heartbeat_interval = heartbeat_interval
         self.stale_after = stale_after
         self.artifacts = artifacts
@@ -112,6 +117,8 @@ class Attempt:
         self.mirrors = LiveMirrors(job)
         self.opened = False  # the run's step and summary are known (else the document's stand)
         self._t0 = 0.0
+        self._usage: Usage | None = None
+        self.used: dict[str, Any] = {}  # wall_s, peak_rss_mb: what the `finish` event recorded
         self._tail = Tail()
         self._writer: JournalWriter | None = None
         self._held: HeldDoc | None = None
@@ -137,6 +144,7 @@ class Attempt:
         job = self.job
         self.started_at = now_iso()
         self._t0 = time.monotonic()
+        self._usage = Usage.start()  # wall time and peak memory, for `aexp resources`
         # The one read: under the claim, the document as it is; held open, so that the end is
         # written on top of it without reading it again (`update_doc(..., base=...)`).
         self._held = hold_doc(job)
@@ -221,16 +229,18 @@ class Attempt:
                         write_init_event(job, binding, writer, spec=self.spec)
             last = tail.last
             tracker.attempt = self.number
-            tracker.step = max(
-                binding.get("last_step", -1), -1 if tail.last_step is None else tail.last_step
-            )
-            tracker.step += 1
-            tracker.summary = dict(binding.get("summary") or {})
+            logged = -1 if tail.last_step is None else tail.last_step
+            tracker.step = max(binding.get("last_step", -1), logged) + 1
             # The previous attempt ended cleanly when its `finish` is the journal's last event;
             # if not (killed), the live backends may have lost rows: they are repaired from it.
             unclean = last is not None and last.get("event") not in ("finish", "init_run")
             resumed = self.number > 1 and has_live(binding)
-            journal = read_journal(path) if unclean or resumed else None
+            # Rows the document's summary does not cover (an attempt killed before its end was
+            # recorded): the summary starts from the journal's, not from this attempt's rows.
+            lagging = logged > binding.get("last_step", -1)
+            journal = read_journal(path) if unclean or resumed or lagging else None
+            covered = journal is None or not (unclean or lagging)
+            tracker.summary = dict(binding.get("summary") or {}) if covered else journal.summary
             writer.resume_run(attempt=self.number, **self.identity)
         except BaseException:  # the attempt is recorded without its journal (as before it opened)
             writer.close()
@@ -297,7 +307,11 @@ class Attempt:
                 updates["tracker"] = {**current, "last_step": self.tracker.step - 1}
             return updates
 
-        update_doc(self.job, change)
+        try:
+            update_doc(self.job, change)
+        finally:
+            if self.stall_watch is not None and self.opened:
+                self.stall_watch.check(self.tracker)
         # Once written (a failed write is recorded again by the next beat, or by the end; the
         # end writing it again after a beat wrote it is harmless: the same keys).
         self._running_recorded = self._running_recorded or recorded
@@ -310,6 +324,8 @@ class Attempt:
         update. Call it with the preemption signals ignored: a second signal must not cut the
         record short. Returns the document as stored."""
         heartbeat.stop(self._beat)
+        stalled = self.stall_watch.reason if self.stall_watch is not None else None
+        error = error or stalled
         unwritten = None
         try:
             self._close_run(exit_code, preempted)
@@ -324,6 +340,8 @@ class Attempt:
             updates.update(
                 status=STATUS_OF[state], ended_at=ended, heartbeat_at=ended, wallclock_s=wallclock
             )
+            if "peak_rss_mb" in self.used:
+                updates["peak_rss_mb"] = self.used["peak_rss_mb"]
             current = updates.get("tracker") or self._ours(doc)
             if current is not None:
                 binding = {**current, "state": state, "exit_code": exit_code, "error": error}
@@ -359,7 +377,11 @@ class Attempt:
                 warn(self.job, f"result file {name!r} not attached: {exc}")
         self.mirrors.finish(exit_code, preempted=preempted)
         try:
-            writer.finish(exit_code, preempted=preempted, attempt=self.number)
+            # Measured last: the wall time and peak memory include closing the backends.
+            self.used = self._usage.finish() if self._usage is not None else {}
+            if self.stall_watch is not None and self.stall_watch.reason:
+                self.used["stalled"] = True
+            writer.finish(exit_code, preempted=preempted, attempt=self.number, **self.used)
         finally:
             writer.close()
 

@@ -42,6 +42,7 @@ from aexp.joblock import job_claim
 from aexp.journal import JournalWriter, journal_path, read_tail
 from aexp.outcome import is_storage_error, record_error, settle
 from aexp.schema import COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
+from aexp.stallwatch import StallWatch
 from aexp.state import unrecorded_attempt
 from aexp.tracker import Preempted, Tracker
 
@@ -82,6 +83,7 @@ def run_lifecycle(
     artifacts: tuple[str, ...] = (),
     bind: Binder | None = None,
     spec: Mapping[str, Any] | None = None,
+    stall_watch: StallWatch | None = None,
 ) -> Iterator[Tracker]:
     """Run one attempt of `job` inside its bound tracker run; yields the `Tracker`.
 
@@ -90,7 +92,8 @@ def run_lifecycle(
     `artifacts` (paths in the job) are attached to the run when the attempt ends, if they exist.
     `bind(spec)` returns a new binding for an unbound job, given its run's spec (bound by this
     attempt); without it an unbound job runs with lifecycle bookkeeping only. `spec`: the run's
-    spec (`aexp.spec.run_spec`) when the caller has it. Exceptions (and `Preempted`, a
+    spec (`aexp.spec.run_spec`) when the caller has it. `stall_watch` preempts the attempt when
+    its journal stops progressing (aexp.stallwatch). Exceptions (and `Preempted`, a
     SystemExit) are recorded, then re-raised.
 
     Raises JobBusyError if another process works on the job, AttemptEnded if the attempt the
@@ -105,6 +108,7 @@ def run_lifecycle(
         artifacts=artifacts,
         bind=bind,
         spec=spec,
+        stall_watch=stall_watch,
     )
     with job_claim(job):
         try:

@@ -157,6 +157,7 @@ DOCUMENT_FIELDS: dict[str, tuple[type, ...]] = {
     "heartbeat_at": _OPT_STR,
     "ended_at": _OPT_STR,
     "wallclock_s": _NUMBER,
+    "peak_rss_mb": _NUMBER,
 }
 
 

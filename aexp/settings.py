@@ -12,7 +12,8 @@ editing it:
     AEXP_ENTITY    [tracker] entity        AEXP_STALE_AFTER   [workflow] stale_after
     AEXP_OFFLINE   [tracker] offline       AEXP_HEARTBEAT     [workflow] heartbeat_interval
     AEXP_TAGS      [tracker] tags     AEXP_OTEL_ENDPOINT [otel] endpoint
-    AEXP_GROUP_BY  [tracker] group_by
+    AEXP_GROUP_BY  [tracker] group_by       AEXP_STALL_AFTER   [workflow] stall_after
+    AEXP_ON_STALL  [workflow] on_stall      AEXP_MAX_SUBMIT    [slurm] max_submit
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ _ENV = {
     ("tracker", "group_by"): "AEXP_GROUP_BY",
     ("workflow", "heartbeat_interval"): "AEXP_HEARTBEAT",
     ("workflow", "stale_after"): "AEXP_STALE_AFTER",
+    ("workflow", "stall_after"): "AEXP_STALL_AFTER",
+    ("workflow", "on_stall"): "AEXP_ON_STALL",
+    ("slurm", "max_submit"): "AEXP_MAX_SUBMIT",
     ("sync", "workers"): "AEXP_SYNC_WORKERS",
     ("sync", "timeout"): "AEXP_SYNC_TIMEOUT",
     ("otel", "endpoint"): "AEXP_OTEL_ENDPOINT",
@@ -55,6 +59,10 @@ _GROUP_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 # Signals the run lifecycle turns into a recorded preemption; SLURM's warning signal must be one.
 PREEMPT_SIGNAL_NAMES = ("TERM", "USR1", "USR2")
+# What a stalled attempt gets ([workflow] on_stall): a label, or preempted (and requeued).
+ON_STALL = ("report", "preempt")
+# What `submit` does with what exceeds the queue limits ([slurm] over_limit).
+OVER_LIMIT = ("wait", "bundle")
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,10 @@ class SlurmSettings:
     warning_signal: str = "USR1"  # sent warning_seconds before the time limit
     warning_seconds: int = 120
     requeue: bool = True
+    max_submit: int | None = None  # SLURM jobs of yours in the queue at once (None: no limit)
+    over_limit: str = "wait"  # what exceeds the limits: "wait" (next submit) or "bundle"
+    walltime: str = ""  # "auto": sized from past attempts (aexp resources); "": directives
+    memory: str = ""  # "auto": sized from past attempts; "": directives
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,8 @@ class Settings:
     group_by: tuple[str, ...] = ()  # state-point keys naming the group (empty: "condition")
     heartbeat_interval: float = 30.0
     stale_after: float = 300.0
+    stall_after: float = 600.0  # the least silence of a journal that counts as a stall
+    on_stall: str = "report"  # or "preempt": a stalled attempt is preempted and requeued
     artifacts: tuple[str, ...] = ()
     sync_workers: int = 4
     sync_timeout: float = 600.0
@@ -260,12 +274,34 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         max_rows=int(number("dashboard", "max_rows", 200, integer=True)),
         max_curves=int(number("dashboard", "max_curves", 400, integer=True)),
     )
+    choices = {
+        ("workflow", "on_stall"): ON_STALL,
+        ("slurm", "over_limit"): OVER_LIMIT,
+        ("slurm", "walltime"): ("auto",),
+        ("slurm", "memory"): ("auto",),
+    }
+    chosen: dict[tuple[str, str], str] = {}
+    for (section, key), allowed in choices.items():
+        value = (raw(section, key) or "").strip().lower()
+        if value and value not in allowed:
+            empty = " or empty" if len(allowed) == 1 else ""
+            raise SettingsError(
+                f"{origin(section, key)} must be {' or '.join(allowed)}{empty}, not {value!r}."
+            )
+        chosen[section, key] = value
+    max_submit = raw("slurm", "max_submit")
     slurm = SlurmSettings(
         partition=(raw("slurm", "partition") or "").strip(),
         account=(raw("slurm", "account") or "").strip(),
         warning_signal=signal_name,
         warning_seconds=warning_seconds,
         requeue=boolean("slurm", "requeue", True),
+        max_submit=int(number("slurm", "max_submit", 1, integer=True))
+        if max_submit and max_submit.strip()
+        else None,
+        over_limit=chosen["slurm", "over_limit"] or OVER_LIMIT[0],
+        walltime=chosen["slurm", "walltime"],
+        memory=chosen["slurm", "memory"],
     )
     protocol = (raw("otel", "protocol") or OTEL_PROTOCOLS[0]).strip().lower()
     if protocol not in OTEL_PROTOCOLS:
@@ -297,6 +333,8 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
         group_by=group_by,
         heartbeat_interval=number("workflow", "heartbeat_interval", 30.0),
         stale_after=number("workflow", "stale_after", 300.0),
+        stall_after=number("workflow", "stall_after", 600.0),
+        on_stall=chosen["workflow", "on_stall"] or ON_STALL[0],
         artifacts=words("workflow", "artifacts"),
         sync_workers=int(number("sync", "workers", 4, integer=True)),
         sync_timeout=number("sync", "timeout", 600.0),

@@ -17,7 +17,10 @@ document's, brought up to date from the end of the run's journal wherever the do
     bound      bound to a run that has not executed (re-armed, rerun) the journal's tail
     running    an attempt started and has not ended as far as the     the journal's tail
                document and the journal tell; `stale` once its
-               process is known dead (`is_stale`)
+               process is known dead (`is_stale`); `stalled` while
+               its heartbeat is fresh but its journal has logged
+               nothing for longer than its own pace allows
+               (`is_stalled`)
     preempted  stopped from outside; `execute` resumes it             the journal's tail
     completed  ended, its run not closed (aexp before 0.2 only)
     failed     the experiment raised; terminal until re-armed or rerun
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aexp.binding import get_binding, pending_binding
@@ -43,9 +46,15 @@ from aexp.journal import Tail, journal_file, read_tail
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 
 UNBOUND, CORRUPT = "unbound", "corrupt"
+STALE, STALLED = "stale", "stalled"  # what a running job shows when it is (JobState.shown)
 # Every state `job_state` can give, in a job's usual order.
 JOB_STATES = (UNBOUND, CORRUPT, BOUND, RUNNING, PREEMPTED, COMPLETED, FAILED, FINISHED)
 TAIL_BYTES = 1 << 16
+# A running attempt is stalled once its journal has logged nothing for PACE_FACTOR times the
+# longest gap between two of its rows so far, and at least `[workflow] stall_after` seconds
+# (`stall_bound`). Five: a job that slows down (a busy node, a slower phase) is not stalled; a
+# deadlock, a hung collective or a dead data loader is, within a few of its own steps.
+PACE_FACTOR = 5.0
 _HOST = os.uname().nodename  # socket.gethostname(), without importing socket
 
 
@@ -76,6 +85,8 @@ class Mark:
     slurm_job_id: str | None = None
     slurm_restart_count: str | None = None
     ended: bool = False
+    progress_at: str | None = None
+    pace_s: float | None = None
 
     @classmethod
     def of_doc(cls, doc: Mapping[str, Any]) -> Mark:
@@ -108,7 +119,16 @@ class Mark:
             slurm_job_id=opening.get("slurm_job_id"),
             slurm_restart_count=opening.get("slurm_restart_count"),
             ended=tail.event == "finish",
+            progress_at=last.get("timestamp"),
+            pace_s=tail.pace,
         )
+
+    def with_progress(self, tail: Tail) -> Mark:
+        """This mark (the document's record of a running attempt) with the progress the
+        journal's tail shows, when the tail's last attempt is this one and still in flight."""
+        if not tail.in_flight or tail.attempt != self.attempt or tail.last is None:
+            return self
+        return replace(self, progress_at=tail.last.get("timestamp"), pace_s=tail.pace)
 
     @property
     def ours(self) -> bool:
@@ -144,6 +164,22 @@ def is_stale(record: Mark | Mapping[str, Any], stale_after: float) -> bool:
     )
 
 
+def stall_bound(pace_s: float | None, floor: float) -> float:
+    """Seconds without a journal event after which a live attempt is stalled: PACE_FACTOR times
+    its pace (the longest gap between two of its rows so far), and never less than `floor`
+    (`[workflow] stall_after`). Before its second row an attempt has no pace: the floor alone."""
+    return floor if pace_s is None else max(floor, PACE_FACTOR * pace_s)
+
+
+def is_stalled(mark: Mark, floor: float) -> bool:
+    """True if the attempt `mark` describes has logged nothing in its journal for longer than
+    `stall_bound` allows. Whether it is alive is `is_stale`'s question: a job is stalled only
+    while it is not stale (`JobState.stalled`). An attempt whose progress is unknown (its
+    journal unread) is not stalled."""
+    age = age_seconds(mark.progress_at)
+    return age is not None and age > stall_bound(mark.pace_s, floor)
+
+
 @dataclass(frozen=True, slots=True)
 class JobState:
     """A job's state (module docstring).
@@ -162,21 +198,34 @@ class JobState:
     mark: Mark | None = None
     binding: Mapping[str, Any] | None = None
     recorded: bool = True
+    stalled: bool = False
+
+    @property
+    def shown(self) -> str:
+        """The state as tables show it: `stalled` or `stale` for a running job that is, else
+        `state`."""
+        return STALLED if self.stalled else STALE if self.stale else self.state
 
 
 _UNBOUND_STATE = JobState(UNBOUND)
 
 
 def job_state(
-    job: Any, doc: Mapping[str, Any] | None = None, *, stale_after: float | None = None
+    job: Any,
+    doc: Mapping[str, Any] | None = None,
+    *,
+    stale_after: float | None = None,
+    stall_after: float | None = None,
 ) -> JobState:
     """The state of `job` (anything with `id` and `path`: a signac Job, an aexp.jobdoc.JobDir).
 
     `doc` is the job's document when the caller has read it already (else it is read here,
     not kept in aexp's document cache). `stale_after` is the age in seconds after which a
-    silent attempt counts as dead (None: the project's `[workflow] stale_after`, read from its
-    signac.rc: SettingsError when that cannot be read). Never raises for a damaged document or
-    journal: a damaged document is `corrupt`, a journal that cannot be read says nothing.
+    silent attempt counts as dead, `stall_after` the least time without a journal event after
+    which a live one is stalled (None: the project's `[workflow] stale_after` / `stall_after`,
+    read from its signac.rc: SettingsError when that cannot be read). Never raises for a
+    damaged document or journal: a damaged document is `corrupt`, a journal that cannot be
+    read says nothing.
     """
     try:
         if doc is None:
@@ -192,19 +241,25 @@ def job_state(
     state = binding["state"]
     if state in (COMPLETED, FAILED, FINISHED):
         return JobState(state, binding=binding, recorded=recorded)
+    path = journal_file(job.path, binding["run_id"])
     try:
-        tail = read_tail(journal_file(job.path, binding["run_id"]), steps=False, limit=TAIL_BYTES)
+        tail = read_tail(path, steps=False, limit=TAIL_BYTES, pace=True)
     except OSError:  # unreadable: the document's word stands
         tail = Tail()
     mark = unrecorded_attempt(tail, binding)
     if mark is None and state == RUNNING:
-        mark = Mark.of_doc(doc)
+        mark = Mark.of_doc(doc).with_progress(tail)
     if mark is None:
         return JobState(state, binding=binding, recorded=recorded)
-    if stale_after is None:
-        stale_after = _project_stale_after(job)
+    if stale_after is None or stall_after is None:
+        settings = _project_settings(job)
+        stale_after = settings.stale_after if stale_after is None else stale_after
+        stall_after = settings.stall_after if stall_after is None else stall_after
     stale = is_stale(mark, stale_after)
-    return JobState(RUNNING, stale=stale, mark=mark, binding=binding, recorded=recorded)
+    stalled = not stale and not mark.ended and is_stalled(mark, stall_after)
+    return JobState(
+        RUNNING, stale=stale, mark=mark, binding=binding, recorded=recorded, stalled=stalled
+    )
 
 
 def unrecorded_attempt(tail: Tail, binding: Mapping[str, Any]) -> Mark | None:
@@ -224,21 +279,26 @@ def unrecorded_attempt(tail: Tail, binding: Mapping[str, Any]) -> Mark | None:
     return None
 
 
-def _project_stale_after(job: Any) -> float:
+def _project_settings(job: Any) -> Any:
     from aexp.spec import project_settings
 
-    return project_settings(job).stale_after
+    return project_settings(job)
 
 
 __all__ = [
     "CORRUPT",
     "JOB_STATES",
+    "PACE_FACTOR",
+    "STALE",
+    "STALLED",
     "TAIL_BYTES",
     "UNBOUND",
     "JobState",
     "Mark",
     "attempt_identity",
     "is_stale",
+    "is_stalled",
     "job_state",
+    "stall_bound",
     "unrecorded_attempt",
 ]

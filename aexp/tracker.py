@@ -57,6 +57,7 @@ class Tracker:
     _checkpoints_used: bool = False
     _checkpoint_seq: int | None = None  # of the newest stored checkpoint (-1: none), once known
     _closing: bool = False  # the experiment has returned or raised: signals no longer stop it
+    _stalled: bool = False  # its journal stopped progressing: a signal stops it at once
 
     def log(self, metrics: Mapping[str, Any], *, step: int | None = None) -> None:
         """Record one row of metrics at `step` (default: the next step).
@@ -159,7 +160,8 @@ class Tracker:
             return
         first = self._preempt_signal is None
         self._preempt_signal = signum
-        if not self._checkpoints_used or not first:
+        # A stalled experiment never reaches its next checkpoint (aexp.stallwatch).
+        if not self._checkpoints_used or not first or self._stalled:
             raise Preempted(signum)
 
 

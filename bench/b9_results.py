@@ -53,7 +53,7 @@ READER_LIMIT = 1.3  # against the hand-written reader
 MEMORY_LIMIT = 2.0
 GROUPING_LIMIT = 1.10
 METRICS = ("loss:min", "accuracy:max")
-SIZES = {"quick": [2_000], "default": [10_000, 100_000], "full": [10_000, 100_000]}
+SIZES = {"smoke": [200], "quick": [2_000], "default": [10_000, 100_000], "full": [10_000, 100_000]}
 BASELINE = "baseline_results.py"
 
 
@@ -208,7 +208,7 @@ def run(opts: Any) -> list[Result]:
 
 
 def _long_journals(opts: Any) -> list[Result]:
-    n_jobs, rows = (100, 500) if opts.mode == "quick" else (500, 2_000)
+    n_jobs, rows = {"smoke": (20, 100), "quick": (100, 500)}.get(opts.mode, (500, 2_000))
     root = long_journal_project(n_jobs, rows, cache=opts.cache)
     shutil.copy2(BENCH / "baselines" / "results_reader.py", root / BASELINE)
     env = hermetic_env(root / ".bench-env")
@@ -229,7 +229,7 @@ def _long_journals(opts: Any) -> list[Result]:
 
 
 def _against_status(opts: Any) -> list[Result]:
-    jobs = 2_000 if opts.mode == "quick" else 10_000
+    jobs = {"smoke": 200, "quick": 2_000}.get(opts.mode, 10_000)
     root = status_project(jobs, cache=opts.cache)
     shutil.copy2(Path(__file__).resolve().parent.parent / "dashboard.py", root / "dashboard.py")
     env = hermetic_env(root / ".bench-env")

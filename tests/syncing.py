@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -82,8 +83,9 @@ def fragments(root: Path, job_id: str) -> list[Path]:
 def quirk(folder: Path) -> None:
     """Rewrite the fragment in `folder` as wandb 0.31 sometimes writes it under load: its last
     `environment` record after its `exit` record. The records are wandb's own (decoded with its
-    protobuf `Record`, re-framed unchanged); `wandb sync` then uploads the whole run, writes its
-    marker, and logs `runfiles: called UploadNow() after Finish()` for it."""
+    protobuf `Record`, re-framed unchanged; one made with that type where the fragment has none);
+    `wandb sync` then uploads the whole run, writes its marker, and logs `runfiles: called
+    UploadNow() after Finish()` for it."""
     from aexp.wandb_offline.decode import record_class
     from aexp.wandb_offline.framing import read_log, write_log
 
@@ -95,9 +97,16 @@ def quirk(folder: Path) -> None:
         parsed = record()
         parsed.ParseFromString(payload)
         kinds.append(parsed.WhichOneof("record_type"))
-    last_env = len(kinds) - 1 - kinds[::-1].index("environment")
-    moved = payloads.pop(last_env)
-    kinds.pop(last_env)
+    if "environment" in kinds:
+        last_env = len(kinds) - 1 - kinds[::-1].index("environment")
+        moved = payloads.pop(last_env)
+        kinds.pop(last_env)
+    else:  # a run that ended before wandb's system probe wrote its record (seen under load)
+        made = record()
+        made.environment.os = platform.platform()
+        made.environment.python = f"{platform.python_implementation()} {platform.python_version()}"
+        made.environment.started_at.GetCurrentTime()
+        moved = made.SerializeToString()
     payloads.insert(kinds.index("exit") + 1, moved)
     log.unlink()
     write_log(log, payloads)
@@ -125,6 +134,10 @@ def assert_wandb_once(server: Any, root: Path, job_ids: list[str]) -> None:
         assert got is not None, f"run {run_id} of job {job_id} never reached the server"
         assert got["steps"] == steps, (job_id, run_id, got["steps"], steps)
         assert got["artifact_versions"] == artifacts, (job_id, got["artifact_versions"])
+        # The run's page is recorded however its upload ended (a sync killed mid-upload
+        # included: the next one learns it from the server's account).
+        url = (binding(root, job_id)["backends"]["wandb"].get("url") or "").rstrip("/")
+        assert url.startswith(server.base_url) and url.endswith(f"/runs/{run_id}"), (job_id, url)
 
 
 def mlflow_steps(uri: str, run_id: str, metric: str = "loss") -> list[int]:

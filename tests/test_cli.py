@@ -180,7 +180,7 @@ def copy(sweep: SimpleNamespace, tmp_path: Path) -> Path:
 # -- version, help ----------------------------------------------------------------------------
 COMMANDS = [
     "new-run", "bind-tracker", "sync-offline", "runs", "best", "compare", "plot", "show",
-    "list-runs", "rearm", "rerun", "remove", "repair", "export-otel",
+    "list-runs", "rearm", "rerun", "remove", "repair", "export-otel", "resources",
 ]  # fmt: skip
 
 

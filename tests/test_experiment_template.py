@@ -1,5 +1,6 @@
 """The template's own experiment.py, as a researcher gets it: killed between logging an epoch and
-checkpointing it, it resumes without a second row for that epoch in any tracker."""
+checkpointing it, it resumes without a second row for that epoch in any tracker, and ends where an
+uninterrupted run of the same point ends."""
 
 from __future__ import annotations
 
@@ -42,11 +43,12 @@ def _logged_steps(path: Path) -> list[int]:
 def test_an_epoch_redone_after_a_kill_adds_no_row(template: Path, killed_after_epoch: int) -> None:
     set_rc(template, "tracker", "backend", "noop")
     epochs = 5
+    point = {"condition": "full", "seed": 0, "epochs": epochs}
     job = aexp.create_run(
-        experiment_id="E1",
-        hypothesis_id="H1",
-        statepoint={"condition": "full", "seed": 0, "epochs": epochs, "epoch_seconds": 1.0},
+        experiment_id="E1", hypothesis_id="H1", statepoint={**point, "epoch_seconds": 1.0}
     )
+    whole = aexp.create_run(experiment_id="E1", hypothesis_id="H1", statepoint=point)
+    run_cmd([PYTHON, "project.py", "run", "-j", whole.id], cwd=template, check=True)
     proc = subprocess.Popen(
         [PYTHON, "project.py", "run"],
         cwd=template,
@@ -81,3 +83,9 @@ def test_an_epoch_redone_after_a_kill_adds_no_row(template: Path, killed_after_e
     ]
     binding = aexp.get_binding(job)
     assert binding["state"] == "finished" and binding["last_step"] == epochs - 1
+    # The same numbers as the run that was never interrupted: each epoch, the re-done one, the end.
+    reference = read_journal(_journal(whole)).history()
+    assert [row.metrics for row in history] == [row.metrics for row in reference]
+    assert redone[0].metrics == reference[killed_after_epoch].metrics
+    result = json.loads(Path(job.path, "result.json").read_text())
+    assert result == json.loads(Path(whole.path, "result.json").read_text())

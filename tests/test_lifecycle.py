@@ -256,3 +256,46 @@ def test_checkpoints_continue_across_attempts(project) -> None:
         tracker.checkpoint({"epoch": 2})
     stored = read_checkpoint(job.path)
     assert (stored.seq, stored.step, stored.state) == (1, 2, {"epoch": 2})
+
+
+_KILLED_ATTEMPT = """
+import os, signal, sys
+import aexp
+job = aexp.open_project().open_job(id=sys.argv[1])
+with aexp.run_lifecycle(job) as tracker:
+    for step, loss in enumerate(sys.argv[2:]):
+        tracker.log({"loss": float(loss), "epoch": step}, step=step)
+    os.kill(os.getpid(), signal.SIGKILL)  # killed before its end is recorded
+"""
+
+
+@pytest.mark.parametrize(
+    ("logged", "again", "expected"),
+    [
+        # the next attempt re-does the last step only: the summary is the journal's
+        (["1.0", "0.5", "0.25"], [(2, 0.9)], {"loss": 0.25, "epoch": 2}),
+        # the next attempt adds steps: they are the latest
+        (["1.0", "0.5"], [(2, 0.3), (3, 0.2)], {"loss": 0.2, "epoch": 3}),
+        # the next attempt logs nothing
+        (["1.0"], [], {"loss": 1.0, "epoch": 0}),
+    ],
+)
+def test_a_finished_runs_summary_covers_every_attempt_a_kill_cut_short(
+    project, logged, again, expected
+) -> None:
+    import subprocess
+    import sys
+
+    from aexp.journal import read_journal
+
+    job, path = _bound()
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_ATTEMPT, job.id, *logged], cwd=project.path, check=False
+    )
+    assert done.returncode == -signal.SIGKILL
+    with run_lifecycle(job) as tracker:
+        for step, loss in again:
+            tracker.log({"loss": loss, "epoch": step}, step=step)
+    binding = get_binding(job)
+    assert binding["state"] == "finished"
+    assert binding["summary"] == expected == read_journal(path).summary

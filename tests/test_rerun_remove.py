@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import AEXP, aexp_cli, ok
+from cli_helpers import AEXP, aexp_cli, bad, ok
 from conftest import PYTHON, run_cmd, set_rc
 
 import aexp
@@ -271,6 +271,43 @@ def test_remove_refuses_runs_that_exist_nowhere_else_unless_forced_and_names_the
     assert "deleted for good, never synced:" in done.stderr
     assert all(run in done.stderr for run in unsynced), done.stderr
     assert not any(Path(job.path).exists() for job in jobs)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda d: "{" + json.dumps(d)[:50], id="truncated"),
+        pytest.param(
+            lambda d: {**d, "tracker": {**d["tracker"], "attempts": "x"}}, id="wrong-type"
+        ),
+        pytest.param(lambda d: {"status": "created"}, id="killed-before-first-record"),
+        pytest.param(lambda d: {**d, "tracker": None}, id="binding-gone"),
+    ],
+)
+def test_remove_judges_what_exists_elsewhere_by_the_runs_journals_not_the_document(
+    template: Path, damage
+) -> None:
+    """A run is in its journal whatever its document says (damaged, or never written because
+    its first attempt was killed first): removing the job would delete it for good."""
+    set_rc(template, "tracker", "backend", "mlflow")
+    ran, bound = make(seed=0), make(seed=1)
+    run_cmd([PYTHON, "project.py", "run", "-j", ran.id], template, check=True)
+    run_cmd([PYTHON, "project.py", "run", "-o", "init_tracker", "-j", bound.id], template,
+            check=True)  # fmt: skip
+    run_id = doc(ran)["tracker"]["run_id"]
+    damaged = damage(doc(ran))
+    text = damaged if isinstance(damaged, str) else json.dumps(damaged)
+    Path(ran.path, "signac_job_document.json").write_text(text)
+
+    said = cli(template, "remove", "--all", "--yes")  # a damaged job is warned about first
+    bad(said, f"job {ran.id} run {run_id} (not on mlflow)", warnings=True)
+    assert Path(ran.path).is_dir() and Path(bound.path).is_dir(), "nothing removed"
+    ok(cli(template, "remove", bound.id, "--yes"))  # bound, never executed: nothing to lose
+    assert not Path(bound.path).exists()
+    done = cli(template, "remove", ran.id, "--force", "--yes")
+    ok(done)
+    assert f"deleted for good, never synced: job {ran.id} run {run_id}" in done.stderr
+    assert not Path(ran.path).exists()
 
 
 def test_remove_refuses_a_run_a_rerun_kept_that_was_never_synced(template: Path) -> None:

@@ -13,155 +13,25 @@ before the limit; a requeued job starts again about 13-26 s after its requeue.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 import time
-import uuid
-from datetime import datetime
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, run_cmd, set_rc
+from conftest import set_rc
+from slurm_cluster import Cluster, cluster_of, doc, events, logged, noop, stamp, sweep, wait_running
 
-import aexp
 from aexp.checkpoint import read_checkpoint
-from aexp.trackers.noop import EVENTS_FILE, LOG_DIR
+from aexp.trackers.noop import LOG_DIR
 
 pytestmark = pytest.mark.slurm
 
-SLURM_ENV = "DefaultSlurmEnvironment"
-
-
-class Cluster:
-    """The template copy of one test, submitting to the real cluster."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.names: list[str] = []  # SLURM job names (flow's ids) this test submitted
-        self.env = {
-            **os.environ,
-            "SIGNAC_FLOW_ENVIRONMENT": SLURM_ENV,
-            "AEXP_HEARTBEAT": "1",  # last_step in job.doc follows the run closely
-        }
-
-    def flow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = run_cmd([PYTHON, "project.py", *args], cwd=self.root, env=self.env, timeout=120)
-        if check and result.returncode != 0:
-            pytest.fail(f"project.py {' '.join(args)} exited {result.returncode}:\n"
-                        f"{result.stdout}\n{result.stderr}\n{self.logs()}")  # fmt: skip
-        return result
-
-    def submit(self, *args: str) -> list[str]:
-        result = self.flow("submit", *args)
-        names = re.findall(r"Submitting cluster job '([^']+)'", result.stderr)
-        assert names, result.stderr
-        self.names += names
-        return names
-
-    def queue(self) -> dict[str, tuple[str, str]]:
-        """Our jobs still in the queue: name -> (SLURM job id, state code)."""
-        out = subprocess.run(
-            ["squeue", "-h", "-o", "%i|%t|%j"], capture_output=True, text=True, timeout=30
-        ).stdout
-        rows = (line.split("|", 2) for line in out.splitlines() if line.count("|") >= 2)
-        return {name: (jid, st) for jid, st, name in rows if name in self.names}
-
-    def slurm_id(self, name: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if name in self.queue():
-                return self.queue()[name][0]
-            time.sleep(0.5)
-        pytest.fail(f"{name} never showed up in squeue\n{self.logs()}")
-
-    def wait_until_drained(self, timeout: float) -> float:
-        """Wait until none of our jobs is queued or running; returns the seconds waited."""
-        t0 = time.monotonic()
-        while self.queue():
-            if time.monotonic() - t0 > timeout:
-                pytest.fail(f"jobs still queued after {timeout:.0f} s: {self.queue()}\n"
-                            f"{self.logs()}")  # fmt: skip
-            time.sleep(1)
-        return time.monotonic() - t0
-
-    def show(self, slurm_id: str) -> dict[str, str]:
-        """`scontrol show job` as a dict (finished jobs stay visible for MinJobAge)."""
-        out = subprocess.run(
-            ["scontrol", "-o", "show", "job", slurm_id], capture_output=True, text=True, timeout=30
-        ).stdout
-        return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
-
-    def log_text(self, slurm_id: str) -> str:
-        return (self.root / "logs" / f"slurm-{slurm_id}.out").read_text()
-
-    def logs(self) -> str:
-        parts = [f"----- {p} -----\n{p.read_text()}" for p in sorted(self.root.glob("logs/*"))]
-        return "\n".join(parts) or "(no batch output in logs/)"
-
-    def cancel_leftovers(self) -> None:
-        ids = [jid for jid, _ in self.queue().values()]
-        if ids:
-            subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
-
 
 @pytest.fixture
-def cluster(slurm, template: Path):
-    c = Cluster(template)
-    yield c
-    c.cancel_leftovers()
-    print(c.logs())  # shown by pytest only when the test failed
-
-
-def noop(cluster: Cluster) -> Cluster:
-    set_rc(cluster.root, "tracker", "backend", "noop")
-    return cluster
-
-
-def sweep(n: int, **statepoint: object) -> list:
-    # A nonce keeps job ids (and so SLURM job names) apart from any other run of these tests.
-    nonce = uuid.uuid4().hex[:8]
-    return [
-        aexp.create_run(
-            experiment_id="E018",
-            hypothesis_id="H012",
-            statepoint={"condition": "full", "seed": seed, "nonce": nonce, **statepoint},
-        )
-        for seed in range(n)
-    ]
-
-
-def doc(job) -> dict:
-    path = Path(job.path, "signac_job_document.json")
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def events(job) -> list[dict]:
-    (path,) = Path(job.path, LOG_DIR).glob(f"*/{EVENTS_FILE}")
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def logged(job, key: str = "step") -> list:
-    return [
-        e[key] if key == "step" else e["metrics"][key] for e in events(job) if e["event"] == "log"
-    ]
-
-
-def wait_running(cluster: Cluster, jobs: list, min_step: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        trackers = [doc(job).get("tracker", {}) for job in jobs]
-        if all(
-            t.get("state") == "running" and t.get("last_step", -1) >= min_step for t in trackers
-        ):
-            return
-        time.sleep(0.5)
-    pytest.fail(f"not running after {timeout} s: {[doc(j) for j in jobs]}\n{cluster.logs()}")
-
-
-def stamp(line: str) -> datetime:
-    return datetime.strptime(line.split(" ", 1)[1][:19], "%Y-%m-%d %H:%M:%S")
+def cluster(slurm, template: Path) -> Iterator[Cluster]:
+    yield from cluster_of(template)
 
 
 # -- (1) a sweep ---------------------------------------------------------------------------------

@@ -350,8 +350,9 @@ def test_an_unreachable_slurm_controller_gives_sentences_not_tracebacks(
     assert submitted.returncode == 1
     assert "Traceback" not in submitted.stderr
     assert submitted.stderr.strip().splitlines()[-1] == (
-        "error: sbatch refused a submission (Batch job submission failed: Unable to contact "
-        "slurm controller (connect failure)); earlier ones stay queued."
+        f"error: sbatch refused run_job({job.id}) (Unable to contact slurm controller (connect "
+        "failure)); nothing was submitted; 1 eligible job was not sent: the next submit sends "
+        "them."
     )
 
 

@@ -429,6 +429,7 @@ def test_a_job_that_is_still_executing_is_skipped(
     document["tracker"]["state"] = "running"
     document["heartbeat_at"] = now_iso()
     document["attempt"] = {**document.get("attempt", {}), "host": "node-17", "pid": 4242}
+    document["tracker"]["attempts"] += 1  # a new attempt, past the one the journal ended
     path.write_text(json.dumps(document))
 
     results = sync_offline_runs(copy, job_ids=[built.ids["full"]])

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from conftest import PYTHON, REPO, run_cmd, set_rc
 
 import aexp
 from aexp.checkpoint import read_checkpoint
+from aexp.journal import journal_path
 from aexp.trackers.noop import EVENTS_FILE, LOG_DIR
 
 
@@ -260,8 +261,9 @@ def status_labels(root: Path) -> dict[str, set[str]]:
 def test_status_shows_every_documented_label(noop: Path) -> None:
     """Every label of docs/workflow.md's table, each on a job in that state."""
     pytest.importorskip("wandb")
-    names = ["unbound", "bound", "running", "stale", "preempted", "completed", "failed",
-             "finished", "synced", "unsynced", "online", "several", "corrupt"]  # fmt: skip
+    names = ["unbound", "bound", "running", "stale", "stalled", "preempted", "completed",
+             "failed", "finished", "synced", "unsynced", "online", "several",
+             "corrupt"]  # fmt: skip
     jobs = {
         name: aexp.create_run(
             experiment_id="E018",
@@ -277,7 +279,7 @@ def test_status_shows_every_documented_label(noop: Path) -> None:
     aexp.bind_tracker(jobs["unsynced"], "wandb", project="p", offline=True)
     aexp.bind_tracker(jobs["online"], "wandb", project="p", offline=False)
     aexp.bind_tracker(jobs["several"], ["wandb", "noop"], project="p", offline=True)
-    ids = [jobs[n].id for n in ("bound", "running", "stale", "preempted", "completed",
+    ids = [jobs[n].id for n in ("bound", "running", "stale", "stalled", "preempted", "completed",
                                 "failed", "finished", "synced", "corrupt")]  # fmt: skip
     flow(noop, "run", "-o", "init_tracker", "-j", *ids)
     flow(noop, "run", "-j", jobs["failed"].id, jobs["finished"].id, jobs["synced"].id, check=False)
@@ -297,6 +299,17 @@ def test_status_shows_every_documented_label(noop: Path) -> None:
          attempt={"host": host, "pid": os.getpid()})  # fmt: skip
     edit("stale", status="running", heartbeat_at=now, tracker={"state": "running"},
          attempt={"host": host, "pid": dead.pid})  # fmt: skip
+    # Alive (this process) with a fresh heartbeat, but its attempt opened longer ago than
+    # [workflow] stall_after (600 s) and has logged no row since.
+    alive = {"host": host, "pid": os.getpid()}
+    edit("stalled", status="running", heartbeat_at=now, attempt=alive,
+         tracker={"state": "running", "attempts": 1})  # fmt: skip
+    opened = (datetime.now(UTC) - timedelta(seconds=700)).isoformat(timespec="seconds")
+    run_id = doc(jobs["stalled"])["tracker"]["run_id"]
+    with open(journal_path(jobs["stalled"].path, run_id), "a") as fh:
+        fh.write(
+            json.dumps({"timestamp": opened, "event": "resume_run", "attempt": 1, **alive}) + "\n"
+        )
     edit("preempted", status="preempted", tracker={"state": "preempted", "exit_code": 143})
     edit("completed", status="complete", tracker={"state": "completed", "exit_code": 0})
     edit("synced", tracker={"synced_at": now})
@@ -309,6 +322,7 @@ def test_status_shows_every_documented_label(noop: Path) -> None:
         "bound": {"noop", "bound"},
         "running": {"noop", "running"},
         "stale": {"noop", "running", "stale"},
+        "stalled": {"noop", "running", "stalled"},
         "preempted": {"noop", "preempted"},
         "completed": {"noop", "completed"},
         "failed": {"noop", "failed"},

@@ -6,6 +6,7 @@ and back. docs/cli.md is the manual; every example in it is run by tests/test_cl
     aexp runs                      aexp show <job id, prefix or run id>
     aexp list-runs --backend wandb --group-prefix H012/
     aexp sync-offline              aexp rearm <job_id>
+    aexp resources                 walltime and memory sized from past attempts
 
 Exit codes: 0 success; 1 something failed while doing the work (a sync failed, a file could not
 be written); 2 bad input (one sentence on stderr, nothing changed on disk); 130 interrupted.
@@ -52,6 +53,7 @@ from aexp.cli import (
     remove,
     repair,
     rerun,
+    resources,
     runs,
     show,
     sync_offline,
@@ -87,6 +89,7 @@ COMMAND_MODULES = (
     remove,
     repair,
     export_otel,
+    resources,
 )
 
 

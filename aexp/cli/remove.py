@@ -48,37 +48,11 @@ def _busy_reason(job: Any, stale_after: float) -> str | None:
     return None
 
 
-def _only_here(record: Any) -> list[str]:
-    """The runs of a job that exist nowhere else: `run <id> (not on <backends>)` for its run
-    and each previous run a rerun kept, when it ran and some backend that receives it from a
-    login node has not."""
-    from aexp.schema import BOUND
-    from aexp.sync.rules import backend_needs_sync, unsynced_backends
-
-    binding = record.binding
-    if not binding:
-        return []
-    found = []
-    missing = unsynced_backends(binding)
-    if missing and binding["state"] != BOUND:
-        found.append(f"run {binding['run_id']} (not on {', '.join(missing)})")
-    offline = bool(binding.get("offline"))
-    for previous in binding.get("previous_runs") or []:
-        parts = previous.get("backends") or {previous.get("backend") or binding["backend"]: {}}
-        lacking = [
-            name
-            for name, part in parts.items()
-            if backend_needs_sync(name, {}, offline=offline) and not part.get("synced_at")
-        ]
-        if lacking and previous.get("state") != BOUND:
-            found.append(f"previous run {previous['run_id']} (not on {', '.join(lacking)})")
-    return found
-
-
 def cmd_remove(args: argparse.Namespace) -> int:
     from aexp.joblock import job_claim
     from aexp.results import iter_records
     from aexp.settings import load_settings
+    from aexp.sync.rules import runs_only_here
 
     selection = selection_of(args)
     filtered = bool(selection.describe())
@@ -103,7 +77,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if busy:
         more = f" (and {len(busy) - 1} more)" if len(busy) > 1 else ""
         raise AexpError(f"{busy[0]}{more} Nothing removed; wait for it, or leave it out.")
-    only_here = {r.job_id: runs for r in records if (runs := _only_here(r))}
+    only_here = {
+        r.job_id: runs for r in records if (runs := runs_only_here(jobs[r.job_id].path, r.binding))
+    }
     lost = [f"job {job_id} {run}" for job_id, runs in only_here.items() for run in runs]
     if lost and not args.force:
         raise AexpError(

@@ -24,8 +24,8 @@ is the schema users read.
 
     format.py   where a journal lives, timestamps, strict-JSON metric values
     writer.py   JournalWriter: appending events
-    reader.py   read_journal (everything: attempts, rows, artifacts, summary), read_tail (the
-                last event, highest step and last attempt's opening)
+    reader.py   read_journal (everything: attempts, rows, artifacts, summary)
+    tail.py     read_tail (the last event, highest step, last attempt's opening and pace)
 """
 
 from aexp.journal.format import (
@@ -42,13 +42,11 @@ from aexp.journal.reader import (
     Attempt,
     Journal,
     Row,
-    Tail,
     iter_events,
     read_head,
     read_journal,
-    read_tail,
-    tail_step,
 )
+from aexp.journal.tail import Tail, read_tail, tail_step
 from aexp.journal.writer import JournalWriter
 
 __all__ = [

@@ -1,16 +1,16 @@
-"""Reading a run's journal: the whole of it (`read_journal`), or its tail (`read_tail`)."""
+"""Reading a run's whole journal (`read_journal`); its tail is aexp.journal.tail's."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aexp.journal.format import decode_metrics
+from aexp.journal.tail import parse_event
 
 
 @dataclass
@@ -53,6 +53,10 @@ class Attempt:
     first_step: int | None = None
     last_step: int | None = None
     rows: int = 0
+    slurm_job_id: str | None = None  # the SLURM job it ran in (None: not in SLURM)
+    wall_s: float | None = None  # what its `finish` recorded (None: not recorded)
+    peak_rss_mb: float | None = None
+    stalled: bool = False  # stopped because its journal stopped progressing (on_stall)
 
     @property
     def finished(self) -> bool:
@@ -191,7 +195,13 @@ def read_journal(path: str | os.PathLike) -> Journal:
                 number = event.get("attempt")
                 if type(number) is not int:
                     number = len(journal.attempts) + 1
-                current = Attempt(number, started_at=stamp, host=event.get("host"))
+                slurm_job = event.get("slurm_job_id")
+                current = Attempt(
+                    number,
+                    started_at=stamp,
+                    host=event.get("host"),
+                    slurm_job_id=slurm_job if isinstance(slurm_job, str) else None,
+                )
                 journal.attempts.append(current)
             elif kind == "finish":
                 attempt = opened()
@@ -199,6 +209,9 @@ def read_journal(path: str | os.PathLike) -> Journal:
                 attempt.exit_code = code if type(code) is int else 0
                 attempt.preempted = bool(event.get("preempted"))
                 attempt.ended_at = stamp
+                attempt.wall_s = _number(event.get("wall_s"))
+                attempt.peak_rss_mb = _number(event.get("peak_rss_mb"))
+                attempt.stalled = event.get("stalled") is True
             elif kind == "log_artifact":
                 journal.artifacts.append(
                     Artifact(
@@ -215,139 +228,20 @@ def read_journal(path: str | os.PathLike) -> Journal:
     return journal
 
 
-@dataclass(frozen=True)
-class Tail:
-    """The end of a run's journal: what an attempt's start and a job's state need of it.
-
-    `last` is the last readable event (None: no journal, or nothing readable yet); `last_step`
-    the highest step recorded (None: no row, or not asked for); `opening` the `resume_run` event
-    of the journal's last attempt (None: no attempt recorded, or not asked for).
-    """
-
-    last: dict[str, Any] | None = None
-    last_step: int | None = None
-    opening: dict[str, Any] | None = None
-
-    @property
-    def event(self) -> str | None:
-        """The name of the last event (`init_run`, `resume_run`, `log`, `log_artifact`,
-        `finish`), None when there is none."""
-        return None if self.last is None else self.last.get("event")
-
-    @property
-    def attempt(self) -> int | None:
-        """The number of the journal's last attempt: its `finish` says it, else its opening
-        `resume_run` (None: the journal records no numbered attempt)."""
-        for event in (self.last, self.opening):
-            number = event.get("attempt") if event else None
-            if type(number) is int and (event is self.opening or self.event == "finish"):
-                return number
-        return None
-
-    @property
-    def in_flight(self) -> bool:
-        """The last attempt opened the run and has not written its `finish` (it runs, or its
-        process died)."""
-        return self.event in ("resume_run", "log", "log_artifact") and self.opening is not None
-
-
-# The head of every event line JournalWriter writes: its name is read from there without parsing
-# the line (a `log` line is skipped by name when its step is not asked for).
-_HEAD = re.compile(rb'^\{"timestamp": "[^"]*", "event": "(\w+)"')
-
-
-def read_tail(
-    path: str | os.PathLike,
-    *,
-    steps: bool = True,
-    fd: int | None = None,
-    limit: int | None = None,
-) -> Tail:
-    """The journal's last readable event, its highest step (when `steps`), and the opening
-    `resume_run` of its last attempt, read from the end of the file.
-
-    Steps only grow along the history (re-dos are behind it), so the step of the last `log`
-    event that is not a re-do is the highest. Costs a read of the file's tail, more only when the
-    last attempt's rows fill it; `limit` bounds the bytes read (what lies further back is then
-    not found). `fd` reads through a descriptor open on the journal already (its position is
-    left alone). No journal: `Tail()`.
-    """
-    if fd is None:
-        try:
-            own = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            return Tail()
-        try:
-            return _tail_of(own, steps, limit)
-        finally:
-            os.close(own)
-    return _tail_of(fd, steps, limit)
-
-
-def _tail_of(fd: int, steps: bool, limit: int | None) -> Tail:
-    size = os.fstat(fd).st_size
-    last: dict[str, Any] | None = None
-    step: int | None = None
-    opening: dict[str, Any] | None = None
-    chunk = 1 << 12
-    end = size
-    floor = 0 if limit is None else max(0, size - limit)
-    carry = b""  # the start of a line cut by the previous chunk's boundary
-    while end > floor:
-        start = max(floor, end - chunk)
-        lines = (os.pread(fd, end - start, start) + carry).split(b"\n")
-        carry = lines.pop(0) if start > 0 else b""  # at the limit: a line cut short, left out
-        for line in reversed(lines):
-            if not line:
-                continue
-            if last is not None:  # only a step, the opening and the journal's start matter now
-                head = _HEAD.match(line)
-                name = head.group(1) if head else None
-                if name == b"log" and (step is not None or not steps):
-                    continue
-                if name in (b"log_artifact", b"finish"):
-                    continue
-            event = _event(line)
-            if event is None:
-                continue
-            if last is None:
-                last = event
-            kind = event.get("event")
-            if kind == "log" and step is None and steps:
-                value = event.get("step")
-                if type(value) is int and not event.get("redo"):
-                    step = value
-            elif kind == "resume_run" and opening is None:
-                opening = event
-            elif kind == "init_run":
-                return Tail(last, step, opening)
-            if opening is not None and (step is not None or not steps):
-                return Tail(last, step, opening)
-        end = start
-        chunk *= 4
-    return Tail(last, step, opening)
-
-
-def _event(line: bytes) -> dict[str, Any] | None:
-    try:
-        event = json.loads(line)
-    except ValueError:  # a torn line: a write cut short by a kill
-        return None
-    return event if isinstance(event, dict) else None
+def _number(value: Any) -> float | None:
+    """A finite number of a journal's event as a float; None for anything else."""
+    if type(value) in (int, float) and value == value and abs(value) != float("inf"):
+        return float(value)
+    return None
 
 
 def read_head(path: str | os.PathLike) -> dict[str, Any] | None:
     """A journal's first event (its `init_run`), None when it has none or it cannot be read."""
     try:
         with open(path, "rb") as fh:
-            return _event(fh.readline())
+            return parse_event(fh.readline())
     except OSError:
         return None
-
-
-def tail_step(path: str | os.PathLike) -> int | None:
-    """The highest step a journal records (None: no journal, or no step yet)."""
-    return read_tail(path).last_step
 
 
 __all__ = [
@@ -355,10 +249,7 @@ __all__ = [
     "Attempt",
     "Journal",
     "Row",
-    "Tail",
     "iter_events",
     "read_head",
     "read_journal",
-    "read_tail",
-    "tail_step",
 ]

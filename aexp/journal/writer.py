@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aexp.journal.format import encode, encode_metrics, now
-from aexp.journal.reader import Tail, read_tail
+from aexp.journal.tail import Tail, read_tail
 
 
 def _end_torn_line(fd: int) -> None:
@@ -57,6 +58,10 @@ class JournalWriter:
     the run has no journal yet, so its directories are made at once (two `mkdir`s) instead of
     after a failed open. Not thread-safe: one writer per attempt, used from the thread that logs.
     Raises OSError when the file cannot be written (read-only workspace, full disk).
+
+    The attempt's progress, for the stall watch (aexp.state.stall_bound): `opened_at` (when its
+    `resume_run` was written), `progress_at` (its last `log` or `log_artifact`) and `pace_s` (the
+    longest gap between two of those), all on this process's monotonic clock.
     """
 
     def __init__(self, path: str | os.PathLike, *, new: bool = False) -> None:
@@ -64,6 +69,9 @@ class JournalWriter:
         self._fd: int | None = None
         self._new = new
         self._checked = False  # a torn last line closed off (before this writer's first event)
+        self.opened_at: float | None = None
+        self.progress_at: float | None = None
+        self.pace_s: float | None = None
 
     def _open(self) -> int:
         # A plain O_APPEND descriptor: one `write` system call per event, nothing buffered in
@@ -148,6 +156,14 @@ class JournalWriter:
     def resume_run(self, *, attempt: int, **where: Any) -> None:
         """Execution attempt number `attempt` (1, 2, ...) opened the run; `where` says where."""
         self.event("resume_run", attempt=attempt, **where)
+        self.opened_at, self.progress_at, self.pace_s = time.monotonic(), None, None
+
+    def _progressed(self) -> None:
+        now = time.monotonic()
+        last = self.progress_at
+        if last is not None and (self.pace_s is None or now - last > self.pace_s):
+            self.pace_s = now - last
+        self.progress_at = now
 
     def log(self, metrics: Mapping[str, Any], step: int | None, *, redo: bool = False) -> None:
         """One row of metrics (already cleaned by `clean_metrics`) at `step`.
@@ -166,6 +182,7 @@ class JournalWriter:
         if redo:
             line += ', "redo": true'
         self._append(line + "}\n")
+        self._progressed()
 
     def log_artifact(
         self,
@@ -188,18 +205,24 @@ class JournalWriter:
                     if not inside.startswith(os.pardir):
                         stored = inside
         self.event("log_artifact", name=name, path=stored, size_bytes=int(size_bytes))
+        self._progressed()
 
     def finish(
-        self, exit_code: int, *, preempted: bool = False, attempt: int | None = None
+        self,
+        exit_code: int,
+        *,
+        preempted: bool = False,
+        attempt: int | None = None,
+        **measured: Any,
     ) -> None:
         """Attempt number `attempt` (None: not known) closed the run with `exit_code`
-        (preempted: stopped from outside)."""
-        if attempt is None:
-            self.event("finish", exit_code=int(exit_code), preempted=bool(preempted))
-        else:
-            self.event(
-                "finish", exit_code=int(exit_code), preempted=bool(preempted), attempt=attempt
-            )
+        (preempted: stopped from outside). `measured`: what the attempt used and how it ended,
+        as JSON values (`wall_s`, `peak_rss_mb`, `stalled`: docs/job-document.md)."""
+        fields: dict[str, Any] = {"exit_code": int(exit_code), "preempted": bool(preempted)}
+        if attempt is not None:
+            fields["attempt"] = attempt
+        fields.update(measured)
+        self.event("finish", **fields)
 
     def close(self) -> None:
         if self._fd is not None:

@@ -26,7 +26,7 @@ from aexp.journal import JOURNAL_DIR, JOURNAL_FILE
 from aexp.results.select import CORRUPT, UNBOUND, Selection
 from aexp.results.workspace import job_dirs, read_statepoint, root_of
 from aexp.spec import spec_of
-from aexp.state import job_state
+from aexp.state import JobState, job_state
 from aexp.trackers import ADAPTERS
 
 # Strict JSON keeps non-finite floats as these strings (aexp.jobdoc.strict_json).
@@ -49,6 +49,7 @@ class JobRecord:
     binding: dict[str, Any] | None = None
     error: str | None = None
     state: str = UNBOUND  # `state_of` the job when it was read
+    shown: str = UNBOUND  # the state as tables show it: `stalled`/`stale` for such a running job
     extras: dict[str, Any] = field(default_factory=dict)  # computed columns, by name
 
     @property
@@ -143,9 +144,17 @@ def state_of(job: Any, doc: Mapping[str, Any] | None) -> str:
     the journal of an attempt that has not recorded its start yet), `unbound` for a job
     without a binding, `corrupt` (doc None) for a job whose document or binding cannot be
     read. The one place results read a job's state from."""
+    return seen_state(job, doc).state
+
+
+_CORRUPT_STATE = JobState(CORRUPT)
+
+
+def seen_state(job: Any, doc: Mapping[str, Any] | None) -> JobState:
+    """`state_of`'s JobState (aexp.state.JobState: its `shown` word, `stalled`, `stale`)."""
     if doc is None:
-        return CORRUPT
-    return job_state(job, doc).state
+        return _CORRUPT_STATE
+    return job_state(job, doc)
 
 
 def read_record(
@@ -165,9 +174,10 @@ def read_record(
         binding = get_binding(job, doc)
     except BindingError as exc:
         record.error = str(exc)
-        record.state = state_of(job, None)
+        record.state = record.shown = state_of(job, None)
         return record
-    record.state = state_of(job, doc)
+    seen = seen_state(job, doc)
+    record.state, record.shown = seen.state, seen.shown
     record.status = doc.get("status")
     if binding is None:
         limina = doc.get("limina") if isinstance(doc.get("limina"), Mapping) else None

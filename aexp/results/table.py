@@ -35,6 +35,7 @@ from aexp.results.records import JobRecord
 from aexp.results.reduce import MetricSpec, parse_metric
 from aexp.results.select import SelectionError, VaryingKeys, flatten
 from aexp.results.stats import JournalStats
+from aexp.state import STALLED
 
 RUN_COLUMNS = ("group", "backend", "run", "state", "synced")
 # Columns a sort may name besides the shown ones (and their aliases).
@@ -45,7 +46,7 @@ _RECORD_COLUMNS: dict[str, Callable[[JobRecord], Any]] = {
     "backend": lambda r: r.backend_label,
     "run": lambda r: r.run_id,
     "run_id": lambda r: r.run_id,
-    "state": lambda r: r.state,
+    "state": lambda r: r.shown,
     "synced": lambda r: r.synced,
     "url": lambda r: r.url,
     "status": lambda r: r.status,
@@ -171,6 +172,8 @@ def _details(record: JobRecord) -> dict[str, Any]:
         "status": record.status,
         "attempts": binding.get("attempts"),
         "exit_code": binding.get("exit_code"),
+        "state": record.state,
+        "stalled": record.shown == STALLED,
         "experiment_id": record.statepoint.get("experiment_id"),
         "hypothesis_id": record.statepoint.get("hypothesis_id"),
     }
@@ -251,7 +254,7 @@ def build_table(
                 shared(record.group),
                 shared(record.backend_label),
                 record.run_id,
-                shared(record.state),
+                shared(record.shown),
                 record.synced,
                 record.url,
                 cells,

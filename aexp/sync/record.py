@@ -129,10 +129,11 @@ def record_fragments(
     entries: Mapping[str, Mapping[str, Any]],
     *,
     settled: Iterable[str] = (),
+    url: str | None = None,
 ) -> Binding | None:
     """Record W&B fragments of `run_id` as synced ({folder name: describe(view)}); they and the
-    folders `settled` leave the in-flight record. Returns the binding as stored (None: not
-    written)."""
+    folders `settled` leave the in-flight record; `url` becomes the W&B run's page where none
+    is recorded yet. Returns the binding as stored (None: not written)."""
     done = [*entries, *settled]
 
     def edit(binding: Binding) -> Binding | None:
@@ -141,7 +142,8 @@ def record_fragments(
         fragments = dict(state.get("fragments") or {})
         fragments.update({name: dict(entry) for name, entry in entries.items()})
         state["fragments"] = fragments
-        updated = update_backend(binding, WANDB, state=state)
+        page = {"url": url} if url and not part.get("url") else {}
+        updated = update_backend(binding, WANDB, state=state, **page)
         updated = _without_inflight(updated, WANDB, done) or updated
         return None if updated == binding else updated
 

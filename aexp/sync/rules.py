@@ -17,11 +17,12 @@ a binding, so they answer them here, once, from the binding alone (no signac, no
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aexp.binding import backend_parts
-from aexp.schema import PREEMPTED, RUNNING
+from aexp.schema import BOUND, PREEMPTED, RUNNING
 from aexp.trackers import ADAPTERS
 
 if TYPE_CHECKING:
@@ -66,6 +67,62 @@ def needs_sync(binding: Mapping[str, Any]) -> bool:
     return bool(unsynced_backends(binding))
 
 
+def runs_only_here(job_path: str, binding: Mapping[str, Any] | None) -> list[str]:
+    """The runs of the job at `job_path` that exist nowhere else, as `run <id> (not on <backends>)`
+    (`previous run ...` for one a rerun kept): what deleting the job deletes for good.
+
+    Read from the job's run journals (`tracker_log/<run>/`), not from its document alone: a run
+    whose first attempt was killed before the document recorded it, or whose document cannot be
+    read (`binding` None), exists in its journal all the same. A run counts once an attempt
+    opened it (its journal holds more than `init_run`) and some backend that receives runs from
+    a login node (`backend_needs_sync`, with the offline flag its journal was bound with) has no
+    `synced_at` for it in `binding` (its current run, or a previous run a rerun kept). Runs the
+    binding knows that left no journal are judged from the binding alone.
+    """
+    from aexp.journal import read_tail
+    from aexp.journal.format import JOURNAL_DIR, journal_file
+    from aexp.journal.reader import read_head
+
+    known: dict[str, tuple[str, Mapping[str, Any], bool]] = {}
+    if binding:
+        offline = bool(binding.get("offline"))
+        known[binding["run_id"]] = ("run", binding, binding.get("state") != BOUND)
+        for previous in binding.get("previous_runs") or []:
+            if not isinstance(previous, Mapping) or not previous.get("run_id"):
+                continue
+            name = previous.get("backend") or binding["backend"]
+            parts = previous.get("backends") or {name: {"synced_at": previous.get("synced_at")}}
+            former = {"offline": offline, "backends": parts}
+            known[previous["run_id"]] = ("previous run", former, previous.get("state") != BOUND)
+    try:
+        journals = os.listdir(f"{job_path}{os.sep}{JOURNAL_DIR}")
+    except OSError:
+        journals = []
+    ran: dict[str, Mapping[str, Any]] = {}
+    for run_id in journals:
+        path = journal_file(job_path, run_id)
+        if read_tail(path, steps=False).event in (None, "init_run"):
+            continue  # bound, never executed: nothing logged to lose
+        head = read_head(path) or {}
+        bound = head.get("binding") if isinstance(head.get("binding"), Mapping) else {}
+        ran[run_id] = bound
+    found = []
+    for run_id in sorted({*known, *ran}, key=lambda r: (r not in known, r)):
+        if run_id in known:
+            what, recorded, executed = known[run_id]
+            if not (executed or run_id in ran):
+                continue
+            missing = unsynced_backends(recorded)
+        else:  # only its journal knows the run: every backend that would need it lacks it
+            what, bound = "run", ran[run_id]
+            names = list(bound.get("backends") or {}) or [str(bound.get("backend") or "")]
+            offline = bool(bound.get("offline", True))
+            missing = [n for n in names if n and backend_needs_sync(n, {}, offline=offline)]
+        if missing:
+            found.append(f"{what} {run_id} (not on {', '.join(missing)})")
+    return found
+
+
 def executing_attempt(job: Any, doc: Mapping[str, Any], stale_after: float) -> Mark | None:
     """The execution attempt that holds the run, or None: the job's state (aexp.state.job_state:
     the document, and the journal for an attempt that has not recorded its start yet) is
@@ -87,6 +144,7 @@ __all__ = [
     "executing_attempt",
     "feed_of",
     "needs_sync",
+    "runs_only_here",
     "still_executing",
     "sync_due",
     "unsynced_backends",

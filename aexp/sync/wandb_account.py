@@ -13,8 +13,8 @@ process must not (it may write repair fragments with `wandb.init` afterwards), a
 bounded and killed like `wandb sync` (a server that hangs costs one timeout). The child reads
 `{"timeout": s, "runs": [{"key", "entity", "project", "run_id"}]}` on stdin and writes
 `{key: account}` on stdout, an account being `{"exists", "rows", "last_step", "state",
-"artifacts"}` or `{"error": "<one line>"}`. Nothing is written anywhere else (its WANDB_DIR is a
-temporary directory, removed afterwards); the API key is never on a command line.
+"artifacts", "url"}` or `{"error": "<one line>"}`. Nothing is written anywhere else (its
+WANDB_DIR is a temporary directory, removed afterwards); the API key is never on a command line.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Account:
     last_step: int = -1  # the last step of its history (-1: none)
     state: str = ""  # W&B's state of the run: running, finished, failed, crashed, ...
     artifacts: dict[str, int] = field(default_factory=dict)  # artifact name -> versions logged
+    url: str | None = None  # the run's page, as wandb's public API names it (`Run.url`)
 
     @property
     def ended(self) -> bool:
@@ -142,6 +143,7 @@ def ask(runs: Sequence[RunAddress], *, timeout: float) -> dict[str, Account | st
                 last_step=int(item.get("last_step", -1)),
                 state=str(item.get("state") or ""),
                 artifacts={str(k): int(v) for k, v in (item.get("artifacts") or {}).items()},
+                url=str(item["url"]) if item.get("url") else None,
             )
     return accounts
 
@@ -170,6 +172,7 @@ def _account_of(api: Any, entity: str, project: str, run_id: str) -> dict[str, A
         "last_step": int(run.lastHistoryStep),
         "state": str(run.state or ""),
         "artifacts": versions,
+        "url": str(run.url or ""),
     }
 
 

@@ -206,7 +206,7 @@ def settle_runs(
             }
             folders = {name: Path(job.path, WANDB_DIR, name) for name in inflight}
             verdicts = decide(account, inflight, recorded, folders)
-            written = apply_verdicts(job, run_id, verdicts, folders)
+            written = apply_verdicts(job, run_id, verdicts, folders, url=account.url)
         except Exception as exc:  # this job's trouble stays with it: its uploads stay in doubt
             out[job.id] = f"its verdict could not be recorded ({type(exc).__name__}: {exc})"
             continue
@@ -219,11 +219,17 @@ def settle_runs(
 
 
 def apply_verdicts(
-    job: JobDir, run_id: str, verdicts: Sequence[Verdict], folders: Mapping[str, Path]
+    job: JobDir,
+    run_id: str,
+    verdicts: Sequence[Verdict],
+    folders: Mapping[str, Path],
+    *,
+    url: str | None = None,
 ) -> bool:
     """Record the verdicts: fragments the server holds (wholly or in part) as synced, the others
-    out of flight with any marker W&B wrote for them removed (they are sent again). Returns
-    whether the job document took it."""
+    out of flight with any marker W&B wrote for them removed (they are sent again); and the
+    run's page `url` where the server holds some of it (no `wandb sync` printed it: the upload
+    that sent it was cut short). Returns whether the job document took it."""
     from aexp.sync.record import record_fragments
 
     records, again = settle_entries(verdicts)
@@ -232,7 +238,8 @@ def apply_verdicts(
         for marker in folder.glob(f"run-*.wandb{SYNCED_SUFFIX}") if folder else ():
             with contextlib.suppress(OSError):
                 marker.unlink()
-    return record_fragments(job, run_id, records, settled=again) is not None
+    held = url if records else None
+    return record_fragments(job, run_id, records, settled=again, url=held) is not None
 
 
 __all__ = [

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         outside_allocation,
         snapshot,
         stale_label,
+        stalled_label,
         state_label,
         warn_once,
     )
@@ -93,6 +94,7 @@ _WHERE = {
     "quiet_statepoint_errors": "aexp.workflow.preflight",
     "snapshot": "aexp.workflow.conditions",
     "stale_label": "aexp.workflow.conditions",
+    "stalled_label": "aexp.workflow.conditions",
     "state_label": "aexp.workflow.conditions",
     "time_flag": "aexp.workflow.walltime",
     "usable_job_dirs": "aexp.workflow.preflight",
@@ -131,6 +133,7 @@ __all__ = [
     "quiet_statepoint_errors",
     "snapshot",
     "stale_label",
+    "stalled_label",
     "state_label",
     "time_flag",
     "usable_job_dirs",

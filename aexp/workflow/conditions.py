@@ -26,7 +26,7 @@ from aexp.binding import backend_parts
 from aexp.errors import BindingError
 from aexp.jobdoc import read_doc
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
-from aexp.state import CORRUPT, UNBOUND, Mark, is_stale, job_state
+from aexp.state import CORRUPT, UNBOUND, Mark, is_stale, is_stalled, job_state
 from aexp.trackers import ADAPTERS
 
 _warned: set[str] = set()
@@ -333,6 +333,16 @@ def stale_label(job: Any, stale_after: float) -> bool:
     return bool(facts and facts[_STATE] == RUNNING and is_stale(facts[_MARK], stale_after))
 
 
+def stalled_label(job: Any, stale_after: float, stall_after: float) -> bool:
+    """Running and alive, but its journal has logged nothing for longer than its own pace
+    allows (aexp.state.is_stalled; `stall_after`: the least silence that counts)."""
+    facts = _usable(job)
+    if not facts or facts[_STATE] != RUNNING:
+        return False
+    mark = facts[_MARK]
+    return not mark.ended and not is_stale(mark, stale_after) and is_stalled(mark, stall_after)
+
+
 __all__ = [
     "Facts",
     "backend_label",
@@ -355,6 +365,7 @@ __all__ = [
     "say",
     "snapshot",
     "stale_label",
+    "stalled_label",
     "state_label",
     "warn_once",
 ]

@@ -28,6 +28,7 @@ from aexp.lifecycle import finish_run, run_lifecycle
 from aexp.outcome import ERROR_LOG, STORAGE_ERRNOS
 from aexp.settings import Settings
 from aexp.spec import run_spec
+from aexp.stallwatch import StallWatch
 from aexp.tracker import Preempted
 from aexp.trackers import ADAPTERS, TrackerAdapter, get_adapter
 from aexp.workflow.conditions import is_unbound
@@ -203,6 +204,7 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
             artifacts=settings.artifacts,
             bind=binder,
             spec=spec,
+            stall_watch=_stall_watch(job, settings),
         ) as tracker:
             experiment(job, tracker)
     except AttemptEnded as exc:
@@ -235,6 +237,13 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
     except Exception as exc:
         return _failed(job, exc)
     return "finished"
+
+
+def _stall_watch(job: Any, settings: Settings) -> StallWatch | None:
+    """The attempt's stall watch when `[workflow] on_stall = preempt` (aexp.stallwatch)."""
+    if settings.on_stall != "preempt":
+        return None
+    return StallWatch(job.id, settings.stall_after, settings.slurm.warning_signal)
 
 
 def _new_binding(job: Any, settings: Settings, spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,13 +10,17 @@ be told besides is here:
                scheduler's failures as one line
     submit     refused without a scheduler (or rendered with --pretend), every submission
                checked before the first is sent (`check_submission`), SLURM's log directory
-               made, signac.rc's [slurm] section handed to templates/script.sh
+               made, signac.rc's [slurm] section handed to templates/script.sh; on SLURM flow
+               chooses and renders, aexp.slurm.submission sends: the canary first
+               (`--canary`), the queue limits, sizes from past attempts, the job ids sbatch
+               prints, an honest account of what was sent
     main       every way a command can end is one line and an exit code (`explain`)
 
 Where flow offers no public hook, a private method is overridden here, each with the reason:
 signac's listing of job directories, flow's execution of one operation (a pool worker's exit),
-flow's choice of what to submit (the checks) and its template context. A researcher who adds an
-operation to project.py never needs them.
+flow's choice of what to submit (the checks), its submission of one bundle (the canary needs
+sbatch's job id) and its template context. A researcher who adds an operation to project.py
+never needs them.
 """
 
 from __future__ import annotations
@@ -32,12 +36,15 @@ from typing import Any, ClassVar, NoReturn
 from flow import FlowProject
 from flow.environment import TestEnvironment, get_environment
 from flow.errors import SubmitError
+from flow.scheduling.fake_scheduler import FakeScheduler
+from flow.scheduling.slurm import SlurmScheduler
 from signac.errors import JobsCorruptedError
 
 from aexp.errors import AexpError, SubmissionError, TrackerInitError
 from aexp.settings import Settings, load_settings
 from aexp.workflow import forked
 from aexp.workflow.conditions import in_run, operation_ran, snapshot
+from aexp.workflow.options import CommandLine
 from aexp.workflow.preflight import (
     check_backends_installed,
     check_writable,
@@ -78,6 +85,8 @@ class WorkflowProject(FlowProject):
     submit_group: ClassVar[str] = "run_job"
     binding_operation: ClassVar[str] = "execute"
     exit_code = 0
+    canary: int | None = None  # `run --canary N` (set by the command line, aexp.workflow.options)
+    _collected: list[tuple[Any, dict[str, Any]]] | None = None  # a submit pass's bundles
 
     def __init__(self, *args: Any, environment: Any = None, **kwargs: Any) -> None:
         self.compute_environment = environment or get_environment()
@@ -112,6 +121,12 @@ class WorkflowProject(FlowProject):
 
         check_backends_installed(self.settings.backends)
         check_writable(self.workspace)
+        if self.canary:  # `run --canary N`: those first, one at a time; a failure stops here
+            from aexp.workflow.canary import run_canary
+
+            if not run_canary(self, jobs, names, self.canary, **kwargs):
+                self.exit_code = 1
+                return None
         serial = kwargs.get("np") in (None, 1)
         run = in_run(
             execute_binds=self._selects(names, self.binding_operation), trust_sweeps=serial
@@ -164,7 +179,17 @@ class WorkflowProject(FlowProject):
     def print_status(self, *args: Any, **kwargs: Any) -> Any:
         # Every condition and label of a job reads its state: one read per job per status.
         with snapshot():
-            return super().print_status(*args, **kwargs)
+            shown = super().print_status(*args, **kwargs)
+        self._say_gates(kwargs.get("file"))
+        return shown
+
+    def _say_gates(self, file: Any = None) -> None:
+        """What the SLURM jobs held behind a canary wait for (aexp.slurm.canary)."""
+        scheduler = getattr(self.compute_environment, "scheduler_type", None)
+        if scheduler is not None and issubclass(scheduler, SlurmScheduler):
+            from aexp.slurm.canary import say_gates
+
+            say_gates(self.workspace, str(Path(self.path, SLURM_LOG_DIR)), self.settings, file)
 
     def scheduler_jobs(self, scheduler: Any) -> Iterator[Any]:
         # With SLURM installed but its controller unreachable, squeue fails and flow ends
@@ -181,7 +206,13 @@ class WorkflowProject(FlowProject):
 
     # -- submit -------------------------------------------------------------------------------
     def submit(
-        self, *args: Any, names: Any = None, pretend: bool = False, flags: Any = None, **kwargs: Any
+        self,
+        *args: Any,
+        names: Any = None,
+        pretend: bool = False,
+        flags: Any = None,
+        canary: int | None = None,
+        **kwargs: Any,
     ) -> Any:
         # sync_offline needs network and never goes to a compute node: the group goes.
         names = names or [self.submit_group]
@@ -199,16 +230,90 @@ class WorkflowProject(FlowProject):
                 file=sys.stderr,
             )
             as_slurm = type(self)(path=self.path, environment=TestEnvironment)
-            return as_slurm.submit(*args, names=names, pretend=True, flags=flags, **kwargs)
+            return as_slurm.submit(
+                *args, names=names, pretend=True, flags=flags, canary=canary, **kwargs
+            )
+        from aexp.slurm.sizing import auto_walltime, project_sizes
         from aexp.workflow.walltime import time_flag
 
-        # sbatch flags after `--` (e.g. --time=2) override the operations' walltime directives.
-        self._flag_walltime = time_flag(flags or [])
+        scheduler = self.compute_environment.scheduler_type
+        ours = issubclass(scheduler, SlurmScheduler | FakeScheduler)
+        if canary and not ours:
+            raise SubmissionError(
+                f"submit --canary needs SLURM; {scheduler.__name__} is not supported by it "
+                "(submit without --canary); nothing was submitted."
+            )
+        sizes = project_sizes(self.path, self.settings) if ours else None
+        # sbatch flags after `--` (e.g. --time=2) override the operations' walltime directives,
+        # and [slurm] walltime = auto (when past attempts back it) does too.
+        self._flag_walltime = time_flag(flags or []) or auto_walltime(sizes, self.settings)
         # SLURM silently drops a job whose output directory is missing: make it first.
         Path(self.path, SLURM_LOG_DIR).mkdir(exist_ok=True)
         if kwargs.get("job_output"):
             Path(kwargs["job_output"]).parent.mkdir(parents=True, exist_ok=True)
-        return super().submit(*args, names=names, pretend=pretend, flags=flags, **kwargs)
+        if not ours or kwargs.get("show_template_help"):
+            return super().submit(*args, names=names, pretend=pretend, flags=flags, **kwargs)
+        return self._submit_planned(args, names, pretend, flags, canary, sizes, kwargs)
+
+    def _submit_planned(
+        self,
+        args: Any,
+        names: Any,
+        pretend: bool,
+        flags: Any,
+        canary: int | None,
+        sizes: Any,
+        kwargs: dict[str, Any],
+    ) -> None:
+        """flow chooses the eligible operations and bundles them (each bundle reaches
+        `_submit_operations`, which keeps it); aexp.slurm.submission plans and sends them."""
+        from aexp.slurm.submission import Submission
+
+        self._collected = []
+        try:
+            super().submit(*args, names=names, pretend=pretend, flags=flags, **kwargs)
+            collected, self._collected = self._collected, None
+        finally:
+            self._collected = None
+        ops = [op for bundle, _ in collected for op in bundle]
+        options = collected[0][1] if collected else {}
+        submission = Submission(
+            settings=self.settings,
+            log_dir=str(Path(self.path, SLURM_LOG_DIR)),
+            flags=flags or [],
+            canary=canary,
+            bundle=kwargs.get("bundle_size") or 1,
+            parallel=bool(kwargs.get("parallel")),
+            pretend=pretend,
+            hold=bool(kwargs.get("hold")),
+            after=kwargs.get("after"),
+            sizes=sizes,
+            env_flags=getattr(self.compute_environment, "submit_flags", None) or (),
+        )
+
+        def render(bundle: Any, name: str) -> str:
+            return self._generate_submit_script(
+                _id=name, operations=bundle, show_template_help=False, **options
+            )
+
+        submission.run(
+            ops,
+            name_of=self._store_bundled,
+            render=render,
+            jobs_of=lambda op: [job.id for job in op._jobs],
+        )
+
+    def _submit_operations(self, operations: Any, _id: Any = None, **kwargs: Any) -> Any:
+        # flow submits each bundle here, discarding the job id sbatch prints and rendering its
+        # own `--after` as `sbatch -W` (a wait); the canary's dependents need that id. During
+        # a SLURM `submit` the bundle is kept (`_submit_planned` sends it); flow (a private
+        # method) has no public hook between choosing a submission and sending it.
+        if self._collected is None:
+            return super()._submit_operations(operations, _id=_id, **kwargs)
+        options = {key: kwargs[key] for key in kwargs if key not in ("flags", "show_template_help")}
+        options.setdefault("template", "script.sh")
+        self._collected.append((list(operations), options))
+        return None
 
     def check_submission(self, operation: Any) -> None:
         """Refuse one submission (SubmissionError: one sentence; nothing is sent) before the
@@ -275,7 +380,7 @@ def main(project_class: type[WorkflowProject]) -> NoReturn:
     or with what `explain` says of the exception that ended it."""
     project = project_class()
     try:
-        project.main()
+        project.main(parser=CommandLine(project))
     except (Exception, KeyboardInterrupt) as exc:
         said = explain(exc, project)
         if said is None:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from aexp.errors import SubmissionError
+from aexp.slurm.commands import option_values
 
 MIN_WORKING_WINDOW_S = 60
 
@@ -48,19 +49,9 @@ def parse_slurm_time(text: str) -> float | None:
 def time_flag(flags: Sequence[str]) -> float | None:
     """The walltime, in seconds, that sbatch flags passed after `--` set (the last `--time` or
     `-t` wins, as sbatch takes it); None when they set none."""
-    found: float | None = None
-    items = list(flags or ())
-    for index, flag in enumerate(items):
-        value = None
-        if flag.startswith("--time="):
-            value = flag.split("=", 1)[1]
-        elif flag in ("--time", "-t") and index + 1 < len(items):
-            value = items[index + 1]
-        elif flag.startswith("-t") and len(flag) > 2 and not flag.startswith("--"):
-            value = flag[2:]
-        if value is not None:
-            found = parse_slurm_time(value)
-    return found
+    # Each is parsed: sbatch refuses a bad one even when a later one is good.
+    seconds = [parse_slurm_time(value) for value in option_values(flags, "--time", "-t")]
+    return seconds[-1] if seconds else None
 
 
 def _clock(seconds: float) -> str:
