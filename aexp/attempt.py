@@ -367,12 +367,10 @@ class Attempt:
         if writer is None:
             return
         for name in self.artifacts:
-            path = os.path.join(self.job.path, name)
-            if os.path.exists(path):
-                try:
-                    tracker.log_artifact(name, path)
-                except Exception as exc:  # the run still closes
-                    warn(self.job, f"result file {name!r} not attached: {exc}")
+            try:  # one look at the file: attached when it exists
+                tracker._attach(name, os.path.join(self.job.path, name))
+            except Exception as exc:  # the run still closes
+                warn(self.job, f"result file {name!r} not attached: {exc}")
         self.mirrors.finish(exit_code, preempted=preempted)
         try:
             # Measured last: the wall time and peak memory include closing the backends.

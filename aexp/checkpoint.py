@@ -53,14 +53,22 @@ def write_checkpoint(job_path: str | os.PathLike, seq: int, step: int, state: Ma
     body = json.dumps(state).encode("ascii")  # ensure_ascii: the text is ASCII
     header = f'{{"seq": {int(seq)}, "step": {int(step)}, "crc32": {zlib.crc32(body)}'
     data = memoryview(header.encode("ascii") + _STATE_KEY + body + b"}")
-    fd = os.open(os.path.join(job_path, SLOTS[seq % 2]), os.O_WRONLY | os.O_CREAT, 0o644)
+    path = os.path.join(job_path, SLOTS[seq % 2])
+    flags = os.O_WRONLY | os.O_CREAT
+    new = seq < len(SLOTS)  # a job's first checkpoints: their slots are usually not there yet
+    try:
+        fd = os.open(path, flags | os.O_EXCL if new else flags, 0o644)
+    except FileExistsError:  # O_EXCL only
+        fd, new = os.open(path, flags, 0o644), False
     try:
         written = 0
         while written < len(data):
             written += os.pwrite(fd, data[written:], written)
-        # Cut what is left of a longer older checkpoint. Until then the file ends in stale
-        # bytes, which fails the parse: a write interrupted here reads as a torn slot.
-        os.ftruncate(fd, len(data))
+        if not new:
+            # Cut what is left of a longer older checkpoint. Until then the file ends in stale
+            # bytes, which fails the parse: a write interrupted here reads as a torn slot. (A
+            # slot this call created has nothing older in it.)
+            os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
 

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from aexp.errors import BindingError
-from aexp.joblock import job_lock
+from aexp.joblock import current_pid, job_lock
+from aexp.journal.format import encode
 
 # The last parse of each document and the (inode, mtime, size) it was parsed at, by path. Two
 # dicts rather than one of (key, doc) pairs: fewer objects for the garbage collector to walk.
@@ -87,10 +88,16 @@ def derived(job: Any, doc: dict[str, Any], make: Callable[[], Any]) -> Any:
     """`make()`, once per version of the job's document: where `doc` is the document this
     module holds for the job (what `read_doc` returned), the value is kept with it until the
     document changes; any other `doc` (a `peek_doc`, a private copy) gets `make()` each time.
-    `make` must depend on `doc` alone."""
+    `make` must depend on `doc` alone. A `doc` parsed apart from the cache (`hold_doc`) that
+    holds what the cached one holds gets the value derived from that one (one comparison of
+    the two in C, where `make` is a walk in Python)."""
     path = _doc_path(job)
-    if _cache_docs.get(path) is not doc:
-        return make()
+    cached = _cache_docs.get(path)
+    if cached is not doc:
+        value = _cache_derived.get(path, _MISSING)
+        if value is _MISSING or cached != doc:
+            return make()
+        return value
     value = _cache_derived.get(path, _MISSING)
     if value is _MISSING:
         value = _cache_derived[path] = make()
@@ -249,8 +256,9 @@ def update_doc(
         return current
 
 
-# Strict JSON: jq, browsers and other strict readers reject NaN and Infinity literals.
-_dumps = json.JSONEncoder(allow_nan=False).encode
+# Strict JSON: jq, browsers and other strict readers reject NaN and Infinity literals (the
+# journal's encoder: `json.JSONEncoder(allow_nan=False).encode`, called without its frames).
+_dumps = encode
 
 
 def strict_json(value: Any) -> Any:
@@ -272,7 +280,7 @@ def _write_atomically(path: str, text: str) -> None:
     # update, and a reader (signac's job.doc included) never sees a torn file. The text is
     # serialised before the temporary file is opened, so a failure leaves nothing behind.
     # Plain descriptors: no text layer, no buffer, no isatty probe of a new file.
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{current_pid()}.tmp"
     data = text.encode("utf-8")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)

@@ -24,6 +24,17 @@ from aexp.mounts import kernel_local
 LOCK_FILE = ".aexp.lock"
 CLAIM_FILE = ".aexp.claim"
 _HOST = os.uname().nodename  # socket.gethostname(), without importing socket
+# This process's id, kept up to date across forks (flow's `run -p N` forks its workers): a
+# system call less each time a lock's holder or a temporary file's name needs it.
+_pid = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+
+def current_pid() -> int:
+    """`os.getpid()`, without a system call."""
+    return _pid[0]
+
+
 LOCK_TIMEOUT_S = 120.0
 
 # Locks this thread holds, by lock path, and how deeply: re-entering is free.
@@ -222,7 +233,7 @@ _HOLDER_BYTES = 64
 def _write_holder(fd: int) -> None:
     # Who holds the claim, for the message another process prints (best effort).
     with suppress(OSError):
-        text = f"{os.getpid()} {_HOST}".ljust(_HOLDER_BYTES - 1).encode() + b"\n"
+        text = f"{_pid[0]} {_HOST}".ljust(_HOLDER_BYTES - 1).encode() + b"\n"
         os.pwrite(fd, text, 0)
         if len(text) > _HOLDER_BYTES:  # a very long host name
             os.ftruncate(fd, len(text))
@@ -258,4 +269,12 @@ def _busy(job: Any, path: str, timeout: float) -> JobBusyError:
     return JobBusyError(f"job {job.id} is being worked on by another process{holder}.")
 
 
-__all__ = ["CLAIM_FILE", "LOCK_FILE", "LOCK_TIMEOUT_S", "claim_holder", "job_claim", "job_lock"]
+__all__ = [
+    "CLAIM_FILE",
+    "LOCK_FILE",
+    "LOCK_TIMEOUT_S",
+    "claim_holder",
+    "current_pid",
+    "job_claim",
+    "job_lock",
+]

@@ -173,6 +173,33 @@ def is_job_dir(workspace: str, name: str) -> bool:
         return False
 
 
+# The directories found to hold a job in this process, by workspace: a job's state point file
+# is never removed while its directory stays, so each directory is stat'ed once per process,
+# however often flow, the pass summary and the stray check list the workspace.
+_jobs_seen: dict[str, set[str]] = {}
+
+
+def jobs_seen(workspace: str) -> set[str]:
+    """The names of `workspace` found to hold a job in this process (`known_job_dir`): the set
+    itself, which grows as more are found; treat it as read-only."""
+    known = _jobs_seen.get(workspace)
+    if known is None:
+        known = _jobs_seen[workspace] = set()
+    return known
+
+
+def known_job_dir(workspace: str, name: str) -> bool:
+    """`is_job_dir`, with a directory found to hold a job remembered for the process (one `stat`
+    per directory and process; one that does not is asked again each time)."""
+    known = jobs_seen(workspace)
+    if name in known:
+        return True
+    if is_job_dir(workspace, name):
+        known.add(name)
+        return True
+    return False
+
+
 def stray_job_dirs(workspace: str) -> list[str]:
     """Names of the directories of `workspace` that look like jobs but are not (`is_job_dir`),
     sorted. An absent workspace has none."""
@@ -180,7 +207,10 @@ def stray_job_dirs(workspace: str) -> list[str]:
         names = os.listdir(workspace)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if _JOB_ID.match(n) and not is_job_dir(workspace, n))
+    known = jobs_seen(workspace)
+    return sorted(
+        n for n in names if n not in known and _JOB_ID.match(n) and not known_job_dir(workspace, n)
+    )
 
 
 def stray_dir_message(workspace: str, name: str) -> str:
@@ -231,6 +261,8 @@ __all__ = [
     "full_statepoint",
     "is_job_dir",
     "is_job_id",
+    "jobs_seen",
+    "known_job_dir",
     "open_project",
     "project_root_of",
     "stray_dir_message",

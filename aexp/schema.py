@@ -189,7 +189,7 @@ def _fields_problem(where: str, mapping: Any, fields: Fields) -> str | None:
                 return f"{where} has no {key}"
             continue
         value = mapping[key]
-        if _wrong(value, types):
+        if type(value) not in types and _wrong(value, types):  # the exact type: no call
             return f"{where}[{key!r}] is {value!r}, not {_kind(types)}"
     return None
 
@@ -290,7 +290,7 @@ def _fragments_problem(where: str, fragments: Mapping[str, Any]) -> str | None:
 def document_problem(doc: Mapping[str, Any]) -> str | None:
     """What is wrong with aexp's top-level keys of a job document; None when they are intact."""
     for key, types in DOCUMENT_FIELDS.items():
-        if key in doc and _wrong(doc[key], types):
+        if key in doc and type(doc[key]) not in types and _wrong(doc[key], types):
             return f"job.doc[{key!r}] is {doc[key]!r}, not {_kind(types)}"
     if doc.get("attempt"):
         problem = _fields_problem("job.doc['attempt']", doc["attempt"], ATTEMPT_FIELDS)

@@ -42,6 +42,7 @@ from typing import Any
 from aexp.binding import get_binding, pending_binding
 from aexp.errors import BindingError
 from aexp.jobdoc import age_seconds, peek_doc
+from aexp.joblock import current_pid
 from aexp.journal import Tail, journal_file, read_tail
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 
@@ -83,7 +84,7 @@ def attempt_identity() -> dict[str, Any]:
     None outside a `run`)."""
     return {
         "host": _HOST,
-        "pid": os.getpid(),
+        "pid": current_pid(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "slurm_restart_count": os.environ.get("SLURM_RESTART_COUNT", "0"),
         "pass_id": _pass,

@@ -28,15 +28,14 @@ from aexp.agent.actor import ACTOR_PREFIX
 from aexp.errors import StatepointError
 from aexp.jobdoc import JobDir
 from aexp.joblock import job_lock
-from aexp.jobs import STATEPOINT_FILE, is_job_dir, is_job_id
+from aexp.jobs import STATEPOINT_FILE, is_job_id, jobs_seen, known_job_dir
 from aexp.journal import iter_events, journal_path
 
 _JOURNALS = "tracker_log"
 # What a job directory holds that is worth nothing alone: its state point file and aexp's locks.
 _WORTHLESS = frozenset({STATEPOINT_FILE, ".aexp.lock", ".aexp.claim", ".aexp.lock.filelock"})
-# Per workspace, in this process: directories found to be jobs, damaged jobs left out of every
-# listing, and the directories already said (once each).
-_jobs_seen: dict[str, set[str]] = {}
+# Per workspace, in this process: damaged jobs left out of every listing, and the directories
+# already said (once each). The directories found to be jobs: aexp.jobs.jobs_seen.
 _left_out: dict[str, set[str]] = {}
 _said: set[str] = set()
 _readable: dict[str, tuple[int, int]] = {}  # job path -> its state point file's stamp, read fine
@@ -268,7 +267,7 @@ def usable_job_dirs(
     workspace: str, names: Iterable[str], say: Callable[[str], None] | None = None
 ) -> Iterator[str]:
     """The names among `names` (directories of `workspace` named like job ids) that hold a job
-    signac can open: a state point file that is not empty (aexp.jobs.is_job_dir: one stat),
+    signac can open: a state point file that is not empty (aexp.jobs.known_job_dir: one stat),
     and not left out (`leave_out`). The others are said once per process through `say`
     (default: stderr) as `damage_line` puts it, and left out (a job among them is `left_out`
     from then on): signac would fail on them and end the whole command.
@@ -276,16 +275,13 @@ def usable_job_dirs(
     # flow lists the workspace several times per command: each directory is checked once per
     # process (a job's state point file does not go away), which keeps `status` at one stat
     # per job (~2 us) whatever flow does.
-    known = _jobs_seen.setdefault(workspace, set())
+    known = jobs_seen(workspace)
     skipped = _left_out.get(workspace, ())
     for name in names:
         if name in skipped:
             report_damage(workspace, name, say)
             continue
-        if name in known:
-            yield name
-        elif is_job_dir(workspace, name):
-            known.add(name)
+        if name in known or known_job_dir(workspace, name):
             yield name
         else:
             report_damage(workspace, name, say)

@@ -90,15 +90,25 @@ class Tracker:
         Raises TrackerUsageError when it does not exist (nothing is recorded).
         """
         full = os.path.join(self.job.path, path)  # a string: no Path on every attempt's end
+        if not self._attach(name, full):
+            raise TrackerUsageError(f"artifact {name!r}: {full} does not exist.")
+
+    def _attach(self, name: str, full: str) -> bool:
+        """`log_artifact` of the path `full`; False (nothing recorded) when it does not exist.
+        One `lstat` for a file that is not a link (its size, and whether it is one)."""
         try:
-            st = os.stat(full)
+            st = os.lstat(full)
+            link = stat.S_ISLNK(st.st_mode)
+            if link:
+                st = os.stat(full)
         except (FileNotFoundError, NotADirectoryError):
-            raise TrackerUsageError(f"artifact {name!r}: {full} does not exist.") from None
+            return False
         if self._journal is not None:
             size = _size(Path(full)) if stat.S_ISDIR(st.st_mode) else st.st_size
-            self._journal.log_artifact(name, full, size, job_path=self.job.path)
+            self._journal.log_artifact(name, full, size, job_path=self.job.path, link=link)
         if self._mirrors is not None:
             self._mirrors.log_artifact(name, full)
+        return True
 
     @property
     def preempt_requested(self) -> bool:

@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from aexp.joblock import current_pid
+
 # ru_maxrss is in kilobytes on Linux (bytes on macOS).
 _RSS_UNIT = 1 if os.uname().sysname == "Darwin" else 1024
 _MB = 1 << 20
@@ -83,8 +85,8 @@ def _children_of(pid: int) -> list[int] | None:
     children: list[int] = []
     for tid in tasks:
         try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
-                children.extend(int(word) for word in fh.read().split())
+            data = _read_proc(f"/proc/{pid}/task/{tid}/children")
+            children.extend(int(word) for word in data.split())
         except FileNotFoundError:
             return None if tid == tasks[0] and not children else children
         except (OSError, ValueError):  # the thread ended meanwhile
@@ -92,9 +94,23 @@ def _children_of(pid: int) -> list[int] | None:
     return children
 
 
+def _read_proc(path: str) -> bytes:
+    """The bytes of a /proc file, read through a plain descriptor: open, read to the end,
+    close (a buffered `open` adds a stat, a terminal probe and two seeks per file, and this
+    reads one file per thread of the process at every attempt's end)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
 def _descendants() -> list[int]:
     """The pids of this process's descendants that are running."""
-    children = _children_of(os.getpid())
+    children = _children_of(current_pid())
     if children is None:  # no /proc children files: psutil walks every process instead (~ms)
         try:
             import psutil  # a dependency of aexp

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,30 @@ from typing import Any
 JOURNAL_DIR = "tracker_log"
 JOURNAL_FILE = "events.jsonl"
 
-# An encoder made once: json.dumps with a non-default argument builds a new encoder per call.
-encode = json.JSONEncoder(allow_nan=False).encode
+
+def _strict_encoder() -> Callable[[Any], str]:
+    """`json.JSONEncoder(allow_nan=False).encode`: JSON text with non-finite floats refused
+    (ValueError) and unknown types refused (TypeError), compact separators `", "` and `": "`.
+
+    Where CPython's C encoder exists it is called directly, with a fresh set of markers per
+    call (the circular-reference check, and no state shared between threads): the same text
+    without the two Python frames and the closure `JSONEncoder.encode` spends per call (every
+    event of every journal, every job document written)."""
+    from json.encoder import c_make_encoder, encode_basestring_ascii
+
+    strict = json.JSONEncoder(allow_nan=False)
+    if c_make_encoder is None:  # not CPython
+        return strict.encode
+    default, make = strict.default, c_make_encoder
+
+    def encode(value: Any) -> str:
+        chunks = make({}, default, encode_basestring_ascii, None, ": ", ", ", False, False, False)
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
+encode = _strict_encoder()
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 

@@ -21,10 +21,11 @@ def _end_torn_line(fd: int) -> None:
         os.write(fd, b"\n")
 
 
-def _relative_inside(path: str, job_path: str | None) -> str | None:
+def _relative_inside(path: str, job_path: str | None, link: bool | None = None) -> str | None:
     """`path` relative to `job_path` when it plainly lies inside it (`job_path` + a separator +
     a relative path without `..` or links to resolve), else None. Spares the common case (a
-    result file of the job, every attempt) the resolving of every component of both paths."""
+    result file of the job, every attempt) the resolving of every component of both paths.
+    `link`: whether `path` itself is a symbolic link, when the caller knows (None: asked)."""
     if job_path is None:
         return None
     prefix = os.fspath(job_path).rstrip(os.sep) + os.sep
@@ -45,7 +46,7 @@ def _relative_inside(path: str, job_path: str | None) -> str | None:
         if os.path.islink(where):
             return None
         where += os.sep
-    if os.path.islink(path):
+    if os.path.islink(path) if link is None else link:
         return None
     return inside
 
@@ -189,11 +190,18 @@ class JournalWriter:
         self._progressed()
 
     def log_artifact(
-        self, name: str, path: str | os.PathLike, size_bytes: int, *, job_path: str | None = None
+        self,
+        name: str,
+        path: str | os.PathLike,
+        size_bytes: int,
+        *,
+        job_path: str | None = None,
+        link: bool | None = None,
     ) -> None:
         """A file or directory attached to the run; stored relative to `job_path` when inside it,
-        so the journal stays right when the project is moved or copied."""
-        stored = _relative_inside(os.fspath(path), job_path)
+        so the journal stays right when the project is moved or copied. `link`: whether `path`
+        is a symbolic link, when the caller has just looked (None: looked at here)."""
+        stored = _relative_inside(os.fspath(path), job_path, link)
         if stored is None:
             stored = str(Path(path).resolve())
             if job_path is not None:

@@ -93,6 +93,16 @@ class Registry(MutableMapping[str, type[TrackerAdapter]]):
             cls = self._loaded[name] = _import(name, path)
         return cls
 
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        """`Mapping.get`, with a loaded name answered by one dict lookup (asked per job)."""
+        cls = self._loaded.get(name) if isinstance(name, str) else None
+        if cls is not None:
+            return cls
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
     def __setitem__(self, name: str, cls: type[TrackerAdapter]) -> None:
         self._set[name] = f"{cls.__module__}:{cls.__qualname__}"
         self._loaded[name] = cls
@@ -102,7 +112,10 @@ class Registry(MutableMapping[str, type[TrackerAdapter]]):
         self._loaded.pop(name, None)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._where(name) is not None
+        # A name looked up once stays where it led (the binding's validation asks per job).
+        if not isinstance(name, str):
+            return False
+        return name in self._loaded or self._where(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(dict.fromkeys([*names.known(), *self._set]))

@@ -184,7 +184,8 @@ def facts_of(job: Any, *, fresh: bool = False) -> Facts:
     return _facts_of(job, fresh)
 
 
-def _facts_of(job: Any, fresh: bool = False) -> Facts:
+def _facts_of(job: Any, fresh: bool = False, doc: dict[str, Any] | None = None) -> Facts:
+    # `doc`: what `read_doc(job)` returned a moment ago, when the caller has it (no second stat).
     path = job.path
     seen = _snapshot.get()
     if seen is not None:
@@ -195,10 +196,11 @@ def _facts_of(job: Any, fresh: bool = False) -> Facts:
     trusted = _trust_sweeps.get()
     if trusted and not fresh and _swept.get(path) == _sweep:
         return _facts[path]
-    try:
-        doc = read_doc(job)
-    except BindingError as exc:
-        return _unreadable(str(exc))
+    if doc is None:
+        try:
+            doc = read_doc(job)
+        except BindingError as exc:
+            return _unreadable(str(exc))
     if not fresh and _facts_docs.get(path) is doc:
         facts = _facts[path]
     else:
@@ -247,9 +249,10 @@ def is_corrupt(job: Any) -> bool:
     return _facts_of(job)[_ERROR] is not None
 
 
-def is_unbound(job: Any) -> bool:
-    """Not bound yet, and nothing corrupted in the way of binding it."""
-    facts = _facts_of(job)
+def is_unbound(job: Any, doc: dict[str, Any] | None = None) -> bool:
+    """Not bound yet, and nothing corrupted in the way of binding it. `doc`: the job's document
+    as `aexp.jobdoc.read_doc` returned it just now, when the caller has it."""
+    facts = _facts_of(job, doc=doc)
     if facts[_ERROR] is not None:
         warn_once(job, facts[_ERROR])
         return False

@@ -24,7 +24,7 @@ from aexp.attempt import AttemptEnded, NothingToRun
 from aexp.binding import adapters_of, bind_tracker, new_binding
 from aexp.door import STORAGE_ERRNOS, storage_problem
 from aexp.errors import AexpError, JobBusyError, WorkspaceError
-from aexp.jobdoc import now_iso
+from aexp.jobdoc import now_iso, read_doc
 from aexp.jobs import project_root_of
 from aexp.lifecycle import finish_run, run_lifecycle
 from aexp.outcome import ERROR_LOG
@@ -188,9 +188,10 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
     # The run's spec, once for the whole attempt, and before the attempt takes the job's claim:
     # a job whose state point is damaged is left untouched, as `init_tracker` would leave it.
     # Who launches the attempt (recorded with its start), and names the run it binds.
+    doc = read_doc(job)  # one look at the document for the spec and `is_unbound`
     actor = workflow_actor(project_root_of(job))
-    binds = bool(settings.backends) and is_unbound(job)
-    spec = run_spec(job, settings.group_by, actor=actor if binds else None)
+    binds = bool(settings.backends) and is_unbound(job, doc)
+    spec = run_spec(job, settings.group_by, actor=actor if binds else None, doc=doc)
     binder = None
     if settings.backends:
         # A job this pass binds here gets its binding made now too, for the same reason (a

@@ -118,18 +118,19 @@ class WorkflowProject(FlowProject):
             if not run_canary(self, jobs, names, self.canary, **kwargs):
                 self.exit_code = 1
                 return None
-        watch = PassWatch(
-            self.workspace,
-            self._ids(jobs),  # `-f` reads the state points here, before anything runs
-            stale_after=self.settings.stale_after,
-            backends=self.settings.backends,
-        )
         self.pass_started = True
         serial = kwargs.get("np") in (None, 1)
         run = in_run(
             execute_binds=self._selects(names, self.binding_operation), trust_sweeps=serial
         )
         with forked.signals_stop_pool(not serial), run:
+            # Inside the pass: flow's first sweep of conditions takes the facts this look took.
+            watch = PassWatch(
+                self.workspace,
+                self._ids(jobs),  # `-f` reads the state points here, before anything runs
+                stale_after=self.settings.stale_after,
+                backends=self.settings.backends,
+            )
             super().run(jobs=jobs, names=names, **kwargs)
         self.exit_code = watch.finish(json_line=self.pass_json).exit_code
         return None
