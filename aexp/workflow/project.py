@@ -118,7 +118,6 @@ class WorkflowProject(FlowProject):
             if not run_canary(self, jobs, names, self.canary, **kwargs):
                 self.exit_code = 1
                 return None
-        self.pass_started = True
         serial = kwargs.get("np") in (None, 1)
         run = in_run(
             execute_binds=self._selects(names, self.binding_operation), trust_sweeps=serial
@@ -131,6 +130,7 @@ class WorkflowProject(FlowProject):
                 stale_after=self.settings.stale_after,
                 backends=self.settings.backends,
             )
+            self.pass_started = True
             super().run(jobs=jobs, names=names, **kwargs)
         self.exit_code = watch.finish(json_line=self.pass_json).exit_code
         return None
