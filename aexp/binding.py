@@ -75,8 +75,8 @@ def _problem(job: Any, doc: Mapping[str, Any]) -> str | None:
     problem = None if binding is None else binding_problem(binding, ADAPTERS)
     if problem:
         return (
-            f"job {job.id}: {problem}; repair it or remove the key to re-bind "
-            "(a new run is created)."
+            f"job {job.id}: {problem}; repair it (docs/job-document.md); removing the key "
+            "binds the job again, to a new run unless its run's journal records the binding."
         )
     return None
 
