@@ -16,6 +16,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -81,6 +82,20 @@ def in_pool_worker() -> bool:
         and multiprocessing.parent_process() is not None
         and process.name.split("-")[0].endswith("PoolWorker")
     )
+
+
+def leave_if_orphaned() -> None:
+    """End this pool worker quietly when the pass that forked it is gone (killed with -9): its
+    operation is recorded in the job already, nobody is left to take the result, and sending it
+    would only print a BrokenPipeError traceback on the user's terminal. Anywhere else: nothing."""
+    if not in_pool_worker():
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and not parent.is_alive():
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(0)
 
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)

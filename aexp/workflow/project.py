@@ -150,6 +150,7 @@ class WorkflowProject(FlowProject):
             raise forked.WorkerExit(code) from None
         finally:
             operation_ran()
+            forked.leave_if_orphaned()
 
     def _selects(self, names: Any, operation: str) -> bool:
         """Whether `run`'s `names` (flow's: regular expressions of operation or group names,
