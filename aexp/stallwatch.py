@@ -12,11 +12,15 @@ least `[workflow] stall_after`). Once it has not:
 2. the warning signal (`[slurm] warning_signal`) is sent the way SLURM sends it before the time
    limit: inside a SLURM job to its batch shell (`scancel --batch`), whose trap forwards it to
    the operation and requeues the job after the attempt is recorded preempted; elsewhere to this
-   process. The run resumes from its last checkpoint, as after any preemption;
+   process, marked as the attempt's own (`Preempted.own`): the attempt is recorded preempted
+   and the pass goes on with the other jobs, as after a failed one (one job's stall never
+   stops another). The run resumes from its last checkpoint at the next `run`, as after any
+   preemption. A signal from outside (SLURM's, scancel's, Ctrl-C) still ends the pass;
 3. if the attempt has still not ended a grace period later (GRACE_MIN_S, or the stall bound if
    longer: the main thread is stuck where no Python signal handler runs, inside a C call), the
-   process exits with 128 + signal from the heartbeat thread; the next attempt finds it dead
-   (its SLURM job restarted, or its pid gone) and resumes the run.
+   process exits with 128 + signal from the heartbeat thread, ending the pass with it (nothing
+   else can stop such a process); the next attempt finds it dead (its SLURM job restarted, or
+   its pid gone) and resumes the run.
 
 In a `--parallel` bundle the batch shell forwards the signal to every operation: the others are
 preempted too and resume after the requeue. `[workflow] on_stall = report` (the default) leaves
@@ -75,7 +79,7 @@ class StallWatch:
         self._grace = max(GRACE_MIN_S, bound)
         self._deadline = now + self._grace
         self._say(f"{self.reason}; preempting it ([workflow] on_stall = preempt)")
-        self._preempt()
+        self._preempt(tracker)
 
     @property
     def _name(self) -> str:
@@ -84,7 +88,7 @@ class StallWatch:
     def _say(self, text: str) -> None:
         print(f"aexp: job {self.job_id}: {text}", file=sys.stderr, flush=True)
 
-    def _preempt(self) -> None:
+    def _preempt(self, tracker: Any) -> None:
         slurm_job = os.environ.get("SLURM_JOB_ID")
         if slurm_job:
             from aexp.slurm.commands import SlurmCommandError, signal_batch_shell
@@ -94,6 +98,8 @@ class StallWatch:
                 return
             except SlurmCommandError as exc:  # no scancel on this node: this process alone
                 self._say(f"could not signal the batch shell ({exc}); signalling itself")
+        # Marked as the attempt's own: it preempts this attempt alone, and the pass goes on.
+        tracker._own_signal = self.signum
         os.kill(os.getpid(), self.signum)
 
 

@@ -29,11 +29,17 @@ from aexp.trackers import clean_metrics
 
 
 class Preempted(SystemExit):
-    """Raised inside the experiment when the attempt was signalled; exits with 128 + signal."""
+    """Raised inside the experiment when the attempt was signalled; exits with 128 + signal.
 
-    def __init__(self, signum: int) -> None:
+    `own`: the attempt's own stall watch sent the signal (aexp.stallwatch), so the preemption is
+    this attempt's alone and the pass goes on with the other jobs; otherwise it came from
+    outside (SLURM, scancel, kill, Ctrl-C) and stops the whole process.
+    """
+
+    def __init__(self, signum: int, *, own: bool = False) -> None:
         super().__init__(128 + signum)
         self.signum = signum
+        self.own = own
 
 
 @dataclass
@@ -58,6 +64,8 @@ class Tracker:
     _checkpoint_seq: int | None = None  # of the newest stored checkpoint (-1: none), once known
     _closing: bool = False  # the experiment has returned or raised: signals no longer stop it
     _stalled: bool = False  # its journal stopped progressing: a signal stops it at once
+    _own_signal: int | None = None  # the signal its own stall watch is sending to this process
+    _preempt_own: bool = False  # the preemption under way is that one (Preempted.own)
 
     def log(self, metrics: Mapping[str, Any], *, step: int | None = None) -> None:
         """Record one row of metrics at `step` (default: the next step).
@@ -133,7 +141,7 @@ class Tracker:
         if self._journal is not None:
             self._journal.checkpoint(seq=seq, last_step=self.step - 1 if self.step else None)
         if self._preempt_signal is not None:
-            raise Preempted(self._preempt_signal)
+            raise Preempted(self._preempt_signal, own=self._preempt_own)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The state saved by the last `checkpoint` of this job, or None.
@@ -162,9 +170,13 @@ class Tracker:
             return
         first = self._preempt_signal is None
         self._preempt_signal = signum
+        # The stall watch's own signal is consumed by the first delivery of that signal; any
+        # other (or a second) one came from outside and stops the process.
+        self._preempt_own = first and signum == self._own_signal
+        self._own_signal = None
         # A stalled experiment never reaches its next checkpoint (aexp.stallwatch).
         if not self._checkpoints_used or not first or self._stalled:
-            raise Preempted(signum)
+            raise Preempted(signum, own=self._preempt_own)
 
 
 def _size(path: Path) -> int:

@@ -177,7 +177,8 @@ def test_on_stall_preempt_stops_a_hung_attempt_and_the_next_run_resumes_it(
     hangs = {"epochs": 5, "epoch_seconds": 0.2, "hang_at_epoch": 2}
     job = create_run(experiment_id="E1", hypothesis_id="H1", statepoint=hangs)
     first = run_cmd([PYTHON, "project.py", "run"], cwd=template, timeout=60)
-    assert first.returncode == 128 + signal.SIGUSR1, first.stderr
+    assert first.returncode == 0, first.stderr  # its own preemption: the pass ends as usual
+    assert "run: 0 finished, 0 failed, 1 preempted" in first.stdout, first.stdout
     assert "stalled: its journal logged nothing for" in first.stderr
     binding = get_binding(job)
     assert binding["state"] == "preempted" and binding["error"].startswith("stalled:")

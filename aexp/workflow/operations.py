@@ -3,9 +3,10 @@
 flow stops a whole `run` at the first operation that raises, so a bad job would hold up every
 other job. Every operation here therefore turns a failure into one line on stderr (naming the
 job and what to do), records it in the job where it belongs (an experiment's traceback goes to
-the job's error.log), and returns: the pass goes on with every other job. Only a preemption
-(SLURM's warning signal, scancel, Ctrl-C) stops the process, after recording it, so that SLURM
-requeues the job or the user gets the prompt back.
+the job's error.log), and returns: the pass goes on with every other job. So does an attempt
+its own stall watch preempted (`Preempted.own`, aexp.stallwatch): recorded preempted, it resumes
+at the next run. Only a preemption from outside (SLURM's warning signal, scancel, Ctrl-C) stops
+the process, after recording it, so that SLURM requeues the job or the user gets the prompt back.
 """
 
 from __future__ import annotations
@@ -181,7 +182,9 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
 
     A failed experiment is recorded (state failed, traceback in the job's error.log), reported in
     one line and not raised: flow goes on with the other jobs. A preemption is recorded, reported
-    in one line, and ends the process with 128 + signal (SLURM requeues; Ctrl-C stops `run`).
+    in one line, and ends the process with 128 + signal (SLURM requeues; Ctrl-C stops `run`),
+    unless the attempt's own stall watch sent the signal (`Preempted.own`): then it returns
+    "preempted" and the pass goes on.
     """
     if _still_refused(job):  # said once already; the job stays eligible for the next pass
         return "skipped"
@@ -221,10 +224,11 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
         return "skipped"
     except (Preempted, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Preempted) else signal.SIGINT
+        own = isinstance(exc, Preempted) and exc.own
         how = (
             "interrupted (Ctrl-C)"
             if signum == signal.SIGINT
-            else f"preempted by {signal.Signals(signum).name}"
+            else f"preempted by {signal.Signals(signum).name}{' as stalled' if own else ''}"
         )
         if tracker is None:  # before the experiment started
             _say(job, f"{how} before the attempt started; the next run starts it.")
@@ -234,6 +238,8 @@ def execute(job: Any, experiment: Callable[[Any, Any], Any], settings: Settings)
                 f"{how} at step {tracker.step}; recorded as preempted, and the next run resumes "
                 "it from its last checkpoint.",
             )
+        if own:  # its stall alone: the pass goes on
+            return "preempted"
         # Said: the process ends with 128 + signal and nothing more (no KeyboardInterrupt
         # traceback, no second line from project.py).
         raise exc if isinstance(exc, Preempted) else Preempted(signum) from None
