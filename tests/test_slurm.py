@@ -210,7 +210,8 @@ def test_submit_refuses_a_walltime_shorter_than_the_warning_and_queues_nothing(
     jobs = sweep(2)
     for args in (["--pretend", "--", "--time=0:01:12"], ["--", "--time=0:01:12"]):
         result = cluster.flow("submit", *args, check=False)
-        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        # refused before anything was sent: a usage or settings error (exit 2, docs/workflow.md)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         said = [x for x in result.stderr.splitlines() if x and x != "Querying scheduler..."]
         assert len(said) == 1 and said[0].startswith("error: submit refused: run_job("), said
         assert "walltime of 0:01:12 (72 s), but SIGUSR1 comes 120 s before the end" in said[0]
@@ -235,7 +236,7 @@ def test_an_agents_submission_stays_within_its_budget(cluster: Cluster) -> None:
     agent = {**cluster.env, "CLAUDE_CODE_SESSION_ID": "sess-budget"}
     refused = run_cmd([PYTHON, "project.py", "submit"], cluster.root, env=agent, timeout=120)
     said = [x for x in refused.stderr.splitlines() if x and x != "Querying scheduler..."]
-    assert refused.returncode == 1 and len(said) == 1, refused.stderr
+    assert refused.returncode == 2 and len(said) == 1, refused.stderr  # nothing was sent
     assert said[0] == (
         "error: refused: this submission would use 2 CPU-hours and agents launched 0 in the "
         "last 24 hours, past [agent] cpu_hours_per_day = 1.5; start fewer jobs, shorten their "
@@ -254,7 +255,7 @@ def test_an_agents_submission_stays_within_its_budget(cluster: Cluster) -> None:
     ]
     assert log[0]["actor"]["session_id"] == "sess-budget"
     again = run_cmd([PYTHON, "project.py", "submit", "-j", jobs[1].id], cluster.root, env=agent)
-    assert again.returncode == 1 and "agents launched 1 in the last 24 hours" in again.stderr
+    assert again.returncode == 2 and "agents launched 1 in the last 24 hours" in again.stderr
     cluster.submit("-j", jobs[1].id)  # a person: not bound by [agent]
     cluster.wait_until_drained(timeout=180)
     assert all(doc(job)["tracker"]["state"] == "finished" for job in jobs), cluster.logs()

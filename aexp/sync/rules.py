@@ -107,7 +107,8 @@ def runs_only_here(job_path: str, binding: Mapping[str, Any] | None) -> list[str
         bound = head.get("binding") if isinstance(head.get("binding"), Mapping) else {}
         ran[run_id] = bound
     found = []
-    for run_id in sorted({*known, *ran}, key=lambda r: (r not in known, r)):
+    # The job's run, then the previous runs in the binding's order, then runs only a journal knows.
+    for run_id in [*known, *sorted(set(ran) - set(known))]:
         if run_id in known:
             what, recorded, executed = known[run_id]
             if not (executed or run_id in ran):
