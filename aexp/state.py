@@ -50,6 +50,8 @@ UNBOUND, CORRUPT = "unbound", "corrupt"
 STALE, STALLED = "stale", "stalled"  # what a running job shows when it is (JobState.shown)
 # Every state `job_state` can give, in a job's usual order.
 JOB_STATES = (UNBOUND, CORRUPT, BOUND, RUNNING, PREEMPTED, COMPLETED, FAILED, FINISHED)
+# Every word `JobState.shown` can give: what a view prints and a `--state` filter accepts.
+SHOWN_STATES = (*JOB_STATES, STALE, STALLED)
 TAIL_BYTES = 1 << 16
 # A running attempt is stalled once its journal has logged nothing for PACE_FACTOR times the
 # longest gap between two of its rows so far, and at least `[workflow] stall_after` seconds
@@ -341,6 +343,7 @@ __all__ = [
     "CORRUPT",
     "JOB_STATES",
     "PACE_FACTOR",
+    "SHOWN_STATES",
     "STALE",
     "STALLED",
     "TAIL_BYTES",

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 FORMATS = ("table", "json", "csv")
 # aexp.results.select.SELECTABLE_STATES, spelled out: importing it would load all of
 # aexp.results (~11 ms) into every command's parser. tests/test_cli.py checks they agree.
-SELECTABLE_STATES = (*STATES, "stale", "unbound", "corrupt")
+SELECTABLE_STATES = (*STATES, "stale", "stalled", "unbound", "corrupt")
 
 
 def selection_of(args: argparse.Namespace) -> Selection:

@@ -59,7 +59,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(_dump(everything))
         return 0
     group = binding["group"] if binding else run_spec(job)["group"]
-    lines = [f"job {job.id}", f"  path   {job.path}", f"  group  {group}", ""]
+    lines = [f"job {job.id}", f"  path   {job.path}", f"  group  {group}"]
+    lines += [f"  state  {everything['shown']}", ""]
     lines += _section("state point", everything["statepoint"])
     lines += ["", *_section("job document", other)]
     if binding is None:

@@ -25,15 +25,16 @@ def _sync(entry: dict[str, Any]) -> str:
 
 
 def _row(entry: dict[str, Any]) -> list[Any]:
-    state = f"{entry['state']}, stale" if entry["stale"] else entry["state"]
+    shown = entry["shown"]  # aexp.state.JobState.shown, as every view prints it
+    state = f"{entry['state']}, {shown}" if shown != entry["state"] else shown
     why = entry["error"] or entry["problem"]
     return [entry["job_id"], state, entry["run_id"], entry["last_step"], _sync(entry), why]
 
 
 def _state(text: str) -> str:
-    if text not in (*SELECTABLE_STATES, "stale"):
+    if text not in SELECTABLE_STATES:
         raise argparse.ArgumentTypeError(
-            f"unknown state {text!r}; known states: {', '.join(SELECTABLE_STATES)}, stale"
+            f"unknown state {text!r}; known states: {', '.join(SELECTABLE_STATES)}"
         )
     return text
 
@@ -109,7 +110,8 @@ def register(commands: Commands) -> None:
         action="append",
         type=_state,
         metavar="S",
-        help="list only jobs in this state (repeatable; 'stale' for dead running ones); the "
+        help="list only jobs in this state (repeatable; 'stale' for dead running ones, "
+        "'stalled' for live ones whose journal went silent); the "
         "counts stay the whole project's",
     )
     sub.add_argument("--limit", type=_limit, metavar="N", help="list at most N jobs (or changes)")

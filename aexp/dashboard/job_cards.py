@@ -87,7 +87,7 @@ class RunCard(AexpCard):
         parts = [
             definitions(
                 [
-                    ("state", state_tag(record.state)),
+                    ("state", state_tag(record.shown)),
                     ("backend", record.backend_label),
                     ("run", Markup("<code>{}</code>").format(record.run_id)),
                     ("tracker", links),

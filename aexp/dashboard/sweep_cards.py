@@ -209,13 +209,13 @@ class RunsCard(SweepPart):
                 (
                     cell(job, record.job_id),
                     *(_param(record.statepoint, key) for key in sweep.keys),
-                    state_tag(record.state),
+                    state_tag(record.shown),
                     record.backend_label,
                     run,
                     *(summary.get(key) for key in metrics),
                 )
             )
-            attrs.append({"data-job": record.job_id, "data-state": record.state})
+            attrs.append({"data-job": record.job_id, "data-state": record.shown})
         header = ("job", *sweep.keys, "state", "backend", "run", *metrics)
         more = ""
         if len(records) > len(shown):

@@ -55,11 +55,13 @@ def register(server: Any, root: str) -> None:
         since: str | None = None, states: list[str] | None = None, limit: int = 100
     ) -> dict[str, Any]:
         """Where every job stands: counts per state, and per job (at most `limit`; `states`
-        picks which, e.g. ["failed", "stale"]) its state (unbound, bound, running, preempted,
-        failed, finished, corrupt), stale (running but dead), each backend synced or due, last
-        step, the error's last line; and a cursor. With `since` (a cursor from an earlier
-        status), only the jobs that changed since (finished, failed, preempted, gone stale,
-        created, removed, ...) and a new cursor: cheap, poll with it."""
+        picks which, e.g. ["failed", "stale", "stalled"]) its state (unbound, bound, running,
+        preempted, completed, failed, finished, corrupt), stale (running but dead), stalled
+        (running, alive, its journal silent too long), shown (the state as views print it:
+        stale or stalled, else the state), each backend synced or due, last step, the error's
+        last line; and a cursor. With `since` (a cursor from an earlier status), only the jobs
+        that changed since (finished, failed, preempted, gone stale, stalled, created,
+        removed, ...) and a new cursor: cheap, poll with it."""
         if limit < 0:
             raise AexpError(f"limit must be 0 or more, not {limit}.")
         if since:
@@ -82,13 +84,15 @@ def register(server: Any, root: str) -> None:
         group_by: list[str] | None = None,
     ) -> dict[str, Any]:
         """The runs table, as `aexp runs`: one row per job with its state-point values, run,
-        state and metrics. `where`: filters typed like --sp ("lr=0.1", "seed=0..2",
-        "condition=full|ablated"); `metrics`: "loss" (last value) or "loss:min|max|mean|
-        first|last|count"; `params`: state-point columns (default: those that vary); `sort`: a
-        column ("-loss": descending). `grouped` (or `group_by` keys): one row per
-        configuration, by default every state-point key but the seed keys, with its runs by
-        state and each metric's mean, std and 95% CI over its finished runs (as aexp runs
-        --group-by); `sort` then takes a key, a count or an aggregate ("loss:min")."""
+        state and metrics. `states`: unbound, corrupt, bound, running, preempted, completed,
+        failed, finished, stale (running, dead) or stalled (running, journal silent).
+        `where`: filters typed like --sp ("lr=0.1", "seed=0..2", "condition=full|ablated");
+        `metrics`: "loss" (last value) or "loss:min|max|mean|first|last|count"; `params`:
+        state-point columns (default: those that vary); `sort`: a column ("-loss":
+        descending). `grouped` (or `group_by` keys): one row per configuration, by default
+        every state-point key but the seed keys, with its runs by state and each metric's
+        mean, std and 95% CI over its finished runs (as aexp runs --group-by); `sort` then
+        takes a key, a count or an aggregate ("loss:min")."""
         from aexp.cli.sweep import parse_where
         from aexp.reports.runs import runs_report
         from aexp.results.select import Selection

@@ -53,7 +53,7 @@ def kind_of(old: bytes | None, new: Seen) -> str | None:
         return None
     state, was = new.entry["state"], JOB_STATES[old[0]]
     if state == RUNNING:
-        return "stale" if new.entry["stale"] else "running"
+        return new.entry["shown"]  # running, stale or stalled (aexp.state.JobState.shown)
     if state in (FINISHED, FAILED) and was == state:
         return "synced" if new.key[1] & 2 and not old[1] & 2 else "updated"
     return state  # finished, failed, preempted, completed, bound, unbound, corrupt

@@ -51,6 +51,13 @@ def _why(
             "gone); the next run resumes it from its last checkpoint.",
             ["run_here", "submit"],
         )
+    if state == "running" and entry["stalled"]:
+        return (
+            f"job {job_id} is stalled: its process is alive (heartbeat {age or 0:.0f} s ago) but "
+            "its journal has logged nothing for longer than its own pace allows; look at what "
+            "it waits for ([workflow] on_stall = preempt stops and requeues such an attempt).",
+            ["status"],
+        )
     if state == "running":
         return f"job {job_id} is executing (heartbeat {age or 0:.0f} s ago).", ["status"]
     if state == "preempted":
@@ -130,6 +137,8 @@ def diagnose_document(job: Any, *, stale_after: float) -> dict[str, Any]:
         job_id=job.id,
         state=entry["state"],
         stale=entry["stale"],
+        stalled=entry["stalled"],
+        shown=entry["shown"],
         why=why,
         next=tools,
         run_id=entry["run_id"],

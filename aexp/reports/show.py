@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aexp.binding import backend_parts, get_binding
+from aexp.binding import backend_parts
 from aexp.contract import document, plain
+from aexp.errors import BindingError
 from aexp.jobdoc import read_doc
+from aexp.state import CORRUPT, job_state
 
 SHOW = "aexp.show/1"
 
@@ -66,16 +68,25 @@ def sync_state(binding: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
 
 
 def show_document(job: Any) -> dict[str, Any]:
-    """Everything about `job` (a signac job): `aexp.show/1`. Raises BindingError for a
-    damaged document."""
+    """Everything about `job` (a signac job): `aexp.show/1`. Its state (`state`, `stale`,
+    `stalled`, `shown`) and its binding (`tracker`: a first attempt's run's journal holds it
+    before the document does) are aexp.state.job_state's, as every view has them. Raises
+    BindingError for a damaged document."""
     doc = read_doc(job)
-    binding = get_binding(job, doc)
+    seen = job_state(job, doc)
+    if seen.state == CORRUPT:  # a damaged binding: an error here, as a damaged document is
+        raise BindingError(seen.problem)
+    binding = seen.binding
     return document(
         SHOW,
         **plain(
             {
                 "job_id": job.id,
                 "path": job.path,
+                "state": seen.state,
+                "stale": seen.stale,
+                "stalled": seen.stalled,
+                "shown": seen.shown,
                 "statepoint": job.cached_statepoint,
                 "document": {k: v for k, v in doc.items() if k != "tracker"},
                 "tracker": binding,

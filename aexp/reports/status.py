@@ -11,6 +11,10 @@ preempted; no signac, no flow):
     state       unbound, corrupt, bound, running, preempted, completed, failed, finished
                 (aexp.state.JOB_STATES)
     stale       running, but its attempt is known dead (`execute` resumes it)
+    stalled     running and alive, but its journal has logged nothing for longer than its
+                own pace allows (aexp.state.is_stalled)
+    shown       the state as every view prints it (aexp.state.JobState.shown: `stale` or
+                `stalled` for such a running job, else `state`)
     run_id      the bound run (null: unbound)
     attempts    execution attempts of the run so far (a running one included)
     last_step   the last step the run logged (-1: none yet; null: unbound)
@@ -36,7 +40,17 @@ from aexp.errors import AexpError
 from aexp.jobdoc import JobDir, now_iso, peek_doc
 from aexp.jobs import is_job_dir, is_job_id, stray_dir_message
 from aexp.schema import BOUND, PREEMPTED, RUNNING
-from aexp.state import CORRUPT, JOB_STATES, UNBOUND, JobState, Mark, job_state
+from aexp.state import (
+    CORRUPT,
+    JOB_STATES,
+    SHOWN_STATES,
+    STALE,
+    STALLED,
+    UNBOUND,
+    JobState,
+    Mark,
+    job_state,
+)
 
 STATUS = "aexp.status/1"
 
@@ -80,6 +94,7 @@ def _key(entry: Mapping[str, Any]) -> bytes:
         bool(entry["stale"])
         | (bool(parts) and all(p["synced"] for p in parts)) << 1
         | any(p["needs_sync"] for p in parts) << 2
+        | bool(entry["stalled"]) << 3
     )
     text = repr(
         (
@@ -100,6 +115,8 @@ def _entry(job_id: str, state: str, **members: Any) -> dict[str, Any]:
         "job_id": job_id,
         "state": state,
         "stale": False,
+        "stalled": False,
+        "shown": state,
         "run_id": None,
         "attempts": 0,
         "last_step": None,
@@ -139,6 +156,8 @@ def job_seen(workspace: str, job_id: str, stale_after: float) -> Seen:
         job_id,
         seen.state,
         stale=seen.stale,
+        stalled=seen.stalled,
+        shown=seen.shown,
         run_id=binding["run_id"],
         attempts=attempts,
         last_step=binding.get("last_step", -1),
@@ -176,11 +195,13 @@ def job_ids(workspace: str) -> list[str]:
 
 
 def counts_of(entries: Any) -> dict[str, int]:
-    """Jobs per state, plus `stale` (running and dead) and `unsynced` (a backend needs a sync)."""
-    counts = dict.fromkeys(JOB_STATES, 0) | {"stale": 0, "unsynced": 0}
+    """Jobs per state, plus `stale` (running and dead), `stalled` (running, alive, its journal
+    silent too long) and `unsynced` (a backend needs a sync)."""
+    counts = dict.fromkeys(JOB_STATES, 0) | {STALE: 0, STALLED: 0, "unsynced": 0}
     for entry in entries:
         counts[entry["state"]] += 1
-        counts["stale"] += entry["stale"]
+        counts[STALE] += entry["stale"]
+        counts[STALLED] += entry["stalled"]
         counts["unsynced"] += any(p["needs_sync"] for p in entry["backends"].values())
     return counts
 
@@ -198,17 +219,15 @@ def status_document(
     `stale_after`: seconds after which a silent running attempt is dead (None: signac.rc's
     `[workflow] stale_after`). With `cursor`, the document carries a cursor for
     `changes_document` (None when the project's `.aexp/` cannot be written). `jobs` lists only
-    the jobs in `states` (empty: every job; "stale" selects running jobs whose attempt is dead),
+    the jobs in `states` (empty: every job; `selected`: by the word each view prints for it),
     at most `limit` of them (`omitted` says how many more); `total` and `counts` are always
     the whole project's, and the cursor covers every job.
     """
     from aexp.reports import cursors
 
-    unknown = [s for s in states if s not in (*JOB_STATES, "stale")]
+    unknown = [s for s in states if s not in SHOWN_STATES]
     if unknown:
-        raise AexpError(
-            f"unknown state {unknown[0]!r}; known states: {', '.join(JOB_STATES)}, stale."
-        )
+        raise AexpError(f"unknown state {unknown[0]!r}; known states: {', '.join(SHOWN_STATES)}.")
     root = os.fspath(root)
     if stale_after is None:
         from aexp.settings import load_settings
@@ -238,10 +257,10 @@ def status_document(
 
 
 def selected(entry: Mapping[str, Any], states: Sequence[str]) -> bool:
-    """Whether a status entry is in `states` (empty: every entry; "stale": running and dead)."""
-    if not states:
-        return True
-    return entry["state"] in states or ("stale" in states and entry["stale"])
+    """Whether a status entry is in `states` (empty: every entry), by the word every view
+    prints for it (`shown`: "stale" is running and dead, "stalled" running, alive and silent
+    too long, "running" a live attempt that progresses), as `aexp runs --state` selects."""
+    return not states or entry["shown"] in states
 
 
 __all__ = [

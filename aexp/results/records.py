@@ -197,11 +197,14 @@ def read_record(
     seen = seen_state(job, doc)
     record.state, record.shown = STALE if seen.stale else seen.state, seen.shown
     record.status = doc.get("status")
+    # The binding as the job's state has it: a first attempt's run's journal holds it before
+    # the document does (aexp.binding.pending_binding), so every view names the same run.
+    binding = binding if binding is not None else seen.binding
     if binding is None:
         limina = doc.get("limina") if isinstance(doc.get("limina"), Mapping) else None
         record.group = spec_of(statepoint, limina, job.id, group_by=group_by)["group"]
     else:
-        record.binding = binding
+        record.binding = binding if type(binding) is dict else dict(binding)
         record.group = binding.get("group")
     return record
 
@@ -238,7 +241,7 @@ def iter_records(
         record = read_record(JobDir(job_id, path), statepoint, group_by)
         if record.error is not None and warn:
             _warn(record.error)
-        if selection.matches_state(record.state):
+        if selection.matches_state(record.shown):
             yield record
 
 

@@ -19,9 +19,10 @@ from aexp.errors import AexpError
 from aexp.schema import STATES
 
 # The states a job can be selected by: a binding's state, or these of the job itself
-# (aexp.state.JobState.shown: `stale` is a running job whose attempt is known dead).
-UNBOUND, CORRUPT, STALE = "unbound", "corrupt", "stale"
-SELECTABLE_STATES = (*STATES, STALE, UNBOUND, CORRUPT)
+# (aexp.state.JobState.shown: `stale` is a running job whose attempt is known dead, `stalled` a
+# live one whose journal has gone silent for too long).
+UNBOUND, CORRUPT, STALE, STALLED = "unbound", "corrupt", "stale", "stalled"
+SELECTABLE_STATES = (*STATES, STALE, STALLED, UNBOUND, CORRUPT)
 _MISSING = object()
 
 
@@ -67,7 +68,8 @@ class Selection:
     experiment  the state point's `experiment_id`
     hypothesis  the state point's `hypothesis_id`
     states      the job's state: a binding state (bound, running, ...), `stale` (running, its
-                attempt known dead), `unbound` or `corrupt`
+                attempt known dead), `stalled` (running, its journal silent too long),
+                `unbound` or `corrupt`
     job_ids     only these jobs (full ids)
     """
 
@@ -96,8 +98,11 @@ class Selection:
                 return False
         return True
 
-    def matches_state(self, state: str) -> bool:
-        return not self.states or state in self.states
+    def matches_state(self, shown: str) -> bool:
+        """Whether a job whose state every view prints as `shown` (aexp.state.JobState.shown:
+        `stale`, `stalled` or the job's state) is selected: `running` is a live attempt that
+        progresses, as in `aexp status --state`."""
+        return not self.states or shown in self.states
 
     def describe(self) -> str:
         """The filters in words, for titles: "E018, lr=0.1|0.01, finished" ("" for all jobs)."""
