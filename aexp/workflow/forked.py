@@ -90,8 +90,11 @@ def leave_if_orphaned() -> None:
     would only print a BrokenPipeError traceback on the user's terminal. Anywhere else: nothing."""
     if not in_pool_worker():
         return
+    # Not `parent.is_alive()`: its sentinel is a pipe the sibling workers forked later hold
+    # open too, so it reads alive while any of them lives. A dead parent's children are
+    # re-parented: the parent pid this process sees is no longer the one that forked it.
     parent = multiprocessing.parent_process()
-    if parent is not None and not parent.is_alive():
+    if parent is not None and os.getppid() != parent.pid:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
