@@ -284,13 +284,18 @@ def test_remove_refuses_runs_that_exist_nowhere_else_unless_forced_and_names_the
         pytest.param(lambda d: {**d, "tracker": None}, id="binding-gone"),
     ],
 )
+@pytest.mark.parametrize("binder", ["execute", "init_tracker"])
 def test_remove_judges_what_exists_elsewhere_by_the_runs_journals_not_the_document(
-    template: Path, damage
+    template: Path, damage, binder: str
 ) -> None:
     """A run is in its journal whatever its document says (damaged, or never written because
-    its first attempt was killed first): removing the job would delete it for good."""
+    its first attempt was killed first): removing the job would delete it for good. Whether
+    the first attempt bound the job (its journal keeps the binding) or init_tracker did."""
     set_rc(template, "tracker", "backend", "mlflow")
     ran, bound = make(seed=0), make(seed=1)
+    if binder == "init_tracker":
+        run_cmd([PYTHON, "project.py", "run", "-o", "init_tracker", "-j", ran.id], template,
+                check=True)  # fmt: skip
     run_cmd([PYTHON, "project.py", "run", "-j", ran.id], template, check=True)
     run_cmd([PYTHON, "project.py", "run", "-o", "init_tracker", "-j", bound.id], template,
             check=True)  # fmt: skip

@@ -75,7 +75,7 @@ def runs_only_here(job_path: str, binding: Mapping[str, Any] | None) -> list[str
     whose first attempt was killed before the document recorded it, or whose document cannot be
     read (`binding` None), exists in its journal all the same. A run counts once an attempt
     opened it (its journal holds more than `init_run`) and some backend that receives runs from
-    a login node (`backend_needs_sync`, with the offline flag its journal was bound with) has no
+    a login node (`backend_needs_sync`; the backends and offline flag of its `init_run`) has no
     `synced_at` for it in `binding` (its current run, or a previous run a rerun kept). Runs the
     binding knows that left no journal are judged from the binding alone.
     """
@@ -98,14 +98,12 @@ def runs_only_here(job_path: str, binding: Mapping[str, Any] | None) -> list[str
         journals = os.listdir(f"{job_path}{os.sep}{JOURNAL_DIR}")
     except OSError:
         journals = []
-    ran: dict[str, Mapping[str, Any]] = {}
+    ran: dict[str, Mapping[str, Any]] = {}  # run id -> its journal's init_run event
     for run_id in journals:
         path = journal_file(job_path, run_id)
         if read_tail(path, steps=False).event in (None, "init_run"):
             continue  # bound, never executed: nothing logged to lose
-        head = read_head(path) or {}
-        bound = head.get("binding") if isinstance(head.get("binding"), Mapping) else {}
-        ran[run_id] = bound
+        ran[run_id] = read_head(path) or {}
     found = []
     # The job's run, then the previous runs in the binding's order, then runs only a journal knows.
     for run_id in [*known, *sorted(set(ran) - set(known))]:
@@ -114,11 +112,11 @@ def runs_only_here(job_path: str, binding: Mapping[str, Any] | None) -> list[str
             if not (executed or run_id in ran):
                 continue
             missing = unsynced_backends(recorded)
-        else:  # only its journal knows the run: every backend that would need it lacks it
-            what, bound = "run", ran[run_id]
-            names = list(bound.get("backends") or {}) or [str(bound.get("backend") or "")]
-            offline = bool(bound.get("offline", True))
-            missing = [n for n in names if n and backend_needs_sync(n, {}, offline=offline)]
+        else:  # only its journal knows the run: every backend it was bound with lacks it
+            what, init = "run", ran[run_id]
+            names = [n for n in init.get("backends") or [] if isinstance(n, str)]
+            offline = bool(init.get("offline", True))
+            missing = [n for n in names if backend_needs_sync(n, {}, offline=offline)]
         if missing:
             found.append(f"{what} {run_id} (not on {', '.join(missing)})")
     return found
