@@ -126,20 +126,19 @@ def test_heartbeat_is_refreshed_while_running(project):
         )
         assert doc["ended_at"] is None and doc["attempt"]["pid"] == os.getpid()
         run.log({"loss": 1.0})
+        first_beat = doc["heartbeat_at"]
         deadline = time.monotonic() + 5
-        beats = set()
-        # now_iso has one-second resolution: wait for the heartbeat to move past started_at,
-        # and for it to mirror the step just logged into the binding.
+        # now_iso has one-second resolution: a refresh shows once the heartbeat moves past the
+        # one first read (which may already be a second past started_at), and it mirrors the
+        # step just logged into the binding.
         while time.monotonic() < deadline:
             doc = read_doc(job, fresh=True)
-            beats.add(doc["heartbeat_at"])
-            if doc["heartbeat_at"] != started and doc["tracker"]["last_step"] == 0:
+            if doc["heartbeat_at"] != first_beat and doc["tracker"]["last_step"] == 0:
                 break
             time.sleep(0.02)
         assert doc["status"] == "running"
-        assert _ts(doc["heartbeat_at"]) > _ts(started)
+        assert _ts(doc["heartbeat_at"]) > _ts(first_beat) >= _ts(started)
         assert doc["tracker"]["last_step"] == 0
-        assert len(beats) >= 2
     assert job.doc["status"] == "complete"
 
 
