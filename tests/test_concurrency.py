@@ -327,6 +327,100 @@ def test_the_lock_is_the_job_directory_on_a_local_file_system_and_a_file_on_a_sh
     assert _hammer_from_threads(other, updates=25)["n"] == 100  # threads, through the file
 
 
+_CLAIM = textwrap.dedent(
+    """
+    import sys, time
+    from aexp import find_job, open_project
+    from aexp.joblock import job_claim
+
+    with job_claim(find_job(open_project(), sys.argv[1])):
+        print("holding", flush=True)
+        time.sleep(600)
+    """
+)
+_NO_XATTR = textwrap.dedent(
+    """
+    import errno, os
+
+    def setxattr(*args, **kwargs):
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    os.setxattr = setxattr  # what tmpfs before Linux 6.6 answers
+    """
+)
+
+
+def _claimed(job, prelude: str = "") -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [PYTHON, "-c", prelude + _CLAIM, job.id], cwd=os.getcwd(), stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def _refused_by(job, said: str) -> None:
+    from aexp.errors import JobBusyError
+
+    with pytest.raises(JobBusyError) as refused, joblock.job_claim(job):
+        pytest.fail("a claim held elsewhere must be refused")
+    assert str(refused.value) == f"job {job.id} is being worked on by another process{said}."
+    assert refused.value.holder == (re.findall(r"pid (\d+) on (\S+)\)", said) or [None])[0]
+    assert joblock.claim_holder(job) == str(refused.value), "looking says what taking says"
+
+
+def test_the_claim_is_the_state_point_file_on_a_local_file_system_and_a_file_on_a_shared_one(
+    project, monkeypatch
+):
+    host = os.uname().nodename
+    jobs = [create_run(experiment_id="E1", hypothesis_id=f"H{i}") for i in range(4)]
+    if not kernel_local(os.path.dirname(jobs[0].path)):
+        pytest.skip("the test's directory is not on a local file system")
+
+    # Local: nothing is created per job, and the holder is named from the state point file.
+    holder = _claimed(jobs[0])
+    try:
+        assert not Path(jobs[0].path, joblock.CLAIM_FILE).exists(), "no claim file per job"
+        _refused_by(jobs[0], f" (pid {holder.pid} on {host})")
+        with joblock.job_claim(jobs[1]):  # another job's claim is free
+            pass
+    finally:
+        holder.kill()  # SIGKILL: the kernel drops the claim
+        holder.wait(timeout=30)
+    assert joblock.claim_holder(jobs[0]) is None
+    with joblock.job_claim(jobs[0]):
+        recorded = joblock.claim_holder_of(str(Path(jobs[0].path, joblock.STATEPOINT_FILE)))
+        assert recorded == (str(os.getpid()), host)
+
+    # A process that claims through the file (the workspace seen through NFS, or an earlier
+    # aexp) holds this one off too, and is named.
+    holder = _claimed(jobs[1], _SHARED_FS)
+    try:
+        assert Path(jobs[1].path, joblock.CLAIM_FILE).exists()
+        _refused_by(jobs[1], f" (pid {holder.pid} on {host})")
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+    # Without user extended attributes the claim still excludes; its holder goes unnamed.
+    holder = _claimed(jobs[2], _NO_XATTR)
+    try:
+        _refused_by(jobs[2], "")
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+    # A job whose state point file is gone (damaged) is claimed through the claim file.
+    statepoint = Path(jobs[3].path, joblock.STATEPOINT_FILE)
+    statepoint.unlink()
+    holder = _claimed(jobs[3])
+    try:
+        assert Path(jobs[3].path, joblock.CLAIM_FILE).exists()
+        _refused_by(jobs[3], f" (pid {holder.pid} on {host})")
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
 # -- several `python project.py run` at once (issue 12) ------------------------------------------
 MIN_TRIALS, MAX_TRIALS, TRIAL_BUDGET_S = 3, 6, 30.0
 

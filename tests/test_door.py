@@ -237,6 +237,30 @@ def test_project_py_finds_its_project_from_anywhere(sweep: SimpleNamespace, tmp_
     assert not list(elsewhere.iterdir()), "nothing is written where it was run from"
 
 
+@pytest.mark.parametrize(
+    "runner",
+    [
+        ["-m", "cProfile", "-o", "{out}/profile"],  # a researcher profiling a sweep
+        ["-m", "trace", "--count", "--missing", "--coverdir", "{out}/cover", "--summary"],
+        ["-m", "pdb", "-c", "continue"],
+    ],
+)
+def test_project_py_finds_its_project_when_a_runner_runs_it(
+    sweep: SimpleNamespace, tmp_path: Path, runner: list[str]
+) -> None:
+    """Under `python -m cProfile project.py ...`, `__main__` is the runner's module: the
+    project is still found from project.py's own folder, and the command does what it says."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    args = [arg.format(out=tmp_path) for arg in runner]
+    job = sweep.todo[0]
+    command = [PYTHON, *args, str(sweep.root / "project.py"), "run", "-j", job[:10]]
+    run = run_cmd(command, cwd=elsewhere, env=sweep.env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "run: 1 finished, 0 failed" in run.stdout, run.stdout[-2000:]
+    assert not list(elsewhere.iterdir()), "nothing is written where it was run from"
+
+
 def test_an_unknown_operation_runs_nothing(sweep: SimpleNamespace) -> None:
     """flow alone prints "Unrecognized flow operation(s)" and runs a whole pass, exit 0."""
     before = snapshot(sweep.root / "workspace")

@@ -40,8 +40,11 @@ def project_root(project_class: type[WorkflowProject]) -> str:
     """The directory of the signac project that holds the file defining `project_class`
     (project.py), at or above it: `python <project>/project.py status` works from anywhere.
     Raises ProjectNotFoundError."""
-    module = sys.modules.get(project_class.__module__)
-    where = getattr(module, "__file__", None)
+    where = getattr(sys.modules.get(project_class.__module__), "__file__", None)
+    if project_class.__module__ == "__main__" and sys.argv and sys.argv[0]:
+        # Run as a script: that is argv[0]. `__main__` may be a runner that executes project.py
+        # in its own module (`python -m cProfile project.py`, `-m pdb`, `-m trace`).
+        where = sys.argv[0]
     return find_project_root(Path(where).resolve().parent if where else None)
 
 
