@@ -8,6 +8,7 @@ was lost or half-written, and each problem was said in one line (no traceback).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -355,17 +356,50 @@ def _fill(workspace: Path, leave_pages: int) -> Path:
     return ballast
 
 
+@pytest.mark.parametrize("room", [1, 60, 3000])
+def test_an_event_a_full_disk_cuts_short_is_refused_whole(mounted: Path, room: int) -> None:
+    """A full disk takes the first `room` bytes of an event (what is left of the journal's last
+    page) and refuses the rest: the event is refused whole, with the disk's error, and the
+    journal keeps only whole lines; once there is space again, the next event is appended."""
+    from aexp.journal.writer import JournalWriter
+
+    path = mounted / "run" / "events.jsonl"
+    writer = JournalWriter(path)
+    writer.event("note", pad="")
+    first = path.stat().st_size
+    writer.close()
+    path.write_bytes(b"")
+    writer = JournalWriter(path)
+    writer.event("note", pad="x" * (4096 - room - first))  # whole lines up to `room` bytes short
+    assert path.stat().st_size == 4096 - room
+    before = path.read_bytes()
+    ballast = _fill(mounted, leave_pages=0)
+
+    with pytest.raises(OSError) as refused:
+        writer.event("log", metrics={"loss": 0.5}, pad="y" * 5000)  # more than `room`
+    assert refused.value.errno == errno.ENOSPC
+    assert path.read_bytes() == before, "the part of the event the disk took is taken back"
+
+    ballast.unlink()
+    writer.event("log", metrics={"loss": 0.25})
+    writer.close()
+    journal = read_journal(path)
+    assert journal.torn_lines == 0
+    assert [row.metrics for row in journal.rows] == [{"loss": 0.25}]
+
+
 def test_a_full_disk_is_one_line_loses_nothing_and_the_next_run_resumes(
     noop: Path, mounted: Path
 ) -> None:
-    """The disk fills during the first job's attempt (two pages left: its checkpoint files
-    take them): one line, exit 1, every document intact. The attempt stopped by the full disk
-    wrote its journal's `finish` (preempted) but not its document: the job's state is
+    """The disk fills during the first job's attempt (one page left: its first checkpoint slot
+    takes it, the second finds none): one line, exit 1, every document intact. The attempt
+    stopped by the full disk wrote its journal's `finish` (preempted) but not its document: the
+    job's state is
     `running` with a process that is gone, `stale` at once. No other attempt starts while the
     disk refuses writes. The next run records it and resumes it."""
     jobs = make_jobs(3, epochs=300)
-    flow(noop, "run", "-o", "init_tracker")
-    ballast = _fill(mounted, leave_pages=2)
+    flow(noop, "run", "-o", "init_tracker")  # each journal's first page is taken
+    ballast = _fill(mounted, leave_pages=1)
 
     result = flow(noop, "run")
     no_traceback(result)

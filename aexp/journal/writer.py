@@ -21,6 +21,21 @@ def _end_torn_line(fd: int) -> None:
         os.write(fd, b"\n")
 
 
+def _write_rest(fd: int, data: bytes, written: int) -> None:
+    """Finish a line whose first `written` bytes a write took (a full disk or a quota cuts a
+    write short; the next one then fails). Where the rest cannot be written, the part already
+    written is taken back (truncating frees space, so it succeeds on a full disk) and the error
+    raised: the journal holds whole lines only, and an event refused is refused whole. Only a
+    kill between the two writes leaves a torn line (`_end_torn_line` closes it off)."""
+    try:
+        while written < len(data):
+            written += os.write(fd, data[written:])
+    except OSError:
+        with contextlib.suppress(OSError):  # O_APPEND: the line ends where the file ends
+            os.ftruncate(fd, os.fstat(fd).st_size - written)
+        raise
+
+
 def _relative_inside(path: str, job_path: str | None, link: bool | None = None) -> str | None:
     """`path` relative to `job_path` when it plainly lies inside it (`job_path` + a separator +
     a relative path without `..` or links to resolve), else None. Spares the common case (a
@@ -115,9 +130,8 @@ class JournalWriter:
             self._checked = True
         data = line.encode()
         written = os.write(fd, data)
-        while written < len(data):  # a regular file takes it whole; a short write continues
-            data = data[written:]
-            written = os.write(fd, data)
+        if written < len(data):
+            _write_rest(fd, data, written)
 
     def event(self, event: str, **fields: Any) -> None:
         """Append one event with `fields` (JSON data; non-finite floats are refused)."""
