@@ -7,6 +7,7 @@ file lock; these tests hammer one job from several processes and count every upd
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import subprocess
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -350,12 +352,19 @@ _NO_XATTR = textwrap.dedent(
 )
 
 
-def _claimed(job, prelude: str = "") -> subprocess.Popen:
+@contextlib.contextmanager
+def _claimed(job, prelude: str = "") -> Iterator[subprocess.Popen]:
+    """A process holding the job's claim for the block, killed (SIGKILL: the kernel drops the
+    claim, nothing of its own runs) after it."""
     holder = subprocess.Popen(
         [PYTHON, "-c", prelude + _CLAIM, job.id], cwd=os.getcwd(), stdout=subprocess.PIPE, text=True
     )
-    assert holder.stdout.readline().strip() == "holding"
-    return holder
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
 
 
 def _refused_by(job, said: str) -> None:
@@ -377,15 +386,11 @@ def test_the_claim_is_the_state_point_file_on_a_local_file_system_and_a_file_on_
         pytest.skip("the test's directory is not on a local file system")
 
     # Local: nothing is created per job, and the holder is named from the state point file.
-    holder = _claimed(jobs[0])
-    try:
+    with _claimed(jobs[0]) as holder:
         assert not Path(jobs[0].path, joblock.CLAIM_FILE).exists(), "no claim file per job"
         _refused_by(jobs[0], f" (pid {holder.pid} on {host})")
         with joblock.job_claim(jobs[1]):  # another job's claim is free
             pass
-    finally:
-        holder.kill()  # SIGKILL: the kernel drops the claim
-        holder.wait(timeout=30)
     assert joblock.claim_holder(jobs[0]) is None
     with joblock.job_claim(jobs[0]):
         recorded = joblock.claim_holder_of(str(Path(jobs[0].path, joblock.STATEPOINT_FILE)))
@@ -393,32 +398,19 @@ def test_the_claim_is_the_state_point_file_on_a_local_file_system_and_a_file_on_
 
     # A process that claims through the file (the workspace seen through NFS, or an earlier
     # aexp) holds this one off too, and is named.
-    holder = _claimed(jobs[1], _SHARED_FS)
-    try:
+    with _claimed(jobs[1], _SHARED_FS) as holder:
         assert Path(jobs[1].path, joblock.CLAIM_FILE).exists()
         _refused_by(jobs[1], f" (pid {holder.pid} on {host})")
-    finally:
-        holder.kill()
-        holder.wait(timeout=30)
 
     # Without user extended attributes the claim still excludes; its holder goes unnamed.
-    holder = _claimed(jobs[2], _NO_XATTR)
-    try:
+    with _claimed(jobs[2], _NO_XATTR):
         _refused_by(jobs[2], "")
-    finally:
-        holder.kill()
-        holder.wait(timeout=30)
 
     # A job whose state point file is gone (damaged) is claimed through the claim file.
-    statepoint = Path(jobs[3].path, joblock.STATEPOINT_FILE)
-    statepoint.unlink()
-    holder = _claimed(jobs[3])
-    try:
+    Path(jobs[3].path, joblock.STATEPOINT_FILE).unlink()
+    with _claimed(jobs[3]) as holder:
         assert Path(jobs[3].path, joblock.CLAIM_FILE).exists()
         _refused_by(jobs[3], f" (pid {holder.pid} on {host})")
-    finally:
-        holder.kill()
-        holder.wait(timeout=30)
 
 
 # -- several `python project.py run` at once (issue 12) ------------------------------------------

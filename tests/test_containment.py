@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -356,36 +357,47 @@ def _fill(workspace: Path, leave_pages: int) -> Path:
     return ballast
 
 
-@pytest.mark.parametrize("room", [1, 60, 3000])
-def test_an_event_a_full_disk_cuts_short_is_refused_whole(mounted: Path, room: int) -> None:
-    """A full disk takes the first `room` bytes of an event (what is left of the journal's last
-    page) and refuses the rest: the event is refused whole, with the disk's error, and the
-    journal keeps only whole lines; once there is space again, the next event is appended."""
+def _journal_appender(where: Path) -> tuple[Path, Callable[..., None]]:
     from aexp.journal.writer import JournalWriter
 
-    path = mounted / "run" / "events.jsonl"
-    writer = JournalWriter(path)
-    writer.event("note", pad="")
+    writer = JournalWriter(where / "run" / "events.jsonl")
+    return writer.path, lambda **fields: writer.event("log", **fields)
+
+
+def _action_log_appender(where: Path) -> tuple[Path, Callable[..., None]]:
+    from aexp.agent.history import log_path, record_action
+
+    actor = {"kind": "person", "id": "tester"}
+    return Path(log_path(where)), lambda **fields: record_action(where, "note", actor, [], **fields)
+
+
+@pytest.mark.parametrize("appender", [_journal_appender, _action_log_appender])
+@pytest.mark.parametrize("room", [1, 60, 3000])
+def test_a_line_a_full_disk_cuts_short_is_refused_whole(
+    mounted: Path, room: int, appender: Callable[[Path], tuple[Path, Callable[..., None]]]
+) -> None:
+    """A full disk takes the first `room` bytes of a line (what is left of the file's last
+    page) and refuses the rest: the line is refused whole, with the disk's error, and the file
+    keeps only whole lines; once there is space again, the next line is appended and read. For
+    every JSONL file appended to: a run's journal, the project's action log."""
+    path, append = appender(mounted)
+    append(pad="")
     first = path.stat().st_size
-    writer.close()
     path.write_bytes(b"")
-    writer = JournalWriter(path)
-    writer.event("note", pad="x" * (4096 - room - first))  # whole lines up to `room` bytes short
+    append(pad="x" * (4096 - room - first))  # whole lines up to `room` bytes short of a page
     assert path.stat().st_size == 4096 - room
     before = path.read_bytes()
     ballast = _fill(mounted, leave_pages=0)
 
     with pytest.raises(OSError) as refused:
-        writer.event("log", metrics={"loss": 0.5}, pad="y" * 5000)  # more than `room`
+        append(pad="y" * 5000)  # more than `room`
     assert refused.value.errno == errno.ENOSPC
-    assert path.read_bytes() == before, "the part of the event the disk took is taken back"
+    assert path.read_bytes() == before, "the part of the line the disk took is taken back"
 
     ballast.unlink()
-    writer.event("log", metrics={"loss": 0.25})
-    writer.close()
-    journal = read_journal(path)
-    assert journal.torn_lines == 0
-    assert [row.metrics for row in journal.rows] == [{"loss": 0.25}]
+    append(pad="z")
+    lines_now = path.read_bytes().splitlines()
+    assert [json.loads(line)["pad"][:1] for line in lines_now] == ["x", "z"]
 
 
 def test_a_full_disk_is_one_line_loses_nothing_and_the_next_run_resumes(

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from aexp.jobdoc import now_iso
+from aexp.journal.writer import append_line
 
 STATE_DIR = ".aexp"  # the project's own state beside the workspace (never committed)
 LOG_NAME = "actions.jsonl"
@@ -52,9 +53,7 @@ def record_action(
     fd = os.open(log_path(root), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        view = memoryview(line)
-        while view:
-            view = view[os.write(fd, view) :]
+        append_line(fd, line)
     finally:
         os.close(fd)
     return entry

@@ -21,12 +21,16 @@ def _end_torn_line(fd: int) -> None:
         os.write(fd, b"\n")
 
 
-def _write_rest(fd: int, data: bytes, written: int) -> None:
-    """Finish a line whose first `written` bytes a write took (a full disk or a quota cuts a
-    write short; the next one then fails). Where the rest cannot be written, the part already
+def append_line(fd: int, data: bytes) -> None:
+    """Append `data` (one line of a JSONL file) through `fd` (opened O_APPEND) whole, or not at
+    all: where a full disk or a quota cuts the write short and the rest is refused, the part
     written is taken back (truncating frees space, so it succeeds on a full disk) and the error
-    raised: the journal holds whole lines only, and an event refused is refused whole. Only a
-    kill between the two writes leaves a torn line (`_end_torn_line` closes it off)."""
+    raised. A line glued to a torn one would be lost with it. Only a kill between the two writes
+    leaves a torn line (the journal's writer closes it off: `_end_torn_line`).
+    Raises OSError (ENOSPC, EDQUOT, EIO...) when the line cannot be written."""
+    written = os.write(fd, data)
+    if written == len(data):
+        return
     try:
         while written < len(data):
             written += os.write(fd, data[written:])
@@ -128,10 +132,7 @@ class JournalWriter:
             # newline added into a line another process is writing.
             _end_torn_line(fd)
             self._checked = True
-        data = line.encode()
-        written = os.write(fd, data)
-        if written < len(data):
-            _write_rest(fd, data, written)
+        append_line(fd, line.encode())
 
     def event(self, event: str, **fields: Any) -> None:
         """Append one event with `fields` (JSON data; non-finite floats are refused)."""
