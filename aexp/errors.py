@@ -43,12 +43,7 @@ class BindingError(AexpError):
 
 
 class JobBusyError(AexpError):
-    """Another process is working on the job (executing, finishing or uploading its run).
-    `holder` is (pid, host) as the holder recorded them, or None where it could not."""
-
-    def __init__(self, message: str, holder: tuple[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.holder = holder
+    """Another process is working on the job (executing, finishing or uploading its run)."""
 
 
 class TrackerInitError(AexpError):

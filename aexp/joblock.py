@@ -2,11 +2,9 @@
 process at a time work on a job (an attempt, a sync of its run).
 
 Both are `flock`s, which the OS drops when their holder dies, so a killed process never leaves a
-job locked. On file systems this kernel alone serves (`aexp.mounts`) they are taken on files the
-job already has: the document lock on the job's directory, the claim on its state point file,
-whose extended attribute `user.aexp.holder` names the holder. Elsewhere (NFS, Lustre...) they are
-`<job>/.aexp.lock` and `<job>/.aexp.claim`, the claim file's line naming the holder. Where a file
-system has no flock at all, filelock's soft lock takes their place.
+job locked. The document lock is the job's directory on file systems this kernel alone serves
+(`aexp.mounts`) and `<job>/.aexp.lock` elsewhere; where a file system has no flock at all,
+filelock's soft lock takes its place.
 """
 
 from __future__ import annotations
@@ -25,9 +23,6 @@ from aexp.mounts import kernel_local
 
 LOCK_FILE = ".aexp.lock"
 CLAIM_FILE = ".aexp.claim"
-STATEPOINT_FILE = "signac_statepoint.json"  # signac.job.Job.FN_STATE_POINT
-# The claim's holder, "<pid> <host>", where the claim is the state point file's flock.
-HOLDER_XATTR = "user.aexp.holder"
 _HOST = os.uname().nodename  # socket.gethostname(), without importing socket
 # This process's id, kept up to date across forks (flow's `run -p N` forks its workers): a
 # system call less each time a lock's holder or a temporary file's name needs it.
@@ -66,28 +61,19 @@ def job_lock(job: Any) -> _Lock:
     # for directories and grants one local to the node, which excludes nothing elsewhere.
     path = f"{job.path}{os.sep}{LOCK_FILE}"
     local = kernel_local(os.path.dirname(job.path))
-    return _Lock(path, job, LOCK_TIMEOUT_S, _timeout, first=job.path if local else None)
+    return _Lock(path, job, LOCK_TIMEOUT_S, _timeout, directory=job.path if local else None)
 
 
 def job_claim(job: Any) -> _Lock:
-    """Hold the job's operation claim for the block, or raise JobBusyError.
+    """Hold the job's operation claim (`<job>/.aexp.claim`) for the block, or raise JobBusyError.
 
     One process at a time works on a job (executes, finishes or uploads its run): whatever any
     number of concurrent `run` or sync processes do, each attempt is opened and closed once.
     Never waits: a claim held elsewhere raises JobBusyError naming the holder (pid and host).
     Re-entrant within a thread. Yields the claim's file descriptor (None on a file system
     without flock): a child process that inherits it keeps the claim until it exits too.
-
-    The claim is a `flock` of the job's state point file where the file system is served by
-    this kernel alone (`aexp.mounts.kernel_local`): no file is created per job, which on ext4
-    costs ~0.4 ms of kernel time each (docs/benchmarks.md). Elsewhere, or for a job without a
-    state point file, it is `<job>/.aexp.claim`; where that file exists it is held too (a
-    process of an earlier version may hold it).
     """
-    path = f"{job.path}{os.sep}{CLAIM_FILE}"
-    local = kernel_local(os.path.dirname(job.path))
-    first = f"{job.path}{os.sep}{STATEPOINT_FILE}" if local else None
-    return _Lock(path, job, 0.0, _busy, first=first, holder=True)
+    return _Lock(f"{job.path}{os.sep}{CLAIM_FILE}", job, 0.0, _busy, holder=True)
 
 
 class _Lock:
@@ -97,7 +83,7 @@ class _Lock:
 
     __slots__ = (
         "busy",
-        "first",
+        "directory",
         "holder",
         "job",
         "opened",
@@ -114,13 +100,11 @@ class _Lock:
         timeout: float,
         busy: Callable[..., Exception],
         *,
-        first: str | None = None,
+        directory: str | None = None,
         holder: bool = False,
     ) -> None:
         self.path, self.job, self.busy = path, job, busy
-        # An existing directory or file locked in place of `path` where that is safe (the
-        # module's docstring); `path` is then locked too only if it exists.
-        self.first, self.holder = first, holder
+        self.directory, self.holder = directory, holder
         self.timeout = timeout
         self.opened: list[int] = []  # descriptors whose closing releases the lock
         self.soft: Any = None  # filelock's soft lock, where the file system has no flock
@@ -136,7 +120,7 @@ class _Lock:
         fd = self._take()
         depth[self.path], fds[self.path] = 1, fd
         if self.holder and fd is not None:
-            name_holder(fd, current_pid())
+            _write_holder(fd)
         return fd
 
     def __exit__(self, *exc: Any) -> None:
@@ -146,7 +130,6 @@ class _Lock:
         del _held.__dict__["depth"][self.path]
         _held.__dict__["fds"].pop(self.path, None)
         for fd in reversed(self.opened):  # closing releases (once no child holds it too)
-            _in_place.discard(fd)
             os.close(fd)
         self.opened.clear()
         if self.soft is not None:
@@ -154,27 +137,23 @@ class _Lock:
 
     def _take(self) -> int | None:
         path, job, timeout, busy = self.path, self.job, self.timeout, self.busy
-        if self.first is not None:
-            try:  # a directory (the document lock) or the state point file (the claim)
-                fd = os.open(self.first, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:  # a job without a state point file: the claim file
-                fd = -1
-            if fd >= 0:
+        if self.directory is not None:
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                has_flock = _acquire(fd, job, self.directory, timeout, busy)
+            except BaseException:
+                os.close(fd)
+                raise
+            if has_flock:
+                self.opened.append(fd)
                 try:
-                    has_flock = _acquire(fd, job, self.first, timeout, busy)
+                    self._existing_lock_file()
                 except BaseException:
                     os.close(fd)
+                    self.opened.clear()
                     raise
-                if has_flock:
-                    self.opened.append(fd)
-                    _in_place.add(fd)
-                    try:
-                        self._existing_lock_file()
-                    except BaseException:
-                        self._close_all()
-                        raise
-                    return fd
-                os.close(fd)
+                return fd
+            os.close(fd)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             has_flock = _acquire(fd, job, path, timeout, busy)
@@ -188,17 +167,11 @@ class _Lock:
         self.opened.append(fd)
         return fd
 
-    def _close_all(self) -> None:
-        for fd in self.opened:
-            _in_place.discard(fd)
-            os.close(fd)
-        self.opened.clear()
-
     def _existing_lock_file(self) -> None:
-        # Earlier aexp versions (and every process where the directory or the state point
-        # file is not locked) lock the lock file alone: where a job has one, such a process
-        # may be working on it (a SLURM job started before an upgrade), so it is held too.
-        # Always after the file locked in its place: no cycle.
+        # Earlier aexp versions (and every process where the directory is not locked) lock
+        # `.aexp.lock` alone: where a job has one, such a process may be working on it (a SLURM
+        # job started before an upgrade), so it is held too. Always after the directory: no
+        # cycle.
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -255,38 +228,15 @@ def _timeout(job: Any, path: str, timeout: float) -> BindingError:
 # The claim file's holder line is padded to this many bytes: one `pwrite` then covers whatever
 # an earlier holder wrote, without a truncate (which costs the file system a journal entry).
 _HOLDER_BYTES = 64
-# Descriptors of files locked in place of a lock file (the state point file): their holder is
-# named in an extended attribute, never in their content.
-_in_place: set[int] = set()
 
 
-def name_holder(fd: int, pid: int) -> None:
-    """Record `pid` (on this host) as the holder of the claim `fd` (from `job_claim`), for the
-    message another process prints: the state point file's HOLDER_XATTR, or the claim file's
-    line. Best effort: a file system without user extended attributes records no holder."""
-    text = f"{pid} {_HOST}"
+def _write_holder(fd: int) -> None:
+    # Who holds the claim, for the message another process prints (best effort).
     with suppress(OSError):
-        if fd in _in_place:
-            os.setxattr(fd, HOLDER_XATTR, text.encode())
-            return
-        line = text.ljust(_HOLDER_BYTES - 1).encode() + b"\n"
-        os.pwrite(fd, line, 0)
-        if len(line) > _HOLDER_BYTES:  # a very long host name
-            os.ftruncate(fd, len(line))
-
-
-def claim_holder_of(lock_path: str) -> tuple[str, str] | None:
-    """(pid, host) the holder of the claim whose flock is on `lock_path` recorded, or None.
-    Whoever holds it now, if anyone does, is who recorded it last (a holder records itself on
-    taking it): the state point file's HOLDER_XATTR, or the claim file's line."""
-    with suppress(OSError, ValueError):
-        if os.path.basename(lock_path) != CLAIM_FILE:
-            pid, host = os.getxattr(lock_path, HOLDER_XATTR).split()
-            return pid.decode(), host.decode()
-        with open(lock_path, "rb") as fh:
-            pid, host = fh.read().split()[:2]
-            return pid.decode(), host.decode()
-    return None
+        text = f"{_pid[0]} {_HOST}".ljust(_HOLDER_BYTES - 1).encode() + b"\n"
+        os.pwrite(fd, text, 0)
+        if len(text) > _HOLDER_BYTES:  # a very long host name
+            os.ftruncate(fd, len(text))
 
 
 def claim_holder(job: Any) -> str | None:
@@ -295,40 +245,36 @@ def claim_holder(job: Any) -> str | None:
     Looks without taking it: nothing is written, not even a claim file (a plan or a diagnosis
     changes nothing). Where the file system has no flock, nobody is said to hold it.
     """
-    candidates = [f"{job.path}{os.sep}{CLAIM_FILE}"]
-    if kernel_local(os.path.dirname(job.path)):
-        candidates.insert(0, f"{job.path}{os.sep}{STATEPOINT_FILE}")
-    for path in candidates:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return str(_busy(job, path, 0.0))
-        except OSError:
-            continue
-        finally:
-            os.close(fd)  # releases the shared lock at once
+    path = f"{job.path}{os.sep}{CLAIM_FILE}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return str(_busy(job, path, 0.0))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # releases the shared lock at once
     return None
 
 
 def _busy(job: Any, path: str, timeout: float) -> JobBusyError:
-    who = claim_holder_of(path)
-    holder = f" (pid {who[0]} on {who[1]})" if who else ""
-    return JobBusyError(f"job {job.id} is being worked on by another process{holder}.", who)
+    holder = ""
+    with suppress(OSError, ValueError), open(path, encoding="utf-8") as fh:
+        pid, host = fh.read().split()[:2]
+        holder = f" (pid {pid} on {host})"
+    return JobBusyError(f"job {job.id} is being worked on by another process{holder}.")
 
 
 __all__ = [
     "CLAIM_FILE",
-    "HOLDER_XATTR",
     "LOCK_FILE",
     "LOCK_TIMEOUT_S",
     "claim_holder",
-    "claim_holder_of",
     "current_pid",
     "job_claim",
     "job_lock",
-    "name_holder",
 ]

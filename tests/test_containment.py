@@ -403,15 +403,14 @@ def test_a_line_a_full_disk_cuts_short_is_refused_whole(
 def test_a_full_disk_is_one_line_loses_nothing_and_the_next_run_resumes(
     noop: Path, mounted: Path
 ) -> None:
-    """The disk fills during the first job's attempt (one page left: its first checkpoint slot
-    takes it, the second finds none): one line, exit 1, every document intact. The attempt
-    stopped by the full disk wrote its journal's `finish` (preempted) but not its document: the
-    job's state is
+    """The disk fills during the first job's attempt (two pages left: its checkpoint files
+    take them): one line, exit 1, every document intact. The attempt stopped by the full disk
+    wrote its journal's `finish` (preempted) but not its document: the job's state is
     `running` with a process that is gone, `stale` at once. No other attempt starts while the
     disk refuses writes. The next run records it and resumes it."""
     jobs = make_jobs(3, epochs=300)
-    flow(noop, "run", "-o", "init_tracker")  # each journal's first page is taken
-    ballast = _fill(mounted, leave_pages=1)
+    flow(noop, "run", "-o", "init_tracker")
+    ballast = _fill(mounted, leave_pages=2)
 
     result = flow(noop, "run")
     no_traceback(result)

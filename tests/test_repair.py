@@ -340,8 +340,7 @@ def test_a_sync_killed_mid_upload_is_neither_repeated_nor_raced(
     """kill -9 of a sync while its `wandb sync` uploads: that process keeps the claims; a second
     sync skips the runs naming it; once it is done, a third records its uploads without
     uploading anything twice."""
-    from aexp.joblock import CLAIM_FILE, STATEPOINT_FILE, claim_holder_of
-    from aexp.mounts import kernel_local
+    from aexp.joblock import CLAIM_FILE
 
     slow = sweep.runs["a"]
     server.set_mode("hang", for_run_ids={slow})
@@ -352,16 +351,14 @@ def test_a_sync_killed_mid_upload_is_neither_repeated_nor_raced(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    job_path = copy / "workspace" / sweep.ids["a"]
-    # Where a claim's holder is recorded: the state point file on a local file system.
-    claim = job_path / (STATEPOINT_FILE if kernel_local(str(job_path.parent)) else CLAIM_FILE)
+    claim = copy / "workspace" / sweep.ids["a"] / CLAIM_FILE
     child = None
     try:
         deadline = time.monotonic() + STEP_TIMEOUT
         while not any(r.run_id == slow for r in server.requests):
             assert time.monotonic() < deadline and first.poll() is None, "no upload started"
             time.sleep(0.05)
-        child = int(claim_holder_of(str(claim))[0])  # the `wandb sync` that inherited the claim
+        child = int(claim.read_text().split()[0])  # the `wandb sync` that inherited the claim
         assert child != first.pid
         first.kill()  # SIGKILL: no cleanup at all
         first.wait(timeout=30)

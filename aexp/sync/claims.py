@@ -14,13 +14,16 @@ holds at most `batch_size()` jobs: below the soft `ulimit -n`, whatever the size
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
 from contextlib import ExitStack
 
 from aexp.errors import JobBusyError
 from aexp.jobdoc import JobDir
-from aexp.joblock import job_claim, name_holder
+from aexp.joblock import CLAIM_FILE, job_claim
 
+_HOST = os.uname().nodename
 # Paths per `wandb sync` process: keeps the command line far below ARG_MAX.
 MAX_RUNS_PER_BATCH = 400
 # File descriptors left for everything else a process opens (W&B's logs, pipes, documents).
@@ -36,6 +39,15 @@ def batch_size(limit: int = MAX_RUNS_PER_BATCH) -> int:
     return max(1, min(limit, (int(soft) - FD_RESERVE) // 2))
 
 
+def holder(job: JobDir) -> tuple[str, str] | None:
+    """(pid, host) written by the process that holds the job's claim, if it says."""
+    with contextlib.suppress(OSError, ValueError):
+        with open(os.path.join(job.path, CLAIM_FILE), encoding="utf-8") as fh:
+            pid, host = fh.read().split()
+        return pid, host
+    return None
+
+
 def take(stack: ExitStack, job: JobDir) -> int | None:
     """Take `job`'s claim until `stack` closes; returns its file descriptor (None on a file
     system without flock). Raises JobBusyError when another process holds it."""
@@ -44,7 +56,7 @@ def take(stack: ExitStack, job: JobDir) -> int | None:
 
 def busy_reason(job: JobDir, exc: JobBusyError, *, uploading: bool) -> str:
     """One line for a job whose claim another process holds."""
-    who = exc.holder
+    who = holder(job)
     if who is None:
         return str(exc)
     verb = "being uploaded" if uploading else "being worked on"
@@ -54,8 +66,11 @@ def busy_reason(job: JobDir, exc: JobBusyError, *, uploading: bool) -> str:
 def hand_over(fds: list[int], pid: int) -> None:
     """Name `pid` (the `wandb sync` process that inherited the claims `fds`) as their holder, so
     that a second sync names the process that really holds them, even after this one died."""
+    text = f"{pid} {_HOST}\n".encode()
     for fd in fds:
-        name_holder(fd, pid)
+        with contextlib.suppress(OSError):
+            os.pwrite(fd, text, 0)
+            os.ftruncate(fd, len(text))
 
 
 __all__ = ["FD_RESERVE", "MAX_RUNS_PER_BATCH", "batch_size", "busy_reason", "hand_over", "take"]
