@@ -128,3 +128,32 @@ def test_a_running_child_counts_in_the_peak_and_a_waited_one_no_longer_runs() ->
         child.stdout.close()
     alone = Usage.start().finish()["peak_rss_mb"]
     assert with_child - alone >= 110, (with_child, alone)
+
+
+def test_fresh_facts_see_a_journal_that_changed_under_the_same_document(project) -> None:
+    """`facts_of(fresh=True)` (the pass summary's last look) reads the journal again for a run
+    the document does not show ended, though the document itself is unchanged; for one it shows
+    ended, or a damaged one, the document alone decides and the answer is the same."""
+    from test_attempt import ELSEWHERE, _append, _job, _set
+
+    from aexp.jobdoc import now_iso
+    from aexp.workflow.conditions import facts_of
+
+    running = _job(0)
+    _append(running, "resume_run", attempt=1, **ELSEWHERE)
+    first = facts_of(running)
+    assert (first.state, first.mark.ended) == ("running", False)
+    _append(running, "finish", exit_code=0, preempted=False, attempt=1)
+    assert facts_of(running) is first  # the document did not change: its facts stand
+    assert facts_of(running, fresh=True).mark.ended  # a fresh look reads the journal
+
+    ended = _job(1)
+    _set(ended, {"status": "complete"}, state="finished", exit_code=0, attempts=1,
+         finished_at=now_iso())  # fmt: skip
+    _append(ended, "resume_run", attempt=2, **ELSEWHERE)  # the document's word stands
+    facts = facts_of(ended)
+    assert facts_of(ended, fresh=True) == facts and facts.state == "finished"
+
+    damaged = _job(2)
+    _set(damaged, state="no such state")
+    assert facts_of(damaged).error and facts_of(damaged, fresh=True).error

@@ -25,7 +25,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from aexp.envstamp import env_stamp
+from aexp.errors import SettingsError
 from aexp.jobdoc import now_iso
+from aexp.settings import cached_settings
 
 ACTOR_ENV = "AEXP_ACTOR"  # the actor a launcher hands to the processes it starts (JSON)
 DEFAULT_SESSION_ENV = "CLAUDE_CODE_SESSION_ID"
@@ -68,9 +70,6 @@ def session_env_of(root: str | os.PathLike | None) -> str:
     unreadable signac.rc: the actor is recorded, never the reason a write fails)."""
     if root is None:
         return os.environ.get("AEXP_SESSION_ENV") or DEFAULT_SESSION_ENV
-    from aexp.errors import SettingsError
-    from aexp.settings import cached_settings
-
     try:
         return cached_settings(root).agent.session_env
     except SettingsError:
