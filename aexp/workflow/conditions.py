@@ -27,6 +27,7 @@ from aexp.errors import BindingError
 from aexp.jobdoc import read_doc
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 from aexp.state import CORRUPT, UNBOUND, Mark, is_stale, is_stalled, job_state
+from aexp.sync.rules import needs_sync as _sync_rule  # aexp.sync is lazy: the rules alone
 from aexp.trackers import ADAPTERS
 
 _warned: set[str] = set()
@@ -125,9 +126,7 @@ def needs_sync_of(binding: dict[str, Any]) -> bool:
     fed by replay (MLflow). The sync's own rule (aexp.sync.rules.needs_sync), so the
     `sync_offline` operation and `aexp sync-offline` agree on every run.
     """
-    from aexp.sync.rules import needs_sync  # aexp.sync is lazy: this loads the rules alone
-
-    return needs_sync(binding)
+    return _sync_rule(binding)
 
 
 def backend_label_of(binding: dict[str, Any]) -> str:
