@@ -35,8 +35,7 @@ def env_stamp(names: Sequence[str]) -> tuple[Any, ...]:
     encoded = _keys.get(key)
     if encoded is None:
         encoded = _keys[key] = tuple(encode(name) for name in key)
-    get = data.get
-    return tuple(get(name) for name in encoded)
+    return tuple(map(data.get, encoded))
 
 
 __all__ = ["env_stamp"]
