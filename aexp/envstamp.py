@@ -6,9 +6,10 @@ whose entry was computed from those variables (the settings' overrides, the acto
 Reading a variable through `os.environ.get` costs about 0.7 us (the Mapping protocol, the key
 encoded, the value decoded); a cache checked once per job attempt against twenty variables
 would spend more on that than on what it saves. CPython's `os.environ` keeps the process's
-environment in a dict of encoded keys and values (`os._Environ._data`, what every change made
-through `os.environ` updates, `putenv` included): a stamp looks the raw values up there, about
-twenty times cheaper, and compares them undecoded. Elsewhere (another Python, `os.environ`
+environment in a dict of encoded keys and values (`os._Environ._data`, which every change made
+through `os.environ` updates; `os.putenv` alone changes neither it nor what `os.environ.get`
+answers): a stamp looks the raw values up there, about twenty times cheaper, and compares them
+undecoded. Elsewhere (another Python, `os.environ`
 replaced by a plain mapping) the values are read through `os.environ.get`: the same stamp.
 """
 

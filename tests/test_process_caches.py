@@ -44,6 +44,14 @@ def test_each_attempt_records_the_environment_as_it_is_when_it_starts(
     # The login name changes between two attempts: the next one is someone else's.
     monkeypatch.setenv("LOGNAME", "grace")
     assert _launched_by(1)["id"] == f"grace@{os.uname()[1]}"
+    # Where no login variable is set, getpass's last resort (USERNAME) counts too.
+    for name in ("LOGNAME", "USER", "LNAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("USERNAME", "hedy")
+    assert _launched_by(10)["id"] == f"hedy@{os.uname()[1]}"
+    monkeypatch.setenv("USERNAME", "lise")
+    assert _launched_by(11)["id"] == f"lise@{os.uname()[1]}"
+    monkeypatch.setenv("LOGNAME", "grace")
     # An agent's session appears: the attempt is the agent's, for the same user.
     monkeypatch.setenv("CLAUDE_CODE_SESSION_ID", "s-1")
     agent = _launched_by(2)

@@ -39,7 +39,8 @@ ACTOR_PREFIX = "aexp.actor."  # the run config keys that name who started the ru
 _FIELDS = ("kind", "id", "session_id", "tool", "user")
 
 
-_LOGIN_ENV = ("LOGNAME", "USER", "LNAME")  # where getpass looks for the login name, in order
+_LOGIN_ENV = ("LOGNAME", "USER", "LNAME")  # where the login name is looked for, in order
+_GETPASS_ENV = (*_LOGIN_ENV, "USERNAME")  # and where getpass looks too, after them
 _person: tuple[Any, str] = (None, "")  # person_id's last answer, with what it was derived from
 
 
@@ -49,7 +50,7 @@ def person_id() -> str:
     Derived again only when what it depends on changed: the login variables, the uid, the host
     name (each attempt of a sweep records it; the passwd lookup alone costs ~6 us)."""
     global _person
-    key = (env_stamp(_LOGIN_ENV), os.getuid(), os.uname().nodename)
+    key = (env_stamp(_GETPASS_ENV), os.getuid(), os.uname().nodename)
     if _person[0] == key:
         return _person[1]
     user = next((os.environ[k] for k in _LOGIN_ENV if os.environ.get(k)), None)
