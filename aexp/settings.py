@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aexp.agent.limits import AGENT_KEYS, AgentSettings, read_agent_section
+from aexp.envstamp import env_stamp
 from aexp.errors import SettingsError
 from aexp.trackers.names import name_problem
 from aexp.validate import validate_project_name
@@ -357,6 +358,7 @@ def load_settings(root: str | os.PathLike | None = None) -> Settings:
 # The settings of each project root, with what they were read from: signac.rc's (mtime, size)
 # and the environment overrides.
 _cached: dict[str, tuple[Any, Settings]] = {}
+_ENV_NAMES = tuple(_ENV.values())
 
 
 def cached_settings(root: str | os.PathLike) -> Settings:
@@ -369,7 +371,7 @@ def cached_settings(root: str | os.PathLike) -> Settings:
         stamp: Any = (st.st_mtime_ns, st.st_size)
     except OSError:
         stamp = None
-    stamp = (stamp, *(os.environ.get(name) for name in _ENV.values()))
+    stamp = (stamp, env_stamp(_ENV_NAMES))
     cached = _cached.get(key)
     if cached is not None and cached[0] == stamp:
         return cached[1]

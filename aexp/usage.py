@@ -66,13 +66,11 @@ def _reset_peak() -> bool:
 def _vm_hwm(pid: int) -> int:
     """The peak RSS (bytes) of a running process, from /proc/<pid>/status; 0 if unknown."""
     try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024
+        data = _read_proc(f"/proc/{pid}/status")
+        at = data.index(b"VmHWM:")
+        return int(data[at + 6 : data.index(b"\n", at)].split()[0]) * 1024
     except (OSError, ValueError, IndexError):
-        pass
-    return 0
+        return 0
 
 
 def _children_of(pid: int) -> list[int] | None:
@@ -108,8 +106,24 @@ def _read_proc(path: str) -> bytes:
     return b"".join(chunks)
 
 
+def _childless() -> bool:
+    """This process has no child at all, running or ended and not waited for: one system call
+    (waitid(2) reports ECHILD, looking without reaping anything), where walking /proc lists a
+    file per thread. Then it has no descendant either: a process orphaned by a child is
+    re-parented to a subreaper or init, and would be this process's child if this were one."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    except (AttributeError, OSError):  # no waitid here (macOS): the walk decides
+        return False
+    return False
+
+
 def _descendants() -> list[int]:
     """The pids of this process's descendants that are running."""
+    if _childless():
+        return []
     children = _children_of(current_pid())
     if children is None:  # no /proc children files: psutil walks every process instead (~ms)
         try:

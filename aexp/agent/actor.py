@@ -24,7 +24,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from aexp.envstamp import env_stamp
+from aexp.errors import SettingsError
 from aexp.jobdoc import now_iso
+from aexp.settings import cached_settings
 
 ACTOR_ENV = "AEXP_ACTOR"  # the actor a launcher hands to the processes it starts (JSON)
 DEFAULT_SESSION_ENV = "CLAUDE_CODE_SESSION_ID"
@@ -36,9 +39,21 @@ ACTOR_PREFIX = "aexp.actor."  # the run config keys that name who started the ru
 _FIELDS = ("kind", "id", "session_id", "tool", "user")
 
 
+_LOGIN_ENV = ("LOGNAME", "USER", "LNAME")  # where the login name is looked for, in order
+_GETPASS_ENV = (*_LOGIN_ENV, "USERNAME")  # and where getpass looks too, after them
+_person: tuple[Any, str] = (None, "")  # person_id's last answer, with what it was derived from
+
+
 def person_id() -> str:
-    """user@host of this process (the login name as the environment gives it, as getpass does)."""
-    user = next((os.environ[k] for k in ("LOGNAME", "USER", "LNAME") if os.environ.get(k)), None)
+    """user@host of this process (the login name as the environment gives it, as getpass does).
+
+    Derived again only when what it depends on changed: the login variables, the uid, the host
+    name (each attempt of a sweep records it; the passwd lookup alone costs ~6 us)."""
+    global _person
+    key = (env_stamp(_GETPASS_ENV), os.getuid(), os.uname().nodename)
+    if _person[0] == key:
+        return _person[1]
+    user = next((os.environ[k] for k in _LOGIN_ENV if os.environ.get(k)), None)
     if user is None:
         import getpass
 
@@ -46,7 +61,9 @@ def person_id() -> str:
             user = getpass.getuser()
         except (KeyError, OSError):  # an uid without a passwd entry (some containers)
             user = str(os.getuid())
-    return f"{user}@{os.uname().nodename}"
+    found = f"{user}@{key[2]}"
+    _person = (key, found)
+    return found
 
 
 def session_env_of(root: str | os.PathLike | None) -> str:
@@ -54,13 +71,15 @@ def session_env_of(root: str | os.PathLike | None) -> str:
     unreadable signac.rc: the actor is recorded, never the reason a write fails)."""
     if root is None:
         return os.environ.get("AEXP_SESSION_ENV") or DEFAULT_SESSION_ENV
-    from aexp.errors import SettingsError
-    from aexp.settings import cached_settings
-
     try:
         return cached_settings(root).agent.session_env
     except SettingsError:
         return DEFAULT_SESSION_ENV
+
+
+# current_actor's answers without their time, by (tool, root, agent), with the inputs they were
+# derived from: a sweep asks once per attempt, with nothing changed between two attempts.
+_actors: dict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
 
 def current_actor(
@@ -70,12 +89,25 @@ def current_actor(
 
     A launcher's actor handed down in AEXP_ACTOR wins (its `tool` included). Else an agent when
     `agent` names one (the MCP server passes its client's name) or when the project's session
-    variable (`session_env_of(root)`) is set, else a person.
+    variable (`session_env_of(root)`) is set, else a person. Derived again only when one of
+    those inputs changed (the environment's values, the project's settings, the user); `at` is
+    always now.
     """
+    handed_text = env_stamp((ACTOR_ENV,))
+    env = session_env_of(root)
+    where = (tool, root, agent)
+    inputs = (handed_text, env, env_stamp((env,)), person_id())
+    cached = _actors.get(where)
+    if cached is None or cached[0] != inputs:
+        cached = _actors[where] = (inputs, _derive_actor(tool, env, agent))
+    return {**cached[1], "at": now_iso()}
+
+
+def _derive_actor(tool: str, env: str, agent: str | None) -> dict[str, Any]:
+    # `at` is a placeholder: current_actor sets it, keeping its place among the keys.
     handed = handed_actor()
     if handed is not None:
-        return {**handed, "at": now_iso()}
-    env = session_env_of(root)
+        return {**handed, "at": None}
     session = os.environ.get(env) or None
     user = person_id()
     if agent or session:
@@ -85,7 +117,7 @@ def current_actor(
             "id": name,
             "session_id": session,
             "tool": tool,
-            "at": now_iso(),
+            "at": None,
             "user": user,
         }
     return {
@@ -93,7 +125,7 @@ def current_actor(
         "id": user,
         "session_id": None,
         "tool": tool,
-        "at": now_iso(),
+        "at": None,
         "user": user,
     }
 
@@ -102,7 +134,8 @@ def workflow_actor(root: str | os.PathLike | None) -> dict[str, Any]:
     """The actor of a workflow step in this process (binding a run, starting an attempt): the
     launcher's when it handed one down, else `python project.py run` here, or `python project.py
     submit` inside a SLURM job."""
-    tool = "python project.py submit" if os.environ.get("SLURM_JOB_ID") else "python project.py run"
+    in_slurm = env_stamp(("SLURM_JOB_ID",))[0]
+    tool = "python project.py submit" if in_slurm else "python project.py run"
     return current_actor(tool, root=root)
 
 

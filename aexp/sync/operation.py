@@ -23,9 +23,12 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from aexp.binding import get_binding
 from aexp.errors import AexpError
 from aexp.settings import Settings
 from aexp.sync.hosts import backend_blocker
+from aexp.sync.rules import unsynced_backends
+from aexp.workflow.conditions import needs_sync, outside_allocation
 
 if TYPE_CHECKING:
     from aexp.sync.result import SyncResult
@@ -57,10 +60,6 @@ def sync_ready(job: Any) -> bool:
     some backend not synced: aexp.workflow.needs_sync), this process is outside a SLURM
     allocation, and some backend the run still lacks can be synced from this host (each one
     that cannot is said once per process). Notes the job for the pass's sync."""
-    from aexp.binding import get_binding
-    from aexp.sync.rules import unsynced_backends
-    from aexp.workflow import needs_sync, outside_allocation
-
     if not needs_sync(job):
         return False
     if not outside_allocation():
@@ -78,7 +77,7 @@ def sync_operation(job: Any, settings: Settings, **kwargs: Any) -> list[SyncResu
     unless this pass's sync already took care of `job`; backends this host cannot sync to are
     left out. `kwargs` go to `sync_offline_runs`. Returns the results of the sync it ran ([]
     when it ran none)."""
-    from aexp.binding import backend_parts, get_binding
+    from aexp.binding import backend_parts
 
     if job.path in _handled:
         return []

@@ -27,6 +27,7 @@ from aexp.errors import BindingError
 from aexp.jobdoc import read_doc
 from aexp.schema import BOUND, COMPLETED, FAILED, FINISHED, PREEMPTED, RUNNING
 from aexp.state import CORRUPT, UNBOUND, Mark, is_stale, is_stalled, job_state
+from aexp.sync.rules import needs_sync as _sync_rule  # aexp.sync is lazy: the rules alone
 from aexp.trackers import ADAPTERS
 
 _warned: set[str] = set()
@@ -125,9 +126,7 @@ def needs_sync_of(binding: dict[str, Any]) -> bool:
     fed by replay (MLflow). The sync's own rule (aexp.sync.rules.needs_sync), so the
     `sync_offline` operation and `aexp sync-offline` agree on every run.
     """
-    from aexp.sync.rules import needs_sync  # aexp.sync is lazy: this loads the rules alone
-
-    return needs_sync(binding)
+    return _sync_rule(binding)
 
 
 def backend_label_of(binding: dict[str, Any]) -> str:
@@ -201,7 +200,7 @@ def _facts_of(job: Any, fresh: bool = False, doc: dict[str, Any] | None = None) 
             doc = read_doc(job)
         except BindingError as exc:
             return _unreadable(str(exc))
-    if not fresh and _facts_docs.get(path) is doc:
+    if _facts_docs.get(path) is doc and (not fresh or _doc_alone(_facts[path], doc)):
         facts = _facts[path]
     else:
         facts = _derive(job, doc)
@@ -210,6 +209,16 @@ def _facts_of(job: Any, fresh: bool = False, doc: dict[str, Any] | None = None) 
     if trusted:
         _swept[path] = _sweep
     return facts
+
+
+def _doc_alone(facts: Facts, doc: dict[str, Any]) -> bool:
+    """The facts came from the document alone, the journal unread (`job_state`): a damaged
+    document, or a run whose end the document records. Derived again they would be the same,
+    however fresh: the same document object is the same version of the file."""
+    return facts[_ERROR] is not None or (facts[_STATE] in _ENDED and doc.get("tracker") is not None)
+
+
+_ENDED = frozenset((COMPLETED, FAILED, FINISHED))
 
 
 def say(line: str) -> None:
@@ -261,8 +270,9 @@ def is_unbound(job: Any, doc: dict[str, Any] | None = None) -> bool:
 
 def needs_binding(job: Any) -> bool:
     """Unbound, nothing corrupted in the way of binding it, and no `execute` in this pass that
-    binds it itself (`in_run`): `init_tracker`'s precondition."""
-    return is_unbound(job) and not _execute_binds.get()
+    binds it itself (`in_run`): `init_tracker`'s precondition. (Such a pass asks `can_execute`
+    too, which warns of a corrupted job.)"""
+    return not _execute_binds.get() and is_unbound(job)
 
 
 def is_bound(job: Any) -> bool:
