@@ -100,12 +100,14 @@ def _os_verdict(exc: OSError, filename: Any) -> Verdict:
     return Verdict(FAILED, f"{what}: {where}." if where else f"{what}.")
 
 
-def storage_problem(
-    exc: OSError,
-    where: str,
-    outcome: str = "what this pass could not do stays eligible, and an attempt cut short "
-    "resumes from its last checkpoint",
-) -> str:
+# What a refused write means for a pass that has begun (`storage_problem`'s default outcome).
+PASS_OUTCOME = (
+    "what this pass could not do stays eligible, and an attempt cut short resumes from its last "
+    "checkpoint"
+)
+
+
+def storage_problem(exc: OSError, where: str, outcome: str = PASS_OUTCOME) -> str:
     """The one sentence for a write the file system itself refused (full, over quota,
     read-only), wherever it happens: what happened, where, what to do, and `outcome` (what it
     means for the work: by default, a pass's)."""

@@ -400,6 +400,29 @@ def test_a_line_a_full_disk_cuts_short_is_refused_whole(
     assert [json.loads(line)["pad"][:1] for line in lines_now] == ["x", "z"]
 
 
+@pytest.mark.parametrize("parallel", [[], ["-p", "2"]])
+def test_a_disk_that_fills_during_a_pass_is_said_as_what_it_means_for_the_pass(
+    noop: Path, mounted: Path, parallel: list[str]
+) -> None:
+    """Some jobs finish, then the disk is full: the one line says what it means for a pass
+    that ran (what it could not do stays eligible), never "nothing was run" beside a summary
+    of finished jobs; serially (the operation says it) and with `-p 2` (the pass says it)."""
+    from aexp.door import PASS_OUTCOME
+
+    make_jobs(8, epochs=40)
+    flow(noop, "run", "-o", "init_tracker")
+    _fill(mounted, leave_pages=12)
+
+    result = flow(noop, "run", *parallel)
+    no_traceback(result)
+    assert result.returncode == 1
+    (line,) = lines(result.stderr)
+    assert line.startswith(f"error: the file system of {mounted} is full"), line
+    assert line.endswith(f"run again: {PASS_OUTCOME}."), line
+    run, _ = summary(result)
+    assert "1 problem" in run, run
+
+
 def test_a_full_disk_is_one_line_loses_nothing_and_the_next_run_resumes(
     noop: Path, mounted: Path
 ) -> None:

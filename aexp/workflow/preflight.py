@@ -46,10 +46,11 @@ def check_backends_installed(backends: Iterable[str]) -> None:
             )
 
 
-def check_writable(workspace: str) -> None:
+def check_writable(workspace: str, outcome: str = "nothing was run") -> None:
     """Raise WorkspaceError if a small file cannot be created, written and removed in
-    `workspace` (a read-only mount, a full disk, a quota). An absent workspace is fine: signac
-    makes it with the first job."""
+    `workspace` (a read-only mount, a full disk, a quota); its sentence ends with `outcome`
+    (what the refusal means: by default, for a pass about to begin). An absent workspace is
+    fine: signac makes it with the first job."""
     if not os.path.isdir(workspace):
         return
     probe = os.path.join(workspace, f".aexp-probe-{os.getpid()}")
@@ -61,7 +62,7 @@ def check_writable(workspace: str) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise WorkspaceError(storage_problem(exc, workspace, "nothing was run")) from None
+        raise WorkspaceError(storage_problem(exc, workspace, outcome)) from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(probe)

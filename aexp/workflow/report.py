@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from aexp.door import PASS_OUTCOME
 from aexp.errors import WorkspaceError
 from aexp.jobdoc import JobDir
 from aexp.jobs import stray_job_dirs
@@ -355,7 +356,7 @@ class PassWatch:
         after = observe(self.workspace, self.job_ids, stale_after=self.stale_after, fresh=True)
         storage = None
         try:
-            check_writable(self.workspace)
+            check_writable(self.workspace, PASS_OUTCOME)  # after the pass: what it means for it
         except WorkspaceError as exc:
             storage = str(exc)
             if not storage_said():  # a worker process (`-p`) or nobody said it yet
