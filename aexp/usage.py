@@ -106,13 +106,19 @@ def _read_proc(path: str) -> bytes:
     return b"".join(chunks)
 
 
+# waitid(2)'s __WALL (Linux 4.7+; not in the os module): children whose exit signal is not
+# SIGCHLD too ("clone" children: a raw clone(2) with another exit signal), which a plain waitid
+# does not see, so that none of them passes for no child at all.
+_WALL = 0x40000000
+
+
 def _childless() -> bool:
     """This process has no child at all, running or ended and not waited for: one system call
     (waitid(2) reports ECHILD, looking without reaping anything), where walking /proc lists a
     file per thread. Then it has no descendant either: a process orphaned by a child is
     re-parented to a subreaper or init, and would be this process's child if this were one."""
     try:
-        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT | _WALL)
     except ChildProcessError:
         return True
     except (AttributeError, OSError):  # no waitid here (macOS): the walk decides
