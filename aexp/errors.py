@@ -55,7 +55,8 @@ class TrackerUsageError(AexpError):
 
 
 class WorkspaceError(AexpError):
-    """The workspace cannot be written (read-only, full, over quota): no job could be run."""
+    """The project's files cannot be written (read-only, full, over quota): its sentence says
+    where, what to do, and what it means for the work (aexp.door.storage_problem)."""
 
     exit_code = 1
 

@@ -9,6 +9,7 @@ other nodes (see `LOCAL_TYPES`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
@@ -66,4 +67,21 @@ def kernel_local(directory: str) -> bool:
     return known
 
 
-__all__ = ["LOCAL_TYPES", "fs_type", "kernel_local"]
+def probe_write(directory: str) -> None:
+    """Create, write a block to, sync and remove a small file in `directory`; raises the OSError
+    a read-only mount, a full disk or a quota answers (an empty file may pass where a block of
+    data does not). Leaves nothing behind."""
+    probe = os.path.join(directory, f".aexp-probe-{os.getpid()}")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, b"aexp\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+
+
+__all__ = ["LOCAL_TYPES", "fs_type", "kernel_local", "probe_write"]

@@ -327,6 +327,58 @@ def mounted(noop: Path):
         subprocess.run(["umount", "-l", str(workspace)], capture_output=True)
 
 
+@pytest.fixture
+def full_state(noop: Path):
+    """The project's `.aexp/` (its action log) on a 1 MiB tmpfs of its own, filled to the last
+    page; yields the ballast file (unlink it to free the space)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small file system needs root")
+    state = noop / ".aexp"
+    state.mkdir(exist_ok=True)
+    if not _mount("-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(state)):
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    try:
+        yield _fill(state, leave_pages=0)
+    finally:
+        subprocess.run(["umount", "-l", str(state)], capture_output=True)
+
+
+@pytest.mark.parametrize(
+    ("command", "action"),
+    [
+        (["new-run", "--experiment", "E018", "--hypothesis", "H012", "--sp", "seed=7"], "create"),
+        (["remove", "-y", "--force", "{done}"], "remove"),
+        (["rerun", "{done}"], "rerun"),
+    ],
+)
+def test_a_change_whose_record_the_disk_refuses_is_not_made(
+    noop: Path, full_state: Path, command: list[str], action: str
+) -> None:
+    """A full disk under `.aexp/` (the project's action log): a command that changes jobs is
+    refused in one line before it changes anything, not carried out with its record lost; once
+    there is space, it is carried out and recorded."""
+    from aexp.agent.history import log_path, read_actions
+
+    done = make_jobs(1)[0]
+    assert flow(noop, "run").returncode == 0
+    args = [arg.format(done=done.id) for arg in command]
+    before = snapshot(noop / "workspace")
+
+    refused = aexp_cli(noop, *args)
+    no_traceback(refused)
+    assert refused.returncode == 1, refused.stderr
+    (line,) = lines(refused.stderr)
+    assert line.startswith(f"aexp: error: the file system of {noop / '.aexp'} is full"), line
+    assert line.endswith("run again: nothing was changed."), line
+    assert snapshot(noop / "workspace") == before, "nothing changed without its record"
+
+    full_state.unlink()
+    again = aexp_cli(noop, *args)
+    assert again.returncode == 0, again.stderr
+    assert [entry["action"] for entry in read_actions(noop)][-1] == action
+    assert Path(log_path(noop)).exists()
+
+
 def test_a_read_only_workspace_is_one_line_and_nothing_changes(noop: Path, mounted: Path) -> None:
     jobs = make_jobs(3)
     flow(noop, "run", "-o", "init_tracker")

@@ -20,8 +20,11 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from aexp.door import storage_problem
+from aexp.errors import WorkspaceError
 from aexp.jobdoc import now_iso
 from aexp.journal.writer import append_line
+from aexp.mounts import probe_write
 
 STATE_DIR = ".aexp"  # the project's own state beside the workspace (never committed)
 LOG_NAME = "actions.jsonl"
@@ -45,18 +48,39 @@ def record_action(
     jobs: Sequence[str],
     **details: Any,
 ) -> dict[str, Any]:
-    """Append one action to the log and return it. Raises OSError when it cannot be written."""
+    """Append one action, already done, to the log and return it. Raises WorkspaceError (its
+    sentence says the action was done and only its record is missing) when the file system
+    refuses the line; `check_recordable` before the change makes that rare."""
     entry = {"at": now_iso(), "action": action, "actor": dict(actor), "jobs": list(jobs)}
     entry.update(details)
     line = (json.dumps(entry, separators=(",", ":"), default=str) + "\n").encode("utf-8")
-    state_dir(root)
-    fd = os.open(log_path(root), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        append_line(fd, line)
-    finally:
-        os.close(fd)
+        state_dir(root)
+        fd = os.open(log_path(root), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            append_line(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        count = len(entry["jobs"])
+        done = f"the {action} of {count} job(s) was done; only its line in {LOG_NAME} is missing"
+        raise WorkspaceError(storage_problem(exc, _log_dir(root), done)) from None
     return entry
+
+
+def check_recordable(root: str | os.PathLike) -> None:
+    """Raise WorkspaceError (nothing changed) when the project's action log cannot take a line
+    now (a full disk, a read-only `.aexp/`). A command that changes jobs calls it before the
+    first change: a change is then not made without its record (which follows it)."""
+    try:
+        probe_write(state_dir(root))
+    except OSError as exc:
+        raise WorkspaceError(storage_problem(exc, _log_dir(root), "nothing was changed")) from None
+
+
+def _log_dir(root: str | os.PathLike) -> str:
+    return os.path.join(os.fspath(root), STATE_DIR)
 
 
 def read_actions(root: str | os.PathLike) -> Iterator[dict[str, Any]]:
@@ -73,4 +97,11 @@ def read_actions(root: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 yield entry
 
 
-__all__ = ["STATE_DIR", "log_path", "read_actions", "record_action", "state_dir"]
+__all__ = [
+    "STATE_DIR",
+    "check_recordable",
+    "log_path",
+    "read_actions",
+    "record_action",
+    "state_dir",
+]

@@ -33,7 +33,7 @@ from typing import Any
 
 from aexp.agent.actor import current_actor, hand_down
 from aexp.agent.budget import check_launch, cost_of, queued_job_ids
-from aexp.agent.history import record_action, state_dir
+from aexp.agent.history import check_recordable, record_action, state_dir
 from aexp.contract import document
 from aexp.errors import AexpError
 from aexp.jobdoc import now_iso
@@ -122,6 +122,7 @@ def start_run_here(
     """Run `project.py run -j JOB_IDS --json` in the background, for at most `budget_s` seconds
     of wall clock (then SIGTERM, SIGKILL `grace_s` later); returns its `aexp.run-here/1`."""
     root = os.fspath(root)
+    check_recordable(root)  # a full disk refuses the launch before anything starts
     handle = "r1-" + secrets.token_hex(8)
     base = os.path.join(_runs(root), handle)
     started = time.time()

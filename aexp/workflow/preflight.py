@@ -11,13 +11,13 @@ runs these before `run` starts any operation.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 from collections.abc import Iterable
 
 from aexp.door import storage_problem
 from aexp.errors import TrackerInitError, WorkspaceError
+from aexp.mounts import probe_write
 
 # The Python package each backend's adapter imports, by backend name. A backend not listed here
 # needs none (noop) or is checked by its adapter when it is constructed.
@@ -53,19 +53,10 @@ def check_writable(workspace: str, outcome: str = "nothing was run") -> None:
     fine: signac makes it with the first job."""
     if not os.path.isdir(workspace):
         return
-    probe = os.path.join(workspace, f".aexp-probe-{os.getpid()}")
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, b"aexp\n")  # a block: a full disk refuses it, an empty file may pass
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        probe_write(workspace)
     except OSError as exc:
         raise WorkspaceError(storage_problem(exc, workspace, outcome)) from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(probe)
 
 
 __all__ = ["SDK_MODULES", "check_backends_installed", "check_writable"]

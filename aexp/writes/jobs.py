@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from aexp.agent.history import record_action
+from aexp.agent.history import check_recordable, record_action
 from aexp.contract import document, plain
 from aexp.errors import AexpError, JobBusyError
 
@@ -53,6 +53,8 @@ def create_sweep(
     if hypothesis is not None:
         check_id("hypothesis_id", hypothesis)
     statepoints = [full_statepoint(experiment, hypothesis, point) for point in points]
+    if not dry_run:
+        check_recordable(project.path)
     jobs = []
     for point, sp in zip(points, statepoints, strict=True):
         job = project.open_job(sp)
@@ -91,6 +93,8 @@ def rearm_jobs(jobs: Sequence[Any], *, actor: Mapping[str, Any]) -> dict[str, An
 
     for job in jobs:  # check all before changing any
         check_rearmable(job)
+    if jobs:
+        check_recordable(_root(jobs))
     done = []
     for job in jobs:
         binding = rearm(job, actor)
@@ -109,6 +113,8 @@ def rerun_jobs(
 
     for job in jobs:  # check all before changing any
         check_rerunnable(job, force=force)
+    if jobs:
+        check_recordable(_root(jobs))
     done = []
     for job in jobs:
         binding, old, moved = rerun(job, force=force, actor=actor)
@@ -199,6 +205,8 @@ def remove_jobs(
     call `check_removable` first."""
     from aexp.joblock import job_claim
 
+    if records:
+        check_recordable(project.path)
     removed, failed = [], []
     for record in records:
         job = project.open_job(id=record.job_id)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aexp.agent.history import record_action
+from aexp.agent.history import check_recordable, record_action
 from aexp.contract import document
 
 
@@ -34,6 +34,8 @@ def sync_document(
     from aexp.sync import sync_offline_runs
     from aexp.sync.report import SCHEMA, summarize
 
+    if actor is not None and not dry_run:
+        check_recordable(root)  # before anything is uploaded: its record must follow it
     results = sync_offline_runs(
         root,
         dry_run=dry_run,
