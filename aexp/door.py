@@ -29,7 +29,9 @@ import difflib
 import errno
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +100,33 @@ def _os_verdict(exc: OSError, filename: Any) -> Verdict:
         return Verdict(FAILED, storage_problem(exc, folder, "nothing stored was lost"))
     what = exc.strerror or str(exc)
     return Verdict(FAILED, f"{what}: {where}." if where else f"{what}.")
+
+
+def _redeliver_interrupts(unraisable: Any) -> None:
+    # A signal handler raising where Python cannot pass the exception on (a weakref callback,
+    # as importlib's module locks use, or a finalizer) would print "Exception ignored ...
+    # KeyboardInterrupt" with a traceback and lose the Ctrl-C (or the SIGTERM a handler turned
+    # into an exception): the command ran on and exited 0. The signal is sent again instead,
+    # and its handler runs in ordinary code, where the door sees it.
+    exc = unraisable.exc_value
+    signum = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else getattr(exc, "signum", None)
+    if isinstance(exc, BaseException) and not isinstance(exc, Exception) and signum:
+        # Sent again from another thread a moment later: raised from here (raise_signal,
+        # interrupt_main), the handler would run at once, inside this hook, where its exception
+        # is ignored again. A real signal also wakes a main thread blocked in a system call.
+        timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def keep_interrupts() -> None:
+    """Make a Ctrl-C (or another signal a handler turns into an exception that is not an
+    Exception: KeyboardInterrupt, a preemption) that lands where Python cannot raise it be
+    delivered again, not printed and lost (sys.unraisablehook). Called by the entry points
+    (`aexp`, project.py) before anything else."""
+    sys.unraisablehook = _redeliver_interrupts
 
 
 # What a refused write means for a pass that has begun (`storage_problem`'s default outcome).

@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -540,3 +541,52 @@ def test_on_a_terminal_the_door_offers_the_repair(sweep: SimpleNamespace, answer
         assert sp.read_text() != original
         assert f"aexp repair {job}" in said
     assert all(other in said for other in sweep.ids if other != job)
+
+
+# -- a signal Python cannot raise where it lands ------------------------------------------------
+class _Referent:
+    pass
+
+
+def _unraisable(exc: BaseException) -> None:
+    """Raise `exc` where Python cannot pass it on: in a weakref callback (importlib's module
+    locks use one: a Ctrl-C landing there was printed as "Exception ignored" and lost)."""
+
+    def callback(ref: object) -> None:
+        raise exc
+
+    thing = _Referent()
+    ref = weakref.ref(thing, callback)
+    del thing
+    assert ref() is None
+
+
+@pytest.mark.parametrize("kind", ["ctrl-c", "sigterm"])
+def test_an_interrupt_landing_where_python_cannot_raise_it_is_delivered_again(
+    monkeypatch, capsys, kind: str
+) -> None:
+    from aexp import door
+    from aexp.sync.interrupts import _Terminated, terminate_cleanly
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # restored after the test
+    door.keep_interrupts()
+    if kind == "ctrl-c":
+        with pytest.raises(KeyboardInterrupt):
+            _unraisable(KeyboardInterrupt())
+            time.sleep(5)  # the signal comes again, and its handler runs here
+    else:
+        with pytest.raises(SystemExit) as ended, terminate_cleanly():
+            _unraisable(_Terminated(signal.SIGTERM))
+            time.sleep(5)
+        assert ended.value.code == 128 + signal.SIGTERM
+    assert "Exception ignored" not in capsys.readouterr().err
+
+
+def test_an_error_where_python_cannot_raise_it_is_still_reported(monkeypatch, capsys) -> None:
+    from aexp import door
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    door.keep_interrupts()
+    _unraisable(ValueError("a bug in a finalizer"))
+    err = capsys.readouterr().err
+    assert "Exception ignored" in err and "a bug in a finalizer" in err

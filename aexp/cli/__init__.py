@@ -200,6 +200,7 @@ def _attach_dash_values(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `aexp` console script; returns the exit code (aexp.door's table)."""
+    door.keep_interrupts()
     argv = _attach_dash_values(sys.argv[1:] if argv is None else argv)
     parser = build_parser(only=_command_of(argv))
     args = None

@@ -54,6 +54,7 @@ def main(project_class: type[WorkflowProject]) -> NoReturn:
     says of the exception that ended it. A job whose state point signac cannot read is offered
     for repair on a terminal (aexp.door.offer_repair); otherwise, or declined, it is said in one
     line and left out, and the command is done again without it (unless a pass had begun)."""
+    door.keep_interrupts()
     quiet_statepoint_errors()
     # flow logs "Error during status update" before raising; the door says it in one line.
     logging.getLogger("flow.project").addFilter(
