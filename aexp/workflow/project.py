@@ -47,7 +47,7 @@ from aexp import agent, door
 from aexp.errors import SubmissionError
 from aexp.settings import Settings
 from aexp.statepoints import quiet_statepoint_errors, usable_job_dirs
-from aexp.workflow import forked
+from aexp.workflow import forked, workerwatch
 from aexp.workflow.conditions import in_run, operation_ran, say, snapshot
 from aexp.workflow.preflight import check_backends_installed, check_writable
 
@@ -75,6 +75,7 @@ class WorkflowProject(FlowProject):
     exit_code = 0
     pass_started = False  # `run` has begun its pass: the command is not to be done again
     canary: int | None = None  # `run --canary N` (set by the command line, aexp.workflow.options)
+    lost_operations = 0  # `run -p N`: operations whose pool worker was killed (workerwatch)
     pass_json = False  # `run --json`: the pass summary as one JSON line (docs/json.md)
     _collected: list[tuple[Any, dict[str, Any]]] | None = None  # a submit pass's bundles
 
@@ -133,6 +134,8 @@ class WorkflowProject(FlowProject):
             self.pass_started = True
             super().run(jobs=jobs, names=names, **kwargs)
         self.exit_code = watch.finish(json_line=self.pass_json).exit_code
+        if self.lost_operations:
+            self.exit_code = max(self.exit_code, 1)
         return None
 
     def _execute_operation(self, operation: Any, timeout: Any = None, pretend: bool = False) -> Any:
@@ -151,6 +154,42 @@ class WorkflowProject(FlowProject):
         finally:
             operation_ran()
             forked.leave_if_orphaned()
+
+    def _run_operations(
+        self,
+        operations: Any,
+        pretend: bool = False,
+        np: int | None = None,
+        timeout: Any = None,
+        progress: bool = False,
+    ) -> None:
+        # flow's pool waits forever for an operation whose worker was killed (kill -9, the OOM
+        # killer): each operation records the worker that takes it, in a table the pool's
+        # workers inherit, so it is made before flow forks them (aexp.workflow.workerwatch).
+        # flow (a private method) has no hook around its pool.
+        operations = list(operations)
+        if pretend or np in (None, 1) or not forked.fork_reduces():
+            return super()._run_operations(operations, pretend, np, timeout, progress)
+        with workerwatch.StartTable(len(operations)):
+            return super()._run_operations(operations, pretend, np, timeout, progress)
+
+    def _run_operations_in_parallel(
+        self, pool: Any, operations: Any, progress: bool, timeout: Any
+    ) -> None:
+        table = workerwatch.tracking()
+        if table is None:
+            return super()._run_operations_in_parallel(pool, operations, progress, timeout)
+        watched = workerwatch.WatchedPool(pool, table)
+        super()._run_operations_in_parallel(watched, operations, progress, timeout)
+        for index, pid in watched.lost:
+            operation = operations[index]
+            jobs = ", ".join(job.id for job in operation._jobs)
+            say(
+                f"job {jobs}: operation {operation.name} ended without a result: its worker "
+                f"process {pid} was killed (kill -9, the OOM killer?); the next run resumes it."
+            )
+        self.lost_operations += len(watched.lost)
+        return None
 
     def _selects(self, names: Any, operation: str) -> bool:
         """Whether `run`'s `names` (flow's: regular expressions of operation or group names,
