@@ -11,6 +11,7 @@ FlowProject project.py subclasses.
                     writable)
     report.py       the pass summary: what changed in the job documents, in two lines
     forked.py       the project as a process pool forked from this process finds it (run -p N)
+    workerpool.py   run -p N's process pool: a worker that dies costs its own operation only
     walltime.py     whether a SLURM submission leaves time to work before its warning signal
 
 Everything but project.py is ordinary functions, usable from any workflow engine; importing

@@ -75,7 +75,8 @@ def exit_soon(code: int, delay: float = 0.5) -> None:
 
 
 def in_pool_worker() -> bool:
-    """True in a worker process of a multiprocessing pool (flow's `run -p N`)."""
+    """True in a worker process of `run -p N`'s pool (aexp.workflow.workerpool names its
+    workers as multiprocessing.Pool does)."""
     process = multiprocessing.current_process()
     return bool(
         process.daemon

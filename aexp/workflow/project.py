@@ -47,8 +47,8 @@ from aexp import agent, door
 from aexp.errors import SubmissionError
 from aexp.settings import Settings
 from aexp.statepoints import quiet_statepoint_errors, usable_job_dirs
-from aexp.workflow import forked, workerwatch
-from aexp.workflow.conditions import in_run, operation_ran, say, snapshot
+from aexp.workflow import forked
+from aexp.workflow.conditions import in_run, operation_ran, say, snapshot, warn_once
 from aexp.workflow.preflight import check_backends_installed, check_writable
 
 # The pass summary (and, through it, the attempt machinery) and the walltime check are imported
@@ -75,7 +75,7 @@ class WorkflowProject(FlowProject):
     exit_code = 0
     pass_started = False  # `run` has begun its pass: the command is not to be done again
     canary: int | None = None  # `run --canary N` (set by the command line, aexp.workflow.options)
-    lost_operations = 0  # `run -p N`: operations whose pool worker was killed (workerwatch)
+    lost_operations = 0  # `run -p N`: operations whose worker died (aexp.workflow.workerpool)
     pass_json = False  # `run --json`: the pass summary as one JSON line (docs/json.md)
     _collected: list[tuple[Any, dict[str, Any]]] | None = None  # a submit pass's bundles
 
@@ -155,40 +155,29 @@ class WorkflowProject(FlowProject):
             operation_ran()
             forked.leave_if_orphaned()
 
-    def _run_operations(
-        self,
-        operations: Any,
-        pretend: bool = False,
-        np: int | None = None,
-        timeout: Any = None,
-        progress: bool = False,
-    ) -> None:
-        # flow's pool waits forever for an operation whose worker was killed (kill -9, the OOM
-        # killer): each operation records the worker that takes it, in a table the pool's
-        # workers inherit, so it is made before flow forks them (aexp.workflow.workerwatch).
-        # flow (a private method) has no hook around its pool.
-        operations = list(operations)
-        if pretend or np in (None, 1) or not forked.fork_reduces():
+    def _run_operations(self, operations: Any, pretend: bool = False, np: Any = None,
+                        timeout: Any = None, progress: bool = False) -> None:  # fmt: skip
+        # `-p N` on aexp's pool instead of flow's multiprocessing.Pool, which waits forever once
+        # one of its workers is killed (aexp.workflow.workerpool). flow (a private method) has no
+        # hook for its pool; its task serialisation is kept (`_run_operations_in_parallel`).
+        if pretend or np is None or np == 1:
             return super()._run_operations(operations, pretend, np, timeout, progress)
-        with workerwatch.StartTable(len(operations)):
-            return super()._run_operations(operations, pretend, np, timeout, progress)
+        from aexp.workflow.workerpool import WorkerPool, cpu_count
 
-    def _run_operations_in_parallel(
-        self, pool: Any, operations: Any, progress: bool, timeout: Any
-    ) -> None:
-        table = workerwatch.tracking()
-        if table is None:
-            return super()._run_operations_in_parallel(pool, operations, progress, timeout)
-        watched = workerwatch.WatchedPool(pool, table)
-        super()._run_operations_in_parallel(watched, operations, progress, timeout)
-        for index, pid in watched.lost:
+        operations, timeout = list(operations), None if timeout is None or timeout < 0 else timeout
+        with WorkerPool(cpu_count() if np < 0 else np) as pool:
+            try:
+                self._run_operations_in_parallel(pool, operations, progress, timeout)
+            except self._PickleError as error:
+                raise RuntimeError(f"Unable to parallelize execution: {error}.") from None
+        for index, death in pool.lost:  # said once per job: the pass summary counts it
             operation = operations[index]
-            jobs = ", ".join(job.id for job in operation._jobs)
-            say(
-                f"job {jobs}: operation {operation.name} ended without a result: its worker "
-                f"process {pid} was killed (kill -9, the OOM killer?); the next run resumes it."
-            )
-        self.lost_operations += len(watched.lost)
+            for job in operation._jobs:
+                warn_once(
+                    job,
+                    f"job {job.id}: operation {operation.name} ended without a result: {death}.",
+                )
+        self.lost_operations += len(pool.lost)
         return None
 
     def _selects(self, names: Any, operation: str) -> bool:

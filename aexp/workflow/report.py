@@ -314,7 +314,7 @@ def compare(
                     f"job {job_id} was left running: its end could not be written; it is "
                     "stale now and the next run resumes it."
                 )
-                print(f"warning: {problem}", file=sys.stderr)
+                warn_once(JobDir(job_id, ""), problem)  # unless its lost worker was named
                 report.problems.append(problem)
         elif now.state == FINISHED and (then is None or then.state != FINISHED):
             report.finished.append(job_id)
