@@ -379,6 +379,44 @@ def test_a_change_whose_record_the_disk_refuses_is_not_made(
     assert Path(log_path(noop)).exists()
 
 
+def test_a_submission_whose_record_the_disk_refuses_is_not_sent(
+    noop: Path, full_state: Path, tmp_path: Path
+) -> None:
+    """`submit` under flow's SLURM environment (stub sbatch and squeue on PATH: each call of
+    sbatch is counted) with `.aexp/` full: refused in one line before anything is sent; once
+    there is space, sent once and recorded."""
+    from aexp.agent.history import read_actions
+
+    make_jobs(2)
+    bin_dir, sent = tmp_path / "bin", tmp_path / "sent"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").write_text(f"#!/bin/sh\necho x >> {sent}\necho 7\n")
+    for tool in ("squeue", "sbatch"):
+        (bin_dir / tool).chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "SIGNAC_FLOW_ENVIRONMENT": "DefaultSlurmEnvironment",
+    }
+    before = snapshot(noop / "workspace")
+
+    refused = flow(noop, "submit", env=env)
+    no_traceback(refused)
+    assert refused.returncode == 1, refused.stderr
+    (line,) = lines(refused.stderr)
+    assert line.startswith(f"error: the file system of {noop / '.aexp'} is full"), line
+    assert line.endswith("nothing was changed."), line
+    assert not sent.exists(), "nothing reached sbatch"
+    assert snapshot(noop / "workspace") == before
+
+    full_state.unlink()
+    again = flow(noop, "submit", env=env)
+    assert again.returncode == 0, again.stderr
+    assert len(sent.read_text().splitlines()) == 2  # one batch job per job, each sent once
+    assert [entry["action"] for entry in read_actions(noop)][-1] == "submit"
+
+
 def test_a_read_only_workspace_is_one_line_and_nothing_changes(noop: Path, mounted: Path) -> None:
     jobs = make_jobs(3)
     flow(noop, "run", "-o", "init_tracker")

@@ -255,12 +255,14 @@ class WorkflowProject(FlowProject):
                 file=sys.stderr,
             )
             as_slurm = type(self)(path=self.path, environment=TestEnvironment)
-            return as_slurm.submit(
-                *args, names=names, pretend=True, flags=flags, canary=canary, **kwargs
-            )
+            kwargs.update(names=names, pretend=True, flags=flags, canary=canary)
+            return as_slurm.submit(*args, **kwargs)
+        from aexp.agent.history import check_recordable
         from aexp.slurm.sizing import auto_walltime, project_sizes
         from aexp.workflow.walltime import time_flag
 
+        if not pretend:  # a submission is recorded once sent: refused now if it cannot be
+            check_recordable(self.path)
         scheduler = self.compute_environment.scheduler_type
         ours = issubclass(scheduler, SlurmScheduler | FakeScheduler)
         if canary and not ours:
