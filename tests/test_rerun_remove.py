@@ -218,6 +218,43 @@ def test_remove_asks_lists_the_runs_and_uses_signacs_removal(template: Path) -> 
     refused(cli(template, "remove", "--all", "--where", "seed=3"), "--all removes every job")
 
 
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ("{broken", "is not valid JSON"),
+        ("", "is empty"),
+        (None, "is missing"),
+        ('{"seed": 99}', "does not hash to the job's id"),
+    ],
+    ids=["torn", "empty", "missing", "edited"],
+)
+def test_remove_of_a_named_job_whose_state_point_is_damaged_says_so_and_keeps_it(
+    template: Path, damage: str | None, said: str
+) -> None:
+    """Named by id, a job signac cannot open is not "no match" (exit 0, its run and files left
+    without a word): the command ends with the damage and its repair, and removes nothing, not
+    even the sound jobs named with it; repaired, it is removed."""
+    set_rc(template, "tracker", "backend", "noop")
+    damaged, sound = make(seed=0), make(seed=1)
+    run_cmd([PYTHON, "project.py", "run"], template, check=True)
+    statepoint = Path(damaged.path, "signac_statepoint.json")
+    if damage is None:
+        statepoint.unlink()
+    else:
+        statepoint.write_text(damage)
+
+    refused(
+        cli(template, "remove", "--yes", "--force", damaged.id, sound.id),
+        f"job {damaged.id}: its signac_statepoint.json {said}",
+    )
+    assert Path(damaged.path, "tracker_log").is_dir() and Path(sound.path).is_dir()
+
+    ok(cli(template, "repair", damaged.id))
+    removed = ok(cli(template, "remove", "--yes", "--force", damaged.id))
+    assert removed.splitlines()[-1].startswith(f"removed {damaged.id} (run ")
+    assert not Path(damaged.path).exists() and Path(sound.path).is_dir()
+
+
 def test_remove_refuses_a_job_another_process_works_on(template: Path) -> None:
     set_rc(template, "tracker", "backend", "noop")
     jobs = [make(seed=s) for s in range(2)]

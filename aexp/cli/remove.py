@@ -22,6 +22,19 @@ from aexp.cli.runs import add_selection_options, selection_of
 from aexp.errors import UsageError
 
 
+def _refuse_damaged(jobs: list) -> None:
+    """A named job whose state point cannot be read is not left out as "no match" (its run and
+    files would stay while the command said nothing matched): the command ends as any other
+    does on it, with the repair to make first (aexp.door; on a terminal it offers the repair)."""
+    from signac.errors import JobsCorruptedError
+
+    from aexp.statepoints import statepoint_problem
+
+    damaged = [job.id for job in jobs if statepoint_problem(job)]
+    if damaged:
+        raise JobsCorruptedError(damaged)
+
+
 def cmd_remove(args: argparse.Namespace) -> int:
     from aexp.agent.actor import current_actor
     from aexp.results import iter_records
@@ -41,6 +54,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     settings = load_settings(project.path)
     if args.job_ids:
         named = _jobs(project, args.job_ids)
+        _refuse_damaged(named)
         selection = dataclasses.replace(selection, job_ids=frozenset(j.id for j in named))
     records = list(iter_records(project, selection, group_by=settings.group_by))
     if not records:
