@@ -148,6 +148,8 @@ DOOR = [
      2, "error: unknown option --parallell", "(did you mean --parallel?)"),
     ("project.py bad value", "project.py", "run -p two", None,
      2, "error: argument -p/--parallel", "invalid int value"),
+    ("project.py no workers", "project.py", "run -p 0", None,
+     2, "error: -p/--parallel 0 runs nothing", "-p alone for one per core"),
     ("project.py no command", "project.py", "", None,
      2, "error: no command given", "commands: status, next, run"),
     ("aexp misspelt option", "aexp", "new-run --hypotesis H1 --experiment E1", None,

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -38,6 +40,20 @@ def _project(base: Path) -> tuple[Path, dict[str, str], list[str]]:
         root, env, check=True,
     )  # fmt: skip
     return root, env, made.stdout.split()
+
+
+@contextlib.contextmanager
+def _pass(root: Path, env: dict[str, str], *args: str) -> Iterator[subprocess.Popen]:
+    """`python project.py run -p 2 ARGS` running in its own session; killed if left running."""
+    started = subprocess.Popen(
+        [PYTHON, "project.py", "run", "-p", "2", *args], cwd=root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield started
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            started.kill()
 
 
 def _states(root: Path, env: dict[str, str]) -> dict[str, str]:
@@ -77,19 +93,12 @@ def test_a_pass_outlives_its_killed_pool_worker_and_names_its_job(
     tmp_path: Path, signum: int, victims: int
 ) -> None:
     root, env, ids = _project(tmp_path)
-    started = subprocess.Popen(
-        [PYTHON, "project.py", "run", "-p", "2"], cwd=root, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
+    with _pass(root, env) as started:
         killed = _workers_in_attempts(root, ids, started.pid, victims)
         doomed = {job for job in ids if _attempt_pid(root, job) in killed}
         for pid in killed:
             psutil.Process(pid).send_signal(signum)
         out, err = started.communicate(timeout=90)  # it used to wait forever here
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            started.kill()
     said = out + err
     assert started.returncode == 1, said
     assert "Traceback" not in said, said
@@ -124,11 +133,7 @@ def test_a_worker_killed_while_idle_loses_nothing(tmp_path: Path) -> None:
         ).stdout.split()[0]
         for seed, epochs in ((0, 2), (1, 16))
     )  # fmt: skip
-    started = subprocess.Popen(
-        [PYTHON, "project.py", "run", "-p", "2"], cwd=root, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
+    with _pass(root, env) as started:
         # The short job ends first; its worker then idles while the long one runs.
         (busy,) = _workers_in_attempts(root, [long], started.pid, 1)
         deadline = time.monotonic() + 60
@@ -140,10 +145,105 @@ def test_a_worker_killed_while_idle_loses_nothing(tmp_path: Path) -> None:
         assert len(idle) == 1, idle
         psutil.Process(idle[0]).kill()
         out, err = started.communicate(timeout=90)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            started.kill()
     assert started.returncode == 0, out + err
     assert not LOST.search(err), err
     assert "Traceback" not in out + err, out + err
     assert set(_states(root, env).values()) == {"finished"}
+
+
+def _journal_events(root: Path, job: str) -> list[str]:
+    events = []
+    for journal in (root / "workspace" / job / "tracker_log").glob("*/events.jsonl"):
+        events += [json.loads(line)["event"] for line in journal.read_text().splitlines()]
+    return events
+
+
+def test_a_worker_killed_right_after_its_attempt_ended_lost_nothing(tmp_path: Path) -> None:
+    """Killed once its attempt recorded its end (in its document), as it answers the pass or
+    just after: the job is finished, so nothing is named and the pass exits 0."""
+    root, env, ids = _project(tmp_path)
+    with _pass(root, env, "-j", ids[0]) as started:
+        (worker,) = _workers_in_attempts(root, ids[:1], started.pid, 1)
+        deadline = time.monotonic() + 60
+        document = root / "workspace" / ids[0] / "signac_job_document.json"
+        while '"state": "finished"' not in document.read_text():
+            assert time.monotonic() < deadline, "the attempt never finished"
+            time.sleep(0.002)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(worker).kill()
+        out, err = started.communicate(timeout=90)
+    assert started.returncode == 0, out + err
+    assert not LOST.search(err), err
+    assert _states(root, env)[ids[0]] == "finished"
+    assert _journal_events(root, ids[0]).count("finish") == 1
+
+
+def test_a_preempted_worker_takes_no_further_job_before_the_pass_ends(tmp_path: Path) -> None:
+    """SIGTERM to one busy worker preempts its attempt and ends the pass (exit 143), the other
+    worker's attempt preempted too; the preempted worker, ending, is given no other job (which it
+    would leave running, unnamed, when it exits)."""
+    root, env, ids = _project(tmp_path)
+    with _pass(root, env) as started:
+        first, _ = _workers_in_attempts(root, ids, started.pid, 2)
+        psutil.Process(first).terminate()
+        out, err = started.communicate(timeout=90)
+    assert started.returncode == 128 + signal.SIGTERM, out + err
+    assert "Traceback" not in out + err, out + err
+    states = _states(root, env)
+    assert sorted(states.values()).count("preempted") == 2, states
+    assert "running" not in states.values(), states  # no attempt left behind by a dead worker
+    following = run_cmd([PYTHON, "project.py", "run", "-p", "2"], root, env, timeout=180)
+    assert following.returncode == 0, following.stdout + following.stderr
+    assert set(_states(root, env).values()) == {"finished"}
+
+
+def test_a_lost_job_is_named_even_when_the_pass_then_ends_on_a_signal(tmp_path: Path) -> None:
+    root, env, ids = _project(tmp_path)
+    with _pass(root, env) as started:
+        killed, _ = _workers_in_attempts(root, ids, started.pid, 2)
+        doomed = next(job for job in ids if _attempt_pid(root, job) == killed)
+        psutil.Process(killed).kill()
+        deadline = time.monotonic() + 30
+        while _states(root, env)[doomed] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)  # `runs` shows a running attempt whose process is gone as stale
+        time.sleep(1.0)  # the pass notices the lost worker
+        started.terminate()
+        out, err = started.communicate(timeout=90)
+    assert started.returncode == 128 + signal.SIGTERM, out + err
+    assert {job for job, _ in LOST.findall(err)} == {doomed}, err
+
+
+@pytest.mark.parametrize("parallel", [[], ["-p", "2"]], ids=["serial", "-p 2"])
+def test_run_with_a_timeout_stops_the_attempts_it_cuts_short_and_says_so(
+    tmp_path: Path, parallel: list[str]
+) -> None:
+    """`run -t 1` on jobs of ~4 s: flow ends the pass at the first operation past its time. No
+    traceback; the attempt cut short is stopped and recorded preempted (serially, flow killed
+    only the shell around it, and the orphan ran on to its end, holding its job); nothing of
+    the pass is left running; the next run finishes every job."""
+    root, env, _ = _project(tmp_path)
+    timed = subprocess.run(
+        [PYTHON, "project.py", "run", *parallel, "-t", "1"], cwd=root, env=env,
+        capture_output=True, text=True, timeout=120, start_new_session=True,
+    )  # fmt: skip
+    said = timed.stdout + timed.stderr
+    assert timed.returncode == 1, said
+    assert "Traceback" not in said, said
+    assert said.rstrip().splitlines()[-1].startswith("error: the pass stopped there;"), said
+    time.sleep(1.0)  # the attempts stopped have ended
+    left = [p.pid for p in psutil.process_iter() if _in_dir(p, root)]
+    assert not left, f"processes of the pass still running: {left}"
+    states = _states(root, env)
+    assert "preempted" in states.values(), states
+    assert "running" not in states.values() and "finished" not in states.values(), states
+
+    following = run_cmd([PYTHON, "project.py", "run", *parallel], root, env, timeout=180)
+    assert following.returncode == 0, following.stdout + following.stderr
+    assert set(_states(root, env).values()) == {"finished"}
+
+
+def _in_dir(process: psutil.Process, root: Path) -> bool:
+    try:
+        return Path(process.cwd()) == root and process.pid != os.getpid()
+    except psutil.Error:
+        return False

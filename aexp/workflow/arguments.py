@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aexp.door import SentenceParser, did_you_mean
@@ -71,6 +71,11 @@ def check_names(project: Any, args: argparse.Namespace) -> None:
         for pattern in patterns:
             check_operation(pattern, names)
     command = getattr(args.func, "__name__", "")
+    if command == "_main_run" and getattr(args, "parallel", None) == 0:  # flow would start none
+        raise UsageError(
+            "-p/--parallel 0 runs nothing: give a number of worker processes, or -p alone "
+            "for one per core this process may use."
+        )
     if command == "_main_next" and args.name not in project.operations:  # `next NAME`: exact
         check_operation(re.escape(args.name), sorted(project.operations))
     if getattr(args, "job_id", None):
@@ -93,6 +98,21 @@ def check_operation(pattern: str, names: Iterable[str]) -> None:
             f"unknown operation {pattern!r}{did_you_mean(pattern, names)}; operations: "
             f"{', '.join(names)}."
         )
+
+
+def selects(groups: Mapping[str, Any], names: Any, operation: str) -> bool:
+    """Whether `run`'s `names` (flow's: regular expressions of operation or group names, None
+    for every one) select `operation`, alone or in one of `groups` (flow's, by name)."""
+    if names is None:
+        return True
+    for name in names:
+        for group_name, group in groups.items():
+            try:
+                if re.fullmatch(name, group_name) and operation in group.operations:
+                    return True
+            except re.error:  # flow says it
+                return False
+    return False
 
 
 def resolve_job_ids(workspace: str, idents: Iterable[str]) -> list[str]:
@@ -138,4 +158,11 @@ def resolve_job_ids(workspace: str, idents: Iterable[str]) -> list[str]:
     return found
 
 
-__all__ = ["FlowParser", "check_names", "check_operation", "for_project", "resolve_job_ids"]
+__all__ = [
+    "FlowParser",
+    "check_names",
+    "check_operation",
+    "for_project",
+    "resolve_job_ids",
+    "selects",
+]

@@ -29,7 +29,7 @@ never needs them.
 
 from __future__ import annotations
 
-import re
+import multiprocessing
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,7 +48,8 @@ from aexp.errors import SubmissionError
 from aexp.settings import Settings
 from aexp.statepoints import quiet_statepoint_errors, usable_job_dirs
 from aexp.workflow import forked
-from aexp.workflow.conditions import in_run, operation_ran, say, snapshot, warn_once
+from aexp.workflow.arguments import selects
+from aexp.workflow.conditions import in_run, operation_ran, say, snapshot
 from aexp.workflow.preflight import check_backends_installed, check_writable
 
 # The pass summary (and, through it, the attempt machinery) and the walltime check are imported
@@ -121,7 +122,8 @@ class WorkflowProject(FlowProject):
                 return None
         serial = kwargs.get("np") in (None, 1)
         run = in_run(
-            execute_binds=self._selects(names, self.binding_operation), trust_sweeps=serial
+            execute_binds=selects(self.groups, names, self.binding_operation),
+            trust_sweeps=serial,
         )
         with forked.signals_stop_pool(not serial), run:
             # Inside the pass: flow's first sweep of conditions takes the facts this look took.
@@ -143,8 +145,13 @@ class WorkflowProject(FlowProject):
         # and lose its task (the pass would wait for it forever): it reaches `run` instead.
         # After it, the conditions look at the jobs' documents again (`operation_ran`).
         # flow (a private method) has no public hook around one operation's execution.
+        if timeout is not None:
+            forked.adopt_orphans()
         try:
             return super()._execute_operation(operation, timeout=timeout, pretend=pretend)
+        except subprocess.TimeoutExpired:  # `run -t N`: flow killed the shell, not the operation
+            forked.stop_descendants()
+            raise
         except SystemExit as exc:
             if not forked.in_pool_worker():
                 raise
@@ -162,37 +169,20 @@ class WorkflowProject(FlowProject):
         # hook for its pool; its task serialisation is kept (`_run_operations_in_parallel`).
         if pretend or np is None or np == 1:
             return super()._run_operations(operations, pretend, np, timeout, progress)
-        from aexp.workflow.workerpool import WorkerPool, cpu_count
+        from aexp.workflow.workerpool import WorkerPool, cpu_count, say_lost
 
         operations, timeout = list(operations), None if timeout is None or timeout < 0 else timeout
-        with WorkerPool(cpu_count() if np < 0 else np) as pool:
-            try:
-                self._run_operations_in_parallel(pool, operations, progress, timeout)
-            except self._PickleError as error:
-                raise RuntimeError(f"Unable to parallelize execution: {error}.") from None
-        for index, death in pool.lost:  # said once per job: the pass summary counts it
-            operation = operations[index]
-            for job in operation._jobs:
-                warn_once(
-                    job,
-                    f"job {job.id}: operation {operation.name} ended without a result: {death}.",
-                )
-        self.lost_operations += len(pool.lost)
-        return None
-
-    def _selects(self, names: Any, operation: str) -> bool:
-        """Whether `run`'s `names` (flow's: regular expressions of operation or group names,
-        None for every one) select `operation`, alone or in a group."""
-        if names is None:
-            return True
-        for name in names:
-            for group_name, group in self.groups.items():
+        pool = WorkerPool(cpu_count() if np < 0 else np)
+        try:
+            with pool:
                 try:
-                    if re.fullmatch(name, group_name) and operation in group.operations:
-                        return True
-                except re.error:  # flow says it
-                    return False
-        return False
+                    self._run_operations_in_parallel(pool, operations, progress, timeout)
+                except self._PickleError as error:
+                    raise RuntimeError(f"Unable to parallelize execution: {error}.") from None
+        finally:  # also when the pass ends early: a lost job is named all the same
+            lost = [(operations[i].name, operations[i]._jobs, death) for i, death in pool.lost]
+            self.lost_operations += say_lost(lost)
+        return None
 
     def _ids(self, jobs: Any) -> list[str] | None:
         """The ids of the jobs `run` was given; None when that is every job."""
@@ -394,6 +384,12 @@ def explain(exc: BaseException, project: WorkflowProject) -> door.Verdict | None
         )
     if isinstance(exc, forked.WorkerExit):  # run -p N: a preempted attempt (said in its line)
         return door.Verdict(exc.code, None)
+    if isinstance(exc, subprocess.TimeoutExpired | multiprocessing.TimeoutError):  # run -t N
+        return door.Verdict(
+            door.FAILED,
+            "the pass stopped there; an attempt cut short is recorded preempted, "
+            "and the next run resumes it (a larger -t/--timeout lets operations run longer).",
+        )
     return door.verdict(exc, project.workspace)
 
 

@@ -16,7 +16,10 @@ aexp.state reads it as interrupted at once (its process is gone) and the next `r
 
 The pool offers what flow's `_run_operations_in_parallel` uses of a `multiprocessing.Pool`:
 `apply_async(function, args)` and results whose `get(timeout)` returns the function's value or
-raises its exception (multiprocessing.TimeoutError after `timeout` seconds of waiting).
+raises its exception (multiprocessing.TimeoutError after `timeout` seconds of waiting). Unlike
+flow's pool, the first operation that raises (a preempted attempt's WorkerExit) is raised by
+whichever `get` is waiting, so the pass stops at once and the other attempts are preempted
+too, rather than running on until flow reaches that result in order; and nothing more starts.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import contextlib
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -53,6 +56,8 @@ class WorkerPool:
         self._idle: list[_Worker] = []
         self._busy: dict[int, _Worker] = {}  # operation index -> the worker running it
         self._named = 0
+        self._raised: int | None = None  # the first operation that raised
+        self._ending: list[_Worker] = []  # workers let go while they end
 
     def apply_async(self, function: Callable[..., Any], args: tuple[Any, ...] = ()) -> Result:
         """Queue `function(*args)`; it is sent to a worker when one is free."""
@@ -65,6 +70,8 @@ class WorkerPool:
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         workers = self._idle + list(self._busy.values())
         self._idle, self._busy = [], {}
+        for worker in self._ending:
+            worker.process.join(JOIN_S)
         if exc_type is None:
             for worker in workers:
                 with contextlib.suppress(OSError):
@@ -79,11 +86,14 @@ class WorkerPool:
                 worker.process.kill()
                 worker.process.join()
             worker.conn.close()
+        self._ending.clear()
 
     # -- the pass waits for one result; the others go on meanwhile ---------------------------
     def _wait_for(self, index: int, timeout: float | None) -> tuple[bool, Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while index not in self._results:
+            if self._raised is not None:  # raised at once, whichever result flow waits for:
+                return self._results[self._raised]  # a preemption stops every attempt now
             self._send()
             watched: dict[Any, int] = {}
             for task, worker in self._busy.items():
@@ -99,8 +109,12 @@ class WorkerPool:
         return self._results.pop(index)
 
     def _send(self) -> None:
-        while self._next < len(self._tasks) and (
-            self._idle or len(self._busy) + len(self._idle) < self.size
+        # Once an operation raised (a preempted attempt's WorkerExit, whose worker ends in a
+        # moment), the pass ends: nothing more is started.
+        while (
+            self._raised is None
+            and self._next < len(self._tasks)
+            and (self._idle or len(self._busy) + len(self._idle) < self.size)
         ):
             worker = self._idle.pop() if self._idle else self._start()
             function, args = self._tasks[self._next]
@@ -121,7 +135,11 @@ class WorkerPool:
                 index, ok, value = worker.conn.recv()
                 self._results[index] = (ok, value)
                 del self._busy[task]
-                self._idle.append(worker)
+                if ok:
+                    self._idle.append(worker)
+                else:  # it may be ending (aexp.workflow.forked.exit_soon): not used again
+                    self._raised = index if self._raised is None else self._raised
+                    self._drop(worker, wait=False)
                 return
         except (EOFError, OSError):
             pass  # its end of the pipe closed: the worker is gone, or about to be
@@ -151,10 +169,12 @@ class WorkerPool:
         theirs.close()
         return _Worker(ours, process)
 
-    @staticmethod
-    def _drop(worker: _Worker) -> None:
+    def _drop(self, worker: _Worker, wait: bool = True) -> None:
         worker.conn.close()
-        worker.process.join(JOIN_S)
+        if wait:
+            worker.process.join(JOIN_S)
+        else:  # joined when the pool ends
+            self._ending.append(worker)
 
 
 def cpu_count() -> int:
@@ -175,12 +195,39 @@ def _death(process: Any) -> str:
             how = f"was killed by {signal.Signals(-code).name}"
         except ValueError:
             how = f"was killed by signal {-code}"
+        if code == -signal.SIGKILL:
+            how += " (kill -9, or the kernel's OOM killer)"
     else:
         how = f"exited with code {code}"
-    return (
-        f"its worker process {process.pid} {how} (kill -9 and the OOM killer send SIGKILL); "
-        "its attempt reads as interrupted, and the next run resumes it"
-    )
+    return f"its worker process {process.pid} {how}"
+
+
+def say_lost(lost: Sequence[tuple[str, Sequence[Any], str]]) -> int:
+    """Name, once per job, the jobs of operations whose worker died (`lost`: each operation's
+    name, its jobs, how its worker died), as their states read now; returns how many were
+    left undone. A job whose attempt recorded its end before its worker died (killed a moment
+    after it finished) lost nothing and is not named."""
+    from aexp.schema import BOUND, RUNNING
+    from aexp.state import UNBOUND, job_state
+    from aexp.workflow.conditions import warn_once
+
+    undone = 0
+    for name, jobs, death in lost:
+        for job in jobs:
+            state = job_state(job)
+            if state.state == RUNNING:
+                then = "its attempt reads as interrupted; the next run takes it up from its journal"
+            elif state.state in (UNBOUND, BOUND):
+                then = "its attempt had not started, and the next run runs it"
+            elif state.problem:
+                then = state.problem
+            else:
+                continue  # ended and recorded: nothing was lost
+            undone += 1
+            warn_once(
+                job, f"job {job.id}: operation {name} ended without a result: {death}; {then}."
+            )
+    return undone
 
 
 class Result:
@@ -235,4 +282,4 @@ def _serve(conn: Connection, inherited: list[int]) -> None:
             conn.send((index, False, RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
-__all__ = ["JOIN_S", "Result", "WorkerPool", "cpu_count"]
+__all__ = ["JOIN_S", "Result", "WorkerPool", "cpu_count", "say_lost"]
