@@ -16,10 +16,15 @@ the dashboard, so keep it to yourself. Needs `pip install 'agentic-experiments[d
 docs/results.md.
 """
 
-import sys
-from pathlib import Path
+from aexp.startup import INTERRUPTED_LINE, quiet_interrupts
 
-from aexp.dashboard import launch
+# First: a Ctrl-C while the imports below load ends it in one line (aexp/startup.py).
+quiet_interrupts(__name__, f"error: {INTERRUPTED_LINE}")
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from aexp.dashboard import launch  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(launch(root=Path(__file__).resolve().parent))

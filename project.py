@@ -13,11 +13,17 @@ aexp/workflow/project.py. Add an operation below the four: decorate a function o
 
 from __future__ import annotations
 
-from aexp import workflow as wf
-from aexp.sync import sync_operation, sync_ready
-from aexp.workflow.command import main, settings_or_exit
-from aexp.workflow.project import WorkflowProject
-from experiment import experiment
+from aexp.startup import quiet_interrupts
+
+# Before the imports below (flow and signac load for ~0.3 s): a Ctrl-C while they load ends the
+# command in one line and exit code 130, as it does once the command runs (aexp/startup.py).
+quiet_interrupts(__name__)
+
+from aexp import workflow as wf  # noqa: E402
+from aexp.sync import sync_operation, sync_ready  # noqa: E402
+from aexp.workflow.command import main, settings_or_exit  # noqa: E402
+from aexp.workflow.project import WorkflowProject  # noqa: E402
+from experiment import experiment  # noqa: E402
 
 SETTINGS = settings_or_exit(__file__)  # signac.rc, with AEXP_* overrides (docs/settings.md)
 STALE_AFTER = SETTINGS.stale_after

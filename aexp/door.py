@@ -11,6 +11,9 @@ turn whatever ends them into one sentence and one exit code, through `verdict`.
             backend's package not installed; nothing was done
     128+n   stopped by signal n (130: Ctrl-C)
 
+Before the door is open (the command's imports, project.py's top level), aexp.startup says a
+Ctrl-C in the same line; each door hands it back with `release_interrupts` inside its try block.
+
 `verdict(exc)` is that table's one reading: an aexp error carries its own code
 (`AexpError.exit_code`); the file system's refusals (also inside signac's buffered writes), a
 state point signac cannot read and Ctrl-C are read here; anything else is a bug and keeps its
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aexp.errors import AexpError, UsageError
+from aexp.startup import INTERRUPTED_LINE
 
 OK, FAILED, USAGE = 0, 1, 2
 INTERRUPTED = 130  # 128 + SIGINT
@@ -65,7 +69,7 @@ def verdict(exc: BaseException, workspace: str | None = None) -> Verdict | None:
     (a bug: it propagates with its traceback). `workspace`: the project's, to describe a
     damaged job (its directory, whether its journal can rebuild it)."""
     if isinstance(exc, KeyboardInterrupt):
-        return Verdict(INTERRUPTED, "interrupted (Ctrl-C); run again to go on.")
+        return Verdict(INTERRUPTED, INTERRUPTED_LINE)
     if isinstance(exc, AexpError):
         return Verdict(exc.exit_code, str(exc))
     if _is(exc, "signac", "JobsCorruptedError"):

@@ -34,6 +34,9 @@ a command line naming none, or an unknown one, gets them all.
 
 from __future__ import annotations
 
+from aexp import startup  # first: `python -m aexp.cli` guards Ctrl-C from here (aexp.startup)
+
+# isort: split
 import argparse
 import os
 import re
@@ -202,9 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `aexp` console script; returns the exit code (aexp.door's table)."""
     door.keep_interrupts()
     argv = _attach_dash_values(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(only=_command_of(argv))
-    args = None
     try:
+        startup.release_interrupts()  # from here a Ctrl-C is this door's to say (see below)
+        parser = build_parser(only=_command_of(argv))
         args, extra = parser.parse_known_args(argv)
         if extra:
             prog = getattr(args, "command_prog", PROG)
@@ -216,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _ArgumentError as exc:
         _fail(_usage_message(exc, parser, argv))
         return door.USAGE
+    except KeyboardInterrupt:  # while the parser is built or reads the command line
+        print(startup.AEXP_INTERRUPTED_LINE, file=sys.stderr)
+        return door.INTERRUPTED
 
 
 def _through_door(args: argparse.Namespace) -> int:
@@ -240,7 +246,7 @@ def _through_door(args: argparse.Namespace) -> int:
                 repaired |= fresh
                 continue
             if isinstance(exc, KeyboardInterrupt):
-                print(f"{PROG}: interrupted", file=sys.stderr)
+                print(startup.AEXP_INTERRUPTED_LINE, file=sys.stderr)
             elif said.line:
                 _fail(said.line)
             return said.code

@@ -83,6 +83,7 @@ def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
     (aexp.door.offer_repair), else left out with one line each; the dashboard shows the others.
     """
     from aexp import door
+    from aexp.startup import release_interrupts
 
     absent = missing()
     if absent:
@@ -94,6 +95,7 @@ def launch(argv: Sequence[str] | None = None, **options: Any) -> int:
         return door.USAGE
     workspace = None
     try:
+        release_interrupts()  # dashboard.py's startup guard: from here a Ctrl-C is said below
         argv = list(sys.argv[1:] if argv is None else argv)
         check_command_line(argv)
         from aexp.jobs import find_project_root

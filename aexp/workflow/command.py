@@ -19,6 +19,7 @@ from aexp import door
 from aexp.errors import AexpError
 from aexp.jobs import find_project_root
 from aexp.settings import Settings, load_settings
+from aexp.startup import release_interrupts
 from aexp.statepoints import leave_out, quiet_statepoint_errors
 from aexp.workflow import arguments
 from aexp.workflow.project import WorkflowProject, explain
@@ -64,6 +65,7 @@ def main(project_class: type[WorkflowProject]) -> NoReturn:
     handled: set[str] = set()
     while True:
         try:
+            release_interrupts()  # project.py's startup guard: from here a Ctrl-C is said below
             project = project_class(path=project_root(project_class))
             project.main(parser=arguments.for_project(project))
         except (Exception, KeyboardInterrupt) as exc:
