@@ -202,6 +202,14 @@ def copy_template(root: Path) -> Path:
     return root
 
 
+def noop_template(base: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the template in `base/template` on the noop backend (no network, no tracker's
+    own timing), and a hermetic environment kept in `base` for the commands run on it."""
+    root = copy_template(base / "template")
+    set_rc(root, "tracker", "backend", "noop")
+    return root, hermetic_env(base)
+
+
 def snapshot(root: Path) -> dict[str, str]:
     """Every file (content hash), directory and symlink under `root`: compare to prove no change."""
     state = {}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import PYTHON, copy_template, hermetic_env, run_cmd, set_rc
+from conftest import PYTHON, noop_template, run_cmd
 
 LOST = re.compile(
     r"job ([0-9a-f]{32}): operation execute ended without a result: "
@@ -31,9 +31,7 @@ LOST = re.compile(
 
 def _project(base: Path) -> tuple[Path, dict[str, str], list[str]]:
     """Four unrun jobs of ~4 s each (8 epochs of 0.5 s) in a fresh template project."""
-    root = copy_template(base / "project")
-    env = hermetic_env(base)
-    set_rc(root, "tracker", "backend", "noop")
+    root, env = noop_template(base)
     made = run_cmd(
         [PYTHON, "-m", "aexp.cli", "new-run", "--experiment", "E1", "--hypothesis", "H1",
          "--sp", "seed=0..3", "--sp", "epochs=8", "--sp", "epoch_seconds=0.5"],
@@ -122,9 +120,7 @@ def test_a_worker_killed_while_idle_loses_nothing(tmp_path: Path) -> None:
     """A worker killed while it waits for work held no operation: the pass runs every job to
     its end, names none, and exits 0. (flow's pool hung here: its idle worker held the lock of
     the queue every worker reads.)"""
-    root = copy_template(tmp_path / "project")
-    env = hermetic_env(tmp_path)
-    set_rc(root, "tracker", "backend", "noop")
+    root, env = noop_template(tmp_path)
     short, long = (
         run_cmd(
             [PYTHON, "-m", "aexp.cli", "new-run", "--experiment", "E1", "--hypothesis", "H1",

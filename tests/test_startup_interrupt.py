@@ -21,7 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import PYTHON, copy_template, hermetic_env, new_runs, set_rc
+from conftest import PYTHON, new_runs, noop_template
 
 import aexp.startup
 from aexp import door
@@ -84,9 +84,7 @@ MOMENTS = [
 def built(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """The template with the noop backend and three jobs not run yet, and the gate's folder."""
     base = tmp_path_factory.mktemp("startup")
-    root = copy_template(base / "template")
-    env = hermetic_env(base)
-    set_rc(root, "tracker", "backend", "noop")
+    root, env = noop_template(base)
     ids = new_runs(root, env, "seed=0..2,epochs=2")
     gate = base / "gate"
     gate.mkdir()
