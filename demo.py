@@ -11,12 +11,16 @@ Running it again changes nothing: every job is already finished.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+from aexp.startup import quiet_interrupts, release_interrupts
 
-import aexp
+quiet_interrupts(__name__)  # a Ctrl-C while the imports load: one line, exit 130 (aexp.startup)
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import aexp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 
@@ -39,12 +43,24 @@ def main() -> int:
     env = {"SIGNAC_FLOW_ENVIRONMENT": "StandardEnvironment", **os.environ}
     for args in (["run"], ["status", "-d"]):
         print(f"\n$ python project.py {' '.join(args)}", flush=True)
-        code = subprocess.call([sys.executable, "project.py", *args], cwd=ROOT, env=env)
+        code = _call([sys.executable, "project.py", *args], env)
         if code:
             return code
     print()
     print(*summary(project, jobs), sep="\n")
     return 0
+
+
+def _call(args: list[str], env: dict[str, str]) -> int:
+    """Run `args` here and return its exit code. A Ctrl-C reaches the command too, which records
+    its attempts preempted and says so; the demo waits for it rather than kill it (as
+    subprocess.call does after a quarter of a second)."""
+    with subprocess.Popen(args, cwd=ROOT, env=env) as command:
+        while True:
+            try:
+                return command.wait()
+            except KeyboardInterrupt:
+                continue
 
 
 def summary(project: object, jobs: list) -> tuple[str, str]:
@@ -79,4 +95,9 @@ def summary(project: object, jobs: list) -> tuple[str, str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        release_interrupts()
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("demo interrupted (Ctrl-C); python demo.py again goes on.", file=sys.stderr)
+        sys.exit(130)
