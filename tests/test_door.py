@@ -150,6 +150,8 @@ DOOR = [
      2, "error: argument -p/--parallel", "invalid int value"),
     ("project.py no workers", "project.py", "run -p 0", None,
      2, "error: -p/--parallel 0 runs nothing", "-p alone for one per core"),
+    ("project.py no time", "project.py", "run -t 0", None,
+     2, "error: -t/--timeout 0 stops every operation", "leave -t out for no limit"),
     ("project.py no command", "project.py", "", None,
      2, "error: no command given", "commands: status, next, run"),
     ("aexp misspelt option", "aexp", "new-run --hypotesis H1 --experiment E1", None,

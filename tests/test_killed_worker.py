@@ -243,3 +243,44 @@ def _in_dir(process: psutil.Process, root: Path) -> bool:
         return Path(process.cwd()) == root and process.pid != os.getpid()
     except psutil.Error:
         return False
+
+
+def test_run_with_a_timeout_is_a_pass_like_any_other(tmp_path: Path) -> None:
+    """`run -t 60` (a limit no job reaches), serially: a failing experiment fails its own job
+    only, the others run, the summary counts them all; SIGTERM to `run` itself then preempts
+    the attempt at work at once (flow's own `-t` ran each operation as a command outside the
+    pass: a failure ended it in a traceback, the summary counted nothing, a SIGTERM waited for
+    the operation to end)."""
+    root, env, ids = _project(tmp_path)
+    failing = run_cmd(
+        [PYTHON, "-m", "aexp.cli", "new-run", "--experiment", "E1", "--hypothesis", "H1",
+         "--sp", "seed=9", "--sp", "epochs=3", "--sp", "fail_at_epoch=1"],
+        root, env, check=True,
+    ).stdout.split()  # fmt: skip
+    done = run_cmd(  # two jobs and the failing one; the other two are for the SIGTERM below
+        [PYTHON, "project.py", "run", "-t", "60", "-j", *ids[:2], *failing], root, env, timeout=180
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert "Traceback" not in said, said
+    assert done.stdout.splitlines()[-2].startswith("run: 2 finished, 1 failed"), said
+    states = _states(root, env)
+    assert [states[job] for job in [*ids[:2], *failing]] == ["finished", "finished", "failed"]
+
+    timed = subprocess.Popen(
+        [PYTHON, "project.py", "run", "-t", "60", "-j", *ids[2:]], cwd=root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while _attempt_pid(root, ids[2]) is None:
+            assert time.monotonic() < deadline, "the attempt never started"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        timed.terminate()
+        out, err = timed.communicate(timeout=30)  # at once, not after the experiment's 4 s
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(timed.pid, signal.SIGKILL)
+    assert timed.returncode == 128 + signal.SIGTERM, out + err
+    assert _states(root, env)[ids[2]] == "preempted"

@@ -76,6 +76,11 @@ def check_names(project: Any, args: argparse.Namespace) -> None:
             "-p/--parallel 0 runs nothing: give a number of worker processes, or -p alone "
             "for one per core this process may use."
         )
+    if command == "_main_run" and getattr(args, "timeout", None) == 0:
+        raise UsageError(
+            "-t/--timeout 0 stops every operation as it starts: give the seconds an operation "
+            "may run, or leave -t out for no limit."
+        )
     if command == "_main_next" and args.name not in project.operations:  # `next NAME`: exact
         check_operation(re.escape(args.name), sorted(project.operations))
     if getattr(args, "job_id", None):
@@ -113,6 +118,14 @@ def selects(groups: Mapping[str, Any], names: Any, operation: str) -> bool:
             except re.error:  # flow says it
                 return False
     return False
+
+
+def pooled(np: Any, timeout: Any) -> bool:
+    """Whether `run -p NP -t TIMEOUT` (flow's values; None when not given) runs its operations
+    in worker processes (aexp.workflow.workerpool): with more than one, or with a time limit,
+    which the pass enforces by stopping the worker (flow's own `-t` ran each operation as a
+    command of its own, under a shell: outside the pass, its summary and its signals)."""
+    return np not in (None, 1) or (timeout is not None and timeout >= 0)
 
 
 def resolve_job_ids(workspace: str, idents: Iterable[str]) -> list[str]:
@@ -163,6 +176,7 @@ __all__ = [
     "check_names",
     "check_operation",
     "for_project",
+    "pooled",
     "resolve_job_ids",
     "selects",
 ]

@@ -102,34 +102,6 @@ def leave_if_orphaned() -> None:
         os._exit(0)
 
 
-def adopt_orphans() -> None:
-    """Make this process the one that inherits its descendants' orphans (Linux's
-    PR_SET_CHILD_SUBREAPER, prctl(2)) rather than init, so `stop_descendants` finds them: flow's
-    `run -t N` runs each operation under a shell, and once the time is up kills that shell, not
-    the operation's process under it. Nothing where prctl is missing."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # 36: PR_SET_CHILD_SUBREAPER
-
-
-def stop_descendants(wait_s: float = 30.0) -> None:
-    """SIGTERM every descendant of this process and wait up to `wait_s` seconds for them
-    (SIGKILL for those still alive then): an operation that `run -t N` cut short (see
-    `adopt_orphans`) would run on, holding its job; SIGTERM lets its attempt record itself
-    preempted."""
-    import psutil
-
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            child.terminate()
-    _, alive = psutil.wait_procs(children, timeout=wait_s)
-    for child in alive:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
-
-
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 

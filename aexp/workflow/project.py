@@ -48,7 +48,7 @@ from aexp.errors import SubmissionError
 from aexp.settings import Settings
 from aexp.statepoints import quiet_statepoint_errors, usable_job_dirs
 from aexp.workflow import forked
-from aexp.workflow.arguments import selects
+from aexp.workflow.arguments import pooled, selects
 from aexp.workflow.conditions import in_run, operation_ran, say, snapshot
 from aexp.workflow.preflight import check_backends_installed, check_writable
 
@@ -120,7 +120,7 @@ class WorkflowProject(FlowProject):
             if not run_canary(self, jobs, names, self.canary, **kwargs):
                 self.exit_code = 1
                 return None
-        serial = kwargs.get("np") in (None, 1)
+        serial = not pooled(kwargs.get("np"), kwargs.get("timeout"))
         run = in_run(
             execute_binds=selects(self.groups, names, self.binding_operation),
             trust_sweeps=serial,
@@ -145,13 +145,8 @@ class WorkflowProject(FlowProject):
         # and lose its task (the pass would wait for it forever): it reaches `run` instead.
         # After it, the conditions look at the jobs' documents again (`operation_ran`).
         # flow (a private method) has no public hook around one operation's execution.
-        if timeout is not None:
-            forked.adopt_orphans()
         try:
             return super()._execute_operation(operation, timeout=timeout, pretend=pretend)
-        except subprocess.TimeoutExpired:  # `run -t N`: flow killed the shell, not the operation
-            forked.stop_descendants()
-            raise
         except SystemExit as exc:
             if not forked.in_pool_worker():
                 raise
@@ -164,15 +159,16 @@ class WorkflowProject(FlowProject):
 
     def _run_operations(self, operations: Any, pretend: bool = False, np: Any = None,
                         timeout: Any = None, progress: bool = False) -> None:  # fmt: skip
-        # `-p N` on aexp's pool instead of flow's multiprocessing.Pool, which waits forever once
-        # one of its workers is killed (aexp.workflow.workerpool). flow (a private method) has no
-        # hook for its pool; its task serialisation is kept (`_run_operations_in_parallel`).
-        if pretend or np is None or np == 1:
+        # `-p N` and `-t S` on aexp's pool instead of flow's multiprocessing.Pool, which waits
+        # forever once one of its workers is killed, and flow's `-t` path, a shell per operation
+        # (aexp.workflow.workerpool). flow (a private method) has no hook for its pool; its task
+        # serialisation is kept (`_run_operations_in_parallel`).
+        if pretend or not pooled(np, timeout):
             return super()._run_operations(operations, pretend, np, timeout, progress)
         from aexp.workflow.workerpool import WorkerPool, cpu_count, say_lost
 
         operations, timeout = list(operations), None if timeout is None or timeout < 0 else timeout
-        pool = WorkerPool(cpu_count() if np < 0 else np)
+        pool = WorkerPool(cpu_count() if np is not None and np < 0 else np or 1)
         try:
             with pool:
                 try:
@@ -384,7 +380,7 @@ def explain(exc: BaseException, project: WorkflowProject) -> door.Verdict | None
         )
     if isinstance(exc, forked.WorkerExit):  # run -p N: a preempted attempt (said in its line)
         return door.Verdict(exc.code, None)
-    if isinstance(exc, subprocess.TimeoutExpired | multiprocessing.TimeoutError):  # run -t N
+    if isinstance(exc, multiprocessing.TimeoutError):  # run -t S (flow said so)
         return door.Verdict(
             door.FAILED,
             "the pass stopped there; an attempt cut short is recorded preempted, "
