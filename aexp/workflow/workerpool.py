@@ -12,7 +12,7 @@ worker and watches every busy worker's pipe and process (`multiprocessing.connec
 A worker that dies without answering costs the operation it was running only: the operation
 is listed in `lost`, its result is None, another worker takes the next operation, and the pass
 goes on. The lost operation's attempt is recorded in its job as running in that process, so
-aexp.state reads it as interrupted at once (its process is gone) and the next `run` resumes it.
+aexp.state reads it as stale at once (its process is gone) and the next `run` resumes it.
 
 The pool offers what flow's `_run_operations_in_parallel` uses of a `multiprocessing.Pool`:
 `apply_async(function, args)` and results whose `get(timeout)` returns the function's value or
@@ -216,7 +216,7 @@ def say_lost(lost: Sequence[tuple[str, Sequence[Any], str]]) -> int:
         for job in jobs:
             state = job_state(job)
             if state.state == RUNNING:
-                then = "its attempt reads as interrupted; the next run takes it up from its journal"
+                then = "its attempt shows as stale; the next run takes it up from its journal"
             elif state.state in (UNBOUND, BOUND):
                 then = "its attempt had not started, and the next run runs it"
             elif state.problem:
