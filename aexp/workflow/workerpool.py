@@ -70,8 +70,6 @@ class WorkerPool:
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         workers = self._idle + list(self._busy.values())
         self._idle, self._busy = [], {}
-        for worker in self._ending:
-            worker.process.join(JOIN_S)
         if exc_type is None:
             for worker in workers:
                 with contextlib.suppress(OSError):
@@ -80,6 +78,10 @@ class WorkerPool:
             for worker in workers:
                 with contextlib.suppress(OSError):
                     worker.process.terminate()
+        # Joined only once every worker is told or signalled: a preempted one still ending
+        # (exit_soon) does not hold back the SIGTERM of the others.
+        for worker in self._ending:
+            worker.process.join(JOIN_S)
         for worker in workers:
             worker.process.join(JOIN_S)
             if worker.process.is_alive():
