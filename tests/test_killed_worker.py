@@ -49,9 +49,9 @@ def _pass(root: Path, env: dict[str, str], *args: str) -> Iterator[subprocess.Po
     )  # fmt: skip
     try:
         yield started
-    finally:
+    finally:  # the pass and any worker it left (its own session): nothing outlives the test
         with contextlib.suppress(ProcessLookupError):
-            started.kill()
+            os.killpg(started.pid, signal.SIGKILL)
 
 
 def _states(root: Path, env: dict[str, str]) -> dict[str, str]:
@@ -284,3 +284,16 @@ def test_run_with_a_timeout_is_a_pass_like_any_other(tmp_path: Path) -> None:
             os.killpg(timed.pid, signal.SIGKILL)
     assert timed.returncode == 128 + signal.SIGTERM, out + err
     assert _states(root, env)[ids[2]] == "preempted"
+
+
+def test_a_time_limit_longer_than_the_system_can_wait_at_once_still_runs_the_job(
+    tmp_path: Path,
+) -> None:
+    """`-t 3000000` (~35 days: past poll(2)'s ~24.8 days) is a limit like any other, waited for
+    in slices: the job runs to its end, exit 0 (it ended in an OverflowError traceback)."""
+    root, env, ids = _project(tmp_path)
+    done = run_cmd(
+        [PYTHON, "project.py", "run", "-t", "3000000", "-j", ids[0]], root, env, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-2].startswith("run: 1 finished"), done.stdout

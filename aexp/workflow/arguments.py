@@ -20,6 +20,7 @@ asked for its operation and group names, and the workspace's directories for the
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -76,10 +77,11 @@ def check_names(project: Any, args: argparse.Namespace) -> None:
             "-p/--parallel 0 runs nothing: give a number of worker processes, or -p alone "
             "for one per core this process may use."
         )
-    if command == "_main_run" and getattr(args, "timeout", None) == 0:
+    timeout = getattr(args, "timeout", None) if command == "_main_run" else None
+    if timeout is not None and not (timeout < 0 or 0 < timeout < math.inf):  # 0, nan, inf
         raise UsageError(
-            "-t/--timeout 0 stops every operation as it starts: give the seconds an operation "
-            "may run, or leave -t out for no limit."
+            f"-t/--timeout {timeout:g} is no time limit: give the seconds an operation may "
+            "run, or leave -t out for no limit."
         )
     if command == "_main_next" and args.name not in project.operations:  # `next NAME`: exact
         check_operation(re.escape(args.name), sorted(project.operations))

@@ -34,6 +34,7 @@ from typing import Any
 
 # Seconds a worker may take to end once the pass is done with it (told to end, or signalled).
 JOIN_S = 30.0
+DAY_S = 86_400.0
 
 
 class WorkerPool:
@@ -100,7 +101,8 @@ class WorkerPool:
             watched: dict[Any, int] = {}
             for task, worker in self._busy.items():
                 watched[worker.conn] = watched[worker.process.sentinel] = task
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            # In slices of at most a day: poll(2) takes no more than 2**31 - 1 ms (~24.8 days).
+            left = None if deadline is None else min(max(0.0, deadline - time.monotonic()), DAY_S)
             for ready in wait(list(watched), left):
                 task = watched[ready]
                 if task in self._busy:
